@@ -1,0 +1,62 @@
+"""sfmnet-plugin: SFMNet and its face super-resolution family as BasicSR components.
+
+Install torch and torchvision first (any working pair), then, without build isolation so that
+basicsr's sdist builds against the torch you already have instead of downloading a second one:
+
+    pip install --no-build-isolation -e .
+"""
+from os import path as osp
+
+from setuptools import find_packages, setup
+
+HERE = osp.dirname(osp.abspath(__file__))
+
+
+def read_version():
+    namespace = {}
+    with open(osp.join(HERE, 'sfmnet_plugin', 'version.py'), encoding='utf-8') as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+# torch/torchvision are required but not pinned: pip keeps a working install untouched.
+INSTALL_REQUIRES = [
+    'torch>=2.0',
+    'torchvision>=0.15',
+    'basicsr==1.4.2',
+    'mmengine>=0.10',
+    'lmdb>=1.0',
+    'pyyaml',
+    'lpips>=0.1.4',
+    'addict',
+    'numpy',
+    'opencv-python',
+    'Pillow',
+    'scikit-image',
+    'tqdm',
+]
+
+setup(
+    name='sfmnet-plugin',
+    version=read_version(),
+    description='Face super-resolution (SFMNet, CVPR 2023, and relatives) as a BasicSR plugin',
+    long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.9',
+    packages=find_packages(include=['sfmnet_plugin', 'sfmnet_plugin.*']),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={'dev': ['pytest', 'ruff']},
+    entry_points={
+        'console_scripts': [
+            'sfmnet-train = sfmnet_plugin.train:main',
+            'sfmnet-test = sfmnet_plugin.test:main',
+            'sfmnet-convert-official = sfmnet_plugin.tools.convert_official:main',
+            'sfmnet-infer = sfmnet_plugin.tools.infer:main',
+        ],
+    },
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Image Processing',
+    ],
+)

@@ -1,0 +1,209 @@
+"""Run-time fixes that make basicsr 1.4.2 work on the current torch / torchvision / lmdb stack.
+
+basicsr 1.4.2 (the newest release on PyPI, August 2022) breaks in several places on torch >= 2,
+torchvision >= 0.17 and lmdb >= 2. Nothing here edits site-packages: every fix rebinds a name at
+run time, is idempotent, and leaves the GPU behaviour untouched. ``apply_all()`` runs when
+``sfmnet_plugin`` is imported.
+
+Each function fixes one problem and is named for it:
+
+* :func:`alias_torchvision_functional_tensor` - ``import basicsr`` crashes on torchvision >= 0.17.
+  It must run before basicsr is imported; ``sfmnet_plugin_compat.pth`` (installed by setup.py)
+  runs it at interpreter start so that ``import basicsr`` works even before ``import sfmnet_plugin``.
+* :func:`patch_init_dist_for_cpu` - ``--launcher pytorch`` on a machine without CUDA.
+* :func:`patch_ddp_wrapping_for_cpu` - DistributedDataParallel with ``device_ids`` on CPU.
+* :func:`patch_resume_state_loading` - ``--auto_resume`` that looked in the wrong folder and
+  loaded states onto CUDA only.
+* :func:`patch_lmdb_shared_environments` - lmdb >= 2 refuses to open one database twice
+  (:func:`open_shared_lmdb` is also what the plugin's own readers use).
+* :func:`normalize_local_rank_argument` - torch >= 2 launchers pass ``--local-rank``.
+"""
+import importlib
+import os
+import sys
+from os import path as osp
+
+_FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
+
+
+def alias_torchvision_functional_tensor():
+    """Expose ``torchvision.transforms._functional_tensor`` under its pre-0.17 name.
+
+    ``basicsr/data/degradations.py`` imports ``rgb_to_grayscale`` from the old module, and
+    ``basicsr/__init__`` imports every dataset module, so without the alias any ``import basicsr``
+    fails with ``ModuleNotFoundError``. The function keeps its signature in the renamed module.
+    """
+    if _FUNCTIONAL_TENSOR in sys.modules:
+        return
+    try:
+        importlib.import_module(_FUNCTIONAL_TENSOR)
+    except ImportError:
+        sys.modules[_FUNCTIONAL_TENSOR] = importlib.import_module('torchvision.transforms._functional_tensor')
+
+
+def patch_init_dist_for_cpu():
+    """Make ``--launcher pytorch`` work without CUDA (gloo), keeping upstream's nccl path on GPUs.
+
+    Upstream ``init_dist`` calls ``torch.cuda.set_device(rank % device_count())`` (a
+    ZeroDivisionError on CPU) and forces the ``spawn`` start method, which makes CPU DataLoader
+    workers re-import everything (7x slower here); on CPU we keep the platform default.
+    """
+    import torch
+    import torch.distributed as dist
+    import basicsr.utils.dist_util as dist_util
+    import basicsr.utils.options as options
+
+    if getattr(dist_util.init_dist, 'sfmnet_patched', False):
+        return
+    upstream_init_dist = dist_util.init_dist
+
+    def init_dist(launcher, backend=None, **kwargs):
+        if torch.cuda.is_available():
+            return upstream_init_dist(launcher, backend or 'nccl', **kwargs)
+        if launcher != 'pytorch':
+            raise ValueError(f'Launcher {launcher!r} needs CUDA; on CPU use torchrun with --launcher pytorch.')
+        if backend in (None, 'nccl'):
+            backend = 'gloo'
+        kwargs.pop('port', None)
+        # torchrun provides RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (env:// rendezvous).
+        dist.init_process_group(backend=backend, **kwargs)
+
+    init_dist.sfmnet_patched = True
+    dist_util.init_dist = init_dist
+    options.init_dist = init_dist  # parse_options calls the name bound in its own module
+
+
+def patch_ddp_wrapping_for_cpu():
+    """Wrap networks in DDP without ``device_ids`` when the model lives on the CPU.
+
+    Upstream ``BaseModel.model_to_device`` passes ``device_ids=[torch.cuda.current_device()]``,
+    which raises on a machine without CUDA. The option ``find_unused_parameters`` is honoured
+    as upstream does.
+    """
+    import torch
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+    from basicsr.models.base_model import BaseModel
+
+    if getattr(BaseModel.model_to_device, 'sfmnet_patched', False):
+        return
+
+    def model_to_device(self, net):
+        net = net.to(self.device)
+        if self.opt['dist']:
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(
+                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        elif self.opt['num_gpu'] > 1:
+            net = DataParallel(net)
+        return net
+
+    model_to_device.sfmnet_patched = True
+    BaseModel.model_to_device = model_to_device
+
+
+def latest_training_state(states_dir):
+    """Path of the ``<iter>.state`` file with the highest iteration in ``states_dir``, or None."""
+    if not osp.isdir(states_dir):
+        return None
+    iters = [int(name[:-len('.state')]) for name in os.listdir(states_dir)
+             if name.endswith('.state') and name[:-len('.state')].isdigit()]
+    return osp.join(states_dir, f'{max(iters)}.state') if iters else None
+
+
+def patch_resume_state_loading():
+    """Resume from the experiment's own folder, onto whatever device the run uses.
+
+    Upstream ``load_resume_state`` scans ``experiments/<name>`` relative to the *current
+    directory* while the experiment lives under ``root_path``; from any other directory it found
+    nothing and ``make_exp_dirs`` then archived the run that should have resumed. It also mapped
+    the state onto CUDA unconditionally.
+    """
+    import torch
+    import basicsr.train as train
+    from basicsr.utils import check_resume
+
+    if getattr(train.load_resume_state, 'sfmnet_patched', False):
+        return
+
+    def load_resume_state(opt):
+        if opt['auto_resume']:
+            state_path = latest_training_state(opt['path']['training_states'])
+            if state_path is not None:
+                opt['path']['resume_state'] = state_path
+        else:
+            state_path = opt['path'].get('resume_state')
+        if not state_path:
+            return None
+        if not osp.isfile(state_path):
+            raise FileNotFoundError(f'path.resume_state: no training state at {state_path!r}.')
+        on_gpu = torch.cuda.is_available() and opt['num_gpu'] != 0
+        device = f'cuda:{torch.cuda.current_device()}' if on_gpu else 'cpu'
+        resume_state = torch.load(state_path, map_location=device, weights_only=False)
+        check_resume(opt, resume_state['iter'])
+        return resume_state
+
+    load_resume_state.sfmnet_patched = True
+    train.load_resume_state = load_resume_state
+
+
+_LMDB_ENVIRONMENTS = {}
+
+
+def open_shared_lmdb(path, readonly=True, lock=False, readahead=False, **kwargs):
+    """Open ``path`` once per process and return the same environment on every later call.
+
+    lmdb >= 2.0 raises ``lmdb.Error: ... already open in this process`` on a second open of one
+    database, also in a forked DataLoader worker whose parent opened it. Read-only environments
+    opened with ``lock=False`` are safe to share, and a forked worker reuses the inherited one.
+    """
+    import lmdb
+
+    key = osp.realpath(path)
+    if key not in _LMDB_ENVIRONMENTS:
+        if not osp.isfile(osp.join(path, 'data.mdb')):
+            raise FileNotFoundError(f'LMDB database not found: {path!r} has no data.mdb.')
+        _LMDB_ENVIRONMENTS[key] = lmdb.open(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+    return _LMDB_ENVIRONMENTS[key]
+
+
+def patch_lmdb_shared_environments():
+    """Make BasicSR's lmdb backend use :func:`open_shared_lmdb`.
+
+    BasicSR opens one environment per dataset instance, so train and val on one LMDB, two val
+    sets, or workers forked after validation opened it all fail on lmdb >= 2.
+    """
+    from basicsr.utils import file_client
+
+    if getattr(file_client.LmdbBackend, 'sfmnet_patched', False):
+        return
+
+    class SharedLmdbBackend(file_client.LmdbBackend):
+        sfmnet_patched = True
+
+        def __init__(self, db_paths, client_keys='default', readonly=True, lock=False, readahead=False, **kwargs):
+            db_paths = [str(p) for p in db_paths] if isinstance(db_paths, (list, tuple)) else [str(db_paths)]
+            client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
+            if len(client_keys) != len(db_paths):
+                raise ValueError(f'{len(client_keys)} client keys for {len(db_paths)} lmdb paths.')
+            self.db_paths = db_paths
+            self._client = {
+                client: open_shared_lmdb(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+                for client, path in zip(client_keys, db_paths)
+            }
+
+    file_client.LmdbBackend = SharedLmdbBackend
+    file_client.FileClient._backends['lmdb'] = SharedLmdbBackend
+
+
+def normalize_local_rank_argument(argv):
+    """Rewrite torch >= 2's ``--local-rank`` into the ``--local_rank`` that BasicSR parses."""
+    return [('--local_rank' + arg[len('--local-rank'):]) if arg.startswith('--local-rank') else arg for arg in argv]
+
+
+def apply_all():
+    """Apply every fix; safe to call more than once."""
+    alias_torchvision_functional_tensor()
+    patch_init_dist_for_cpu()
+    patch_ddp_wrapping_for_cpu()
+    patch_resume_state_loading()
+    patch_lmdb_shared_environments()
