@@ -48,10 +48,10 @@ def patch_init_dist_for_cpu():
     ZeroDivisionError on CPU) and forces the ``spawn`` start method, which makes CPU DataLoader
     workers re-import everything (7x slower here); on CPU we keep the platform default.
     """
-    import torch
-    import torch.distributed as dist
     import basicsr.utils.dist_util as dist_util
     import basicsr.utils.options as options
+    import torch
+    import torch.distributed as dist
 
     if getattr(dist_util.init_dist, 'sfmnet_patched', False):
         return
@@ -81,8 +81,8 @@ def patch_ddp_wrapping_for_cpu():
     as upstream does.
     """
     import torch
-    from torch.nn.parallel import DataParallel, DistributedDataParallel
     from basicsr.models.base_model import BaseModel
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
 
     if getattr(BaseModel.model_to_device, 'sfmnet_patched', False):
         return
@@ -118,8 +118,8 @@ def patch_resume_state_loading():
     nothing and ``make_exp_dirs`` then archived the run that should have resumed. It also mapped
     the state onto CUDA unconditionally.
     """
-    import torch
     import basicsr.train as train
+    import torch
     from basicsr.utils import check_resume
 
     if getattr(train.load_resume_state, 'sfmnet_patched', False):
