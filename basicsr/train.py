@@ -1,0 +1,16 @@
+"""``python basicsr/train.py -opt ...``: BasicSR's usual command, run from this repository's root.
+
+This folder deliberately has no ``__init__.py``: it is not a package and never shadows the
+installed ``basicsr``; it only holds this script, which runs the plugin's train launcher exactly as
+``python sfmnet_plugin/train.py`` does (outputs under the repository root).
+"""
+import sys
+from os import path as osp
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path[0] = REPO_ROOT  # this script's folder would otherwise be first on sys.path
+
+from sfmnet_plugin.train import main  # noqa: E402
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,33 @@
+"""Testing launcher: BasicSR's ``test_pipeline`` with the plugin's components and fixes.
+
+Usage (from the repository root)::
+
+    python sfmnet_plugin/test.py -opt options/test_SFMNet_x8.yml
+
+Results (images, per-image metrics CSV, a Markdown summary and a contact sheet when the model is
+one of the plugin's) go to ``results/<name>/``. ``sfmnet-test`` and ``python basicsr/test.py``
+behave the same.
+"""
+import sys
+from os import path as osp
+
+if __package__ in (None, ''):
+    # Run as a script: put the checkout, not this folder, first on sys.path (as `python -m` would).
+    sys.path[0] = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+import sfmnet_plugin  # noqa: E402,F401  (compatibility fixes and registrations before basicsr)
+from sfmnet_plugin._compat import normalize_local_rank_argument  # noqa: E402
+from sfmnet_plugin.option_files import default_root_path, resolved_option_argv  # noqa: E402
+
+
+def main(root_path=None):
+    """Test with the options given on the command line; results go under ``root_path``."""
+    from basicsr import test as test_module  # after sfmnet_plugin, which makes basicsr importable
+
+    with resolved_option_argv(normalize_local_rank_argument(sys.argv)) as argv:
+        sys.argv = argv
+        test_module.test_pipeline(root_path or default_root_path())
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,32 @@
+"""Training launcher: BasicSR's ``train_pipeline`` with the plugin's components and fixes.
+
+Usage (from the repository root)::
+
+    python sfmnet_plugin/train.py -opt options/train_SFMNet_x8.yml [--auto_resume] [--debug]
+    torchrun --nproc_per_node=2 sfmnet_plugin/train.py -opt options/train_SFMNet_x8.yml --launcher pytorch
+
+``sfmnet-train`` (console script) and ``python basicsr/train.py`` behave the same.
+"""
+import sys
+from os import path as osp
+
+if __package__ in (None, ''):
+    # Run as a script: put the checkout, not this folder, first on sys.path (as `python -m` would).
+    sys.path[0] = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+import sfmnet_plugin  # noqa: E402,F401  (compatibility fixes and registrations before basicsr)
+from sfmnet_plugin._compat import normalize_local_rank_argument  # noqa: E402
+from sfmnet_plugin.option_files import default_root_path, resolved_option_argv  # noqa: E402
+
+
+def main(root_path=None):
+    """Train with the options given on the command line; outputs go under ``root_path``."""
+    from basicsr import train as train_module  # after sfmnet_plugin, which makes basicsr importable
+
+    with resolved_option_argv(normalize_local_rank_argument(sys.argv)) as argv:
+        sys.argv = argv
+        train_module.train_pipeline(root_path or default_root_path())
+
+
+if __name__ == '__main__':
+    main()

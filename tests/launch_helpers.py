@@ -1,0 +1,70 @@
+"""Helpers for tests that run the launchers in subprocesses (one training per process: BasicSR's
+logger keeps the first run's log file for the whole process)."""
+import os
+import subprocess
+import sys
+import time
+from os import path as osp
+
+import numpy as np
+import yaml
+from PIL import Image
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def smooth_random_image(rng, size):
+    """A blurred random RGB image: smooth enough that a network can learn something in a few steps."""
+    coarse = rng.integers(0, 256, (size // 4, size // 4, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC))
+
+
+def write_paired_folders(root, count, gt_size, scale, seed=0):
+    """Write ``root/gt/*.png`` and ``root/lq/*.png`` (PIL bicubic x``scale``) and return ``root``."""
+    rng = np.random.default_rng(seed)
+    for sub in ('gt', 'lq'):
+        os.makedirs(osp.join(root, sub), exist_ok=True)
+    for i in range(count):
+        gt = Image.fromarray(smooth_random_image(rng, gt_size))
+        gt.save(osp.join(root, 'gt', f'{i:04d}.png'))
+        gt.resize((gt_size // scale, gt_size // scale), Image.BICUBIC).save(osp.join(root, 'lq', f'{i:04d}.png'))
+    return root
+
+
+def write_yaml(path, options):
+    with open(path, 'w', encoding='utf-8') as f:
+        yaml.safe_dump(options, f, sort_keys=False)
+    return path
+
+
+def launcher_env(root_path):
+    """Environment for a launcher subprocess: outputs under ``root_path``, 1 thread per process."""
+    env = dict(os.environ, SFMNET_ROOT_PATH=str(root_path), OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    env.pop('CUDA_VISIBLE_DEVICES', None)
+    return env
+
+
+def run_launcher(args, root_path, cwd=REPO_ROOT, timeout=300):
+    """Run ``python *args`` and fail the test with its output when it does not exit 0."""
+    result = subprocess.run([sys.executable, *args], cwd=cwd, env=launcher_env(root_path), capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f'{args} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n'
+                             f'--- stderr\n{result.stderr[-4000:]}')
+    return result
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+
+
+def read_training_log(experiment_dir):
+    logs = sorted(name for name in os.listdir(experiment_dir) if name.startswith('train_') and name.endswith('.log'))
+    assert logs, f'no training log in {experiment_dir}'
+    with open(osp.join(experiment_dir, logs[-1]), encoding='utf-8') as f:
+        return f.read()

@@ -1,0 +1,142 @@
+"""The basicsr 1.4.2 compatibility fixes, one test per fix, and the registrations."""
+import subprocess
+import sys
+from os import path as osp
+
+import lmdb
+import pytest
+import torch
+from launch_helpers import REPO_ROOT, write_yaml
+
+import sfmnet_plugin
+from sfmnet_plugin import _compat
+from sfmnet_plugin.option_files import load_merged_options, resolved_option_argv
+
+# Every component the plugin registers, by registry; a missing one is a broken option file for users.
+EXPECTED_REGISTRATIONS = {
+    'arch': {'SFMNet', 'SFMNetSpatialDiscriminator', 'SFMNetFrequencyDiscriminator'},
+    'dataset': {'PairedFaceDataset'},
+    'loss': {'FrequencyLoss'},
+    'model': {'SFMNetModel', 'SFMNetGANModel'},
+    'metric': {'calculate_face_psnr', 'calculate_face_ssim', 'calculate_lpips'},
+}
+
+
+def plugin_registrations():
+    from basicsr.utils import registry
+
+    registries = {'arch': registry.ARCH_REGISTRY, 'dataset': registry.DATASET_REGISTRY,
+                  'loss': registry.LOSS_REGISTRY, 'model': registry.MODEL_REGISTRY,
+                  'metric': registry.METRIC_REGISTRY}
+    return {kind: {name for name, obj in reg._obj_map.items() if obj.__module__.startswith('sfmnet_plugin.')}
+            for kind, reg in registries.items()}
+
+
+def test_every_component_is_registered_under_its_own_name():
+    registered = plugin_registrations()
+    for kind, names in EXPECTED_REGISTRATIONS.items():
+        assert names <= registered[kind], f'{kind}: missing {names - registered[kind]}'
+
+
+def test_no_name_clash_with_basicsr_components():
+    # BasicSR asserts unique names at registration, so a clash would already have failed the import;
+    # a plugin component must also never be registered under BasicSR's '_basicsr' fallback suffix.
+    for kind, names in plugin_registrations().items():
+        assert not [n for n in names if n.endswith('_basicsr')], kind
+
+
+@pytest.mark.parametrize('statement', ['import sfmnet_plugin, basicsr', 'import sfmnet_plugin; import basicsr.train'])
+def test_import_plugin_then_basicsr(statement):
+    subprocess.run([sys.executable, '-c', statement], check=True, cwd=REPO_ROOT)
+
+
+def test_functional_tensor_alias():
+    from torchvision.transforms import _functional_tensor
+
+    assert sys.modules['torchvision.transforms.functional_tensor'] is _functional_tensor
+    from basicsr.data import degradations
+
+    assert degradations.rgb_to_grayscale is _functional_tensor.rgb_to_grayscale
+
+
+def test_fixes_are_installed_where_basicsr_looks_them_up():
+    import basicsr.train
+    import basicsr.utils.file_client as file_client
+    import basicsr.utils.options
+    from basicsr.models.base_model import BaseModel
+
+    assert basicsr.utils.options.init_dist.sfmnet_patched
+    assert BaseModel.model_to_device.sfmnet_patched
+    assert basicsr.train.load_resume_state.sfmnet_patched
+    assert file_client.FileClient._backends['lmdb'].sfmnet_patched
+    _compat.apply_all()  # idempotent
+    assert basicsr.train.load_resume_state.sfmnet_patched
+
+
+def test_init_dist_refuses_slurm_on_cpu_with_a_clear_message():
+    if torch.cuda.is_available():
+        pytest.skip('CPU behaviour')
+    import basicsr.utils.options
+
+    with pytest.raises(ValueError, match='torchrun'):
+        basicsr.utils.options.init_dist('slurm')
+
+
+def test_latest_training_state_picks_the_highest_iteration(tmp_path):
+    assert _compat.latest_training_state(str(tmp_path / 'missing')) is None
+    for name in ('8.state', '12.state', '100.state', 'notes.txt', 'x.state'):
+        (tmp_path / name).write_text('')
+    assert _compat.latest_training_state(str(tmp_path)) == str(tmp_path / '100.state')
+
+
+def test_resume_state_from_the_experiment_folder_on_cpu(tmp_path):
+    import basicsr.train
+
+    states = tmp_path / 'training_states'
+    states.mkdir()
+    torch.save({'iter': 6, 'epoch': 1, 'optimizers': [], 'schedulers': []}, states / '6.state')
+    opt = {'auto_resume': True, 'num_gpu': 0, 'path': {'training_states': str(states)}}
+    state = basicsr.train.load_resume_state(opt)
+    assert state['iter'] == 6 and opt['path']['resume_state'] == str(states / '6.state')
+    with pytest.raises(FileNotFoundError, match='resume_state'):
+        basicsr.train.load_resume_state({'auto_resume': False, 'num_gpu': 0,
+                                         'path': {'resume_state': str(tmp_path / 'nope.state')}})
+
+
+def test_one_lmdb_opened_by_two_readers(tmp_path):
+    path = str(tmp_path / 'x.lmdb')
+    with lmdb.open(path, map_size=1 << 20) as env, env.begin(write=True) as txn:
+        txn.put(b'k', b'v')
+    from basicsr.utils import FileClient
+
+    first = FileClient('lmdb', db_paths=[path], client_keys=['gt'])
+    second = FileClient('lmdb', db_paths=[path], client_keys=['lq'])  # lmdb >= 2 alone raises here
+    assert first.get('k', 'gt') == second.get('k', 'lq') == b'v'
+    with pytest.raises(FileNotFoundError, match='no data.mdb'):
+        FileClient('lmdb', db_paths=[str(tmp_path / 'missing.lmdb')], client_keys=['gt'])
+
+
+def test_local_rank_argument_from_torch_launchers():
+    argv = ['train.py', '--local-rank=1', '-opt', 'x.yml', '--local-rank', '0']
+    assert _compat.normalize_local_rank_argument(argv) == [
+        'train.py', '--local_rank=1', '-opt', 'x.yml', '--local_rank', '0']
+
+
+def test_option_inheritance_merges_nested_keys_and_delete(tmp_path):
+    write_yaml(tmp_path / 'base.yml', {'name': 'base', 'train': {'lr': 1e-4, 'betas': [0.9, 0.99]},
+                                       'val': {'metrics': {'psnr': {'type': 'a'}, 'ssim': {'type': 'b'}}}})
+    child = write_yaml(tmp_path / 'child.yml', {'_base_': './base.yml', 'name': 'child', 'train': {'lr': 2e-4},
+                                                'val': {'metrics': {'_delete_': True, 'psnr': {'type': 'c'}}}})
+    merged = load_merged_options(str(child))
+    assert merged == {'name': 'child', 'train': {'lr': 2e-4, 'betas': [0.9, 0.99]},
+                      'val': {'metrics': {'psnr': {'type': 'c'}}}}
+    with resolved_option_argv(['x', '-opt', str(child), '--debug']) as argv:
+        assert osp.basename(argv[2]) == 'child.yml' and argv[2] != str(child) and argv[3] == '--debug'
+        merged_path = argv[2]
+    assert not osp.exists(merged_path), 'the temporary merged file outlived the run'
+    with resolved_option_argv(['x', '-opt', str(tmp_path / 'base.yml')]) as argv:
+        assert argv[2] == str(tmp_path / 'base.yml')
+
+
+def test_package_version():
+    assert sfmnet_plugin.__version__

@@ -1,0 +1,125 @@
+"""End-to-end runs of the training launchers: outputs, option inheritance, resume after a kill, CPU DDP."""
+import os
+import signal
+import subprocess
+import sys
+from os import path as osp
+
+import pytest
+import torch
+import yaml
+from launch_helpers import (
+    REPO_ROOT,
+    launcher_env,
+    read_training_log,
+    run_launcher,
+    wait_for,
+    write_paired_folders,
+    write_yaml,
+)
+
+SCALE = 2
+
+
+def toy_base_options(data_root):
+    """A tiny BasicSR run: SRVGGNetCompact on 32x32 generated pairs, validation and checkpoints every 2 iters."""
+    def dataset(split, **extra):
+        return {'name': f'toy_{split}', 'type': 'PairedImageDataset', 'dataroot_gt': f'{data_root}/{split}/gt',
+                'dataroot_lq': f'{data_root}/{split}/lq', 'io_backend': {'type': 'disk'}, **extra}
+
+    return {
+        'name': 'toy_base', 'model_type': 'SRModel', 'scale': SCALE, 'num_gpu': 'auto', 'manual_seed': 0,
+        'datasets': {
+            'train': dataset('train', gt_size=32, use_hflip=True, use_rot=False, num_worker_per_gpu=0,
+                             batch_size_per_gpu=2, dataset_enlarge_ratio=1, prefetch_mode=None),
+            'val': dataset('val'),
+        },
+        'network_g': {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2,
+                      'upscale': SCALE, 'act_type': 'prelu'},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+                  'total_iter': 4, 'warmup_iter': -1,
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+        'val': {'val_freq': 2, 'save_img': False,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True,
+                   'wandb': {'project': None, 'resume_id': None}},
+    }
+
+
+@pytest.fixture
+def toy_run(tmp_path):
+    """Generated data, a base option file and a child that inherits from it through ``_base_``."""
+    data_root = tmp_path / 'data'
+    write_paired_folders(str(data_root / 'train'), count=8, gt_size=32, scale=SCALE, seed=0)
+    write_paired_folders(str(data_root / 'val'), count=2, gt_size=32, scale=SCALE, seed=1)
+    options_dir = tmp_path / 'options'
+    options_dir.mkdir()
+    write_yaml(options_dir / 'toy_base.yml', toy_base_options(data_root))
+    child = write_yaml(options_dir / 'train_toy.yml', {'_base_': './toy_base.yml', 'name': 'toy_child'})
+    return {'root': tmp_path / 'runs', 'options': str(child), 'experiment': tmp_path / 'runs' / 'experiments'}
+
+
+def assert_complete_training_outputs(experiment_dir, root, name, iters=(2, 4)):
+    """Checkpoints, states, log with metrics, TensorBoard events and the merged option file."""
+    models = set(os.listdir(experiment_dir / 'models'))
+    assert {f'net_g_{i}.pth' for i in iters} | {'net_g_latest.pth'} <= models
+    assert {f'{i}.state' for i in iters} <= set(os.listdir(experiment_dir / 'training_states'))
+    log = read_training_log(experiment_dir)
+    assert '# psnr:' in log and 'End of training' in log
+    events = os.listdir(root / 'tb_logger' / name)
+    assert any(e.startswith('events.out.tfevents') for e in events)
+    saved = yaml.safe_load(open(experiment_dir / 'train_toy.yml', encoding='utf-8'))
+    # The saved options are the merged ones: the child's own keys and everything from the base.
+    # (--force_yml edits are recorded in the file's header line with the command, as upstream does.)
+    assert saved['name'] == 'toy_child' and saved['network_g']['type'] == 'SRVGGNetCompact' and '_base_' not in saved
+
+
+def test_script_launcher_trains_validates_and_saves(toy_run):
+    run_launcher(['sfmnet_plugin/train.py', '-opt', toy_run['options']], toy_run['root'])
+    assert_complete_training_outputs(toy_run['experiment'] / 'toy_child', toy_run['root'], 'toy_child')
+
+
+def test_literal_basicsr_command_and_force_yml(toy_run):
+    run_launcher(['basicsr/train.py', '-opt', toy_run['options'], '--force_yml', 'name=toy_literal'],
+                 toy_run['root'])
+    assert_complete_training_outputs(toy_run['experiment'] / 'toy_literal', toy_run['root'], 'toy_literal')
+
+
+def test_auto_resume_after_kill_continues_from_last_state(toy_run, tmp_path):
+    args = [sys.executable, osp.join(REPO_ROOT, 'sfmnet_plugin/train.py'), '-opt', toy_run['options'],
+            '--force_yml', 'train:total_iter=100000', 'val:val_freq=100000']
+    experiment = toy_run['experiment'] / 'toy_child'
+    # Run from another directory: upstream BasicSR looked for states relative to the CWD.
+    proc = subprocess.Popen(args, cwd=tmp_path, env=launcher_env(toy_run['root']), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: osp.isfile(experiment / 'training_states' / '4.state'), 180, 'a training state')
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    states = sorted(int(s.split('.')[0]) for s in os.listdir(experiment / 'training_states'))
+    last = states[-1]
+    resumed_total = last + 4
+    run_launcher([osp.join(REPO_ROOT, 'sfmnet_plugin/train.py'), '-opt', toy_run['options'], '--auto_resume',
+                  '--force_yml', f'train:total_iter={resumed_total}', 'val:val_freq=2'], toy_run['root'], cwd=tmp_path)
+    log = read_training_log(experiment)
+    assert 'Resuming training from epoch' in log and f'iter: {last}.' in log
+    assert f'net_g_{resumed_total}.pth' in os.listdir(experiment / 'models')
+    assert not [d for d in os.listdir(toy_run['experiment']) if '_archived_' in d], 'the run was archived'
+
+
+def test_torchrun_two_cpu_processes(toy_run):
+    args = ['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
+            'sfmnet_plugin/train.py', '-opt', toy_run['options'], '--launcher', 'pytorch',
+            '--force_yml', 'name=toy_ddp']
+    run_launcher(args, toy_run['root'])
+    experiment = toy_run['experiment'] / 'toy_ddp'
+    log = read_training_log(experiment)
+    assert 'world_size: 2' in log and 'DistributedDataParallel' in log
+    from basicsr.archs import build_network
+
+    net = build_network(toy_base_options('unused')['network_g'])
+    checkpoint = torch.load(experiment / 'models' / 'net_g_latest.pth', map_location='cpu')
+    net.load_state_dict(checkpoint['params'], strict=True)
