@@ -68,3 +68,37 @@ def read_training_log(experiment_dir):
     assert logs, f'no training log in {experiment_dir}'
     with open(osp.join(experiment_dir, logs[-1]), encoding='utf-8') as f:
         return f.read()
+
+
+# Face boxes (left, top, side) in two public-domain photos shipped with installed packages.
+PUBLIC_DOMAIN_FACES = (('astronaut', (150, 40, 150)), ('grace_hopper', (150, 110, 230)))
+
+
+def public_domain_photo(name):
+    if name == 'astronaut':
+        import skimage.data
+
+        return Image.fromarray(skimage.data.astronaut())
+    import matplotlib
+
+    return Image.open(osp.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')).convert('RGB')
+
+
+def write_real_face_pairs(root, count, gt_size, scale, seed=0):
+    """``count`` jittered face crops (``gt_size`` square, PIL bicubic) of the two public-domain faces,
+    with their PIL-bicubic LR in ``root/lq``: tiny real-face training data."""
+    rng = np.random.default_rng(seed)
+    photos = [(public_domain_photo(name), box) for name, box in PUBLIC_DOMAIN_FACES]
+    for sub in ('gt', 'lq'):
+        os.makedirs(osp.join(root, sub), exist_ok=True)
+    for i in range(count):
+        photo, (left, top, side) = photos[i % len(photos)]
+        shift = rng.uniform(-0.08, 0.08, 2) * side
+        grown = side * rng.uniform(0.95, 1.1)
+        box = (left + shift[0], top + shift[1], left + shift[0] + grown, top + shift[1] + grown)
+        gt = photo.resize((gt_size, gt_size), Image.BICUBIC, box=box)
+        if rng.random() < 0.5:
+            gt = gt.transpose(Image.FLIP_LEFT_RIGHT)
+        gt.save(osp.join(root, 'gt', f'face{i:03d}.png'))
+        gt.resize((gt_size // scale, gt_size // scale), Image.BICUBIC).save(osp.join(root, 'lq', f'face{i:03d}.png'))
+    return root

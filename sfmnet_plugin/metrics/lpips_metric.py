@@ -1,0 +1,114 @@
+"""LPIPS (Zhang et al. 2018) for BasicSR validation, with the backbone weights read from a local file.
+
+``lpips`` ships only its linear heads and lets torchvision download the ImageNet backbone, which fails offline
+(and a random backbone would give meaningless numbers). Here the backbone is built random and then overwritten
+with the torchvision state dict found by :func:`sfmnet_plugin.pretrained.resolve_pretrained_file`.
+"""
+import functools
+
+import lpips
+import torch
+from basicsr.metrics.metric_util import reorder_image
+from basicsr.utils.registry import METRIC_REGISTRY
+
+from sfmnet_plugin.metrics.face_psnr_ssim_metric import rgb_to_y_rounded
+from sfmnet_plugin.pretrained import PretrainedFile, resolve_pretrained_file, warn_random_weights
+
+LPIPS_PROTOCOLS = ('standard', 'sfmnet')
+# lpips' trunk name -> the torchvision model whose ImageNet weights it uses
+_TORCHVISION_TRUNKS = {'alex': 'alexnet', 'vgg': 'vgg16', 'squeeze': 'squeezenet1_1'}
+_SFMNET_CROP_BORDER = 8
+
+
+def load_torchvision_trunk(lpips_model, state_dict):
+    """Copy a torchvision classifier state dict (``features.<i>.*``) into the lpips trunk (``slice<k>.<i>.*``).
+
+    lpips splits torchvision's ``features`` into ``slice1..sliceN`` and keeps each layer's index as its module
+    name (alexnet: slice1 = features[0:2], slice2 = [2:5], ...), so the index maps a key back to its source.
+    Every trunk parameter must be present; the classifier part of the file is not used by LPIPS.
+    """
+    trunk_state = {}
+    for key in lpips_model.net.state_dict():
+        _, layer_index, parameter = key.split('.', 2)
+        source_key = f'features.{layer_index}.{parameter}'
+        if source_key not in state_dict:
+            raise KeyError(f'{source_key!r} is missing: not a torchvision {lpips_model.pnet_type} state dict?')
+        trunk_state[key] = state_dict[source_key]
+    lpips_model.net.load_state_dict(trunk_state)
+
+
+@functools.cache
+def lpips_network(net, weights_path, device):
+    """LPIPS v0.1 on ``device`` with its trunk from ``weights_path`` (None: random); one per process and key."""
+    model = lpips.LPIPS(net=net, version='0.1', pnet_rand=True, verbose=False)
+    if weights_path is None:
+        warn_random_weights(f'LPIPS-{net}')  # here, so that it is said once and not for every image
+    else:
+        load_torchvision_trunk(model, torch.load(weights_path, map_location='cpu', weights_only=True))
+    return model.to(device).eval()
+
+
+def _standard_lpips_input(bgr):
+    """RGB in [-1, 1] as 1×3×H×W, the input LPIPS was calibrated on (``lpips.im2tensor``)."""
+    return lpips.im2tensor(bgr[..., ::-1])
+
+
+def _sfmnet_lpips_input(bgr):
+    """SFMNet's ``eval_lpips.py`` input: rounded uint8 Y, cropped by 8 px, as float in [16, 235], not rescaled.
+
+    The official code passes this 2-D array to LPIPS, whose ScalingLayer broadcasts it to 1×3×H×W; the
+    explicit expand gives the same values.
+    """
+    crop = _SFMNET_CROP_BORDER
+    y = rgb_to_y_rounded(bgr[crop:-crop, crop:-crop, ::-1])
+    return torch.from_numpy(y).float().expand(1, 3, *y.shape)
+
+
+_LPIPS_INPUT = {'standard': _standard_lpips_input, 'sfmnet': _sfmnet_lpips_input}
+
+
+@METRIC_REGISTRY.register()
+def calculate_lpips(img,
+                    img2,
+                    net='alex',
+                    weights_path=None,
+                    protocol='standard',
+                    device=None,
+                    random_backbone_for_tests=False,
+                    input_order='HWC',
+                    **kwargs):
+    """LPIPS distance (lower is better) between two uint8 BGR images, as BasicSR passes them.
+
+    Args:
+        img, img2 (ndarray): uint8 BGR images (SR and GT), HWC unless ``input_order='CHW'``.
+        net (str): LPIPS trunk, 'alex' (the face-SR convention) | 'vgg' | 'squeeze'.
+        weights_path (str, optional): Local torchvision trunk weights (``alexnet-owt-7be5be79.pth`` for alex);
+            default: ``$SFMNET_PRETRAINED_DIR`` or ``torch.hub.get_dir()/checkpoints``; missing -> FileNotFoundError.
+        protocol (str): 'standard' (default): LPIPS v0.1 on RGB in [-1, 1], no crop, as ``lpips_2dirs.py``.
+            'sfmnet': SFMNet's ``eval_lpips.py`` exactly (spec 8.2): the Y channel, 8-px crop, values in [16, 235]
+            copied to three channels. **Non-standard numbers**: only comparable with SFMNet's paper tables,
+            never with standard LPIPS.
+        device (str, optional): Default: 'cuda' if available, else 'cpu'.
+        random_backbone_for_tests (bool): Random trunk, for offline tests only (warns; meaningless values).
+    """
+    if protocol not in LPIPS_PROTOCOLS:
+        raise ValueError(f'Unknown LPIPS protocol {protocol!r}; choose one of {LPIPS_PROTOCOLS}.')
+    if net not in _TORCHVISION_TRUNKS:
+        raise ValueError(f'Unknown LPIPS net {net!r}; choose one of {tuple(_TORCHVISION_TRUNKS)}.')
+    if img.shape != img2.shape:
+        raise ValueError(f'Image shapes are different: {img.shape}, {img2.shape}.')
+    if random_backbone_for_tests:
+        if weights_path:
+            raise ValueError('calculate_lpips: set either weights_path or random_backbone_for_tests.')
+        resolved_path = None
+    else:
+        resolved_path = resolve_pretrained_file(
+            PretrainedFile.torchvision(_TORCHVISION_TRUNKS[net]), weights_path, option_name='weights_path')
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model = lpips_network(net, resolved_path, device)
+
+    to_input = _LPIPS_INPUT[protocol]
+    with torch.no_grad():
+        distance = model(to_input(reorder_image(img, input_order)).to(device),
+                         to_input(reorder_image(img2, input_order)).to(device))
+    return float(distance.item())

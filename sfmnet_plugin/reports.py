@@ -1,0 +1,97 @@
+"""What a test run leaves for people to read: per-image metrics (CSV), a summary (Markdown), a contact sheet.
+
+All three are written atomically (to a temporary name, then renamed) so an interrupted run never
+leaves a half-written report that looks complete.
+"""
+import csv
+import os
+from os import path as osp
+
+import cv2
+import numpy as np
+
+CONTACT_SHEET_COLUMNS = ('LR', 'Bicubic', 'SR', 'HR')
+
+
+def _replace_atomically(path, write):
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    partial = f'{path}.partial'
+    write(partial)
+    os.replace(partial, path)
+
+
+def write_metrics_csv(path, rows, metric_names):
+    """One row per image: ``image``, then each metric for SR and, when present, for the bicubic baseline."""
+    baseline = any(f'bicubic_{m}' in row for row in rows for m in metric_names)
+    columns = ['image', *metric_names, *([f'bicubic_{m}' for m in metric_names] if baseline else [])]
+
+    def write(target):
+        with open(target, 'w', newline='', encoding='utf-8') as f:
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: (f'{v:.6f}' if isinstance(v, float) else v) for k, v in row.items()})
+
+    _replace_atomically(path, write)
+
+
+def summarize(rows, metric_names):
+    """Mean of every metric over the images, for SR and (when present) the bicubic baseline."""
+    keys = [k for m in metric_names for k in (m, f'bicubic_{m}') if rows and k in rows[0]]
+    return {k: float(np.mean([row[k] for row in rows])) for k in keys}
+
+
+def write_summary_markdown(path, title, rows, metric_names, method_name='SFMNet'):
+    """A Markdown table: one line per method (bicubic, the network), one column per metric."""
+    means = summarize(rows, metric_names)
+    lines = [f'# {title}', '', f'{len(rows)} images; means over images.', '',
+             '| method | ' + ' | '.join(metric_names) + ' |', '|---|' + '---|' * len(metric_names)]
+    if all(f'bicubic_{m}' in means for m in metric_names):
+        lines.append('| Bicubic (PIL) | ' + ' | '.join(f'{means[f"bicubic_{m}"]:.4f}' for m in metric_names) + ' |')
+    lines.append(f'| {method_name} | ' + ' | '.join(f'{means[m]:.4f}' for m in metric_names) + ' |')
+
+    def write(target):
+        with open(target, 'w', encoding='utf-8') as f:
+            f.write('\n'.join(lines) + '\n')
+
+    _replace_atomically(path, write)
+    return means
+
+
+def _labelled(image, label, height=18):
+    """``image`` (BGR uint8) with a white band above it holding ``label``."""
+    band = np.full((height, image.shape[1], 3), 255, np.uint8)
+    cv2.putText(band, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([band, image], axis=0)
+
+
+def contact_sheet(panels, gap=2):
+    """Tile rows of ``(LR, bicubic, SR, HR)`` BGR uint8 images into one image.
+
+    The LR image is enlarged with nearest-neighbour sampling so its pixels stay visible; every row
+    gets the image name, every column its role.
+    """
+    rows = []
+    for name, images in panels:
+        height, width = images[-1].shape[:2]
+        lr = cv2.resize(images[0], (width, height), interpolation=cv2.INTER_NEAREST)
+        tiles = [_labelled(img, f'{role} {name}' if role == 'LR' else role)
+                 for role, img in zip(CONTACT_SHEET_COLUMNS, (lr, *images[1:]))]
+        spacer = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
+        row = tiles[0]
+        for tile in tiles[1:]:
+            row = np.concatenate([row, spacer, tile], axis=1)
+        rows.append(row)
+    spacer = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
+    sheet = rows[0]
+    for row in rows[1:]:
+        sheet = np.concatenate([sheet, spacer, row], axis=0)
+    return sheet
+
+
+def write_contact_sheet(path, panels):
+    """Write :func:`contact_sheet` of ``panels`` as a PNG."""
+    ok, encoded = cv2.imencode('.png', contact_sheet(panels))
+    if not ok:
+        raise RuntimeError(f'could not encode the contact sheet for {path!r}')
+    _replace_atomically(path, lambda target: encoded.tofile(target))
