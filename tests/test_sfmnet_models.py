@@ -185,6 +185,13 @@ def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
     runs = tmp_path / 'runs'
     single = stage_options('single', face_data, stage)
     single['train']['total_iter'] = 2
+    # A random test VGG is seeded with seed + rank, so it would differ between ranks (real weights do not).
+    single['train'].pop('perceptual_opt', None)
+    # Adam's first steps are about lr * sign(gradient): float noise in near-zero gradients flips signs,
+    # so a small learning rate keeps that noise below the tolerance.
+    for optim in ('optim_g', 'optim_d'):
+        if optim in single['train']:
+            single['train'][optim]['lr'] = 1e-5
     run_launcher(['sfmnet_plugin/train.py', '-opt', str(write_yaml(tmp_path / 'single.yml', single))], runs)
     ddp = copy.deepcopy(single)
     ddp['name'] = 'ddp'
