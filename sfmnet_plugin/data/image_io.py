@@ -1,0 +1,100 @@
+"""Decode any image file to 8-bit RGB and encode PNGs the way BasicSR's LMDBs store them.
+
+PIL rather than BasicSR's ``imfrombytes`` (OpenCV) does the decoding: ``imfrombytes`` drops an
+alpha channel instead of compositing it and returns None for undecodable bytes (which then fails
+far away without the file's name), and the preparation scripts crop the PIL image before turning
+it into an array, which is much cheaper than converting a whole photo. One decoder for the
+scripts and the dataset also keeps stored and on-the-fly LR images identical.
+"""
+import io
+from os import path as osp
+
+import numpy as np
+from basicsr.utils import scandir
+from PIL import Image
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
+# basicsr's scandir matches suffixes case-sensitively; camera files are often *.JPG.
+_IMAGE_SUFFIXES = IMAGE_EXTENSIONS + tuple(ext.upper() for ext in IMAGE_EXTENSIONS)
+PNG_COMPRESS_LEVEL = 1  # what BasicSR's LMDB tools write: fast to decode, about 1/3 of raw size
+
+_ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
+_SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
+
+
+class ImageDecodeError(ValueError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image, unsupported mode)."""
+
+
+def decode_rgb(content, name):
+    """Decode image bytes to an ``H x W x 3`` uint8 RGB array; also return the file's PIL mode.
+
+    Grey, palette, CMYK and YCbCr images are converted to RGB; transparent images are
+    composited over white (as a viewer shows them; dropping alpha would expose whatever colour
+    the transparent pixels happen to store); 16-bit grey is scaled to 8 bits. ``name`` (a path
+    or an LMDB key) appears in the error raised for anything undecodable.
+    """
+    image, mode = _decode_rgb_image(content, name)
+    return np.array(image), mode
+
+
+def read_rgb_image(file_path):
+    """Read an image file as an RGB PIL image (converted as :func:`decode_rgb` does) and its original mode.
+
+    The preparation scripts crop the PIL image before turning it into an array, which saves
+    copying the whole photo.
+    """
+    with open(file_path, 'rb') as f:
+        return _decode_rgb_image(f.read(), file_path)
+
+
+def _decode_rgb_image(content, name):
+    if not content:
+        raise ImageDecodeError(f'{name}: empty image data.')
+    try:
+        with Image.open(io.BytesIO(content)) as img:
+            img.load()  # decode inside the try: a truncated or corrupt file fails here, with its name
+            return _to_rgb(img, name), img.mode
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ImageDecodeError(f'{name}: cannot decode image ({err}).') from err
+
+
+def _to_rgb(img, name):
+    mode = img.mode
+    if mode == 'RGB':
+        return img
+    if mode in _ALPHA_MODES or (mode == 'P' and 'transparency' in img.info):
+        white = Image.new('RGBA', img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img.convert('RGBA')).convert('RGB')
+    if mode in _SIXTEEN_BIT_MODES:
+        # PIL's convert('L') clips 16-bit values at 255 instead of rescaling them.
+        grey = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(grey[:, :, None], 3, axis=2))
+    if mode == 'F':
+        raise ImageDecodeError(f'{name}: floating-point images (PIL mode F) are not supported; save it as 8-bit.')
+    return img.convert('RGB')
+
+
+def encode_png(rgb, compress_level=PNG_COMPRESS_LEVEL):
+    """PNG bytes of an ``H x W x 3`` uint8 RGB array (lossless, so decoding gives the array back)."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format='PNG', compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def list_image_files(folder):
+    """Map file stem -> path for every image directly in ``folder`` (png/jpg/jpeg/bmp/webp, lower or upper case).
+
+    Two files with one stem (``a.png`` and ``a.jpg``) would make pairing by name ambiguous, so
+    that is an error naming both files.
+    """
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'Image folder not found: {folder!r}.')
+    files = {}
+    for name in sorted(scandir(folder, suffix=_IMAGE_SUFFIXES)):
+        stem = osp.splitext(name)[0]
+        if stem in files:
+            raise ValueError(f'{folder!r}: {osp.basename(files[stem])!r} and {name!r} have the same name '
+                             'stem, so the image key is ambiguous; remove or rename one.')
+        files[stem] = osp.join(folder, name)
+    return files

@@ -1,0 +1,135 @@
+"""LMDBs in BasicSR's layout: PNG bytes under ASCII keys plus a ``meta_info.txt`` of shapes.
+
+``meta_info.txt`` has one line per image, ``<key>.png (<h>,<w>,<c>) <png compress level>``
+(for example ``000001.png (128,128,3) 1``); BasicSR takes the text before the first ``.`` as
+the key. BasicSR's own ``LmdbMaker`` is not used for writing because it writes ``meta_info.txt``
+while the data is still incomplete (an interrupted run leaves a complete-looking LMDB), calls
+``sys.exit`` when the target exists and needs a ``map_size`` guessed up front.
+"""
+import os
+import re
+from os import path as osp
+
+import lmdb
+
+from sfmnet_plugin._compat import open_shared_lmdb
+
+META_INFO_NAME = 'meta_info.txt'
+_META_LINE = re.compile(r'^(?P<key>[^.\s]+)\.png \((?P<h>\d+),(?P<w>\d+),(?P<c>\d+)\) (?P<level>\d+)$')
+_MAX_KEY_BYTES = 511  # lmdb's default maximum key size
+
+
+def check_lmdb_key(key, where):
+    """Raise a ValueError naming ``where`` unless ``key`` can be an LMDB key that BasicSR reads back.
+
+    Keys are ASCII-encoded by BasicSR's reader, and its ``meta_info.txt`` parser splits at the
+    first ``.`` and the first space, so those characters would silently change the key.
+    """
+    if not key or not key.isascii() or '.' in key or any(ch.isspace() for ch in key):
+        raise ValueError(f'{where}: {key!r} cannot be an LMDB key; keys must be non-empty ASCII without dots '
+                         'or white space (BasicSR takes the text before the first "." of each meta_info line).')
+    if len(key.encode('ascii')) > _MAX_KEY_BYTES:
+        raise ValueError(f'{where}: key {key[:40]!r}... is longer than {_MAX_KEY_BYTES} bytes.')
+
+
+def read_meta_info(lmdb_path):
+    """Map key -> (h, w, c) from an LMDB's ``meta_info.txt``, in file order.
+
+    A missing file, a malformed line or a repeated key raises an error naming the file and line.
+    """
+    meta_path = osp.join(lmdb_path, META_INFO_NAME)
+    if not osp.isfile(meta_path):
+        raise FileNotFoundError(f'{meta_path!r} not found: {lmdb_path!r} is not a complete BasicSR LMDB '
+                                '(the preparation scripts write meta_info.txt last).')
+    shapes = {}
+    with open(meta_path, encoding='ascii', errors='replace') as f:
+        for line_no, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            match = _META_LINE.match(line)
+            if match is None:
+                raise ValueError(f'{meta_path}, line {line_no}: expected "<key>.png (<h>,<w>,<c>) <compress_level>", '
+                                 f'got {line!r}.')
+            key = match['key']
+            if key in shapes:
+                raise ValueError(f'{meta_path}, line {line_no}: key {key!r} is listed twice.')
+            shapes[key] = (int(match['h']), int(match['w']), int(match['c']))
+    return shapes
+
+
+def read_lmdb_keys(lmdb_path):
+    """Every key actually stored in an LMDB (decoded as ASCII), without reading the values."""
+    env = open_shared_lmdb(lmdb_path)
+    with env.begin(write=False) as txn:
+        return [key.decode('ascii', errors='replace') for key in txn.cursor().iternext(keys=True, values=False)]
+
+
+class LmdbWriter:
+    """Write PNG bytes into a new LMDB folder and its ``meta_info.txt``; use as a context manager.
+
+    Images are committed in batches. lmdb needs a maximum size (``map_size``) up front; instead
+    of guessing it (BasicSR's guess fails on small images), the map starts at ``map_size`` and
+    doubles whenever a batch does not fit, and that batch is retried. ``meta_info.txt`` is
+    written only by a successful :meth:`close`, so a folder without it is never a finished LMDB.
+    """
+
+    def __init__(self, lmdb_path, batch_size=1000, map_size=1 << 30, compress_level=1):
+        if osp.exists(lmdb_path) and os.listdir(lmdb_path):
+            raise FileExistsError(f'{lmdb_path!r} already exists and is not empty; refusing to write into it.')
+        os.makedirs(lmdb_path, exist_ok=True)
+        self.lmdb_path = lmdb_path
+        self.batch_size = batch_size
+        self.compress_level = compress_level
+        # No fsync per commit: an interrupted write is discarded anyway; close() syncs once.
+        self._env = lmdb.open(lmdb_path, map_size=map_size, sync=False, metasync=False)
+        self._pending = []
+        self._meta_lines = []
+        self._keys = set()
+
+    def put(self, key, png_bytes, shape):
+        """Queue one image: its key, its PNG bytes and its (h, w, c) shape."""
+        check_lmdb_key(key, self.lmdb_path)
+        if key in self._keys:
+            raise ValueError(f'{self.lmdb_path}: key {key!r} written twice.')
+        self._keys.add(key)
+        self._pending.append((key.encode('ascii'), png_bytes))
+        height, width, channels = shape
+        self._meta_lines.append(f'{key}.png ({height},{width},{channels}) {self.compress_level}\n')
+        if len(self._pending) >= self.batch_size:
+            self._commit_pending()
+
+    def _commit_pending(self):
+        while self._pending:
+            try:
+                with self._env.begin(write=True) as txn:
+                    for key, value in self._pending:
+                        txn.put(key, value)
+            except lmdb.MapFullError:
+                self._env.set_mapsize(2 * self._env.info()['map_size'])  # the aborted batch is retried
+            else:
+                self._pending = []
+
+    def close(self):
+        """Commit what is queued, flush to disk, then write ``meta_info.txt`` (last)."""
+        self._commit_pending()
+        self._env.sync(True)
+        self._env.close()
+        with open(osp.join(self.lmdb_path, META_INFO_NAME), 'w', encoding='ascii') as f:
+            f.writelines(self._meta_lines)
+
+    def abort(self):
+        """Close without ``meta_info.txt``: the folder stays visibly incomplete."""
+        self._env.close()
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,172 @@
+"""``PairedFaceDataset``: HR faces with stored or on-the-fly LR faces, paired by name."""
+import numpy as np
+from basicsr.data.transforms import augment, paired_random_crop
+from basicsr.utils import FileClient, img2tensor
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
+from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
+from sfmnet_plugin.data.lmdb_io import read_meta_info
+
+_SHOWN = 5
+
+
+def _examples(names):
+    names = sorted(names)
+    return ', '.join(names[:_SHOWN]) + (f' and {len(names) - _SHOWN} more' if len(names) > _SHOWN else '')
+
+
+def resolve_backend(opt, roots):
+    """('lmdb' | 'disk', extra FileClient arguments) from ``io_backend``, or from the paths when it is absent."""
+    io_backend = dict(opt.get('io_backend') or {})
+    backend = io_backend.pop('type', None)
+    lmdb_roots = [str(root).endswith('.lmdb') for root in roots]
+    if backend is None:
+        if any(lmdb_roots) and not all(lmdb_roots):
+            raise ValueError(f'dataroot_gt/dataroot_lq: {roots} mix LMDBs (*.lmdb) and folders; use one kind for both.')
+        backend = 'lmdb' if all(lmdb_roots) else 'disk'
+    elif backend == 'lmdb' and not all(lmdb_roots):
+        raise ValueError(f'io_backend type lmdb needs dataroot_gt (and dataroot_lq) ending in .lmdb, got {roots}.')
+    elif backend not in ('lmdb', 'disk'):
+        raise ValueError(f'io_backend type {backend!r} is not supported; expected lmdb or disk.')
+    return backend, io_backend
+
+
+def keys_of_root(root, backend):
+    """Key -> what the FileClient reads (the key itself for LMDBs, the file path for folders)."""
+    if backend == 'lmdb':
+        return {key: key for key in read_meta_info(root)}
+    return list_image_files(root)
+
+
+def pair_by_name(gt_keys, lq_keys, gt_root, lq_root):
+    """The sorted common keys; an error listing the names missing on either side if the sets differ."""
+    only_gt, only_lq = set(gt_keys).difference(lq_keys), set(lq_keys).difference(gt_keys)
+    if only_gt or only_lq:
+        raise ValueError(f'HR {gt_root!r} and LR {lq_root!r} do not hold the same images: missing from LR: '
+                         f'{_examples(only_gt) or "none"}; missing from HR: {_examples(only_lq) or "none"}.')
+    return sorted(gt_keys)
+
+
+def keys_from_list(list_file, available, root):
+    """Keys named by ``meta_info_file`` (first token of each line, extension dropped), all of which must exist."""
+    with open(list_file, encoding='utf-8') as f:
+        keys = [line.split()[0].rsplit('.', 1)[0] for line in f if line.strip()]
+    missing = [key for key in keys if key not in available]
+    if missing:
+        raise ValueError(f'meta_info_file {list_file!r}: {len(missing)} listed images are not in {root!r}: '
+                         f'{_examples(missing)}.')
+    return sorted(set(keys))
+
+
+@DATASET_REGISTRY.register()
+class PairedFaceDataset(data.Dataset):
+    """HR/LR face pairs for face super-resolution, from LMDBs or image folders.
+
+    Unlike BasicSR's ``PairedImageDataset`` it pairs HR and LR by *name* (never by sort order),
+    returns whole images unless ``gt_size`` is set, converts any image mode to RGB, and can make
+    the LR image on the fly with exactly the function the preparation scripts use.
+
+    Options (``opt``):
+        dataroot_gt (str): HR LMDB (``*.lmdb``; keys from its ``meta_info.txt``) or image folder
+            (keys = file names without extension; png/jpg/jpeg/bmp/webp).
+        dataroot_lq (str, optional): LR LMDB or folder with the same keys. Without it the LR is
+            made from the HR by ``downsampler``.
+        io_backend (dict, optional): ``{type: lmdb}`` or ``{type: disk}``; inferred from the paths
+            when absent. Other keys go to BasicSR's FileClient.
+        scale (int): HR size / LR size (BasicSR copies the global ``scale`` here).
+        downsampler (str): ``pil_bicubic`` (default; the DIC/SFMNet/SPARNet protocol) or
+            ``matlab_bicubic`` (BasicSR's ``imresize``), for on-the-fly LR.
+        phase (str): augmentation and cropping happen only when it is ``train``.
+        use_hflip, use_rot (bool): BasicSR flips/rotations; default False (SFMNet used none).
+        gt_size (int, optional): random HR patch size for training; default: whole images.
+        meta_info_file (str, optional): use only the images it names (first token per line).
+
+    Each sample: ``lq`` (3 x h x w) and ``gt`` (3 x H x W) float32 RGB in [0, 1], ``lq_path`` and
+    ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        if 'scale' not in opt:
+            raise KeyError('PairedFaceDataset: option "scale" is missing (BasicSR sets it from the global scale).')
+        self.scale = int(opt['scale'])
+        self.downsampler = opt.get('downsampler', 'pil_bicubic')
+        check_downsampler(self.downsampler, 'PairedFaceDataset option downsampler')
+        self.gt_root, self.lq_root = opt['dataroot_gt'], opt.get('dataroot_lq')
+        roots = [self.gt_root] + ([self.lq_root] if self.lq_root else [])
+        self.backend, self.backend_kwargs = resolve_backend(opt, roots)
+
+        self.gt_paths = keys_of_root(self.gt_root, self.backend)
+        self.lq_paths = keys_of_root(self.lq_root, self.backend) if self.lq_root else None
+        self.keys = (pair_by_name(self.gt_paths, self.lq_paths, self.gt_root, self.lq_root) if self.lq_root
+                     else sorted(self.gt_paths))
+        if opt.get('meta_info_file'):
+            self.keys = keys_from_list(opt['meta_info_file'], set(self.keys), self.gt_root)
+        if not self.keys:
+            raise ValueError(f'dataroot_gt {self.gt_root!r} holds no images (png/jpg/jpeg/bmp/webp files, or LMDB '
+                             'keys in meta_info.txt).')
+        if self.backend == 'lmdb':
+            self._check_lmdb_shapes()
+        self.file_client = None  # opened lazily, in the DataLoader worker that reads
+
+    def _check_lmdb_shapes(self):
+        """Fail at start-up, naming the keys, if stored sizes do not fit the scale."""
+        gt_shapes = read_meta_info(self.gt_root)
+        for key in self.keys:
+            check_divisible(gt_shapes[key][0], gt_shapes[key][1], self.scale, f'{self.gt_root}: {key}')
+        if self.lq_root:
+            lq_shapes = read_meta_info(self.lq_root)
+            wrong = [key for key in self.keys
+                     if (lq_shapes[key][0] * self.scale, lq_shapes[key][1] * self.scale) != gt_shapes[key][:2]]
+            if wrong:
+                raise ValueError(f'{self.lq_root}: LR size x scale {self.scale} != HR size in {self.gt_root} for '
+                                 f'{_examples(wrong)} (e.g. HR {gt_shapes[wrong[0]]}, LR {lq_shapes[wrong[0]]}).')
+
+    def _file_client(self):
+        if self.file_client is None:
+            if self.backend == 'lmdb':
+                db_paths, client_keys = [self.gt_root], ['gt']
+                if self.lq_root:
+                    db_paths.append(self.lq_root)
+                    client_keys.append('lq')
+                self.file_client = FileClient('lmdb', db_paths=db_paths, client_keys=client_keys, **self.backend_kwargs)
+            else:
+                self.file_client = FileClient('disk', **self.backend_kwargs)
+        return self.file_client
+
+    def _load(self, path, role, root):
+        content = self._file_client().get(path, role)
+        if content is None:
+            raise KeyError(f'{root}: key {path!r} is listed in meta_info.txt but not stored in the LMDB.')
+        return decode_rgb(content, path if self.backend == 'disk' else f'{root}: {path}')[0]
+
+    def __getitem__(self, index):
+        key = self.keys[index]
+        gt_path = self.gt_paths[key]
+        img_gt = self._load(gt_path, 'gt', self.gt_root)
+        height, width = img_gt.shape[:2]
+        check_divisible(height, width, self.scale, f'{self.gt_root}: {key}')
+        if self.lq_root:
+            lq_path = self.lq_paths[key]
+            img_lq = self._load(lq_path, 'lq', self.lq_root)
+            if img_lq.shape[:2] != (height // self.scale, width // self.scale):
+                raise ValueError(f'{key}: LR {lq_path} is {img_lq.shape[1]}x{img_lq.shape[0]} but HR {gt_path} is '
+                                 f'{width}x{height}; expected the LR to be 1/{self.scale} of it.')
+        else:
+            lq_path = gt_path
+            img_lq = downsample(img_gt, self.scale, self.downsampler, name=f'{self.gt_root}: {key}')
+
+        if self.opt.get('phase') == 'train':
+            if self.opt.get('gt_size'):
+                img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], self.scale, gt_path)
+            img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+
+        img_gt, img_lq = img2tensor([img_gt.astype(np.float32) / 255., img_lq.astype(np.float32) / 255.],
+                                    bgr2rgb=False, float32=True)
+        return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path}
+
+    def __len__(self):
+        return len(self.keys)

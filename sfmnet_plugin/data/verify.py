@@ -1,0 +1,169 @@
+"""Check BasicSR LMDBs (the logic of ``datasets_prep/verify_lmdb.py``).
+
+:func:`check_lmdb`: every key of ``meta_info.txt`` is stored, decodes as a PNG of the stated
+shape, and nothing else is stored. :func:`check_pair`: an HR and an LR LMDB hold the same keys
+and every HR image is ``scale`` times its LR image. Both return a list of problems (empty = OK).
+"""
+import argparse
+import io
+import os
+import re
+from os import path as osp
+
+from PIL import Image
+from tqdm import tqdm
+
+from sfmnet_plugin._compat import open_shared_lmdb
+from sfmnet_plugin.data.lmdb_io import read_lmdb_keys, read_meta_info
+from sfmnet_plugin.data.prep_cli import positive_int, run_cli
+from sfmnet_plugin.data.prep_pipeline import HR_LABEL, parallel_imap
+
+_LR_LMDB = re.compile(r'^LR_x(\d+)\.lmdb$')
+_CHUNK = 256
+_SHOWN = 5
+
+
+def _examples(names):
+    names = sorted(names)
+    return ', '.join(names[:_SHOWN]) + (f' and {len(names) - _SHOWN} more' if len(names) > _SHOWN else '')
+
+
+def stored_shape(content):
+    """(h, w, channels) and format of encoded image bytes; raises OSError if they do not decode."""
+    with Image.open(io.BytesIO(content)) as img:
+        img.load()
+        return (img.height, img.width, len(img.getbands())), img.format
+
+
+def _check_chunk(task):
+    lmdb_path, entries = task
+    problems = []
+    with open_shared_lmdb(lmdb_path).begin(write=False) as txn:
+        for key, expected in entries:
+            try:
+                shape, image_format = stored_shape(txn.get(key.encode('ascii')))
+            except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+                problems.append(f'{key}: cannot decode ({err})')
+                continue
+            if image_format != 'PNG':
+                problems.append(f'{key}: stored as {image_format}, meta_info.txt promises PNG')
+            if shape != expected:
+                problems.append(f'{key}: stored image is {shape} (h,w,c) but meta_info.txt says {expected}')
+    return problems
+
+
+def check_lmdb(lmdb_path, workers=1):
+    """Problems of one LMDB against its ``meta_info.txt`` (an empty list when it is sound)."""
+    if not osp.isfile(osp.join(lmdb_path, 'data.mdb')):
+        return [f'{lmdb_path} has no data.mdb']
+    try:
+        meta = read_meta_info(lmdb_path)
+    except (FileNotFoundError, ValueError) as err:
+        return [str(err)]
+    stored = set(read_lmdb_keys(lmdb_path))
+    problems = []
+    missing = [key for key in meta if key not in stored]
+    if missing:
+        problems.append(f'{len(missing)} keys in meta_info.txt are not stored: {_examples(missing)}')
+    extra = stored.difference(meta)
+    if extra:
+        problems.append(f'{len(extra)} stored keys are not in meta_info.txt: {_examples(extra)}')
+    entries = [(key, shape) for key, shape in meta.items() if key in stored]
+    chunks = [(lmdb_path, entries[start:start + _CHUNK]) for start in range(0, len(entries), _CHUNK)]
+    with tqdm(total=len(entries), desc=osp.basename(lmdb_path), unit='img', dynamic_ncols=True) as progress:
+        for chunk, chunk_problems in zip(chunks, parallel_imap(_check_chunk, chunks, workers, chunksize=1)):
+            problems.extend(chunk_problems)
+            progress.update(len(chunk[1]))
+    return problems
+
+
+def check_pair(hr_path, lr_path, scale):
+    """Problems pairing an HR LMDB with an LR LMDB at ``scale`` (same keys; HR size = scale x LR size)."""
+    try:
+        hr_meta, lr_meta = read_meta_info(hr_path), read_meta_info(lr_path)
+    except (FileNotFoundError, ValueError) as err:
+        return [str(err)]
+    problems = []
+    only_hr, only_lr = set(hr_meta).difference(lr_meta), set(lr_meta).difference(hr_meta)
+    if only_hr:
+        problems.append(f'{len(only_hr)} keys of {hr_path} are missing from {lr_path}: {_examples(only_hr)}')
+    if only_lr:
+        problems.append(f'{len(only_lr)} keys of {lr_path} are missing from {hr_path}: {_examples(only_lr)}')
+    wrong = [f'{key} (HR {hr_meta[key]}, LR {lr_meta[key]})' for key in hr_meta
+             if key in lr_meta and hr_meta[key] != (lr_meta[key][0] * scale, lr_meta[key][1] * scale, lr_meta[key][2])]
+    if wrong:
+        problems.append(f'{len(wrong)} HR images are not {scale} x their LR image in {lr_path}: {_examples(wrong)}')
+    return problems
+
+
+def pairs_in_folder(folder):
+    """(LMDB paths, [(HR.lmdb, LR_x<s>.lmdb, s)]) found directly in a split folder."""
+    names = sorted(name for name in os.listdir(folder) if name.endswith('.lmdb'))
+    lmdbs = [osp.join(folder, name) for name in names]
+    pairs = []
+    if f'{HR_LABEL}.lmdb' in names:
+        pairs = [(osp.join(folder, f'{HR_LABEL}.lmdb'), osp.join(folder, name), int(_LR_LMDB.match(name)[1]))
+                 for name in names if _LR_LMDB.match(name)]
+    return lmdbs, pairs
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description='Check LMDBs against their meta_info.txt (keys, decodability, shapes, no extra keys) and HR/LR '
+                    'LMDB pairs against each other. Exit code 1 if anything is wrong.',
+        epilog='Examples: python datasets_prep/verify_lmdb.py datasets/CelebA/train\n'
+               '          python datasets_prep/verify_lmdb.py --pair datasets/x/HR.lmdb datasets/x/LR_x8.lmdb 8',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('paths', nargs='*',
+                        help='LMDB folders, or split folders whose *.lmdb are all checked and HR.lmdb paired with '
+                             'each LR_x<s>.lmdb')
+    parser.add_argument('--pair', nargs=3, action='append', default=[], metavar=('HR', 'LR', 'SCALE'),
+                        help='also check that LMDB LR pairs with LMDB HR at SCALE; repeatable')
+    parser.add_argument('--workers', type=positive_int, default=os.cpu_count() or 1,
+                        help='processes decoding images (default: all cores, %(default)s)')
+    return parser
+
+
+def _report(title, problems):
+    print(f'{"FAIL" if problems else "OK  "} {title}')
+    for problem in problems:
+        print(f'     - {problem}')
+    return not problems
+
+
+def main(argv=None):
+    """Check the given LMDBs and pairs; returns 0 if all are sound, else 1."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.paths and not args.pair:
+        parser.error('give at least one LMDB or split folder, or --pair HR LR SCALE')
+    lmdbs, pairs = [], []
+    for path in args.paths:
+        if path.endswith('.lmdb') or osp.isfile(osp.join(path, 'data.mdb')):
+            lmdbs.append(path)
+        elif osp.isdir(path):
+            found, found_pairs = pairs_in_folder(path)
+            if not found:
+                raise FileNotFoundError(f'{path}: no *.lmdb folders inside.')
+            lmdbs.extend(found)
+            pairs.extend(found_pairs)
+        else:
+            raise FileNotFoundError(f'{path}: not found.')
+    for hr_path, lr_path, scale in args.pair:
+        if not scale.isdigit() or int(scale) < 1:
+            parser.error(f'--pair {hr_path} {lr_path} {scale}: SCALE must be a positive integer')
+        pairs.append((hr_path, lr_path, int(scale)))
+        lmdbs.extend(path for path in (hr_path, lr_path) if path not in lmdbs)
+    sound = True
+    for lmdb_path in lmdbs:
+        problems = check_lmdb(lmdb_path, args.workers)
+        count = 0 if problems else len(read_meta_info(lmdb_path))
+        sound &= _report(f'{lmdb_path}' + ('' if problems else f': {count} images'), problems)
+    for hr_path, lr_path, scale in pairs:
+        sound &= _report(f'{hr_path} x{scale} <- {lr_path}', check_pair(hr_path, lr_path, scale))
+    return 0 if sound else 1
+
+
+def cli(argv=None):
+    """Entry point of ``datasets_prep/verify_lmdb.py``: usage errors print ``error: ...`` and exit with 2."""
+    return run_cli(main, argv)

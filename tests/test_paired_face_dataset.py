@@ -1,0 +1,208 @@
+"""PairedFaceDataset over LMDBs and folders written by the preparation scripts."""
+import numpy as np
+import pytest
+import torch
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.data.data_sampler import EnlargedSampler
+from basicsr.data.prefetch_dataloader import CPUPrefetcher
+from basicsr.utils.registry import DATASET_REGISTRY
+from face_fixtures import astronaut, grace_hopper, smooth_noise
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from sfmnet_plugin.data import prep_helen
+from sfmnet_plugin.data.lmdb_io import LmdbWriter
+from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset
+
+
+def aligned_faces():
+    """Eight 128 x 128 faces: two real photos, their mirror images, a grey one and generated ones."""
+    faces = {'astronaut': astronaut()[60:316, 100:356], 'grace': grace_hopper()[90:390, 110:410]}
+    faces = {name: np.array(Image.fromarray(face).resize((128, 128), Image.BICUBIC)) for name, face in faces.items()}
+    faces.update({f'{name}_mirror': face[:, ::-1].copy() for name, face in list(faces.items())})
+    faces['grey'] = np.repeat(faces['grace'].mean(axis=2).astype(np.uint8)[:, :, None], 3, axis=2)
+    faces.update({f'noise{index}': smooth_noise(128, 128, seed=index) for index in range(3)})
+    return faces
+
+
+@pytest.fixture(scope='module')
+def prepared(tmp_path_factory):
+    """HR.lmdb, LR_x4.lmdb, LR_x8.lmdb and the PNG folders, made by prepare_helen --from-aligned."""
+    root = tmp_path_factory.mktemp('dataset')
+    (root / 'aligned').mkdir()
+    for name, face in aligned_faces().items():
+        Image.fromarray(face).save(root / 'aligned' / f'{name}.png')
+    for downsampler in ('pil_bicubic', 'matlab_bicubic'):
+        assert prep_helen.cli(['--from-aligned', str(root / 'aligned'), '--split-name', downsampler, '--out', str(root),
+                               '--scales', '4', '8', '--downsampler', downsampler, '--save-png', '--workers', '1']) == 0
+    return root
+
+
+def dataset(**opt):
+    return PairedFaceDataset({'scale': 8, 'phase': 'val', **{key: str(value) for key, value in opt.items()}})
+
+
+def assert_same_samples(first, second, compare_paths=False):
+    assert len(first) == len(second) > 0
+    for index in range(len(first)):
+        a, b = first[index], second[index]
+        assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq']), index
+        if compare_paths:
+            assert (a['gt_path'], a['lq_path']) == (b['gt_path'], b['lq_path'])
+
+
+def test_samples_are_whole_rgb_float_images_with_their_keys(prepared):
+    split = prepared / 'pil_bicubic'
+    data = dataset(dataroot_gt=split / 'HR.lmdb', dataroot_lq=split / 'LR_x8.lmdb')
+    assert len(data) == 8
+    sample = data[data.keys.index('astronaut')]
+    assert sample['gt'].shape == (3, 128, 128) and sample['lq'].shape == (3, 16, 16)
+    assert sample['gt'].dtype == sample['lq'].dtype == torch.float32
+    assert 0 <= sample['gt'].min() and sample['gt'].max() <= 1
+    assert (sample['gt_path'], sample['lq_path']) == ('astronaut', 'astronaut')
+    expected = aligned_faces()['astronaut']
+    assert torch.equal(sample['gt'], torch.from_numpy(expected.transpose(2, 0, 1).astype(np.float32) / 255.))
+
+
+def test_lmdb_and_png_folders_give_identical_pairs(prepared):
+    split = prepared / 'pil_bicubic'
+    for lr_lmdb, lr_folder, scale in (('LR_x8.lmdb', 'LR_bicubic', 8), ('LR_x4.lmdb', 'LR_x4_bicubic', 4)):
+        from_lmdb = PairedFaceDataset({'scale': scale, 'dataroot_gt': str(split / 'HR.lmdb'),
+                                       'dataroot_lq': str(split / lr_lmdb), 'io_backend': {'type': 'lmdb'}})
+        from_png = PairedFaceDataset({'scale': scale, 'dataroot_gt': str(split / 'HR'),
+                                      'dataroot_lq': str(split / lr_folder), 'io_backend': {'type': 'disk'}})
+        assert from_lmdb.keys == from_png.keys
+        assert from_png[0]['gt_path'].endswith(f'HR/{from_png.keys[0]}.png')
+        assert_same_samples(from_lmdb, from_png)
+
+
+@pytest.mark.parametrize('downsampler', ['pil_bicubic', 'matlab_bicubic'])
+def test_on_the_fly_lr_equals_the_stored_lr(prepared, downsampler):
+    split = prepared / downsampler
+    stored = dataset(dataroot_gt=split / 'HR.lmdb', dataroot_lq=split / 'LR_x8.lmdb')
+    on_the_fly = dataset(dataroot_gt=split / 'HR.lmdb', downsampler=downsampler)
+    assert_same_samples(stored, on_the_fly, compare_paths=True)
+    from_folder = dataset(dataroot_gt=split / 'HR', downsampler=downsampler)
+    assert_same_samples(stored, from_folder)
+
+
+def test_the_two_downsamplers_differ(prepared):
+    pil = dataset(dataroot_gt=prepared / 'pil_bicubic' / 'HR.lmdb')
+    matlab = dataset(dataroot_gt=prepared / 'pil_bicubic' / 'HR.lmdb', downsampler='matlab_bicubic')
+    assert not torch.equal(pil[0]['lq'], matlab[0]['lq'])
+    assert (pil[0]['lq'] - matlab[0]['lq']).abs().mean() < 0.02
+
+
+def test_pairs_by_key_not_by_stored_order(prepared, tmp_path):
+    """An LR LMDB written in reverse key order still pairs every HR with its own LR."""
+    split = prepared / 'pil_bicubic'
+    stored = dataset(dataroot_gt=split / 'HR.lmdb', dataroot_lq=split / 'LR_x8.lmdb')
+    reversed_lr = tmp_path / 'LR_x8.lmdb'
+    with LmdbWriter(str(reversed_lr)) as writer:
+        for key in reversed(stored.keys):
+            writer.put(key, (split / 'LR_bicubic' / f'{key}.png').read_bytes(), (16, 16, 3))
+    assert_same_samples(stored, dataset(dataroot_gt=split / 'HR.lmdb', dataroot_lq=reversed_lr), compare_paths=True)
+
+
+def test_mismatched_names_are_listed_on_both_sides(tmp_path):
+    for folder, names, size in (('hr', ('a', 'b', 'c'), 32), ('lr', ('a', 'b', 'd'), 4)):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            Image.fromarray(smooth_noise(size, size, seed=1)).save(tmp_path / folder / f'{name}.png')
+    with pytest.raises(ValueError, match=r'missing from LR: c; missing from HR: d'):
+        dataset(dataroot_gt=tmp_path / 'hr', dataroot_lq=tmp_path / 'lr')
+
+
+def test_odd_modes_become_rgb_and_bad_sizes_name_the_file(tmp_path):
+    face = aligned_faces()['astronaut']
+    Image.fromarray(face).convert('L').save(tmp_path / 'grey.png')
+    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 255, np.uint8)])).save(tmp_path / 'rgba.png')
+    Image.fromarray(smooth_noise(130, 128, seed=2)).save(tmp_path / 'odd.jpg')
+    data = dataset(dataroot_gt=tmp_path)
+    assert data.keys == ['grey', 'odd', 'rgba']
+    grey = data[0]['gt']
+    assert grey.shape == (3, 128, 128) and torch.equal(grey[0], grey[2])
+    assert torch.equal(data[2]['gt'], torch.from_numpy(face.transpose(2, 0, 1) / np.float32(255)))
+    with pytest.raises(ValueError, match=r'odd: HR size 130x128 \(h x w\) is not divisible by the scale 8'):
+        data[1]
+
+
+def test_lmdb_sizes_are_checked_at_start(prepared):
+    split = prepared / 'pil_bicubic'
+    with pytest.raises(ValueError, match=r'LR size x scale 4 != HR size'):
+        PairedFaceDataset({'scale': 4, 'dataroot_gt': str(split / 'HR.lmdb'), 'dataroot_lq': str(split / 'LR_x8.lmdb')})
+    with pytest.raises(ValueError, match=r'not divisible by the scale 3'):
+        PairedFaceDataset({'scale': 3, 'dataroot_gt': str(split / 'HR.lmdb')})
+
+
+@pytest.mark.parametrize('opt, message', [
+    ({'downsampler': 'cv2_cubic'}, 'downsampler: unknown downsampler'),
+    ({'io_backend': {'type': 'lmdb'}, 'dataroot_gt': 'HR'}, 'io_backend type lmdb needs'),
+    ({'io_backend': {'type': 'memcached'}}, "io_backend type 'memcached' is not supported"),
+    ({'dataroot_lq': 'LR_bicubic'}, 'mix LMDBs'),
+])
+def test_bad_options_say_which_option(prepared, opt, message):
+    split = prepared / 'pil_bicubic'
+    full = {'scale': 8, 'dataroot_gt': str(split / 'HR.lmdb')}
+    full.update({key: str(split / value) if key.startswith('dataroot') else value for key, value in opt.items()})
+    with pytest.raises(ValueError, match=message):
+        PairedFaceDataset(full)
+
+
+def test_meta_info_file_selects_a_subset(prepared, tmp_path):
+    (tmp_path / 'subset.txt').write_text('grace.png (128,128,3) 1\nnoise1\n')
+    data = dataset(dataroot_gt=prepared / 'pil_bicubic' / 'HR.lmdb', meta_info_file=tmp_path / 'subset.txt')
+    assert data.keys == ['grace', 'noise1']
+    (tmp_path / 'missing.txt').write_text('grace\nnobody\n')
+    with pytest.raises(ValueError, match=r'missing.txt.*nobody'):
+        dataset(dataroot_gt=prepared / 'pil_bicubic' / 'HR.lmdb', meta_info_file=tmp_path / 'missing.txt')
+
+
+def test_training_crops_and_flips_only_when_asked(prepared):
+    split = prepared / 'pil_bicubic'
+    opt = {'scale': 8, 'dataroot_gt': str(split / 'HR.lmdb'), 'dataroot_lq': str(split / 'LR_x8.lmdb'),
+           'phase': 'train'}
+    whole = PairedFaceDataset(opt)
+    plain = PairedFaceDataset(dict(opt, phase='val'))
+    assert_same_samples(whole, plain)  # no augmentation and no cropping by default
+    cropped = PairedFaceDataset(dict(opt, gt_size=64, use_hflip=True, use_rot=True))
+    sample = cropped[0]
+    assert sample['gt'].shape == (3, 64, 64) and sample['lq'].shape == (3, 8, 8)
+    assert PairedFaceDataset(dict(opt, gt_size=64, phase='val'))[0]['gt'].shape == (3, 128, 128)
+
+
+def test_two_datasets_on_one_lmdb_with_two_dataloader_workers(prepared):
+    split = prepared / 'pil_bicubic'
+    opt = {'dataroot_gt': split / 'HR.lmdb', 'dataroot_lq': split / 'LR_x8.lmdb'}
+    train, val = dataset(**opt), dataset(**opt)
+    expected = [val[index] for index in range(len(val))]  # opens the environments in this process first
+    for data in (train, val):
+        loader = DataLoader(data, batch_size=3, num_workers=2, multiprocessing_context='fork')
+        batches = list(loader)
+        assert [path for batch in batches for path in batch['gt_path']] == [sample['gt_path'] for sample in expected]
+        assert torch.equal(torch.cat([batch['gt'] for batch in batches]), torch.stack([s['gt'] for s in expected]))
+        assert torch.equal(torch.cat([batch['lq'] for batch in batches]), torch.stack([s['lq'] for s in expected]))
+
+
+def test_basicsr_builds_it_with_enlarged_sampler_and_cpu_prefetcher(prepared):
+    assert DATASET_REGISTRY.get('PairedFaceDataset') is PairedFaceDataset
+    split = prepared / 'pil_bicubic'
+    dataset_opt = {'name': 'faces', 'type': 'PairedFaceDataset', 'phase': 'train', 'scale': 8,
+                   'dataroot_gt': str(split / 'HR.lmdb'), 'dataroot_lq': str(split / 'LR_x8.lmdb'),
+                   'io_backend': {'type': 'lmdb'}, 'num_worker_per_gpu': 2, 'batch_size_per_gpu': 2,
+                   'dataset_enlarge_ratio': 2, 'prefetch_mode': 'cpu', 'num_prefetch_queue': 2}
+    data = build_dataset(dataset_opt)
+    # The two ranks of a 2-process DDP run share the enlarged epoch: every image twice in all.
+    ranks = [list(EnlargedSampler(data, num_replicas=2, rank=rank, ratio=2)) for rank in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == len(data)
+    assert sorted(ranks[0] + ranks[1]) == sorted(2 * list(range(len(data))))
+    sampler = EnlargedSampler(data, num_replicas=1, rank=0, ratio=2)
+    loader = build_dataloader(data, dataset_opt, num_gpu=0, dist=False, sampler=sampler, seed=0)
+    prefetcher = CPUPrefetcher(loader)
+    batches = []
+    batch = prefetcher.next()
+    while batch is not None:
+        batches.append(batch)
+        batch = prefetcher.next()
+    assert len(batches) == 2 * len(data) // 2
+    assert batches[0]['lq'].shape == (2, 3, 16, 16) and batches[0]['gt'].shape == (2, 3, 128, 128)
