@@ -21,7 +21,7 @@ def read_version():
 
 # torch/torchvision are required but not pinned: pip keeps a working install untouched.
 INSTALL_REQUIRES = [
-    'torch>=2.0',
+    'torch>=2.1',
     'torchvision>=0.15',
     'basicsr==1.4.2',
     'mmengine>=0.10',
@@ -53,6 +53,7 @@ setup(
             'sfmnet-test = sfmnet_plugin.test:main',
             'sfmnet-convert-official = sfmnet_plugin.tools.convert_official:main',
             'sfmnet-infer = sfmnet_plugin.tools.infer:main',
+            'sfmnet-demo = sfmnet_plugin.tools.demo:main',
         ],
     },
     classifiers=[

@@ -1,0 +1,243 @@
+"""Benchmark SFMNet and its discriminators: parameters, MACs, latency, training-step time, peak memory.
+
+    python benchmarks/bench_arch.py                                   # every model, CPU, defaults below
+    python benchmarks/bench_arch.py --models sfmnet --threads 2 --warmup 1 --repeats 3
+    python benchmarks/bench_arch.py --device cuda --amp bf16 --channels-last --compile
+
+Method (the spec's section 9 harness, extended): ``--warmup`` untimed runs, then the median (and min) of
+``--repeats`` timed runs. Forward: ``eval()`` under ``no_grad`` for each ``--batch-sizes``. Training step:
+``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; the generator uses the
+stage-1 loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), on sr_fre)``, a discriminator
+``BCEWithLogits(logits, 1)``. Inputs are random data in [0, 1]: the generator gets the LR face
+(``--size / --scale``) and upsamples it itself, a discriminator the ``--size`` image.
+
+MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
+(``output elements x in_channels / groups x kernel area``), like the spec's conv count (30.57 G for SFMNet);
+FFTs, attention matmuls and element-wise ops are not included. Peak memory: ``max_memory_allocated`` on CUDA,
+the process's peak RSS on CPU (each model runs in its own process, so that includes the ~0.3-0.5 GB of
+torch itself). Prints a Markdown table.
+
+``--keep-freed-memory`` (CPU, glibc): by default glibc serves every large tensor with a fresh ``mmap`` and
+unmaps it on free, so each iteration page-faults the whole working set (gigabytes for SFMNet at batch 8)
+again. On the 2-core VM this was measured on, that more than doubles the batch-8 times. The flag sets
+``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` for the measuring processes so freed memory is
+reused; the default leaves the allocator alone, like the spec's timings.
+"""
+import argparse
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from functools import partial
+
+BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency')
+TINY_SFMNET = dict(num_feat=16, num_heads=2)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', nargs='+', choices=BENCHMARK_MODELS, default=list(BENCHMARK_MODELS))
+    parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8], help='forward (eval) batch sizes')
+    parser.add_argument('--train-batch-size', type=int, default=8, help='batch size of the training step (0: skip)')
+    parser.add_argument('--size', type=int, default=128, help='HR image size')
+    parser.add_argument('--scale', type=int, default=8, help='SFMNet upscale factor (LR size = size / scale)')
+    parser.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none', help='autocast dtype')
+    parser.add_argument('--channels-last', action='store_true', help='channels_last weights and inputs')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the model')
+    parser.add_argument('--keep-freed-memory', action='store_true',
+                        help='CPU: keep glibc from returning freed blocks to the OS (see the module docstring)')
+    return parser.parse_args(argv)
+
+
+def build_model(name, args):
+    import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
+    from sfmnet_plugin.archs.lightcnn_discriminator_arch import (
+        SFMNetFrequencyDiscriminator,
+        SFMNetSpatialDiscriminator,
+    )
+    from sfmnet_plugin.archs.sfmnet_arch import SFMNet
+
+    if name == 'sfmnet':
+        return SFMNet(upscale=args.scale)
+    if name == 'sfmnet-tiny':
+        return SFMNet(upscale=args.scale, **TINY_SFMNET)
+    if name == 'd-spatial':
+        return SFMNetSpatialDiscriminator(input_size=args.size)
+    return SFMNetFrequencyDiscriminator(input_size=args.size)
+
+
+def count_macs_per_image(model, inputs):
+    """Conv2d + Linear multiply-accumulates of one forward, divided by the batch size."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def conv_hook(module, args, out):
+        nonlocal total
+        kernel_area = module.kernel_size[0] * module.kernel_size[1]
+        total += out.numel() * (module.in_channels // module.groups) * kernel_area
+
+    def linear_hook(module, args, out):
+        nonlocal total
+        total += out.numel() * module.in_features
+
+    handles = [module.register_forward_hook(conv_hook if isinstance(module, nn.Conv2d) else linear_hook)
+               for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(inputs)
+    for handle in handles:
+        handle.remove()
+    return total / inputs.shape[0]
+
+
+def stage1_loss(outputs, target):
+    """SFMNet's PSNR-stage loss (spec section 5); the Fourier terms in float32 with autocast off."""
+    import torch
+    import torch.nn.functional as F
+
+    sr, sr_frequency = (out.float() for out in outputs)
+    loss = F.l1_loss(sr, target) + F.l1_loss(sr_frequency, target)
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        spectrum, target_spectrum = torch.fft.rfft2(sr_frequency), torch.fft.rfft2(target)
+        fourier = (F.l1_loss(spectrum.abs(), target_spectrum.abs())
+                   + F.l1_loss(spectrum.angle(), target_spectrum.angle()))
+    return loss + 0.01 * fourier
+
+
+def time_runs(fn, warmup, repeats, synchronize):
+    for _ in range(warmup):
+        fn()
+    synchronize()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), min(seconds)
+
+
+def measure(name, args):
+    """Every number of one model, in a fresh process (so peak RSS belongs to this model)."""
+    import torch
+    import torch.nn.functional as F
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    is_generator = name.startswith('sfmnet')
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = build_model(name, args).to(device, memory_format=memory_format)
+    num_params = sum(p.numel() for p in model.parameters())
+    input_size = args.size // args.scale if is_generator else args.size
+
+    def random_inputs(batch):
+        return torch.rand(batch, 3, input_size, input_size, device=device).to(memory_format=memory_format)
+
+    model.eval()
+    macs = count_macs_per_image(model, random_inputs(1))
+    runner = torch.compile(model) if args.compile else model
+    amp_dtype = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[args.amp]
+
+    def autocast():
+        return torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+    synchronize = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def forward(inputs):
+        with torch.no_grad(), autocast():
+            runner(inputs)
+
+    row = {'model': name, 'params': num_params, 'macs': macs}
+    for batch in args.batch_sizes:
+        row[f'forward_b{batch}'] = time_runs(partial(forward, random_inputs(batch)), args.warmup, args.repeats,
+                                             synchronize)
+
+    if args.train_batch_size:
+        model.train()
+        batch = args.train_batch_size
+        inputs = random_inputs(batch)
+        target = torch.rand(batch, 3, args.size, args.size, device=device)
+
+        def train_step():
+            model.zero_grad(set_to_none=True)
+            with autocast():
+                if is_generator:
+                    loss = stage1_loss(runner(inputs, return_frequency=True), target)
+                else:
+                    logits = runner(inputs).float()
+                    loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            loss.backward()
+
+        row['train'] = time_runs(train_step, args.warmup, args.repeats, synchronize)
+
+    if device.type == 'cuda':
+        row['peak_memory'] = f'{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (CUDA allocated)'
+    else:
+        row['peak_memory'] = f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (peak RSS)'
+    return row
+
+
+def format_seconds(median_and_min):
+    median, minimum = median_and_min
+    if median >= 1:
+        return f'{median:.2f} s (min {minimum:.2f})'
+    return f'{median * 1000:.0f} ms (min {minimum * 1000:.0f})'
+
+
+def markdown_table(rows, args):
+    forward_columns = [f'forward b{batch}' for batch in args.batch_sizes]
+    train_columns = [f'fwd+bwd b{args.train_batch_size}'] if args.train_batch_size else []
+    header = ['model', 'params', 'MACs/img (conv+linear)', *forward_columns, *train_columns, 'peak memory']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for row in rows:
+        cells = [row['model'], f"{row['params']:,}", f"{row['macs'] / 1e9:.2f} G"]
+        cells += [format_seconds(row[f'forward_b{batch}']) for batch in args.batch_sizes]
+        cells += [format_seconds(row['train'])] if args.train_batch_size else []
+        cells.append(row['peak_memory'])
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    if args.keep_freed_memory:
+        # glibc reads these once at process start; the spawned measuring processes inherit them.
+        os.environ.update(MALLOC_MMAP_THRESHOLD_=str(2**34), MALLOC_TRIM_THRESHOLD_=str(2**34))
+    # spawn: a fresh interpreter per model, so the peak RSS of one model does not carry over to the next
+    context = multiprocessing.get_context('spawn')
+    rows = []
+    for name in args.models:
+        with context.Pool(1) as pool:
+            rows.append(pool.apply(measure, (name, args)))
+        print(f'done: {name}', file=sys.stderr, flush=True)
+    if args.device.startswith('cuda'):
+        hardware = torch.cuda.get_device_name(args.device)
+    else:
+        hardware = f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores'
+    settings = [
+        f'torch {torch.__version__}', f'device {args.device} ({hardware})',
+        f'threads {args.threads or torch.get_num_threads()}', f'amp {args.amp}',
+        f'channels_last {args.channels_last}', f'compile {args.compile}',
+        f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'SFMNet x{args.scale}',
+        f'warmup {args.warmup}', f'median of {args.repeats}', f'load average {os.getloadavg()[0]:.1f}',
+    ]
+    print(', '.join(settings) + '\n')
+    print(markdown_table(rows, args))
+
+
+if __name__ == '__main__':
+    main()

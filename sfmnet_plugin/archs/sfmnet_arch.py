@@ -1,0 +1,195 @@
+"""SFMNet: spatial-frequency mutual learning for face super-resolution (Wang et al., CVPR 2023).
+
+Re-implemented from the written specification of the official code (``shared/reference/sfmnet_spec.md``,
+sections 1-3 and 10). With the default arguments the network is the official ``TwoBranch``: 8,799,622
+parameters, the same operations in the same order, and official checkpoints load after
+:func:`sfmnet_plugin.tools.convert_official.convert_official_state_dict` renames their keys.
+
+Data flow for the official configuration (x8, 16x16 LR face, ``C = 64``, ``num_levels = 3``)::
+
+    lr (B x 3 x 16 x 16) --PIL bicubic--> lr_up (B x 3 x 128 x 128)
+    frequency branch: U-Net of FFTBlocks, 128 -> 64 -> 32 -> 16 -> 32 -> 64 -> 128, all C channels
+        -> features at 14 positions, and sr_frequency = tail + lr_up
+    spatial branch:   the same U-Net shape with ResidualGroups; at each of the 14 positions a
+        FrequencySpatialInteraction replaces the spatial feature by its fusion with the frequency
+        feature of that position -> sr_spatial = tail + lr_up   (the SR result)
+
+Positions, in order (``L = num_levels``): for each encoder level the output of its first block (after
+the down-sampler) and of its refine block; the two neck blocks; for each decoder level the output of its
+first block (after the up-sampler) and of its refine block, the latter after the skip addition.
+That is ``4 L + 2`` positions (14 for L = 3), numbered like the official ``conv_fuse`` list.
+"""
+from functools import partial
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import Tensor, nn
+
+from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.sfmnet_blocks import (
+    ConvPReLU,
+    DownSample,
+    FFTBlock,
+    FrequencySpatialInteraction,
+    ResidualGroup,
+    UpSample,
+)
+
+SUPPORTED_UPSCALES = (1, 2, 4, 8, 16)
+
+
+class UNetBranch(nn.Module):
+    """One SFMNet branch: a U-shaped encoder-decoder at constant width whose stages come from ``make_block``.
+
+    ``forward(x, at_position) -> tail(features) + x``, ``B x in_ch x H x W -> B x out_ch x H x W``.
+
+    * ``head``: conv+PReLU, ``in_ch -> C`` at ``H x W``;
+    * encoder level ``i`` (resolution ``H / 2^(i+1)``): ``downsamplers[i]`` -> ``encoder_blocks[i]`` ->
+      ``encoder_refine_blocks[i]``;
+    * neck (``H / 2^L``): ``neck_block`` -> ``neck_refine_block`` + skip;
+    * decoder level ``i`` (``H / 2^(L-1-i)``): ``upsamplers[i]`` -> ``decoder_blocks[i]`` ->
+      ``decoder_refine_blocks[i]`` + skip;
+    * ``tail``: conv+PReLU, ``C -> out_ch`` (the PReLU on the residual image is official).
+
+    The skips are additions made after the refine block of the neck and of every decoder level; they add the
+    head output and the encoder refine outputs, deepest first. ``at_position(index, feature)`` is called on
+    the ``4 L + 2`` position features in order and returns the feature to continue with; a skip always uses
+    the feature from *before* that call (official: the spatial skips bypass the fusion, spec 10.9).
+    """
+
+    def __init__(self, make_block, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_levels: int = 3):
+        super().__init__()
+        self.num_positions = 4 * num_levels + 2
+        self.head = ConvPReLU(num_in_ch, num_feat)
+        self.downsamplers = nn.ModuleList([DownSample(num_feat) for _ in range(num_levels)])
+        self.encoder_blocks = nn.ModuleList([make_block() for _ in range(num_levels)])
+        self.encoder_refine_blocks = nn.ModuleList([make_block() for _ in range(num_levels)])
+        self.neck_block = make_block()
+        self.neck_refine_block = make_block()
+        self.upsamplers = nn.ModuleList([UpSample(num_feat) for _ in range(num_levels)])
+        self.decoder_blocks = nn.ModuleList([make_block() for _ in range(num_levels)])
+        self.decoder_refine_blocks = nn.ModuleList([make_block() for _ in range(num_levels)])
+        self.tail = ConvPReLU(num_feat, num_out_ch)
+
+    def forward(self, x: Tensor, at_position) -> Tensor:
+        positions = iter(range(self.num_positions))
+        feature = self.head(x)
+        skips = [feature]
+        for downsample, block, refine in zip(self.downsamplers, self.encoder_blocks, self.encoder_refine_blocks):
+            feature = at_position(next(positions), block(downsample(feature)))
+            feature = refine(feature)
+            skips.append(feature)
+            feature = at_position(next(positions), feature)
+        feature = at_position(next(positions), self.neck_block(feature))
+        feature = at_position(next(positions), self.neck_refine_block(feature) + skips.pop())
+        for upsample, block, refine in zip(self.upsamplers, self.decoder_blocks, self.decoder_refine_blocks):
+            feature = at_position(next(positions), block(upsample(feature)))
+            feature = at_position(next(positions), refine(feature) + skips.pop())
+        return self.tail(feature) + x
+
+
+@ARCH_REGISTRY.register()
+class SFMNet(nn.Module):
+    """SFMNet generator: LR face in, two SR estimates out (spatial = the result, frequency = auxiliary).
+
+    Args:
+        upscale: 1, 2, 4, 8 or 16. The LR input (``B x 3 x h x w`` in [0, 1]) is first resized to
+            ``(h * upscale, w * upscale)`` with PIL-compatible bicubic, exactly what the official data loader
+            fed the official network; 1 means the input is already that bicubic-upsampled image. The learned
+            weights do not depend on it (the official x4/x8/x16 models share one architecture).
+        num_in_ch, num_out_ch: image channels; must be equal because both outputs are ``residual + input``.
+        num_feat: width ``C`` of every stage (64).
+        num_resblocks: ResBlocks per ResidualGroup in the spatial branch (2).
+        num_levels: depth ``L`` of both U-Nets (3); the HR size must be divisible by ``2 ** L``.
+        fusion_positions: indices in ``[0, 4 L + 2)`` that get a :class:`FrequencySpatialInteraction`; the
+            spatial feature passes through unchanged elsewhere. None (default, official) means all of them.
+        keep_unused_attention: keep the official, never-called second attention module of every interaction
+            block (True: official parameter count, strict loading of converted official checkpoints; False:
+            253,680 fewer parameters at C = 64, and every parameter receives a gradient from the dual loss).
+        num_heads: attention heads of the channel cross-attention (8; ``num_feat / num_heads`` channels each).
+
+    ``forward(x, return_frequency=False)`` returns the spatial-branch SR image ``B x 3 x H x W`` (not clamped),
+    or ``(sr_spatial, sr_frequency)`` when ``return_frequency`` is true.
+    """
+
+    def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
+                 num_resblocks: int = 2, num_levels: int = 3, fusion_positions=None,
+                 keep_unused_attention: bool = True, num_heads: int = 8):
+        super().__init__()
+        if upscale not in SUPPORTED_UPSCALES:
+            raise ValueError(f'SFMNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
+        if num_in_ch != num_out_ch:
+            raise ValueError(f'SFMNet adds its input to both outputs, so num_in_ch ({num_in_ch}) must equal '
+                             f'num_out_ch ({num_out_ch}).')
+        if num_levels < 1:
+            raise ValueError(f'SFMNet num_levels must be at least 1, got {num_levels}.')
+        num_positions = 4 * num_levels + 2
+        if fusion_positions is None:
+            fusion_positions = range(num_positions)
+        fusion_positions = sorted(set(int(position) for position in fusion_positions))
+        if any(not 0 <= position < num_positions for position in fusion_positions):
+            raise ValueError(f'SFMNet fusion_positions must lie in [0, {num_positions}) for num_levels={num_levels}, '
+                             f'got {fusion_positions}.')
+        self.upscale = upscale
+        self.num_levels = num_levels
+
+        self.frequency_branch = UNetBranch(partial(FFTBlock, num_feat), num_in_ch, num_out_ch, num_feat, num_levels)
+        self.spatial_branch = UNetBranch(
+            partial(ResidualGroup, num_feat, num_resblocks), num_in_ch, num_out_ch, num_feat, num_levels)
+        # Keyed by position so the state-dict names match the position numbers (and the official indices).
+        self.interactions = nn.ModuleDict({
+            str(position): FrequencySpatialInteraction(num_feat, num_heads, keep_unused_attention)
+            for position in fusion_positions
+        })
+
+    def upsample_input(self, x: Tensor) -> Tensor:
+        """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
+        height, width = x.shape[-2:]
+        hr_height, hr_width = height * self.upscale, width * self.upscale
+        multiple = 2 ** self.num_levels
+        if hr_height % multiple or hr_width % multiple:
+            raise ValueError(
+                f'SFMNet got a {height}x{width} input at x{self.upscale}, i.e. a {hr_height}x{hr_width} HR image, but '
+                f'num_levels={self.num_levels} needs the HR height and width to be divisible by {multiple}.')
+        if self.upscale == 1:
+            return x
+        return pil_bicubic_resize(x, (hr_height, hr_width))
+
+    def forward(self, x: Tensor, return_frequency: bool = False):
+        """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""
+        lr_up = self.upsample_input(x)
+
+        # The frequency branch runs first and on its own; its position features are only recorded.
+        frequency_features = []
+
+        def record(position: int, feature: Tensor) -> Tensor:
+            frequency_features.append(feature)
+            return feature
+
+        sr_frequency = self.frequency_branch(lr_up, record)
+
+        def interact(position: int, spatial: Tensor) -> Tensor:
+            key = str(position)
+            if key not in self.interactions:
+                return spatial  # no interaction block at this position (fusion_positions)
+            return self.interactions[key](spatial, frequency_features[position])
+
+        sr_spatial = self.spatial_branch(lr_up, interact)
+        return (sr_spatial, sr_frequency) if return_frequency else sr_spatial
+
+    def count_parameters_by_group(self) -> dict:
+        """Parameter counts: each branch, the interaction blocks, the never-used attention, and the total."""
+        def count(module):
+            return sum(p.numel() for p in module.parameters())
+
+        unused = sum(count(block.unused_attention) for block in self.interactions.values()
+                     if block.unused_attention is not None)
+        return {
+            'frequency_branch': count(self.frequency_branch),
+            'spatial_branch': count(self.spatial_branch),
+            'interactions': count(self.interactions),
+            'unused_attention': unused,
+            'total': count(self),
+        }
+
+
+__all__ = ['SFMNet', 'UNetBranch', 'SUPPORTED_UPSCALES']

@@ -1,0 +1,231 @@
+"""Building blocks of SFMNet (Wang et al., "Spatial-Frequency Mutual Learning for Face Super-Resolution", CVPR 2023).
+
+Re-implemented from the written specification of the official code (``shared/reference/sfmnet_spec.md``,
+section 2); no official code is reused. Numerically relevant quirks of the official network are kept on
+purpose and marked "official:" in the comments. Shapes below use ``C = num_feat`` (64 in the paper).
+
+Blocks, in the order the network uses them:
+
+* :class:`ConvPReLU` - head / tail / group-output convolution.
+* :class:`DownSample`, :class:`UpSample` - the resolution changes of both U-Nets.
+* :class:`ResBlock`, :class:`ResidualGroup` - the spatial branch's stage.
+* :class:`FFTBlock` - the frequency branch's stage (amplitude/phase refinement in the Fourier domain).
+* :class:`ChannelCrossAttention`, :class:`FrequencySpatialInteraction` - how frequency features reach the
+  spatial branch.
+"""
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _replace_non_finite(x: Tensor) -> Tensor:
+    # official: NaN and +-inf all become 1e-5 (not a large number) after every FFT and interaction block.
+    return torch.nan_to_num(x, nan=1e-5, posinf=1e-5, neginf=1e-5)
+
+
+class ConvPReLU(nn.Module):
+    """Bias-free convolution followed by a single-slope PReLU (official ``ConvBNReLU2D`` with act='PReLU').
+
+    ``B x in_ch x H x W -> B x out_ch x H x W``. Also used as the output layer of both branches, where the
+    PReLU acts on the residual image (official quirk, spec 10.7).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=False)
+        self.act = nn.PReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.conv(x))
+
+
+class DownSample(nn.Module):
+    """Halve the resolution: 3x3 conv, space-to-depth, then a 1x1 conv back to ``C`` channels; no activation.
+
+    ``B x C x H x W -> B x C x H/2 x W/2`` (``H`` and ``W`` even).
+    """
+
+    def __init__(self, num_feat: int):
+        super().__init__()
+        self.conv = nn.Conv2d(num_feat, num_feat, 3, padding=1, bias=False)
+        self.channel_reduce = nn.Conv2d(4 * num_feat, num_feat, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.channel_reduce(F.pixel_unshuffle(self.conv(x), 2))
+
+
+class UpSample(nn.Module):
+    """Double the resolution: 1x1 conv to ``4C`` channels, depth-to-space, PReLU.
+
+    ``B x C x H x W -> B x C x 2H x 2W``. (official: the x2 up-sampler uses a 1x1 kernel.)
+    """
+
+    def __init__(self, num_feat: int):
+        super().__init__()
+        self.channel_expand = nn.Conv2d(num_feat, 4 * num_feat, 1)
+        self.act = nn.PReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(F.pixel_shuffle(self.channel_expand(x), 2))
+
+
+class ResBlock(nn.Module):
+    """``relu(conv(relu(conv(x))) + x)`` with two bias-free 3x3 convs. ``B x C x H x W -> B x C x H x W``."""
+
+    def __init__(self, num_feat: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(num_feat, num_feat, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(num_feat, num_feat, 3, padding=1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + x)
+
+
+class ResidualGroup(nn.Module):
+    """The spatial-branch stage: residual blocks, a conv+PReLU, and a learnably scaled identity skip.
+
+    ``y = out_conv(resblocks(x)) + skip_scale * x``, ``B x C x H x W -> B x C x H x W``; ``skip_scale`` starts at 1.
+    """
+
+    def __init__(self, num_feat: int, num_resblocks: int = 2):
+        super().__init__()
+        self.resblocks = nn.Sequential(*[ResBlock(num_feat) for _ in range(num_resblocks)])
+        self.out_conv = ConvPReLU(num_feat, num_feat)
+        self.skip_scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out_conv(self.resblocks(x)) + x * self.skip_scale
+
+
+def _spectral_refine_net(num_feat: int) -> nn.Sequential:
+    """Conv3x3 -> LeakyReLU(0.1) -> Conv3x3, applied to an amplitude or phase map as if it were an image."""
+    return nn.Sequential(
+        nn.Conv2d(num_feat, num_feat, 3, padding=1),
+        nn.LeakyReLU(0.1),
+        nn.Conv2d(num_feat, num_feat, 3, padding=1),
+    )
+
+
+class FFTBlock(nn.Module):
+    """The frequency-branch stage: residual refinement of the amplitude and phase of the feature spectrum.
+
+    ``B x C x H x W -> B x C x H x W``. In order (spec 2.6):
+
+    1. ``z = in_conv(x) + 1e-8`` (1x1 conv);
+    2. ``Z = rfft2(z, norm='backward')``: complex ``B x C x H x (W//2+1)``, unscaled, DC at (0, 0), no shift;
+    3. amplitude ``A = |Z|`` and phase ``P = angle(Z)``, each refined residually by its own conv net
+       (``A + g_A(A)``, ``P + g_P(P)``) that treats the half-spectrum grid as a zero-padded image;
+    4. back to a complex spectrum, ``A cos P + 1e-8`` and ``A sin P + 1e-8``, plus another 1e-8 on the real part;
+    5. ``abs(irfft2(., s=(H, W)))``, then ``out_conv`` (1x1) plus the block input, then NaN/inf -> 1e-5.
+
+    The 1e-8 constants and the ``abs`` after the inverse transform are official quirks kept for parity.
+    Under autocast the Fourier part (steps 2-5 up to ``out_conv``) runs in float32 with autocast off: the
+    CPU has no half-precision FFT, cuFFT's only takes power-of-two sizes, and the raw amplitudes (the DC
+    term is a sum over all H*W pixels) overflow float16. ``torch.compile`` leaves the Fourier part eager:
+    inductor (torch 2.14) fails to compile the backward of ``abs`` and ``angle`` taken of one spectrum.
+    """
+
+    def __init__(self, num_feat: int):
+        super().__init__()
+        self.in_conv = nn.Conv2d(num_feat, num_feat, 1)
+        self.amplitude_refine = _spectral_refine_net(num_feat)
+        self.phase_refine = _spectral_refine_net(num_feat)
+        self.out_conv = nn.Conv2d(num_feat, num_feat, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        restored = self.refine_in_fourier_domain(self.in_conv(x) + 1e-8)
+        return _replace_non_finite(self.out_conv(restored) + x)
+
+    @torch.compiler.disable
+    def refine_in_fourier_domain(self, z: Tensor) -> Tensor:
+        """Steps 2-5 up to the ``abs``: ``B x C x H x W`` -> ``B x C x H x W`` (float32 or wider)."""
+        height, width = z.shape[-2:]
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            if z.dtype in _REDUCED_PRECISION:
+                z = z.float()
+            spectrum = torch.fft.rfft2(z, norm='backward')
+            amplitude = spectrum.abs()
+            phase = spectrum.angle()
+            amplitude = amplitude + self.amplitude_refine(amplitude)
+            phase = phase + self.phase_refine(phase)
+            real = amplitude * torch.cos(phase) + 1e-8
+            imag = amplitude * torch.sin(phase) + 1e-8
+            spectrum = torch.complex(real, imag) + 1e-8
+            return torch.fft.irfft2(spectrum, s=(height, width), norm='backward').abs()
+
+
+class ChannelCrossAttention(nn.Module):
+    """Multi-head "transposed" cross-attention: attention between channels, not between pixels (Restormer-style).
+
+    ``forward(query_source, key_value_source)``, both ``B x C x H x W`` -> ``B x C x H x W``. Queries come from
+    ``query_source``, keys and values from ``key_value_source`` (1x1 conv then 3x3 depthwise conv, no bias).
+    Per head (``C / num_heads`` channels), Q and K are L2-normalised over the ``H*W`` positions, the
+    ``(C/heads) x (C/heads)`` logits are scaled by a learnable per-head temperature (init 1, no 1/sqrt(d)),
+    softmaxed over key channels and applied to V, then a 1x1 conv projects the result. Cost is linear in H*W.
+    """
+
+    def __init__(self, num_feat: int, num_heads: int = 8):
+        super().__init__()
+        if num_feat % num_heads:
+            raise ValueError(f'num_feat={num_feat} is not divisible by num_heads={num_heads}.')
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.query = nn.Conv2d(num_feat, num_feat, 1, bias=False)
+        self.query_dwconv = nn.Conv2d(num_feat, num_feat, 3, padding=1, groups=num_feat, bias=False)
+        self.key_value = nn.Conv2d(num_feat, 2 * num_feat, 1, bias=False)
+        self.key_value_dwconv = nn.Conv2d(2 * num_feat, 2 * num_feat, 3, padding=1, groups=2 * num_feat, bias=False)
+        self.project_out = nn.Conv2d(num_feat, num_feat, 1, bias=False)
+
+    def forward(self, query_source: Tensor, key_value_source: Tensor) -> Tensor:
+        batch, channels, height, width = query_source.shape
+        query = self.query_dwconv(self.query(query_source))
+        key, value = self.key_value_dwconv(self.key_value(key_value_source)).chunk(2, dim=1)
+        # Channel index c splits head-major: channels [0, C/heads) form head 0, and so on.
+        query, key, value = (
+            t.reshape(batch, self.num_heads, channels // self.num_heads, height * width) for t in (query, key, value))
+        query = F.normalize(query, dim=-1)
+        key = F.normalize(key, dim=-1)
+        attention = (query @ key.transpose(-2, -1)) * self.temperature  # B x heads x C/heads x C/heads
+        attention = attention.softmax(dim=-1)
+        out = (attention @ value).reshape(batch, channels, height, width)
+        return self.project_out(out)
+
+
+class FrequencySpatialInteraction(nn.Module):
+    """Frequency-spatial interaction block (the paper's FSIB; official ``FuseBlock7``): frequency -> spatial only.
+
+    ``forward(spatial, frequency)``, both ``B x C x H x W`` -> fused ``B x C x H x W`` that replaces the spatial
+    feature (the frequency branch never receives anything back; spec 10.3):
+
+    1. ``s = spatial_conv(spatial)``, ``f = frequency_conv(frequency)`` (3x3 convs with bias);
+    2. ``s = s + attn(s, f)`` (queries from spatial, keys/values from frequency), then
+       ``f = f + attn(f, s)`` using the *updated* ``s`` and the *same* attention module (official, issue #35);
+    3. fine fusion: ``[g_s, g_f] = sigmoid(conv(conv(cat[s, f])))``, output ``s * g_s + f * g_f``, NaN/inf -> 1e-5.
+
+    The official block owns a second attention module that its forward never calls. With
+    ``keep_unused_attention=True`` it is kept as ``unused_attention`` so official checkpoints load strictly
+    (and the parameter count is the official one); it never receives gradients.
+    """
+
+    def __init__(self, num_feat: int, num_heads: int = 8, keep_unused_attention: bool = True):
+        super().__init__()
+        self.spatial_conv = nn.Conv2d(num_feat, num_feat, 3, padding=1)
+        self.frequency_conv = nn.Conv2d(num_feat, num_feat, 3, padding=1)
+        self.cross_attention = ChannelCrossAttention(num_feat, num_heads)
+        self.unused_attention = ChannelCrossAttention(num_feat, num_heads) if keep_unused_attention else None
+        # official: no activation between the two gate convs.
+        self.gate = nn.Sequential(
+            nn.Conv2d(2 * num_feat, num_feat, 3, padding=1),
+            nn.Conv2d(num_feat, 2 * num_feat, 3, padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, spatial: Tensor, frequency: Tensor) -> Tensor:
+        spatial = self.spatial_conv(spatial)
+        frequency = self.frequency_conv(frequency)
+        spatial = spatial + self.cross_attention(spatial, frequency)
+        frequency = frequency + self.cross_attention(frequency, spatial)
+        spatial_gate, frequency_gate = self.gate(torch.cat([spatial, frequency], dim=1)).chunk(2, dim=1)
+        return _replace_non_finite(spatial * spatial_gate + frequency * frequency_gate)
