@@ -15,17 +15,12 @@ if __package__ in (None, ''):
     sys.path[0] = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 import sfmnet_plugin  # noqa: E402,F401  (compatibility fixes and registrations before basicsr)
-from sfmnet_plugin._compat import normalize_local_rank_argument  # noqa: E402
-from sfmnet_plugin.option_files import default_root_path, resolved_option_argv  # noqa: E402
+from sfmnet_plugin.launch import run_basicsr_pipeline  # noqa: E402
 
 
 def main(root_path=None):
     """Train with the options given on the command line; outputs go under ``root_path``."""
-    from basicsr import train as train_module  # after sfmnet_plugin, which makes basicsr importable
-
-    with resolved_option_argv(normalize_local_rank_argument(sys.argv)) as argv:
-        sys.argv = argv
-        train_module.train_pipeline(root_path or default_root_path())
+    run_basicsr_pipeline('train', root_path)
 
 
 if __name__ == '__main__':

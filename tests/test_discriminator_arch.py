@@ -3,11 +3,8 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from sfmnet_plugin.archs.lightcnn_discriminator_arch import (
-    SFMNetFrequencyDiscriminator,
-    SFMNetSpatialDiscriminator,
-    safe_angle,
-)
+from sfmnet_plugin.archs.lightcnn_discriminator_arch import SFMNetFrequencyDiscriminator, SFMNetSpatialDiscriminator
+from sfmnet_plugin.spectral import safe_angle
 
 
 def count(module):

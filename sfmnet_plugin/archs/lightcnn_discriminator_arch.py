@@ -13,6 +13,8 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
+from sfmnet_plugin.spectral import safe_angle
+
 
 class MFMConv2d(nn.Module):
     """Max-feature-map convolution: ``B x in_ch x H x W -> B x out_ch x H x W`` (conv to 2*out_ch, max of halves)."""
@@ -109,20 +111,6 @@ class SFMNetSpatialDiscriminator(LightCNN9Discriminator):
     def __init__(self, num_in_ch: int = 3, input_size: int = 128):
         final_size = _halved_with_ceil(input_size, 4)
         super().__init__(num_in_ch, (final_size, final_size))
-
-
-def safe_angle(spectrum: Tensor) -> Tensor:
-    """``angle(spectrum)`` whose gradient is 0 instead of undefined where the spectrum is exactly 0.
-
-    Computed as ``atan2`` of a "safe pair": exact zeros are swapped for ``1 + 0i`` *before* ``atan2``, so the
-    ``x / (x^2 + y^2)`` in its backward never sees 0/0, and the swap (a ``where``) passes no gradient. The
-    value equals ``torch.angle`` everywhere except at exact zeros, where it is 0 (``angle`` gives 0 or pi there,
-    depending on the sign of the zero). Constant images, whose spectrum is exactly 0 away from DC, thus get
-    finite gradients without any epsilon changing the forward values.
-    """
-    real, imag = spectrum.real, spectrum.imag
-    is_zero = (real == 0) & (imag == 0)
-    return torch.atan2(torch.where(is_zero, 0.0, imag), torch.where(is_zero, 1.0, real))
 
 
 @torch.compiler.disable  # inductor (torch 2.14) cannot compile the backward of abs + angle of one spectrum

@@ -1,0 +1,22 @@
+"""What every launcher does before BasicSR's pipeline takes over the command line."""
+import importlib
+import sys
+
+from sfmnet_plugin._compat import normalize_local_rank_argument
+from sfmnet_plugin.option_files import default_root_path, resolved_option_argv
+
+PIPELINES = {'train': ('basicsr.train', 'train_pipeline'), 'test': ('basicsr.test', 'test_pipeline')}
+
+
+def run_basicsr_pipeline(stage, root_path=None):
+    """Run BasicSR's ``stage`` pipeline on ``sys.argv`` with ``_base_`` options merged and torch
+    launchers' ``--local-rank`` understood; outputs go under ``root_path`` (default: see
+    :func:`sfmnet_plugin.option_files.default_root_path`).
+
+    The caller has imported ``sfmnet_plugin`` (fixes and registrations) before this module.
+    """
+    module_name, function_name = PIPELINES[stage]
+    pipeline = getattr(importlib.import_module(module_name), function_name)
+    with resolved_option_argv(normalize_local_rank_argument(sys.argv)) as argv:
+        sys.argv = argv
+        pipeline(root_path or default_root_path())
