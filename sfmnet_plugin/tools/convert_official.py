@@ -94,7 +94,7 @@ class CheckpointConversionError(ValueError):
     """The checkpoint does not have the official layout; the message lists every offending key."""
 
 
-def _format_keys(title, keys, limit=20):
+def format_keys(title, keys, limit=20):
     keys = sorted(keys)
     shown = ', '.join(keys[:limit]) + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
     return f'{title} ({len(keys)}): {shown}'
@@ -108,7 +108,7 @@ def _renamed_and_checked(official_sd, key_map, expected_shapes, what):
                   for key in sorted(set(official_sd) & set(key_map))
                   if tuple(official_sd[key].shape) != tuple(expected_shapes[key_map[key]])]
     if missing or unexpected or mismatched:
-        problems = [_format_keys(title, keys) for title, keys in
+        problems = [format_keys(title, keys) for title, keys in
                     [('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', mismatched)]
                     if keys]
         raise CheckpointConversionError(f'Not an official {what} state dict (default options):\n  '
@@ -188,7 +188,7 @@ def load_sfmnet_checkpoint(path, map_location='cpu', **arch_kwargs):
     Accepts BasicSR checkpoints (``params_ema`` preferred over ``params``) and official ones (plain,
     ``{'state_dict': ...}``-wrapped and/or ``module.``-prefixed). Returns the model in eval mode.
     """
-    state_dict = _unwrap_checkpoint(torch.load(path, map_location=map_location, weights_only=True))
+    state_dict = unwrap_checkpoint(torch.load(path, map_location=map_location, weights_only=True))
     if is_official_state_dict(state_dict):
         state_dict = convert_official_state_dict(
             state_dict, keep_unused_attention=arch_kwargs.get('keep_unused_attention', True))
@@ -197,7 +197,7 @@ def load_sfmnet_checkpoint(path, map_location='cpu', **arch_kwargs):
     return model.eval()
 
 
-def _unwrap_checkpoint(checkpoint):
+def unwrap_checkpoint(checkpoint):
     """The state dict inside a checkpoint: BasicSR's ``params_ema``/``params``, a ``state_dict`` entry, or itself."""
     for key in ('params_ema', 'params', 'state_dict'):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
                              'load the result into SFMNet(keep_unused_attention=False)')
     args = parser.parse_args(argv)
 
-    state_dict = strip_module_prefix(_unwrap_checkpoint(torch.load(args.input, map_location='cpu', weights_only=True)))
+    state_dict = strip_module_prefix(unwrap_checkpoint(torch.load(args.input, map_location='cpu', weights_only=True)))
     try:
         if is_official_discriminator_state_dict(state_dict):
             converted = convert_official_discriminator_state_dict(state_dict)

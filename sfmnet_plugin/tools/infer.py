@@ -33,11 +33,11 @@ from tqdm import tqdm
 from sfmnet_plugin.option_files import load_merged_options
 from sfmnet_plugin.tools.convert_official import (
     CheckpointConversionError,
-    _format_keys,
-    _unwrap_checkpoint,
     convert_official_state_dict,
+    format_keys,
     is_official_state_dict,
     strip_module_prefix,
+    unwrap_checkpoint,
 )
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
@@ -105,7 +105,7 @@ def load_state_dict(path, param_key, keep_unused_attention) -> dict:
     except Exception as error:  # torch raises many types for a corrupt or non-torch file
         raise InferError(f'cannot read checkpoint {path}: {error}') from error
     if param_key is None:
-        state_dict = _unwrap_checkpoint(checkpoint)
+        state_dict = unwrap_checkpoint(checkpoint)
     elif isinstance(checkpoint, dict) and isinstance(checkpoint.get(param_key), dict):
         state_dict = checkpoint[param_key]
     else:
@@ -149,7 +149,7 @@ def load_weights(model, state_dict, path, options):
     if not (missing or unexpected or mismatched):
         model.load_state_dict(state_dict, strict=True)
         return
-    lines = [_format_keys(title, keys, limit=3) for title, keys in
+    lines = [format_keys(title, keys, limit=3) for title, keys in
              [('missing keys', missing), ('unexpected keys', unexpected),
               ('shape mismatches (checkpoint vs network)', mismatched)] if keys]
     if 'spatial_branch.head.conv.weight' in state_dict:  # an SFMNet checkpoint: name the differing options
