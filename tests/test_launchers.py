@@ -81,6 +81,23 @@ def test_script_launcher_trains_validates_and_saves(toy_run):
     assert_complete_training_outputs(toy_run['experiment'] / 'toy_child', toy_run['root'], 'toy_child')
 
 
+def test_console_script_launcher(toy_run):
+    console_script = osp.join(osp.dirname(sys.executable), 'sfmnet-train')
+    result = subprocess.run([console_script, '-opt', toy_run['options'], '--force_yml', 'name=toy_console'],
+                            cwd=REPO_ROOT, env=launcher_env(toy_run['root']), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_complete_training_outputs(toy_run['experiment'] / 'toy_console', toy_run['root'], 'toy_console')
+
+
+def test_outputs_go_under_the_checkout_by_default(monkeypatch):
+    from sfmnet_plugin.option_files import ROOT_PATH_VARIABLE, default_root_path
+
+    monkeypatch.delenv(ROOT_PATH_VARIABLE, raising=False)
+    assert default_root_path() == REPO_ROOT
+    monkeypatch.setenv(ROOT_PATH_VARIABLE, '/tmp/somewhere')
+    assert default_root_path() == '/tmp/somewhere'
+
+
 def test_literal_basicsr_command_and_force_yml(toy_run):
     run_launcher(['basicsr/train.py', '-opt', toy_run['options'], '--force_yml', 'name=toy_literal'],
                  toy_run['root'])
