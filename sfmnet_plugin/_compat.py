@@ -14,6 +14,7 @@ Each function fixes one problem and is named for it:
 * :func:`patch_ddp_wrapping_for_cpu` - DistributedDataParallel with ``device_ids`` on CPU.
 * :func:`patch_resume_state_loading` - ``--auto_resume`` that looked in the wrong folder and
   loaded states onto CUDA only.
+* :func:`patch_atomic_checkpoints` - a run killed while saving left a truncated state that resume chose.
 * :func:`patch_lmdb_shared_environments` - lmdb >= 2 refuses to open one database twice
   (:func:`open_shared_lmdb` is also what the plugin's own readers use).
 * :func:`normalize_local_rank_argument` - torch >= 2 launchers pass ``--local-rank``.
@@ -146,6 +147,55 @@ def patch_resume_state_loading():
     train.load_resume_state = load_resume_state
 
 
+def atomic_torch_save(obj, path):
+    """``torch.save`` to a temporary name beside ``path``, then rename: a kill never leaves a truncated file."""
+    import torch
+
+    partial = f'{path}.partial'
+    torch.save(obj, partial)
+    os.replace(partial, path)
+
+
+def patch_atomic_checkpoints():
+    """Write networks and training states atomically.
+
+    Upstream ``torch.save``s straight to the final name: a run killed while saving leaves a truncated
+    ``<iter>.state`` (or ``net_g_<iter>.pth``) that ``--auto_resume`` then picks and fails on with
+    ``EOFError: Ran out of input``. Networks are still written before the state, so a state on disk
+    always has its networks.
+    """
+    from basicsr.models.base_model import BaseModel
+    from basicsr.utils.dist_util import master_only
+
+    if getattr(BaseModel.save_training_state, 'sfmnet_patched', False):
+        return
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        nets = net if isinstance(net, list) else [net]
+        param_keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(param_keys):
+            raise ValueError(f'{len(nets)} networks for {len(param_keys)} parameter keys.')
+        checkpoint = {}
+        for network, key in zip(nets, param_keys):
+            state = self.get_bare_model(network).state_dict()
+            checkpoint[key] = {name.removeprefix('module.'): tensor.cpu() for name, tensor in state.items()}
+        label = 'latest' if current_iter == -1 else current_iter
+        atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:  # upstream keeps no state for the final 'latest' save
+            return
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    save_training_state.sfmnet_patched = True
+    BaseModel.save_network = save_network
+    BaseModel.save_training_state = save_training_state
+
+
 _LMDB_ENVIRONMENTS = {}
 
 
@@ -206,4 +256,5 @@ def apply_all():
     patch_init_dist_for_cpu()
     patch_ddp_wrapping_for_cpu()
     patch_resume_state_loading()
+    patch_atomic_checkpoints()
     patch_lmdb_shared_environments()

@@ -2,6 +2,8 @@
 import importlib
 import sys
 
+import torch
+
 from sfmnet_plugin._compat import normalize_local_rank_argument
 from sfmnet_plugin.option_files import default_root_path, resolved_option_argv
 
@@ -19,4 +21,10 @@ def run_basicsr_pipeline(stage, root_path=None):
     pipeline = getattr(importlib.import_module(module_name), function_name)
     with resolved_option_argv(normalize_local_rank_argument(sys.argv)) as argv:
         sys.argv = argv
-        pipeline(root_path or default_root_path())
+        try:
+            pipeline(root_path or default_root_path())
+        finally:
+            # BasicSR never tears the process group down; gloo's threads then abort some ranks at exit
+            # ("terminate called without an active exception") after a successful run.
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()

@@ -54,6 +54,15 @@ def run_launcher(args, root_path, cwd=REPO_ROOT, timeout=300):
     return result
 
 
+def free_port():
+    """A TCP port nobody listens on now, for a torchrun rendezvous (fixed ports collide between runs)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

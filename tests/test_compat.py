@@ -69,6 +69,7 @@ def test_fixes_are_installed_where_basicsr_looks_them_up():
     assert BaseModel.model_to_device.sfmnet_patched
     assert basicsr.train.load_resume_state.sfmnet_patched
     assert file_client.FileClient._backends['lmdb'].sfmnet_patched
+    assert BaseModel.save_training_state.sfmnet_patched
     _compat.apply_all()  # idempotent
     assert basicsr.train.load_resume_state.sfmnet_patched
 
@@ -101,6 +102,24 @@ def test_resume_state_from_the_experiment_folder_on_cpu(tmp_path):
     with pytest.raises(FileNotFoundError, match='resume_state'):
         basicsr.train.load_resume_state({'auto_resume': False, 'num_gpu': 0,
                                          'path': {'resume_state': str(tmp_path / 'nope.state')}})
+
+
+def test_checkpoints_are_written_atomically(tmp_path):
+    from basicsr.models.base_model import BaseModel
+
+    model = BaseModel.__new__(BaseModel)  # only what the two save methods use
+    model.opt = {'dist': False, 'path': {'models': str(tmp_path), 'training_states': str(tmp_path)}}
+    model.optimizers, model.schedulers = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)], []
+    net = torch.nn.Linear(2, 1)
+    model.save_network(net, 'net_g', 7)
+    model.save_network([net, net], 'net_g', -1, param_key=['params', 'params_ema'])
+    model.save_training_state(1, 7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['7.state', 'net_g_7.pth', 'net_g_latest.pth']
+    assert torch.equal(torch.load(tmp_path / 'net_g_latest.pth')['params_ema']['weight'], net.weight)
+    assert torch.load(tmp_path / '7.state', weights_only=False)['iter'] == 7
+    # a save interrupted before its rename leaves only a '.partial' file, which resume ignores
+    (tmp_path / '9.state.partial').write_bytes(b'trunc')
+    assert _compat.latest_training_state(str(tmp_path)) == str(tmp_path / '7.state')
 
 
 def test_one_lmdb_opened_by_two_readers(tmp_path):

@@ -10,6 +10,7 @@ import torch
 import yaml
 from launch_helpers import (
     REPO_ROOT,
+    free_port,
     launcher_env,
     read_training_log,
     run_launcher,
@@ -128,7 +129,7 @@ def test_auto_resume_after_kill_continues_from_last_state(toy_run, tmp_path):
 
 
 def test_torchrun_two_cpu_processes(toy_run):
-    args = ['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
+    args = ['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
             'sfmnet_plugin/train.py', '-opt', toy_run['options'], '--launcher', 'pytorch',
             '--force_yml', 'name=toy_ddp']
     run_launcher(args, toy_run['root'])

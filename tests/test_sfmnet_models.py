@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from launch_helpers import read_training_log, run_launcher, write_real_face_pairs, write_yaml
+from launch_helpers import free_port, read_training_log, run_launcher, write_real_face_pairs, write_yaml
 
 SCALE, GT_SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,
@@ -196,7 +196,7 @@ def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
     ddp = copy.deepcopy(single)
     ddp['name'] = 'ddp'
     ddp['datasets']['train']['batch_size_per_gpu'] = 1
-    run_launcher(['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+    run_launcher(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
                   'sfmnet_plugin/train.py', '-opt', str(write_yaml(tmp_path / 'ddp.yml', ddp)), '--launcher',
                   'pytorch'], runs)
     single_psnr = last_validation_psnr(read_training_log(runs / 'experiments' / 'single'))
