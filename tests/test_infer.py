@@ -1,4 +1,5 @@
-"""``sfmnet-infer``: a tiny SFMNet on a handful of LR images, in-process (plus one ``--help`` subprocess)."""
+"""``sfmnet-infer``: tiny networks (SFMNet and BasicSR's SRVGGNetCompact) on a handful of LR images, in-process
+(plus one ``--help`` subprocess)."""
 import json
 import subprocess
 
@@ -14,6 +15,7 @@ from sfmnet_plugin.tools.infer import main
 
 # num_levels 3: the HR size must be a multiple of 8, so a 7x5 input (28x20 at x4) is refused.
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 3}
+COMPACT = {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2, 'upscale': 4}
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -57,6 +59,7 @@ def setup(tmp_path_factory):
     Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8), 'L').save(images / 'gray.png')
     Image.fromarray(rng.integers(0, 256, (8, 8, 4), dtype=np.uint8), 'RGBA').save(images / 'rgba.png')
     Image.fromarray(rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)).save(images / 'odd.png')  # 7x5 (WxH)
+    Image.fromarray(rng.integers(0, 256, (300, 260, 3), dtype=np.uint8)).save(images / 'photo.jpg')  # not an LR face
     (images / 'garbage.png').write_bytes(b'not an image at all')
     (images / 'truncated.png').write_bytes((images / 'rgb.png').read_bytes()[:60])
     (images / 'notes.txt').write_text('ignored: not an image extension')
@@ -79,10 +82,12 @@ def test_good_images_are_super_resolved_and_bad_ones_reported(setup, tmp_path, c
         np.testing.assert_array_equal(written, expected_sr(setup['network'], lr))
 
     err = capsys.readouterr().err
-    assert '3 input(s) skipped' in err
+    assert '4 input(s) skipped' in err
     assert 'garbage.png: unreadable image' in err
     assert 'truncated.png: unreadable image' in err
-    assert 'odd.png: wrong size: 7x5 at x4 gives 28x20, which must be divisible by 8; use --size 32' in err
+    assert "odd.png: wrong size: network_g type 'SFMNet' cannot take a 7x5 input" in err
+    assert 'divisible by 8' in err and 'use --size 32 for 128-px faces' in err
+    assert 'photo.jpg: wrong size: 260x300 is larger than an LR face (--max-input-side 128)' in err
 
 
 def test_strict_fails_on_any_bad_file_and_no_success_fails(setup, tmp_path):
@@ -160,3 +165,46 @@ def test_help_runs_as_a_module(python_executable):
     result = subprocess.run([python_executable, '-m', 'sfmnet_plugin.tools.infer', '--help'],
                             capture_output=True, text=True, timeout=60, check=True)
     assert '--side-by-side' in result.stdout and '--checkpoint' in result.stdout
+
+
+def test_any_basicsr_architecture_works(setup, tmp_path, capsys):
+    torch.manual_seed(0)
+    network = build_network(dict(COMPACT)).eval()
+    checkpoint = tmp_path / 'compact.pth'
+    torch.save({'params': network.state_dict()}, checkpoint)  # no params_ema: params is used
+    base = ['--checkpoint', str(checkpoint), '--arch-json', json.dumps(COMPACT)]
+    odd = setup['images'] / 'odd.png'
+    assert main([str(setup['images'] / 'rgb.png'), str(odd), '--output', str(tmp_path / 'out'), '--side-by-side',
+                 '--batch-size', '1', *base]) == 0
+    np.testing.assert_array_equal(read_rgb(tmp_path / 'out' / 'odd.png'), expected_sr(network, Image.open(odd)))
+    sbs = read_rgb(tmp_path / 'out' / 'odd_sbs.png')
+    assert sbs.shape == (20, 56, 3)  # [bicubic 28x20 | SR 28x20]: this network takes any size
+
+    # --scale sets the architecture's upscale option: x2 has other tail shapes, so the x4 checkpoint does not fit.
+    capsys.readouterr()
+    assert main([str(odd), '--output', str(tmp_path / 'x2'), '--scale', '2', *base]) == 1
+    err = capsys.readouterr().err
+    assert f'checkpoint {checkpoint} does not fit network_g' in err and "'upscale': 2" in err
+    assert 'shape mismatches (checkpoint vs network) (2)' in err
+
+
+def test_network_options_from_an_option_file_with_a_base(setup, tmp_path):
+    (tmp_path / 'base.yml').write_text('network_g:\n' + ''.join(f'  {k}: {v}\n' for k, v in TINY.items()))
+    (tmp_path / 'child.yml').write_text('_base_: base.yml\nname: child\n')
+    rgb = setup['images'] / 'rgb.png'
+    assert main([str(rgb), '--output', str(tmp_path / 'out'), '--checkpoint', str(setup['checkpoint']),
+                 '--opt', str(tmp_path / 'child.yml')]) == 0
+    expected = expected_sr(setup['network'], Image.open(rgb))
+    np.testing.assert_array_equal(read_rgb(tmp_path / 'out' / 'rgb.png'), expected)
+
+
+@pytest.mark.parametrize('arch_json, message', [
+    ('{"type": "NoSuchNet"}', "network_g type 'NoSuchNet' is not a registered BasicSR architecture"),
+    ('{"type": "SRVGGNetCompact", "bogus": 1}', "cannot build network_g"),
+    ('[1, 2]', '--arch-json must be a JSON object'),
+    ('{"num_feat": 8}', 'has no type'),
+])
+def test_bad_network_options_are_clear_errors(setup, tmp_path, capsys, arch_json, message):
+    assert main([str(setup['images']), '--output', str(tmp_path), '--checkpoint', str(setup['checkpoint']),
+                 '--arch-json', arch_json]) == 1
+    assert message in capsys.readouterr().err
