@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from os import path as osp
 
 import lmdb
-import matplotlib
 import numpy as np
-import skimage.data
 from PIL import Image
+
+from sfmnet_plugin.faces.sources import public_domain_photos
 
 # (left eye, right eye, nose, left mouth corner, right mouth corner) as (x, y), read off the photos.
 ASTRONAUT_POINTS = ((204, 101), (246, 102), (225, 126), (205, 141), (244, 142))
@@ -27,13 +27,16 @@ LANDMARK_HEADER = ('lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y '
 HELEN_POINTS = 194
 
 
+def _public_domain_photo(key):
+    return np.array(next(photo.image for photo in public_domain_photos() if photo.key == key))
+
+
 def astronaut():
-    return skimage.data.astronaut()
+    return _public_domain_photo('astronaut')
 
 
 def grace_hopper():
-    with Image.open(osp.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')) as img:
-        return np.array(img.convert('RGB'))
+    return _public_domain_photo('grace_hopper')
 
 
 def smooth_noise(height, width, seed):

@@ -79,25 +79,17 @@ def read_training_log(experiment_dir):
         return f.read()
 
 
-# Face boxes (left, top, side) in two public-domain photos shipped with installed packages.
-PUBLIC_DOMAIN_FACES = (('astronaut', (150, 40, 150)), ('grace_hopper', (150, 110, 230)))
-
-
-def public_domain_photo(name):
-    if name == 'astronaut':
-        import skimage.data
-
-        return Image.fromarray(skimage.data.astronaut())
-    import matplotlib
-
-    return Image.open(osp.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')).convert('RGB')
+# Face boxes (left, top, side) in the two public-domain photos shipped with installed packages.
+PUBLIC_DOMAIN_FACE_BOXES = {'astronaut': (150, 40, 150), 'grace_hopper': (150, 110, 230)}
 
 
 def write_real_face_pairs(root, count, gt_size, scale, seed=0):
     """``count`` jittered face crops (``gt_size`` square, PIL bicubic) of the two public-domain faces,
     with their PIL-bicubic LR in ``root/lq``: tiny real-face training data."""
     rng = np.random.default_rng(seed)
-    photos = [(public_domain_photo(name), box) for name, box in PUBLIC_DOMAIN_FACES]
+    from sfmnet_plugin.faces.sources import public_domain_photos
+
+    photos = [(photo.image, PUBLIC_DOMAIN_FACE_BOXES[photo.key]) for photo in public_domain_photos()]
     for sub in ('gt', 'lq'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
     for i in range(count):

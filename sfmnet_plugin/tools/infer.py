@@ -35,6 +35,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from PIL import Image
 from tqdm import tqdm
 
+from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS
 from sfmnet_plugin.option_files import load_merged_options
 from sfmnet_plugin.tools.convert_official import (
     CheckpointConversionError,
@@ -45,7 +46,6 @@ from sfmnet_plugin.tools.convert_official import (
     unwrap_checkpoint,
 )
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
 FACE_SIZE = 128  # HR face size of the FSR benchmarks: the LR size to suggest is FACE_SIZE / scale
 DEFAULT_NETWORK = {'type': 'SFMNet', 'upscale': 8}
 SCALE_OPTION_NAMES = ('upscale', 'scale')  # what BasicSR architectures call their factor
