@@ -156,9 +156,10 @@ class SFMNetModel(SRModel):
 
         rows, panels = [], []
         for index, data in zip(indices, share):
-            row, panel = self.score_one_image(data, index, current_iter, dataset_name, save_img, compare_bicubic)
+            row, panel = self.score_one_image(data, index, current_iter, dataset_name, save_img, compare_bicubic,
+                                              keep_panel=index < sheet_size)
             rows.append(row)
-            if index < sheet_size and panel is not None:
+            if panel is not None:
                 panels.append((index, panel))
         rows = sorted(gather_from_all_ranks(rows, world_size), key=lambda row: row['index'])
         panels = [panel for _, panel in sorted(gather_from_all_ranks(panels, world_size), key=lambda p: p[0])]
@@ -169,8 +170,11 @@ class SFMNetModel(SRModel):
         if testing and self.opt['rank'] == 0 and rows:
             self.write_test_reports(dataset_name, rows, metric_names, panels)
 
-    def score_one_image(self, data, index, current_iter, dataset_name, save_img, compare_bicubic):
-        """Run the network on one validation sample: its metrics row and its contact-sheet panel."""
+    def score_one_image(self, data, index, current_iter, dataset_name, save_img, compare_bicubic, keep_panel):
+        """Run the network on one validation sample: its metrics row and (``keep_panel``) its contact-sheet panel.
+
+        The bicubic baseline is only computed when a metric or the panel uses it.
+        """
         name = image_name(data)
         self.feed_data(data)
         self.test()
@@ -178,14 +182,17 @@ class SFMNetModel(SRModel):
         row, panel = {'index': index, 'image': name}, None
         if hasattr(self, 'gt'):
             gt_img = tensor2img([self.gt.detach().cpu()])
-            bicubic = pil_bicubic_resize(self.lq.detach().cpu().float(), tuple(self.gt.shape[-2:]))
-            bicubic_img = tensor2img([bicubic])
+            bicubic_img = None
+            if compare_bicubic or keep_panel:
+                bicubic = pil_bicubic_resize(self.lq.detach().cpu().float(), tuple(self.gt.shape[-2:]))
+                bicubic_img = tensor2img([bicubic])
             for metric_name, metric_opt in (self.opt['val'].get('metrics') or {}).items():
                 row[metric_name] = float(calculate_metric({'img': sr_img, 'img2': gt_img}, metric_opt))
                 if compare_bicubic:
                     row[f'bicubic_{metric_name}'] = float(
                         calculate_metric({'img': bicubic_img, 'img2': gt_img}, metric_opt))
-            panel = (name, (tensor2img([self.lq.detach().cpu()]), bicubic_img, sr_img, gt_img))
+            if keep_panel:
+                panel = (name, (tensor2img([self.lq.detach().cpu()]), bicubic_img, sr_img, gt_img))
             del self.gt
         if save_img:
             imwrite(sr_img, self.saved_image_path(name, current_iter, dataset_name))
