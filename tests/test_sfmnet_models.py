@@ -1,4 +1,5 @@
-"""SFMNetModel / SFMNetGANModel: losses, the official-bug switches, and both stages through the launchers."""
+"""SFMNetModel / SFMNetGANModel: losses, the official-bug switches, and both stages through the launchers
+(SFMNet, and SMLNet with the same dual loss)."""
 import copy
 import os
 import re
@@ -10,6 +11,7 @@ from launch_helpers import free_port, read_training_log, run_launcher, write_rea
 SCALE, GT_SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,
                'keep_unused_attention': False}
+TINY_SMLNET = {'type': 'SMLNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
 TINY_D = {'num_in_ch': 3, 'input_size': GT_SIZE}
 RANDOM_VGG = {'type': 'FacePerceptualLoss', 'layer_weights': {'conv5_4': 1.0}, 'vgg_type': 'vgg19',
               'use_input_norm': False, 'range_norm': False, 'perceptual_weight': 0.1, 'style_weight': 0,
@@ -122,12 +124,14 @@ def test_official_detached_frequency_fake_switch(official):
 
 # ------------------------------------------------------------------------------- through the launchers
 
-def stage_options(name, data_root, stage, pretrain=None):
+def stage_options(name, data_root, stage, pretrain=None, network=None):
     def dataset(split, **extra):
         return {'name': f'faces_{split}', 'type': 'PairedFaceDataset', 'dataroot_gt': f'{data_root}/{split}/gt',
                 'dataroot_lq': f'{data_root}/{split}/lq', 'io_backend': {'type': 'disk'}, **extra}
 
     opt = model_options(stage)
+    if network:
+        opt['network_g'] = dict(network)
     for key in ('is_train', 'dist', 'rank', 'world_size'):
         del opt[key]
     opt.update(name=name, manual_seed=0, num_gpu=0, path={'pretrain_network_g': pretrain, 'strict_load_g': True},
@@ -178,12 +182,14 @@ def test_both_stages_train_validate_resume_and_chain(face_data, tmp_path):
     assert 'Resuming training from epoch' in read_training_log(gan_dir)
 
 
-@pytest.mark.parametrize('stage', ['SFMNetModel', 'SFMNetGANModel'])
-def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
+@pytest.mark.parametrize('stage, network', [('SFMNetModel', TINY_SFMNET), ('SFMNetGANModel', TINY_SFMNET),
+                                            ('SFMNetModel', TINY_SMLNET)],
+                         ids=['SFMNet-psnr', 'SFMNet-gan', 'SMLNet-psnr'])
+def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage, network):
     """2 ranks x batch 1 see the same samples per step as 1 process x batch 2 (EnlargedSampler splits one
     permutation), DDP averages their gradients, and validation gathers every rank's images."""
     runs = tmp_path / 'runs'
-    single = stage_options('single', face_data, stage)
+    single = stage_options('single', face_data, stage, network=network)
     single['train']['total_iter'] = 2
     # A random test VGG is seeded with seed + rank, so it would differ between ranks (real weights do not).
     single['train'].pop('perceptual_opt', None)
@@ -192,14 +198,17 @@ def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
     for optim in ('optim_g', 'optim_d'):
         if optim in single['train']:
             single['train'][optim]['lr'] = 1e-5
-    run_launcher(['sfmnet_plugin/train.py', '-opt', str(write_yaml(tmp_path / 'single.yml', single))], runs)
+    # BasicSR's own command line for one process (the same launcher as sfmnet_plugin/train.py)
+    run_launcher(['basicsr/train.py', '-opt', str(write_yaml(tmp_path / 'single.yml', single))], runs)
     ddp = copy.deepcopy(single)
     ddp['name'] = 'ddp'
     ddp['datasets']['train']['batch_size_per_gpu'] = 1
     run_launcher(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
                   'sfmnet_plugin/train.py', '-opt', str(write_yaml(tmp_path / 'ddp.yml', ddp)), '--launcher',
                   'pytorch'], runs)
-    single_psnr = last_validation_psnr(read_training_log(runs / 'experiments' / 'single'))
+    single_log = read_training_log(runs / 'experiments' / 'single')
+    assert all(f'{term}:' in single_log for term in ('l_pix', 'l_pix_frequency_branch', 'l_amplitude', 'l_phase'))
+    single_psnr = last_validation_psnr(single_log)
     ddp_log = read_training_log(runs / 'experiments' / 'ddp')
     assert 'world_size: 2' in ddp_log
     assert last_validation_psnr(ddp_log) == pytest.approx(single_psnr, abs=2e-3)
