@@ -1,4 +1,4 @@
-"""Benchmark SFMNet and its discriminators: parameters, MACs, latency, training-step time, peak memory.
+"""Benchmark SFMNet, SMLNet (unofficial) and the discriminators: parameters, MACs, latency, training step, memory.
 
     python benchmarks/bench_arch.py                                   # every model, CPU, defaults below
     python benchmarks/bench_arch.py --models sfmnet --threads 2 --warmup 1 --repeats 3
@@ -33,7 +33,8 @@ import sys
 import time
 from functools import partial
 
-BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency')
+BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'smlnet', 'smlnet-tiny', 'd-spatial', 'd-frequency')
+GENERATORS = ('sfmnet', 'sfmnet-tiny', 'smlnet', 'smlnet-tiny')
 TINY_SFMNET = dict(num_feat=16, num_heads=2)
 
 
@@ -47,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8], help='forward (eval) batch sizes')
     parser.add_argument('--train-batch-size', type=int, default=8, help='batch size of the training step (0: skip)')
     parser.add_argument('--size', type=int, default=128, help='HR image size')
-    parser.add_argument('--scale', type=int, default=8, help='SFMNet upscale factor (LR size = size / scale)')
+    parser.add_argument('--scale', type=int, default=8, help='generator upscale factor (LR size = size / scale)')
     parser.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none', help='autocast dtype')
     parser.add_argument('--channels-last', action='store_true', help='channels_last weights and inputs')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
@@ -63,11 +64,16 @@ def build_model(name, args):
         SFMNetSpatialDiscriminator,
     )
     from sfmnet_plugin.archs.sfmnet_arch import SFMNet
+    from sfmnet_plugin.archs.smlnet_arch import SMLNet
 
     if name == 'sfmnet':
         return SFMNet(upscale=args.scale)
     if name == 'sfmnet-tiny':
         return SFMNet(upscale=args.scale, **TINY_SFMNET)
+    if name == 'smlnet':
+        return SMLNet(upscale=args.scale)
+    if name == 'smlnet-tiny':
+        return SMLNet(upscale=args.scale, **TINY_SFMNET)
     if name == 'd-spatial':
         return SFMNetSpatialDiscriminator(input_size=args.size)
     return SFMNetFrequencyDiscriminator(input_size=args.size)
@@ -134,7 +140,7 @@ def measure(name, args):
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    is_generator = name.startswith('sfmnet')
+    is_generator = name in GENERATORS
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = build_model(name, args).to(device, memory_format=memory_format)
     num_params = sum(p.numel() for p in model.parameters())
@@ -232,7 +238,7 @@ def main(argv=None):
         f'torch {torch.__version__}', f'device {args.device} ({hardware})',
         f'threads {args.threads or torch.get_num_threads()}', f'amp {args.amp}',
         f'channels_last {args.channels_last}', f'compile {args.compile}',
-        f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'SFMNet x{args.scale}',
+        f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'generators x{args.scale}',
         f'warmup {args.warmup}', f'median of {args.repeats}', f'load average {os.getloadavg()[0]:.1f}',
     ]
     print(', '.join(settings) + '\n')
