@@ -69,3 +69,14 @@ def test_runs_that_scored_different_faces_are_refused(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match='different test faces'):
         compare.compare(['SFMNet', 'SMLNet'], 300, str(tmp_path), REPO_ROOT)
     assert not (tmp_path / 'compare_x8.md').exists()
+
+
+def test_append_keeps_other_networks_run_earlier_with_the_same_budget(monkeypatch, tmp_path):
+    compare.write_reports(str(tmp_path), [result_row('SFMNet', 21.9), result_row('SMLNet', 20.0)])
+    monkeypatch.setattr(compare, 'prepare_face_lmdbs', lambda *args, **kwargs: ('train', 'test'))
+    monkeypatch.setattr(compare, 'train_and_test', lambda network, *args: result_row(network, 22.5))
+    rows = compare.compare(['SMLNet', 'SPARNet'], 300, str(tmp_path), REPO_ROOT, append=True)
+    assert [(row['network'], row['psnr']) for row in rows] == [('SFMNet', 21.9), ('SMLNet', 22.5), ('SPARNet', 22.5)]
+    assert rows[0] == result_row('SFMNet', 21.9)  # read back with its types
+    rows = compare.compare(['SPARNet'], 500, str(tmp_path), REPO_ROOT, append=True)  # another budget: not mixed
+    assert [row['network'] for row in rows] == ['SPARNet']

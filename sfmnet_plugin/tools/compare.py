@@ -116,11 +116,27 @@ def markdown_table(rows):
     return '\n'.join(lines)
 
 
+REPORT_COLUMNS = ('network', 'parameters', 'iterations', 'images', 'psnr', 'ssim', 'bicubic_psnr', 'bicubic_ssim',
+                  'train_seconds', 'load_average')
+
+
+def read_previous_rows(output, iterations):
+    """Rows of an earlier ``compare_x8.csv`` in ``output`` that had the same budget of ``iterations``."""
+    csv_path = osp.join(output, 'compare_x8.csv')
+    if not osp.isfile(csv_path):
+        return []
+    with open(csv_path, newline='', encoding='utf-8') as f:
+        rows = [{key: (value if key == 'network' else float(value)) for key, value in row.items()}
+                for row in csv.DictReader(f)]
+    for row in rows:
+        row.update(parameters=int(row['parameters']), iterations=int(row['iterations']), images=int(row['images']))
+    return [row for row in rows if row['iterations'] == iterations]
+
+
 def write_reports(output, rows):
     """``compare_x8.csv`` (every number) and ``compare_x8.md`` (the table), written atomically."""
     os.makedirs(output, exist_ok=True)
-    columns = ['network', 'parameters', 'iterations', 'images', 'psnr', 'ssim', 'bicubic_psnr', 'bicubic_ssim',
-               'train_seconds', 'load_average']
+    columns = list(REPORT_COLUMNS)
     csv_path, md_path = osp.join(output, 'compare_x8.csv'), osp.join(output, 'compare_x8.md')
     with open(f'{csv_path}.partial', 'w', newline='', encoding='utf-8') as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
@@ -133,10 +149,16 @@ def write_reports(output, rows):
     return md_path
 
 
-def compare(networks, iterations, output, root, cache_dir=None, jitter=6, seed=0):
-    """Train and test every network with the same budget; returns the result rows (also written to ``output``)."""
+def compare(networks, iterations, output, root, cache_dir=None, jitter=6, seed=0, append=False):
+    """Train and test every network with the same budget; returns the result rows (also written to ``output``).
+
+    ``append``: keep the rows of other networks from an earlier report in ``output`` with the same ``iterations``
+    (networks run at different times, e.g. as they become available).
+    """
     lmdbs = prepare_face_lmdbs(output, root, cache_dir=cache_dir, jitter=jitter, seed=seed)
-    rows = [train_and_test(network, lmdbs, iterations, root) for network in networks]
+    previous = [row for row in read_previous_rows(output, iterations) if row['network'] not in networks] \
+        if append else []
+    rows = previous + [train_and_test(network, lmdbs, iterations, root) for network in networks]
     bicubic = {round(row['bicubic_psnr'], 6) for row in rows}
     if len(bicubic) != 1:
         raise RuntimeError(f'the runs scored different test faces (bicubic PSNR {sorted(bicubic)}).')
@@ -155,6 +177,8 @@ def build_parser(root):
     parser.add_argument('--cache-dir', help='where downloaded photo packages are kept (default: ~/.cache/...)')
     parser.add_argument('--jitter', type=int, default=6, help='extra jittered crops per training face')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--append', action='store_true', help='keep the other networks\' rows of an earlier '
+                        'report in --output with the same --iterations')
     return parser
 
 
@@ -167,7 +191,7 @@ def main(argv=None):
         raise SystemExit(f'--iterations must be at least 1, got {args.iterations}.')
     output = osp.join(root, args.output)
     rows = compare(args.networks, args.iterations, output, root, cache_dir=args.cache_dir, jitter=args.jitter,
-                   seed=args.seed)
+                   seed=args.seed, append=args.append)
     print('\n' + markdown_table(rows))
     print(f'\n{os.cpu_count()} CPU cores; reports in {output}/compare_x8.md and compare_x8.csv')
 
