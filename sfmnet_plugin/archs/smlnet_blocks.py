@@ -15,9 +15,16 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from basicsr.archs.arch_util import default_init_weights
 from torch import Tensor, nn
 
 from sfmnet_plugin.archs.sfmnet_blocks import ChannelCrossAttention
+
+# BasicSR's convention for residual blocks (EDSR, MSRResNet): Kaiming-normal weights scaled by 0.1, zero biases, so
+# every residual branch starts close to the identity. On the demo faces (x8, C = 18, 20 Adam steps) this took SMLNet
+# from 21.10 to 21.47 dB (bicubic: 21.55); PyTorch's default initialisation makes the 14 residual additions grow
+# the features two- to three-fold and the first SR images much worse than bicubic.
+RESIDUAL_INIT_SCALE = 0.1
 
 
 class MFEB(nn.Module):
@@ -49,6 +56,7 @@ class MFEB(nn.Module):
         self.exchange = nn.ModuleList(
             [nn.Conv2d(mixed_feat, path_feat, 3, padding=d, dilation=d) for d in dilations])
         self.fuse = nn.Conv2d(mixed_feat, num_feat, 1)
+        default_init_weights(self, RESIDUAL_INIT_SCALE)
 
     def forward(self, x: Tensor) -> Tensor:
         mixed = torch.cat([F.relu(conv(x)) for conv in self.extract], dim=1)  # B x nC/2 x H x W
@@ -82,6 +90,7 @@ class SFIM(nn.Module):
             nn.Conv2d(num_feat, 2 * num_feat, 1),
             nn.Sigmoid(),
         )
+        default_init_weights([self.spatial_proj, self.frequency_proj], RESIDUAL_INIT_SCALE)  # the added complement
 
     def forward(self, spatial: Tensor, frequency: Tensor) -> Tensor:
         s = self.spatial_proj(spatial)
@@ -100,6 +109,7 @@ class ConcatFusion(nn.Module):
     def __init__(self, num_feat: int):
         super().__init__()
         self.fuse = nn.Conv2d(2 * num_feat, num_feat, 3, padding=1)
+        default_init_weights(self.fuse, RESIDUAL_INIT_SCALE)  # initialised like SFIM's residual complement
 
     def forward(self, spatial: Tensor, frequency: Tensor) -> Tensor:
         return spatial + self.fuse(torch.cat([spatial, frequency], dim=1))
@@ -117,6 +127,7 @@ class MultiLevelAggregation(nn.Module):
         super().__init__()
         self.num_levels = num_levels
         self.fuse = nn.Conv2d(num_levels * num_feat, num_feat, 1)
+        default_init_weights(self.fuse, RESIDUAL_INIT_SCALE)
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
         if len(features) != self.num_levels:
