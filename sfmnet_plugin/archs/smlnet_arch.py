@@ -23,7 +23,8 @@ What each part answers in the abstract:
 
 Assumed, where the abstract is silent: SFMNet's topology (the frequency branch runs first and receives nothing
 back; the spatial skips carry the MFEB output before its SFIM, as SFMNet's do), SFMNet's input contract and
-losses, and the sizes below (6.43 M parameters at the defaults, inside SFMNet's 8.5-8.8 M).
+losses, BasicSR's 0.1-scaled initialisation of residual branches (so the 14 residual additions start near the
+identity), and the sizes below (6.43 M parameters at the defaults, inside SFMNet's 8.5-8.8 M).
 
 Data flow (x8, 16x16 LR face, ``C = 64``, ``L = 3``)::
 
