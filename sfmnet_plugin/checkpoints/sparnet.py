@@ -60,7 +60,7 @@ def _relu_type(state_dict):
 
 
 def _is_generator(state_dict):
-    return _conv_weight(state_dict, 'encoder.0') is not None and _conv_weight(state_dict, 'out_conv') is not None
+    return all(_conv_weight(state_dict, prefix) is not None for prefix in ('encoder.0', 'encoder.1.conv1', 'out_conv'))
 
 
 def _is_discriminator(state_dict):
