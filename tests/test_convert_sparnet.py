@@ -181,6 +181,8 @@ def test_infer_takes_raw_official_and_converted_sparnet_checkpoints(tmp_path, sp
     np.testing.assert_array_equal(restorer.restore_image(lr), expected)
 
     Image.fromarray(lr).save(tmp_path / 'face.png')
-    assert infer_main([str(tmp_path / 'face.png'), '--output', str(tmp_path / 'out'), '--checkpoint', str(converted),
-                       '--arch-json', json.dumps({'type': 'SPARNet'}), '--device', 'cpu']) == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'out' / 'face.png')), expected)
+    for checkpoint, arch in [(converted, []), (raw, ['--arch-json', json.dumps({'type': 'SPARNet'})])]:
+        output = tmp_path / f'out_{checkpoint.stem}'
+        assert infer_main([str(tmp_path / 'face.png'), '--output', str(output), '--checkpoint', str(checkpoint),
+                           '--device', 'cpu', *arch]) == 0
+        np.testing.assert_array_equal(np.asarray(Image.open(output / 'face.png')), expected)
