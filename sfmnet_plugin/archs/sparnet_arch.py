@@ -55,7 +55,8 @@ class SPARNet(nn.Module):
         min_ch, max_ch: channel range; every width is clipped to ``[min_ch, max_ch]`` (32, 128).
         in_size, out_size, min_feat_size: define the structure as in the official code (128, 128, 16):
             ``log2(in_size / min_feat_size)`` down-FAUs and ``log2(out_size / min_feat_size)`` up-FAUs. The network
-            is fully convolutional; the sizes are not enforced at run time.
+            is fully convolutional; the sizes are not enforced at run time (with ``out_size != in_size`` the output
+            is ``out_size / in_size`` times the upsampled input).
         res_depth: body FAUs = ``res_depth + 3 - down_steps`` (10 with the defaults).
         relu_type: 'leakyrelu' (0.2, default), 'prelu', 'relu', 'selu' or 'none'.
         norm_type: 'bn' (default), 'in' (SPARNetHD) or 'none'.
