@@ -302,6 +302,14 @@ def test_sparnet_recipe_trains_resumes_and_tests_with_reports(face_data, tmp_pat
                 'path': {'pretrain_network_g': str(checkpoint)}}
     run_launcher(['basicsr/test.py', '-opt', str(write_yaml(tmp_path / 'test_sparnet.yml', test_opt))], runs)
     results = runs / 'results' / 'sparnet_tiny_test'
+    # Two processes share the test images (BatchNorm in eval mode) and write the same report.
+    ddp_opt = write_yaml(tmp_path / 'test_sparnet_ddp.yml', dict(test_opt, name='sparnet_tiny_test_ddp'))
+    run_launcher(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+                  'basicsr/test.py', '-opt', str(ddp_opt), '--launcher', 'pytorch'], runs)
+    ddp_results = runs / 'results' / 'sparnet_tiny_test_ddp'
+    (ddp_log,) = [name for name in os.listdir(ddp_results) if name.endswith('.log')]
+    assert 'world_size: 2' in (ddp_results / ddp_log).read_text()
+    assert (ddp_results / 'Faces_metrics.csv').read_text() == (results / 'Faces_metrics.csv').read_text()
     assert {'Faces_metrics.csv', 'Faces_summary.md', 'Faces_contact_sheet.png'} <= set(os.listdir(results))
     assert '| SPARNet |' in (results / 'Faces_summary.md').read_text()
 
