@@ -236,6 +236,19 @@ def test_face_sr_model_trains_sparnet_with_the_official_l1():
     assert log['l_pix'] == pytest.approx(official.item(), rel=1e-5)
 
 
+def test_face_sr_model_serves_any_registered_network():
+    """A BasicSR network (no SFMNet or SPARNet code involved) trains with the shared options."""
+    options = model_options('SPARNet', mixed_precision='bf16', grad_clip_norm=0.5)
+    options['network_g'] = {'type': 'SRVGGNetCompact', 'num_feat': 8, 'num_conv': 2, 'upscale': SCALE}
+    model = build_model(options)
+    model.feed_data(face_batch())
+    model.optimize_parameters(1)
+    assert set(model.get_current_log()) == {'l_pix', 'l_total'}
+    assert torch.nn.utils.get_total_norm([p.grad for p in model.net_g.parameters()]) <= 0.5 + 1e-4
+    model.test()
+    assert model.output.shape == model.gt.shape
+
+
 def test_batchnorm_network_tests_with_running_statistics_and_ema_copies_them():
     model = build_model(model_options('SPARNet', ema_decay=0.5))
     model.feed_data(face_batch())
