@@ -143,6 +143,7 @@ def resolve_columns(metrics, scale, lpips_weights, arcface_onnx, notes):
 class TestSet:
     """HR faces (LMDB or folder) with stored LR (``lq``) or LR made on the fly by ``downsampler``."""
 
+    __test__ = False  # not a pytest test class, whatever its name
     gt: str
     lq: Optional[str] = None
     scale: int = 8
@@ -151,7 +152,9 @@ class TestSet:
 
     @property
     def title(self):
-        return self.name or osp.splitext(osp.basename(osp.normpath(self.gt)))[0]
+        """``name``, or the HR path without a trailing ``.lmdb`` (e.g. ``datasets/CelebA/test/HR``)."""
+        gt = osp.normpath(self.gt)
+        return self.name or (gt[:-len('.lmdb')] if gt.endswith('.lmdb') else gt)
 
     def dataset(self):
         options = {'name': self.title, 'dataroot_gt': self.gt, 'scale': self.scale, 'phase': 'test',
@@ -416,7 +419,7 @@ def _latency_note(device, latency_repeats):
     if not latency_repeats:
         return 'Latency not measured.'
     where = torch.cuda.get_device_name() if device != 'cpu' and torch.cuda.is_available() else \
-        f'CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
+        f'CPU ({platform.processor() or platform.machine()}, torch threads: {torch.get_num_threads()})'
     return (f'Latency: median of {latency_repeats} batch-1 forward passes on {where}, load average '
             f'{os.getloadavg()[0]:.1f} when measured. MACs: Conv2d + Linear multiply-accumulates per image.')
 
@@ -526,13 +529,16 @@ def plot_quality_vs_cost(result, path):
     for index, name in enumerate(result.methods):
         value, parameters = result.means[name][column.name], result.costs[name].parameters
         if parameters:
-            axes.plot([parameters / 1e6], [value], markers[index % len(markers)], markersize=8, label=name)
+            axes.plot([parameters / 1e6], [value], markers[index % len(markers)], color=f'C{index % 10}', markersize=8,
+                      label=name)
             axes.annotate(name, (parameters / 1e6, value), textcoords='offset points', xytext=(6, 4), fontsize=8)
         else:
             what = 'no parameters' if parameters == 0 else 'cost unknown'
             axes.axhline(value, linestyle='--', linewidth=1, color=f'C{index % 10}', label=f'{name} ({what})')
     if counts and max(counts) / min(counts) > 20:
         axes.set_xscale('log')
+    elif counts:
+        axes.set_xlim(0, max(counts) / 1e6 * 1.25)  # a linear axis from zero parameters
     axes.set_xlabel('parameters (M)')
     axes.set_ylabel(f'{column.title} {"↑" if column.higher_is_better else "↓"}')
     axes.set_title(f'{result.test_set}, x{result.scale}: quality vs parameters')

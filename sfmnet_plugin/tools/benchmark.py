@@ -18,8 +18,8 @@ import sys
 
 from sfmnet_plugin.benchmark import (
     ALL_METRICS,
-    Bicubic,
     BenchmarkError,
+    Bicubic,
     Network,
     SrFolder,
     TestSet,
