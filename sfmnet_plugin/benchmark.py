@@ -174,8 +174,11 @@ def hr_sizes(dataset):
         return {key: shapes[key][:2] for key in dataset.keys}
     sizes = {}
     for key in dataset.keys:
-        with Image.open(dataset.gt_paths[key]) as image:
-            sizes[key] = (image.height, image.width)
+        try:
+            with Image.open(dataset.gt_paths[key]) as image:
+                sizes[key] = (image.height, image.width)
+        except OSError as error:
+            raise BenchmarkError(f'test set: cannot read {dataset.gt_paths[key]}: {error}') from error
     return sizes
 
 

@@ -2,6 +2,7 @@
 import math
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -113,7 +114,6 @@ def test_onnx_backend_aligns_like_arcface_and_feeds_normalised_rgb(faces, tiny_o
     assert errors[:2].max() < 4 and errors.mean() < 6, errors
 
     def embedding(rgb):
-        import cv2
         crop = cv2.warpAffine(rgb, warp, (112, 112), flags=cv2.INTER_LINEAR)
         with torch.no_grad():
             return net(torch.from_numpy((crop.astype(np.float32) - 127.5) / 127.5).permute(2, 0, 1)[None])[0]
@@ -154,6 +154,15 @@ def test_nme_by_hand_on_one_image(faces):
         total / 68 / pupils, rel=1e-12)
     # an 128-px aligned face: outer eye corners about 50 px apart, the eye centres closer
     assert 35 < pupils < outer_corners < 70
+
+
+def test_a_shifted_face_gives_the_shift_over_the_inter_ocular_distance(faces):
+    """Every landmark of a face moved by (3, -2) px moves by sqrt(13) px: NME = sqrt(13) / inter-ocular distance."""
+    for name in ('astronaut', 'grace_hopper'):
+        hr = faces[name]
+        shifted = cv2.warpAffine(hr, np.float32([[1, 0, 3], [0, 1, -2]]), (128, 128), borderMode=cv2.BORDER_REPLICATE)
+        outer_corners = math.dist(*hr_landmarks(hr[..., ::-1].copy())[[36, 45]])
+        assert calculate_landmark_nme(shifted, hr) == pytest.approx(math.sqrt(13) / outer_corners, rel=0.05), name
 
 
 def test_sub_pixel_landmarks_agree_with_dlibs_integer_ones(faces):
