@@ -34,6 +34,17 @@ def bicubic_degraded(bgr, scale):
     return np.array(small.resize((size, size), Image.BICUBIC))
 
 
+# ---------------------------------------------------------------------------------------------- face box
+
+def test_face_box_is_the_detectors_and_the_fallback_is_where_it_puts_aligned_faces(faces):
+    fallback = tuple(round(v * 128) for v in face_models.FALLBACK_BOX)
+    for name in ('astronaut', 'grace_hopper'):
+        detected = face_box(faces[name][..., ::-1].copy())
+        assert np.abs(np.subtract(detected, fallback)).max() <= 10, (name, detected)
+    assert face_box(np.full((128, 128, 3), 128, np.uint8)) == fallback  # no face found
+    assert face_box(np.full((256, 256, 3), 128, np.uint8)) == tuple(2 * v for v in fallback)
+
+
 # ---------------------------------------------------------------------------------------------- identity
 
 def test_the_same_person_scores_higher_than_another_person(faces):
