@@ -39,6 +39,7 @@ from sfmnet_plugin.data.image_io import ImageDecodeError, decode_rgb, list_image
 from sfmnet_plugin.data.lmdb_io import read_meta_info
 from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
+from sfmnet_plugin.metrics.face_psnr_ssim_metric import PROTOCOLS
 from sfmnet_plugin.profiling import count_macs_per_image, count_parameters, time_runs
 from sfmnet_plugin.reports import replace_atomically, write_contact_sheet
 
@@ -65,7 +66,7 @@ class Column:
 
 def metric_columns(metric, scale, lpips_weights=None, arcface_onnx=None):
     """The columns of a metric group name (``sfmnet``, ``sparnet``, ``dic``: PSNR and SSIM; the others: one)."""
-    if metric in ('sfmnet', 'sparnet', 'dic'):
+    if metric in PROTOCOLS:
         crop = {'crop_border': scale} if metric == 'dic' else {}
         return [Column(f'psnr_{metric}', f'PSNR ({metric})', {'type': 'calculate_face_psnr', 'protocol': metric,
                                                              **crop}, True, 2),
@@ -104,7 +105,7 @@ METRIC_NOTES = {
 
 
 def check_metric_available(column):
-    """Compute the metric once on a tiny pair, so that a missing weight file or extra stops us before anything."""
+    """None if the metric runs on a grey probe image, else why not (a missing weight file or extra), before any work."""
     probe = np.full((128, 128, 3), 128, np.uint8)
     try:
         calculate_metric({'img': probe, 'img2': probe}, column.options)
@@ -120,9 +121,9 @@ def resolve_columns(metrics, scale, lpips_weights, arcface_onnx, notes):
     """
     explicit = metrics is not None
     chosen = []
-    for metric in (metrics if explicit else DEFAULT_METRICS):
+    for metric in dict.fromkeys(metrics if explicit else DEFAULT_METRICS):  # each once, in the given order
         columns = metric_columns(metric, scale, lpips_weights, arcface_onnx)
-        if metric in ('sfmnet', 'sparnet', 'dic'):
+        if metric in PROTOCOLS:  # nothing to load: always available
             chosen.append((metric, columns))
             continue
         problem = check_metric_available(columns[0])
@@ -383,48 +384,68 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
     runners, costs = {}, {}
     for method in methods:
         runners[method.name], costs[method.name] = method.prepare(test_set, sizes, device, latency_repeats)
+    load_average = os.getloadavg()[0]  # right after the latency measurements: how busy the machine was
 
-    keys = list(dataset.keys)
-    sheet_keys = set(np.array(keys)[np.linspace(0, len(keys) - 1, min(sheet_images, len(keys))).round().astype(int)]
-                     ) if sheet_images else set()
+    per_image, panels = _score_images(dataset, sizes, methods, runners, columns,
+                                      contact_sheet_keys(dataset.keys, sheet_images),
+                                      progress_title=f'benchmark {test_set.title}' if progress else None)
+    means = {method.name: {column.name: float(np.mean([row[column.name] for row in per_image
+                                                       if row['method'] == method.name]))
+                           for column in columns} for method in methods}
+    notes += [METRIC_NOTES[group] for group in metric_groups]
+    notes.append(_cost_note(device, latency_repeats, load_average))
+    result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],
+                             {m.name: m.kind for m in methods}, columns, per_image, means, costs, notes)
+    write_outputs(result, out_dir, panels)
+    return result
+
+
+def contact_sheet_keys(keys, count):
+    """``count`` keys spread evenly over ``keys`` (first and last included), in order."""
+    if not count:
+        return []
+    indices = np.linspace(0, len(keys) - 1, min(count, len(keys))).round().astype(int)
+    return [keys[i] for i in sorted(set(indices))]
+
+
+def _bgr(rgb_or_tensor):
+    rgb = _tensor_to_rgb(rgb_or_tensor) if isinstance(rgb_or_tensor, torch.Tensor) else rgb_or_tensor
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def _score_images(dataset, sizes, methods, runners, columns, sheet_keys, progress_title):
+    """Per-image rows (one per image and method) and the contact-sheet panels of ``sheet_keys``."""
     per_image, panels = [], []
-    with tqdm(total=len(keys) * len(methods), unit='img', desc=f'benchmark {test_set.title}',
-              disable=None if progress else True) as bar:
-        for index, key in enumerate(keys):
-            sample = dataset[index]
-            hr_bgr = np.ascontiguousarray(_tensor_to_rgb(sample['gt'])[..., ::-1])
+    with tqdm(total=len(dataset.keys) * len(methods), unit='img', desc=progress_title,
+              disable=None if progress_title else True) as bar:
+        for index, key in enumerate(dataset.keys):
+            try:
+                sample = dataset[index]
+            except (OSError, ValueError, KeyError) as error:
+                raise BenchmarkError(f'test set: {error}') from error
+            hr_bgr = _bgr(sample['gt'])
             sr_images = []
             for method in methods:
-                sr_rgb = runners[method.name].super_resolve(key, sample['lq'], sizes[key])
-                sr_bgr = np.ascontiguousarray(sr_rgb[..., ::-1])
+                sr_bgr = _bgr(runners[method.name].super_resolve(key, sample['lq'], sizes[key]))
                 row = {'image': key, 'method': method.name}
-                for column in columns:
+                for column in columns:  # BasicSR's metric call, as in validation: uint8 BGR, SR then HR
                     row[column.name] = float(calculate_metric({'img': sr_bgr, 'img2': hr_bgr}, column.options))
                 per_image.append(row)
                 sr_images.append(sr_bgr)
                 bar.update()
             if key in sheet_keys:
-                lr_bgr = np.ascontiguousarray(_tensor_to_rgb(sample['lq'])[..., ::-1])
-                panels.append((key, [lr_bgr, *sr_images, hr_bgr]))
-
-    means = {method.name: {column.name: float(np.mean([row[column.name] for row in per_image
-                                                       if row['method'] == method.name]))
-                           for column in columns} for method in methods}
-    result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],
-                             {m.name: m.kind for m in methods}, columns, per_image, means, costs, notes)
-    notes += [METRIC_NOTES[group] for group in metric_groups]
-    notes.append(_latency_note(device, latency_repeats))
-    write_outputs(result, out_dir, panels)
-    return result
+                panels.append((key, [_bgr(sample['lq']), *sr_images, hr_bgr]))
+    return per_image, panels
 
 
-def _latency_note(device, latency_repeats):
+def _cost_note(device, latency_repeats, load_average):
+    macs = 'MACs: Conv2d + Linear multiply-accumulates per image.'
     if not latency_repeats:
-        return 'Latency not measured.'
+        return f'{macs} Latency not measured.'
     where = torch.cuda.get_device_name() if device != 'cpu' and torch.cuda.is_available() else \
         f'CPU ({platform.processor() or platform.machine()}, torch threads: {torch.get_num_threads()})'
-    return (f'Latency: median of {latency_repeats} batch-1 forward passes on {where}, load average '
-            f'{os.getloadavg()[0]:.1f} when measured. MACs: Conv2d + Linear multiply-accumulates per image.')
+    return (f'{macs} Latency: median of {latency_repeats} batch-1 forward passes on {where}; load average '
+            f'{load_average:.1f} when measured.')
 
 
 # ---------------------------------------------------------------------------------------------- outputs
