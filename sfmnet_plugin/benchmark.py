@@ -247,7 +247,10 @@ class Network:
                                  f'x{test_set.scale}.')
         height, width = next(iter(sizes.values()))
         probe = torch.rand(1, 3, height // test_set.scale, width // test_set.scale, device=restorer.device)
-        cost = Cost(parameters=count_parameters(restorer.net), macs=count_macs_per_image(restorer.net, probe))
+        try:
+            cost = Cost(parameters=count_parameters(restorer.net), macs=count_macs_per_image(restorer.net, probe))
+        except (RuntimeError, ValueError, AssertionError) as error:
+            raise _cannot_take(self.name, restorer, probe, error) from error
         if latency_repeats:
             synchronize = torch.cuda.synchronize if restorer.device.type == 'cuda' else (lambda: None)
             median, _ = time_runs(lambda: restorer.restore(probe), warmup=2, repeats=latency_repeats,
@@ -256,13 +259,23 @@ class Network:
         return _NetworkRunner(self.name, restorer), cost
 
 
+def _cannot_take(name, restorer, lr, error, key=None):
+    height, width = lr.shape[-2:]
+    image = f' ({key})' if key else ''
+    return BenchmarkError(f"method {name}: network_g type {restorer.options['type']!r} cannot take a {width}x{height} "
+                          f'LR input{image}: {error}')
+
+
 @dataclass(frozen=True)
 class _NetworkRunner:
     name: str
     restorer: FaceRestorer
 
     def super_resolve(self, key, lr_tensor, hr_size):
-        sr = _tensor_to_rgb(self.restorer.restore(lr_tensor[None])[0])
+        try:
+            sr = _tensor_to_rgb(self.restorer.restore(lr_tensor[None])[0])
+        except (RuntimeError, ValueError, AssertionError) as error:
+            raise _cannot_take(self.name, self.restorer, lr_tensor[None], error, key) from error
         if sr.shape[:2] != tuple(hr_size):
             raise BenchmarkError(f'method {self.name}: SR of {key} is {sr.shape[1]}x{sr.shape[0]} but its HR is '
                                  f'{hr_size[1]}x{hr_size[0]}.')
