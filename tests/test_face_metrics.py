@@ -168,12 +168,17 @@ def test_nme_by_hand_on_one_image(faces):
 
 
 def test_a_shifted_face_gives_the_shift_over_the_inter_ocular_distance(faces):
-    """Every landmark of a face moved by (3, -2) px moves by sqrt(13) px: NME = sqrt(13) / inter-ocular distance."""
+    """Every landmark of a face moved by sqrt(13) px moves by sqrt(13) px: NME = sqrt(13) / inter-ocular distance.
+
+    Averaged over three such shifts: the regression trees follow a moved face to within a few tenths of a pixel.
+    """
     for name in ('astronaut', 'grace_hopper'):
         hr = faces[name]
-        shifted = cv2.warpAffine(hr, np.float32([[1, 0, 3], [0, 1, -2]]), (128, 128), borderMode=cv2.BORDER_REPLICATE)
+        nmes = [calculate_landmark_nme(cv2.warpAffine(hr, np.float32([[1, 0, dx], [0, 1, dy]]), (128, 128),
+                                                      borderMode=cv2.BORDER_REPLICATE), hr)
+                for dx, dy in ((3, -2), (-3, 2), (2, 3))]
         outer_corners = math.dist(*hr_landmarks(hr[..., ::-1].copy())[[36, 45]])
-        assert calculate_landmark_nme(shifted, hr) == pytest.approx(math.sqrt(13) / outer_corners, rel=0.05), name
+        assert np.mean(nmes) == pytest.approx(math.sqrt(13) / outer_corners, rel=0.05), (name, nmes)
 
 
 def test_sub_pixel_landmarks_agree_with_dlibs_integer_ones(faces):

@@ -98,7 +98,8 @@ def face_box(rgb):
 
 
 def dlib_rectangle(box, factor=1):
-    left, top, right, bottom = (round(v * factor) for v in box)
+    """``box`` as a ``dlib.rectangle`` in an image enlarged ``factor`` times (pixel centres map as cv2.resize's)."""
+    left, top, right, bottom = (round((v + 0.5) * factor - 0.5) for v in box)
     return dlib_models()['dlib'].rectangle(left, top, right, bottom)
 
 
@@ -111,7 +112,7 @@ def landmarks(rgb, box, points=68):
     factor = LANDMARK_UPSAMPLING
     height, width = rgb.shape[:2]
     enlarged = cv2.resize(np.ascontiguousarray(rgb), (width * factor, height * factor), interpolation=cv2.INTER_CUBIC)
-    # cv2 maps pixel centres ((i + 0.5) * f - 0.5): map the predicted points back the same way
+    # cv2 maps pixel centres (i -> (i + 0.5) * f - 0.5): map the predicted points back the same way
     shape = dlib_models()[f'landmarks_{points}'](enlarged, dlib_rectangle(box, factor))
     coordinates = np.array([(part.x, part.y) for part in shape.parts()], dtype=np.float64)
     return (coordinates + 0.5) / factor - 0.5
