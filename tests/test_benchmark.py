@@ -219,3 +219,14 @@ def test_cli_order_errors_and_overwrite(setup, tmp_path, capsys, monkeypatch):
     assert benchmark_cli.main(['--gt', str(setup / 'HR'), '--output', str(tmp_path / 'o4'), '--bicubic', 'A',
                                '--bicubic', 'A']) == 1
     assert 'repeated: A' in capsys.readouterr().err
+    assert benchmark_cli.main(['--gt', str(setup / 'HR'), '--scale', '4', '--output', str(tmp_path / 'o5'),
+                               '--network', 'Tiny', str(setup / 'tiny.pth'), str(setup / 'tiny.yml')]) == 1
+    assert 'method Tiny: the network is x8 but the test set is x4' in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ('o3', 'o4', 'o5'))
+
+
+def test_help_runs_as_a_module(python_executable):
+    import subprocess
+    result = subprocess.run([python_executable, '-m', 'sfmnet_plugin.tools.benchmark', '--help'], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and '--network' in result.stdout and 'table.md' in result.stdout
