@@ -230,3 +230,22 @@ def test_help_runs_as_a_module(python_executable):
     result = subprocess.run([python_executable, '-m', 'sfmnet_plugin.tools.benchmark', '--help'], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and '--network' in result.stdout and 'table.md' in result.stdout
+
+
+def test_lpips_column_uses_the_given_local_weights(setup, tmp_path):
+    import torchvision
+
+    from sfmnet_plugin.metrics.lpips_metric import calculate_lpips
+
+    torch.manual_seed(0)
+    trunk = {key: value for key, value in torchvision.models.alexnet(weights=None).state_dict().items()
+             if key.startswith('features.')}  # all that LPIPS reads from torchvision's file
+    weights = tmp_path / 'alexnet-owt-7be5be79.pth'
+    torch.save(trunk, weights)
+    result = run_benchmark(TestSet(str(setup / 'HR'), str(setup / 'LR'), scale=SCALE),
+                           [SrFolder('Tiny', str(setup / 'SR_tiny'))], str(tmp_path / 'out'), metrics=['lpips'],
+                           lpips_weights=str(weights), latency_repeats=0, sheet_images=0, progress=False)
+    names = sorted(p.stem for p in (setup / 'HR').iterdir())
+    direct = [calculate_lpips(read_bgr(setup / 'SR_tiny' / f'{name}.png'), read_bgr(setup / 'HR' / f'{name}.png'),
+                              weights_path=str(weights)) for name in names]
+    assert result.means['Tiny']['lpips'] == float(np.mean(direct)) > 0
