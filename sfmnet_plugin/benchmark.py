@@ -157,6 +157,10 @@ class TestSet:
         gt = osp.normpath(self.gt)
         return self.name or (gt[:-len('.lmdb')] if gt.endswith('.lmdb') else gt)
 
+    def describe(self):
+        lr = f'LR `{self.lq}`' if self.lq else f'LR made from the HR by {self.downsampler}'
+        return f'HR `{self.gt}`, {lr}'
+
     def dataset(self):
         options = {'name': self.title, 'dataroot_gt': self.gt, 'scale': self.scale, 'phase': 'test',
                    'downsampler': self.downsampler}
@@ -210,6 +214,9 @@ class Bicubic:
     name: str = 'Bicubic'
     kind = 'bicubic'
 
+    def describe(self):
+        return 'the LR upsampled with PIL-exact bicubic (`pil_bicubic_resize`)'
+
     def prepare(self, test_set, sizes, device, latency_repeats):
         return self, Cost(parameters=0)
 
@@ -230,6 +237,13 @@ class Network:
     network: Optional[dict] = None
     param_key: Optional[str] = None
     kind = 'network'
+
+    def describe(self):
+        if self.option_file:
+            network = f'network_g of `{self.option_file}`'
+        else:
+            network = f'network_g {self.network}' if self.network else 'SFMNet at the test set\'s scale'
+        return f'checkpoint `{self.checkpoint}`, {network}'
 
     def prepare(self, test_set, sizes, device, latency_repeats):
         try:
@@ -295,6 +309,9 @@ class SrFolder:
     macs: Optional[float] = None
     kind = 'folder'
 
+    def describe(self):
+        return f'SR images from `{self.folder}`'
+
     def prepare(self, test_set, sizes, device, latency_repeats):
         try:
             files = list_image_files(self.folder)
@@ -349,6 +366,7 @@ class BenchmarkResult:
     per_image: list
     means: dict
     costs: dict
+    sources: dict = field(default_factory=dict)  # 'test set' and every method -> what it was made of
     notes: list = field(default_factory=list)
     files: dict = field(default_factory=dict)
 
@@ -407,8 +425,9 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
                            for column in columns} for method in methods}
     notes += [METRIC_NOTES[group] for group in metric_groups]
     notes.append(_cost_note(device, latency_repeats, load_average))
+    sources = {'test set': test_set.describe(), **{method.name: method.describe() for method in methods}}
     result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],
-                             {m.name: m.kind for m in methods}, columns, per_image, means, costs, notes)
+                             {m.name: m.kind for m in methods}, columns, per_image, means, costs, sources, notes)
     write_outputs(result, out_dir, panels)
     return result
 
@@ -536,6 +555,7 @@ def markdown_table(result):
         cells += [_format_count(cost.parameters), _format_count(cost.macs),
                   '–' if cost.latency_ms is None else f'{cost.latency_ms:.1f}']
         lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += [''] + [f'* {name}: {source}' for name, source in result.sources.items()]
     lines += [''] + [f'* {note}' for note in result.notes]
     return '\n'.join(lines) + '\n'
 

@@ -145,6 +145,9 @@ def test_markdown_table_bolds_the_best_of_each_column(setup, result):
         for name, cells in rows.items():
             assert cells[index].startswith('**') == (values[name] == best), (column.name, name)
     assert 'load average' in text and 'sfmnet: rounded BT.601 Y' in text
+    assert f"* Tiny SFMNet: checkpoint `{setup / 'tiny.pth'}`, network_g of `{setup / 'tiny.yml'}`" in text
+    assert f"* Tiny (folder): SR images from `{setup / 'SR_tiny'}`" in text
+    assert f"* test set: HR `{setup / 'HR'}`, LR `{setup / 'LR'}`" in text
 
 
 def test_contact_sheet_has_one_column_per_method_and_the_plot_one_entry(setup, result):
