@@ -381,6 +381,8 @@ def _check_methods(methods):
 
 
 def _check_output_folder(out_dir, overwrite):
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise BenchmarkError(f'output folder {out_dir} is a file; choose a folder.')
     existing = [name for name in OUTPUT_FILES if osp.exists(osp.join(out_dir, name))]
     if existing and not overwrite:
         raise BenchmarkError(f'{out_dir} already holds benchmark results ({", ".join(existing)}); choose another '
