@@ -43,7 +43,7 @@ def test_budget_overrides_move_the_learning_rate_drop_and_validate_only_at_the_e
 
 
 def result_row(network, psnr, bicubic_psnr=21.5538):
-    return {'network': network, 'parameters': 522_548, 'iterations': 300, 'images': 2, 'psnr': psnr,
+    return {'network': network, 'parameters': 522_548, 'iterations': 300, 'images': 2, 'above_bicubic': 1, 'psnr': psnr,
             'ssim': 0.55, 'bicubic_psnr': bicubic_psnr, 'bicubic_ssim': 0.5285, 'train_seconds': 61.4,
             'load_average': 3.0}
 
@@ -55,12 +55,13 @@ def test_metric_means_from_a_test_runs_csv_and_the_written_reports(tmp_path):
     write_metrics_csv(str(csv_path), rows, ['psnr', 'ssim'])  # what SFMNetModel writes when testing
     means, count = compare.read_metric_means(str(csv_path))
     assert count == 2
-    assert means == pytest.approx({'psnr': 23.0, 'ssim': 0.6, 'bicubic_psnr': 21.5, 'bicubic_ssim': 0.5})
+    assert means == pytest.approx({'psnr': 23.0, 'ssim': 0.6, 'bicubic_psnr': 21.5, 'bicubic_ssim': 0.5,
+                                   'above_bicubic': 2})
 
     md_path = compare.write_reports(str(tmp_path / 'out'), [result_row('SFMNet', 21.9), result_row('SMLNet', 22.1)])
     table = open(md_path, encoding='utf-8').read().splitlines()
-    assert table[2] == '| Bicubic (PIL) | - | - | 21.5538 | 0.5285 | - |'
-    assert table[4] == '| SMLNet | 522,548 | 300 | 22.1000 | 0.5500 | 61 s (3.0) |'
+    assert table[2] == '| Bicubic (PIL) | - | - | 21.5538 | 0.5285 | - | - |'
+    assert table[4] == '| SMLNet | 522,548 | 300 | 22.1000 | 0.5500 | 1 of 2 | 61 s (3.0) |'
     assert open(tmp_path / 'out' / 'compare_x8.csv', encoding='utf-8').read().startswith('network,parameters,')
 
 

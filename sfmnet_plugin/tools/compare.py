@@ -75,12 +75,15 @@ def count_parameters(option_path):
 
 
 def read_metric_means(csv_path):
-    """Means of the network's and the bicubic baseline's metrics in a test run's per-image CSV."""
+    """Means of the network's and the bicubic baseline's metrics in a test run's per-image CSV, plus
+    ``above_bicubic``: the number of images whose PSNR beats bicubic's. Returns ``(means, number of images)``."""
     with open(csv_path, newline='', encoding='utf-8') as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f'{csv_path} holds no image rows.')
-    return {key: sum(float(row[key]) for row in rows) / len(rows) for key in rows[0] if key != 'image'}, len(rows)
+    means = {key: sum(float(row[key]) for row in rows) / len(rows) for key in rows[0] if key != 'image'}
+    means['above_bicubic'] = sum(float(row['psnr']) > float(row['bicubic_psnr']) for row in rows)
+    return means, len(rows)
 
 
 def train_and_test(network, lmdbs, iterations, root):
@@ -106,18 +109,19 @@ def train_and_test(network, lmdbs, iterations, root):
 
 def markdown_table(rows):
     """Bicubic first (from the first run: every run scores the same faces), then each network."""
-    lines = ['| x8, held-out faces | parameters | iterations | PSNR (dB) | SSIM | training time (load avg) |',
-             '|---|---|---|---|---|---|']
+    lines = ['| x8, held-out faces | parameters | iterations | PSNR (dB) | SSIM | images above bicubic (PSNR) '
+             '| training time (load avg) |', '|---|---|---|---|---|---|---|']
     first = rows[0]
-    lines.append(f'| Bicubic (PIL) | - | - | {first["bicubic_psnr"]:.4f} | {first["bicubic_ssim"]:.4f} | - |')
+    lines.append(f'| Bicubic (PIL) | - | - | {first["bicubic_psnr"]:.4f} | {first["bicubic_ssim"]:.4f} | - | - |')
     for row in rows:
         lines.append(f'| {row["network"]} | {row["parameters"]:,} | {row["iterations"]} | {row["psnr"]:.4f} | '
-                     f'{row["ssim"]:.4f} | {row["train_seconds"]:.0f} s ({row["load_average"]:.1f}) |')
+                     f'{row["ssim"]:.4f} | {row["above_bicubic"]} of {row["images"]} | '
+                     f'{row["train_seconds"]:.0f} s ({row["load_average"]:.1f}) |')
     return '\n'.join(lines)
 
 
-REPORT_COLUMNS = ('network', 'parameters', 'iterations', 'images', 'psnr', 'ssim', 'bicubic_psnr', 'bicubic_ssim',
-                  'train_seconds', 'load_average')
+REPORT_COLUMNS = ('network', 'parameters', 'iterations', 'images', 'above_bicubic', 'psnr', 'ssim', 'bicubic_psnr',
+                  'bicubic_ssim', 'train_seconds', 'load_average')
 
 
 def read_previous_rows(output, iterations):
@@ -129,7 +133,7 @@ def read_previous_rows(output, iterations):
         rows = [{key: (value if key == 'network' else float(value)) for key, value in row.items()}
                 for row in csv.DictReader(f)]
     for row in rows:
-        row.update(parameters=int(row['parameters']), iterations=int(row['iterations']), images=int(row['images']))
+        row.update({key: int(row[key]) for key in ('parameters', 'iterations', 'images', 'above_bicubic')})
     return [row for row in rows if row['iterations'] == iterations]
 
 
