@@ -33,7 +33,8 @@ BASE_KEYS = {
     '': {'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'network_g', 'path', 'train', 'val',
          'logger', 'dist_params', 'find_unused_parameters',
          'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path'},
-    'path': {'pretrain_network_g', 'param_key_g', 'strict_load_g', 'resume_state', 'experiments_root', 'models',
+    'path': {'pretrain_network_g', 'param_key_g', 'strict_load_g', 'resume_state', 'ignore_resume_networks',
+             'experiments_root', 'models',
              'training_states', 'log', 'visualization', 'results_root'},
     'train': {'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'pixel_opt', 'perceptual_opt'},
     'val': {'val_freq', 'save_img', 'suffix', 'metrics', 'pbar'},
@@ -118,9 +119,11 @@ class _Checker:
         if type_name is None:
             self.problems.append(f'{place} is missing (the registered {kind} to build)')
             return None
-        if type_name in registry:
-            return registry.get(type_name)
-        names = [name for name, _ in registry]
+        try:
+            return registry.get(type_name)  # also finds BasicSR's own classes, stored as '<name>_basicsr'
+        except KeyError:
+            pass
+        names = [name.removesuffix('_basicsr') for name, _ in registry]
         match = difflib.get_close_matches(str(type_name), names, n=1, cutoff=0.6)
         hint = f'did you mean {match[0]!r}?' if match else 'is it registered (its module imported)?'
         self.problems.append(f'{place}: {type_name!r} is not a registered {kind} ({hint})')

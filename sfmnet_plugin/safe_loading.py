@@ -17,8 +17,27 @@ class UnsafeOrInvalidFileError(ValueError):
     """A file that cannot be read as plain data (an unsafe tag, a syntax error, a corrupt or code-carrying pickle)."""
 
 
-class SafeOrderedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that keeps mappings in file order (what BasicSR's ``ordered_yaml`` loader did)."""
+class SafePlainLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose refusal of a tag it does not know is one line naming the file and line.
+
+    That refusal is what keeps ``!!python/object/apply:os.system`` from running; it happens for
+    every caller of this loader, BasicSR's ``parse_options`` included.
+    """
+
+
+def _refuse_tag(loader, node):
+    name = getattr(loader, 'name', '<yaml>')
+    tag = node.tag.replace('tag:yaml.org,2002:', '!!')
+    raise UnsafeOrInvalidFileError(
+        f'{name}: line {node.start_mark.line + 1}: YAML tag {tag!r} is not allowed (option files are read with a '
+        'safe loader: Python object tags are never executed; remove the tag).')
+
+
+SafePlainLoader.add_constructor(None, _refuse_tag)
+
+
+class SafeOrderedLoader(SafePlainLoader):
+    """:class:`SafePlainLoader` that keeps mappings in file order (what BasicSR's ``ordered_yaml`` loader did)."""
 
 
 SafeOrderedLoader.add_constructor(
@@ -32,16 +51,13 @@ def _yaml_problem(error):
     where = f'line {mark.line + 1}: ' if mark is not None else ''
     problem = getattr(error, 'problem', None) or str(error).splitlines()[0]
     context = getattr(error, 'context', None)
-    if isinstance(error, yaml.constructor.ConstructorError) and 'tag' in str(problem):
-        return (f'{where}{problem.strip()} (Python object tags are never executed: option files are read with a safe '
-                'YAML loader; remove the tag)')
     return f'{where}{(context + ", ") if context else ""}{problem}'.strip()
 
 
 def load_yaml_text(stream, name, ordered=False):
     """Parse YAML ``stream`` (text or file object) with a safe loader; ``name`` appears in the error."""
     try:
-        return yaml.load(stream, Loader=SafeOrderedLoader if ordered else yaml.SafeLoader)
+        return yaml.load(stream, Loader=SafeOrderedLoader if ordered else SafePlainLoader)
     except yaml.YAMLError as error:
         raise UnsafeOrInvalidFileError(f'{name}: {_yaml_problem(error)}') from error
 
