@@ -20,6 +20,8 @@ Each function fixes one problem and is named for it:
 * :func:`normalize_local_rank_argument` - torch >= 2 launchers pass ``--local-rank``.
 * :func:`patch_safe_torch_load` - BasicSR's ``torch.load`` calls (networks, pretrained arch weights) could
   unpickle code: they load with ``weights_only=True`` (:func:`sfmnet_plugin.safe_loading.load_torch_file`).
+* :func:`patch_nonfinite_guards` - a NaN loss trained on, NaN weights were saved and NaN outputs scored
+  (checks in :mod:`sfmnet_plugin.nonfinite`).
 * :func:`patch_safe_yaml` - BasicSR's option parser used PyYAML's full loader, which constructs Python
   objects from tags: it gets a safe loader.
 """
@@ -354,6 +356,48 @@ def patch_safe_yaml():
     options.yaml_load = yaml_load
 
 
+def patch_nonfinite_guards():
+    """Check losses, saved networks and scored outputs for NaN/inf in hooks that every BasicSR model goes through.
+
+    The iteration is recorded from ``update_learning_rate``, which BasicSR's training loop calls
+    with it before every ``optimize_parameters``.
+    """
+    from basicsr.models.base_model import BaseModel
+    from basicsr.models.sr_model import SRModel
+
+    from sfmnet_plugin.nonfinite import check_finite_losses, check_finite_network, check_finite_output
+
+    if getattr(BaseModel.reduce_loss_dict, 'sfmnet_patched', False):
+        return
+    upstream_update_learning_rate = BaseModel.update_learning_rate
+    upstream_reduce_loss_dict = BaseModel.reduce_loss_dict
+    upstream_save_network = BaseModel.save_network
+    upstream_test = SRModel.test
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        self.current_iter = current_iter
+        return upstream_update_learning_rate(self, current_iter, warmup_iter)
+
+    def reduce_loss_dict(self, loss_dict):
+        check_finite_losses(loss_dict, getattr(self, 'current_iter', '?'))
+        return upstream_reduce_loss_dict(self, loss_dict)
+
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        for network in net if isinstance(net, list) else [net]:
+            check_finite_network(self.get_bare_model(network), net_label, getattr(self, 'current_iter', current_iter))
+        return upstream_save_network(self, net, net_label, current_iter, param_key)
+
+    def test(self):
+        upstream_test(self)
+        check_finite_output(getattr(self, 'output', None), getattr(self, 'current_iter', None))
+
+    reduce_loss_dict.sfmnet_patched = True
+    BaseModel.update_learning_rate = update_learning_rate
+    BaseModel.reduce_loss_dict = reduce_loss_dict
+    BaseModel.save_network = save_network
+    SRModel.test = test
+
+
 def apply_all():
     """Apply every fix; safe to call more than once."""
     alias_torchvision_functional_tensor()
@@ -364,3 +408,4 @@ def apply_all():
     patch_lmdb_shared_environments()
     patch_safe_torch_load()
     patch_safe_yaml()
+    patch_nonfinite_guards()  # after patch_atomic_checkpoints: it wraps that save_network

@@ -5,6 +5,7 @@ import sys
 import torch
 
 from sfmnet_plugin._compat import normalize_local_rank_argument
+from sfmnet_plugin.nonfinite import NonFiniteError
 from sfmnet_plugin.option_files import default_root_path, option_file_argument, resolved_option_argv
 from sfmnet_plugin.option_schema import OptionKeyError, force_yml_entries, validate_option_file
 from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError
@@ -27,6 +28,12 @@ def run_basicsr_pipeline(stage, root_path=None):
         sys.argv = argv
         try:
             pipeline(root_path or default_root_path())
+        except NonFiniteError as error:  # a diverged run: one line in the log and on stderr, exit status 1
+            from basicsr.utils import get_root_logger
+
+            get_root_logger().error(str(error))
+            print(f'error: {error}', file=sys.stderr)
+            sys.exit(1)
         finally:
             # BasicSR never tears the process group down; gloo's threads then abort some ranks at exit
             # ("terminate called without an active exception") after a successful run.
