@@ -26,6 +26,7 @@ from face_fixtures import (
 from PIL import Image
 
 from sfmnet_plugin.data import prep_celeba
+from sfmnet_plugin.data.atomic_output import OWNER_MARKER
 from sfmnet_plugin.data.face_crop import (
     SkipImage,
     SquareCrop,
@@ -215,7 +216,8 @@ def test_split_list_names_must_be_annotated(celeba, tmp_path, capsys):
 def test_existing_output_is_kept_leftovers_removed_and_overwrite_rebuilds(celeba, tmp_path, capsys):
     (tmp_path / 'list.txt').write_text('000001.jpg\n000009.jpg\n')
     out = tmp_path / 'out'
-    (out / 'test.partial' / 'HR.lmdb').mkdir(parents=True)  # as a killed run leaves it
+    (out / 'test.partial' / 'HR.lmdb').mkdir(parents=True)  # as a killed run leaves it (marked as the tool's)
+    (out / 'test.partial' / OWNER_MARKER).touch()
     argv = ['--root', celeba.root, '--split-list', f'test:{tmp_path / "list.txt"}', '--scales', '8',
             '--out', str(out), '--workers', '1']
     assert prep_celeba.cli(argv) == 0
