@@ -186,8 +186,13 @@ def atomic_torch_save(obj, path):
     import torch
 
     partial = f'{path}.partial'
-    torch.save(obj, partial)
-    os.replace(partial, path)
+    try:
+        torch.save(obj, partial)
+        os.replace(partial, path)
+    except BaseException:  # a full disk or a folder at ``path``: leave nothing half-written behind
+        if osp.isfile(partial):
+            os.remove(partial)
+        raise
 
 
 def patch_atomic_checkpoints():

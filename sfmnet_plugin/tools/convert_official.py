@@ -22,8 +22,10 @@ import sys
 
 import torch
 
+from sfmnet_plugin._compat import atomic_torch_save
 from sfmnet_plugin.archs.lightcnn_discriminator_arch import SFMNetFrequencyDiscriminator, SFMNetSpatialDiscriminator
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
+from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
 # Official generator defaults (option.py): 3 U-Net levels, 2 ResBlocks per ResidualGroup, 14 fusion blocks.
 _NUM_LEVELS = 3
@@ -217,7 +219,17 @@ def main(argv=None) -> int:
                              'load the result into SFMNet(keep_unused_attention=False)')
     args = parser.parse_args(argv)
 
-    state_dict = strip_module_prefix(unwrap_checkpoint(torch.load(args.input, map_location='cpu', weights_only=True)))
+    try:
+        checkpoint = load_torch_file(args.input, what='checkpoint')
+    except (FileNotFoundError, UnsafeOrInvalidFileError) as error:
+        print(f'sfmnet-convert-official: {error}', file=sys.stderr)
+        return 1
+    state_dict = unwrap_checkpoint(checkpoint)
+    if not isinstance(state_dict, dict) or not all(isinstance(t, torch.Tensor) for t in state_dict.values()):
+        print(f'sfmnet-convert-official: {args.input}: holds no state dict (a mapping of parameter names to '
+              'tensors); expected an official SFMNet checkpoint.', file=sys.stderr)
+        return 1
+    state_dict = strip_module_prefix(state_dict)
     try:
         if is_official_discriminator_state_dict(state_dict):
             converted = convert_official_discriminator_state_dict(state_dict)
@@ -226,7 +238,12 @@ def main(argv=None) -> int:
     except CheckpointConversionError as error:
         print(f'sfmnet-convert-official: {args.input}: {error}', file=sys.stderr)
         return 1
-    torch.save({'params': converted}, args.output)
+    try:
+        atomic_torch_save({'params': converted}, args.output)
+    except (OSError, RuntimeError) as error:  # missing folder, a folder as output, read-only or full disk
+        cause = getattr(error, 'strerror', None) or str(error).strip().splitlines()[0]
+        print(f'sfmnet-convert-official: cannot write {args.output}: {cause}', file=sys.stderr)
+        return 1
     num_params = sum(t.numel() for t in converted.values())
     print(f'Wrote {args.output}: {len(converted)} tensors, {num_params:,} parameters.')
     return 0

@@ -7,7 +7,8 @@ Usage::
                  [--side-by-side] [--max-input-side N] [--strict]
 
 INPUT is any mix of image files and folders (their .png/.jpg/.jpeg/.bmp/.webp files, not recursive). Every image
-is read as RGB (grayscale is replicated, alpha dropped); ``--size N`` first resizes it to NxN with PIL bicubic (the
+is read as RGB by the preparation scripts' decoder (grey replicated, alpha composited over white, 16-bit scaled to
+8 bits); ``--size N`` first resizes it to NxN with PIL bicubic (the
 LR of face SR benchmarks). Its SR result, clamped to [0, 1], is written to ``DIR/<stem>.png``; with
 ``--side-by-side`` also ``DIR/<stem>_sbs.png`` = [PIL-bicubic upsampled LR | SR].
 
@@ -35,7 +36,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS
+from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, read_rgb_image
 from sfmnet_plugin.option_files import load_merged_options
 from sfmnet_plugin.tools.convert_official import (
     CheckpointConversionError,
@@ -222,9 +223,11 @@ def collect_inputs(inputs, bad):
 
 
 def read_image(path, size):
-    """RGB PIL image of ``path``, resized to ``size`` x ``size`` with PIL bicubic when ``size`` is given."""
-    with Image.open(path) as image:
-        image = image.convert('RGB')  # also forces the full decode, so truncated files fail here
+    """RGB PIL image of ``path``, resized to ``size`` x ``size`` with PIL bicubic when ``size`` is given.
+
+    The preparation scripts' decoder (16-bit PNGs rescaled, not clipped to white; alpha composited over white).
+    """
+    image, _ = read_rgb_image(path)
     if size is not None:
         image = image.resize((size, size), Image.BICUBIC)
     return image
@@ -326,14 +329,38 @@ def process(model, options, groups, args, device, bad):
     return written
 
 
+def check_output_folder(args):
+    """Refuse an ``--output`` that is a file, an input folder, or would receive a file over an input image."""
+    output = osp.realpath(args.output)
+    if osp.exists(output) and not osp.isdir(output):
+        raise InferError(f'--output {args.output}: is a file, not a folder; choose a folder for the SR images.')
+    inputs = collect_inputs(args.inputs, [])
+    for folder in [item for item in args.inputs if osp.isdir(item)]:
+        if osp.realpath(folder) == output:
+            raise InferError(f'--output {args.output} is the input folder {folder}: the SR images would be written '
+                             'over or among the inputs; choose another folder.')
+    input_files = {osp.realpath(path): path for path in inputs}
+    for path in inputs:
+        stem = osp.splitext(osp.basename(path))[0]
+        for name in (f'{stem}.png', f'{stem}_sbs.png'):
+            if osp.join(output, name) in input_files:
+                raise InferError(f'--output {args.output}: writing {name} would overwrite the input '
+                                 f'{input_files[osp.join(output, name)]}; choose another folder.')
+
+
 def run(args) -> int:
+    check_output_folder(args)
     model, options = build_model(args)
     device = choose_device(args.device)
     model = model.to(device)
     bad = []
     groups = read_inputs(args, declared_scale(options), bad)
-    os.makedirs(args.output, exist_ok=True)
-    written = process(model, options, groups, args, device, bad)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+        written = process(model, options, groups, args, device, bad)
+    except OSError as error:  # read-only or full disk: BasicSR's imwrite names no file
+        raise InferError(f'cannot write the SR images to {args.output}: '
+                         f'{error.strerror or error} (is the disk full or the folder read-only?)') from error
 
     print(f'Wrote {written} SR image(s) to {args.output}.')
     if bad:
