@@ -5,6 +5,7 @@ import sys
 import torch
 
 from sfmnet_plugin._compat import normalize_local_rank_argument
+from sfmnet_plugin.data.image_check import DatasetImageError
 from sfmnet_plugin.nonfinite import NonFiniteError
 from sfmnet_plugin.option_files import default_root_path, option_file_argument, resolved_option_argv
 from sfmnet_plugin.option_schema import OptionKeyError, force_yml_entries, validate_option_file
@@ -28,7 +29,7 @@ def run_basicsr_pipeline(stage, root_path=None):
         sys.argv = argv
         try:
             pipeline(root_path or default_root_path())
-        except NonFiniteError as error:  # a diverged run: one line in the log and on stderr, exit status 1
+        except (NonFiniteError, DatasetImageError) as error:  # a diverged run, corrupt data: one line, exit status 1
             from basicsr.utils import get_root_logger
 
             get_root_logger().error(str(error))

@@ -64,7 +64,7 @@ LOADER_KEYS = {'name', 'type', 'phase', 'scale', 'num_worker_per_gpu', 'batch_si
                'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers', 'use_shuffle'}
 DATASET_KEYS = {
     'PairedFaceDataset': {'dataroot_gt', 'dataroot_lq', 'io_backend', 'downsampler', 'use_hflip', 'use_rot', 'gt_size',
-                          'meta_info_file'},
+                          'meta_info_file', 'check_images_at_start'},
     'PairedImageDataset': {'dataroot_gt', 'dataroot_lq', 'io_backend', 'meta_info_file', 'filename_tmpl', 'gt_size',
                            'use_hflip', 'use_rot', 'color', 'mean', 'std'},
     'SingleImageDataset': {'dataroot_lq', 'io_backend', 'meta_info_file', 'color', 'mean', 'std'},

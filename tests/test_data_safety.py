@@ -273,3 +273,38 @@ def test_folder_to_lmdb_recursive_keys_are_relative_paths(tmp_path, capsys):
     assert keys == ['000', 'person1/000', 'person1/001', 'person2/close/000']
     forget_lmdb_handles()
     assert verify.check_lmdb(str(tmp_path / 'a.lmdb')) == []
+
+
+# ------------------------------------------------------------------ finding 13: check the images at start
+
+
+def corrupt_lmdb_value(lmdb_path, key, content=b'\x89PNG\r\n\x1a\n truncated'):
+    forget_lmdb_handles()
+    env = lmdb.open(str(lmdb_path))
+    with env.begin(write=True) as txn:
+        txn.put(key.encode('ascii'), content)
+    env.close()
+
+
+@pytest.mark.parametrize('backend', ['lmdb', 'disk'])
+def test_check_images_at_start_names_a_corrupt_image_before_training(tmp_path, backend):
+    from sfmnet_plugin.data.image_check import DatasetImageError
+    from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset
+
+    source = write_faces(tmp_path / 'faces', 4)
+    if backend == 'lmdb':
+        assert prep_folder.cli([source, str(tmp_path / 'HR.lmdb'), '--workers', '1']) == 0
+        root = str(tmp_path / 'HR.lmdb')
+        corrupt_lmdb_value(root, '002')
+        bad = '002: cannot decode'
+    else:
+        root = source
+        with open(osp.join(source, '002.png'), 'r+b') as f:
+            f.truncate(100)
+        bad = '002.png'
+    opt = {'name': 'faces', 'type': 'PairedFaceDataset', 'dataroot_gt': root, 'scale': 4, 'phase': 'train'}
+    forget_lmdb_handles()
+    PairedFaceDataset(dict(opt))  # off by default: the corrupt image would only fail when drawn
+    forget_lmdb_handles()
+    with pytest.raises(DatasetImageError, match=f'dataset faces: check_images_at_start found 1 problem.*{bad}'):
+        PairedFaceDataset(dict(opt, check_images_at_start=True))

@@ -1,4 +1,6 @@
 """``PairedFaceDataset``: HR faces with stored or on-the-fly LR faces, paired by name."""
+import os
+
 import numpy as np
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
@@ -6,6 +8,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
+from sfmnet_plugin.data.image_check import check_images_at_start
 from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_io import read_meta_info
 
@@ -82,6 +85,9 @@ class PairedFaceDataset(data.Dataset):
         use_hflip, use_rot (bool): BasicSR flips/rotations; default False (SFMNet used none).
         gt_size (int, optional): random HR patch size for training; default: whole images.
         meta_info_file (str, optional): use only the images it names (first token per line).
+        check_images_at_start (bool): decode every image once when the dataset is built, so a
+            corrupt image stops the run at once, naming it, instead of when it is first drawn
+            (default False; costs one pass over the data, see the README).
 
     Each sample: ``lq`` (3 x h x w) and ``gt`` (3 x H x W) float32 RGB in [0, 1], ``lq_path`` and
     ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).
@@ -110,7 +116,16 @@ class PairedFaceDataset(data.Dataset):
                              'keys in meta_info.txt).')
         if self.backend == 'lmdb':
             self._check_lmdb_shapes()
+        if opt.get('check_images_at_start'):
+            self._check_images_decode()
         self.file_client = None  # opened lazily, in the DataLoader worker that reads
+
+    def _check_images_decode(self):
+        roots = [(self.gt_root, self.backend, [self.gt_paths[key] for key in self.keys])]
+        if self.lq_root:
+            roots.append((self.lq_root, self.backend, [self.lq_paths[key] for key in self.keys]))
+        workers = max(1, min(int(self.opt.get('num_worker_per_gpu') or 1), os.cpu_count() or 1))
+        check_images_at_start(self.opt.get('name', self.gt_root), roots, workers)
 
     def _check_lmdb_shapes(self):
         """Fail at start-up, naming the keys, if stored sizes do not fit the scale."""
