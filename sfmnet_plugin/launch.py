@@ -29,7 +29,8 @@ def run_basicsr_pipeline(stage, root_path=None):
         sys.argv = argv
         try:
             pipeline(root_path or default_root_path())
-        except (NonFiniteError, DatasetImageError) as error:  # a diverged run, corrupt data: one line, exit status 1
+        except (NonFiniteError, DatasetImageError, UnsafeOrInvalidFileError) as error:
+            # a diverged run, corrupt data, a checkpoint or state refused: one line in the log and on stderr
             from basicsr.utils import get_root_logger
 
             get_root_logger().error(str(error))
