@@ -7,8 +7,8 @@ import torch
 from sfmnet_plugin._compat import normalize_local_rank_argument
 from sfmnet_plugin.data.image_check import DatasetImageError
 from sfmnet_plugin.nonfinite import NonFiniteError
-from sfmnet_plugin.option_files import default_root_path, option_file_argument, resolved_option_argv
-from sfmnet_plugin.option_schema import OptionKeyError, force_yml_entries, validate_option_file
+from sfmnet_plugin.option_files import default_root_path, option_file_argument, resolved_option_argv, split_force_yml
+from sfmnet_plugin.option_schema import OptionKeyError, validate_option_file
 from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError
 
 PIPELINES = {'train': ('basicsr.train', 'train_pipeline'), 'test': ('basicsr.test', 'test_pipeline')}
@@ -49,11 +49,12 @@ def check_option_file(argv):
     An unsafe or invalid YAML file, a bad ``_base_`` or an unknown key is one ``error:`` line
     naming the file (exit status 2), not a traceback after half a run was set up.
     """
+    argv, overrides = split_force_yml(argv)
     option_path = option_file_argument(argv)
     if option_path is None:
         return  # BasicSR's own parser reports the missing -opt
     try:
-        validate_option_file(option_path, force_yml_entries(argv))
+        validate_option_file(option_path, overrides)
     except (UnsafeOrInvalidFileError, OptionKeyError, FileNotFoundError) as error:
         print(f'error: {error}', file=sys.stderr)
         sys.exit(2)

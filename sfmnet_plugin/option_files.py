@@ -20,7 +20,7 @@ from os import path as osp
 
 import yaml
 
-from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_yaml_file
+from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_yaml_file, load_yaml_text
 
 BASE_KEY = '_base_'
 DELETE_KEY = '_delete_'
@@ -108,12 +108,65 @@ def load_merged_options(option_path, _chain=()):
         raise OptionFileError(f'{option_path}: {error}') from error
 
 
-def write_merged_options(option_path, out_dir):
-    """Merge ``option_path`` with its bases into ``out_dir/<same file name>`` and return that path."""
+FORCE_YML = '--force_yml'
+
+
+def split_force_yml(argv):
+    """``(argv without --force_yml and its entries, [entries])`` of a BasicSR command line.
+
+    BasicSR applies ``--force_yml train:ema_decay=0.999`` entries by ``exec`` of a string built from
+    the command line (and ``eval`` of list values); the launchers apply them here instead
+    (:func:`apply_overrides`), so that BasicSR never sees them.
+    """
+    rest, entries, collecting = [], [], False
+    for arg in argv:
+        if arg == FORCE_YML:
+            collecting = True
+        elif collecting and not arg.startswith('-'):
+            entries.append(arg)
+        else:
+            collecting = False
+            rest.append(arg)
+    return rest, entries
+
+
+def override_value(text):
+    """A ``--force_yml`` value as BasicSR reads it (``none``/``~`` -> None, ``!!float 2e-4``, ``[1, 2]``), parsed as
+    YAML with a safe loader instead of ``eval``."""
+    text = text.strip()
+    if text.lower() == 'none':
+        return None
+    return load_yaml_text(text, f'{FORCE_YML} value {text!r}')
+
+
+def apply_overrides(options, entries):
+    """Set every ``--force_yml`` entry (``section:key=value``) in ``options``; returns ``options``.
+
+    As in BasicSR, the sections on the way must exist and the last key may be new.
+    """
+    for entry in entries:
+        keys, sep, value = entry.partition('=')
+        path = [key.strip() for key in keys.split(':')]
+        if not sep or not all(path):
+            raise OptionFileError(f'{FORCE_YML} {entry!r}: expected section:key=value, e.g. train:ema_decay=0.999.')
+        section = options
+        for depth, key in enumerate(path[:-1]):
+            if not isinstance(section.get(key), dict):
+                raise OptionFileError(f'{FORCE_YML} {entry!r}: the options have no section '
+                                      f'{":".join(path[:depth + 1])!r}.')
+            section = section[key]
+        section[path[-1]] = override_value(value)
+    return options
+
+
+def write_merged_options(option_path, out_dir, overrides=()):
+    """Merge ``option_path`` with its bases (and ``--force_yml`` entries) into ``out_dir/<same file name>``."""
     merged_path = osp.join(out_dir, osp.basename(option_path))
     with open(merged_path, 'w', encoding='utf-8') as f:
         f.write(f'# Merged from {osp.abspath(option_path)} and its _base_ files.\n')
-        yaml.safe_dump(load_merged_options(option_path), f, sort_keys=False, default_flow_style=None)
+        f.writelines(f'# {FORCE_YML} {entry}\n' for entry in overrides)
+        options = apply_overrides(load_merged_options(option_path), overrides)
+        yaml.safe_dump(options, f, sort_keys=False, default_flow_style=None)
     return merged_path
 
 
@@ -132,18 +185,20 @@ def option_file_argument(argv):
 
 @contextmanager
 def resolved_option_argv(argv):
-    """Yield ``argv`` with its ``-opt`` file replaced by the merged file when it uses ``_base_``.
+    """Yield ``argv`` with its ``-opt`` file replaced by the merged file when it uses ``_base_`` or
+    ``--force_yml`` (whose entries are applied to the merged file and removed from ``argv``).
 
     The temporary folder lives as long as the ``with`` block (the whole run).
     """
+    argv, overrides = split_force_yml(argv)
     index = _option_argument_index(argv)
-    if index is None or not has_base(argv[index]):
+    if index is None or (not overrides and not has_base(argv[index])):
         yield list(argv)
         return
     out_dir = tempfile.mkdtemp(prefix='sfmnet_options_')
     try:
         resolved = list(argv)
-        resolved[index] = write_merged_options(argv[index], out_dir)
+        resolved[index] = write_merged_options(argv[index], out_dir, overrides)
         yield resolved
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -259,34 +259,8 @@ def validate_options(opt, source='options'):
         raise OptionKeyError(f'{source}: ' + '; '.join(problems) + '.')
 
 
-def _with_overrides(opt, force_yml):
-    """``opt`` with BasicSR's ``--force_yml key:subkey=value`` entries set (values as text: only keys are checked)."""
-    for entry in force_yml:
-        keys, _, value = entry.partition('=')
-        *parents, leaf = [key.strip() for key in keys.split(':')]
-        section = opt
-        for key in parents:
-            section = section.setdefault(key, {}) if isinstance(section, dict) else {}
-        if isinstance(section, dict):
-            section[leaf] = value.strip()
-    return opt
-
-
-def force_yml_entries(argv):
-    """The ``--force_yml`` entries of a BasicSR command line (every argument after it up to the next option)."""
-    entries, collecting = [], False
-    for arg in argv:
-        if arg == '--force_yml':
-            collecting = True
-        elif arg.startswith('-'):
-            collecting = False
-        elif collecting:
-            entries.append(arg)
-    return entries
-
-
 def validate_option_file(option_path, force_yml=()):
     """Read ``option_path`` safely (``_base_`` merged), apply ``--force_yml`` entries, raise on unknown keys."""
-    from sfmnet_plugin.option_files import load_merged_options
+    from sfmnet_plugin.option_files import apply_overrides, load_merged_options
 
-    validate_options(_with_overrides(load_merged_options(option_path), force_yml), option_path)
+    validate_options(apply_overrides(load_merged_options(option_path), force_yml), option_path)

@@ -7,6 +7,7 @@ Every option file, base file, checkpoint and training state goes through :func:`
 or :func:`load_torch_file`, which accept plain data only and turn a bad file into one line that
 names it (:class:`UnsafeOrInvalidFileError`).
 """
+import io
 from collections import OrderedDict
 from os import path as osp
 
@@ -56,6 +57,9 @@ def _yaml_problem(error):
 
 def load_yaml_text(stream, name, ordered=False):
     """Parse YAML ``stream`` (text or file object) with a safe loader; ``name`` appears in the error."""
+    if isinstance(stream, str):
+        stream = io.StringIO(stream)
+        stream.name = name  # what PyYAML (and so a refused tag's message) calls the stream
     try:
         return yaml.load(stream, Loader=SafeOrderedLoader if ordered else SafePlainLoader)
     except yaml.YAMLError as error:

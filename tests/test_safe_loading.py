@@ -238,3 +238,30 @@ def test_training_launcher_refuses_yaml_tags_in_a_base_before_anything_runs(tmp_
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and evil in result.stderr
     assert not marker.exists() and not (tmp_path / 'root').exists()
+
+
+def test_force_yml_is_applied_safely_and_never_reaches_basicsr(tmp_path, capsys):
+    """BasicSR applies --force_yml with exec/eval; the launchers apply it to the merged file with a safe loader."""
+    import yaml
+
+    from sfmnet_plugin.launch import check_option_file
+    from sfmnet_plugin.option_files import resolved_option_argv
+
+    options = load_merged_options(osp.join(REPO_ROOT, 'options', 'train_SFMNet_x8.yml'))
+    path = str(tmp_path / 'x.yml')
+    with open(path, 'w') as f:
+        yaml.safe_dump(options, f)
+    argv = ['train.py', '-opt', path, '--force_yml', 'train:total_iter=6', 'train:optim_g:lr=!!float 2e-4',
+            'train:scheduler:milestones=[15000]', 'network_g:num_feat=none', '--auto_resume']
+    with resolved_option_argv(argv) as resolved:
+        assert '--force_yml' not in resolved and resolved[-1] == '--auto_resume'
+        merged = load_yaml_file(resolved[2])
+    assert merged['train']['total_iter'] == 6 and merged['train']['optim_g']['lr'] == 2e-4
+    assert merged['train']['scheduler']['milestones'] == [15000] and merged['network_g']['num_feat'] is None
+
+    marker = tmp_path / 'MARKER'
+    evil = f'name=!!python/object/apply:builtins.open ["{marker}", "w"]'
+    with pytest.raises(SystemExit):
+        check_option_file(['train.py', '-opt', path, '--force_yml', evil])
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and '--force_yml' in err and not marker.exists()
