@@ -8,9 +8,11 @@ original file name into a fresh temporary folder, and ``-opt`` is pointed at it.
 copies that merged file into the experiment folder, so what is saved with a run is exactly what
 it ran with.
 
-Every file is read here with a safe YAML loader (:func:`sfmnet_plugin.safe_loading.load_yaml_file`)
-rather than by mmengine, whose loader builds Python objects from YAML tags and which would
-execute a ``.py`` base file: bases must be YAML (or JSON) files.
+``--force_yml`` entries are applied to the merged file too (:func:`apply_overrides`), instead of
+by BasicSR's ``exec``. Every file is read here with a safe YAML loader
+(:func:`sfmnet_plugin.safe_loading.load_yaml_file`) rather than by mmengine, whose loader builds
+Python objects from YAML tags and which would execute a ``.py`` base file: bases must be YAML
+(or JSON) files.
 """
 import os
 import shutil
