@@ -49,8 +49,9 @@ MODEL_KEYS = {
     'SRGANModel': {'': {'network_d'}, 'path': {'pretrain_network_d', 'param_key_d', 'strict_load_d'},
                    'train': {'optim_d', 'ldl_opt', 'gan_opt', 'net_d_iters', 'net_d_init_iters'}},
     'ESRGANModel': {},
-    'SFMNetModel': {'train': {'frequency_branch_pixel_opt', 'frequency_opt', 'mixed_precision', 'grad_clip_norm'},
-                    'val': {'compare_bicubic', 'contact_sheet'}},
+    'FaceSRModel': {'train': {'mixed_precision', 'grad_clip_norm'},
+                    'val': {'compare_bicubic', 'contact_sheet', 'sr_quantization'}},
+    'SFMNetModel': {'train': {'frequency_branch_pixel_opt', 'frequency_opt'}},
     'SFMNetGANModel': {'': {'network_d', 'network_d_frequency'},
                        'path': {'pretrain_network_d', 'strict_load_d', 'pretrain_network_d_frequency',
                                 'strict_load_d_frequency'},
@@ -64,7 +65,7 @@ LOADER_KEYS = {'name', 'type', 'phase', 'scale', 'num_worker_per_gpu', 'batch_si
                'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers', 'use_shuffle'}
 DATASET_KEYS = {
     'PairedFaceDataset': {'dataroot_gt', 'dataroot_lq', 'io_backend', 'downsampler', 'use_hflip', 'use_rot', 'gt_size',
-                          'meta_info_file', 'check_images_at_start'},
+                          'meta_info_file', 'random_resized_crop', 'check_images_at_start'},
     'PairedImageDataset': {'dataroot_gt', 'dataroot_lq', 'io_backend', 'meta_info_file', 'filename_tmpl', 'gt_size',
                            'use_hflip', 'use_rot', 'color', 'mean', 'std'},
     'SingleImageDataset': {'dataroot_lq', 'io_backend', 'meta_info_file', 'color', 'mean', 'std'},
