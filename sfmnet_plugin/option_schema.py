@@ -17,8 +17,9 @@ Where the valid keys come from:
   :data:`BASE_KEYS` (what basicsr 1.4.2's parser, trainer, tester, logger and ``BaseModel`` read)
   plus :data:`MODEL_KEYS` per model class along its MRO. A model class that is in neither table
   (a third-party model) may read anything, so these sections are then not checked.
-* datasets - the data-loader keys BasicSR reads plus :data:`DATASET_KEYS` per dataset class;
-  a dataset class that is not in the table is not checked.
+* datasets - the data-loader keys BasicSR reads plus the dataset class's own ``option_keys``
+  attribute (the plugin's datasets declare it) or its :data:`DATASET_KEYS` entry (BasicSR's); a
+  dataset class with neither is not checked.
 
 Other code registers its own classes with :func:`register_model_keys` / :func:`register_dataset_keys`.
 """
@@ -64,8 +65,6 @@ MODEL_KEYS = {
 LOADER_KEYS = {'name', 'type', 'phase', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
                'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers', 'use_shuffle'}
 DATASET_KEYS = {
-    'PairedFaceDataset': {'dataroot_gt', 'dataroot_lq', 'io_backend', 'downsampler', 'use_hflip', 'use_rot', 'gt_size',
-                          'meta_info_file', 'random_resized_crop', 'check_images_at_start'},
     'PairedImageDataset': {'dataroot_gt', 'dataroot_lq', 'io_backend', 'meta_info_file', 'filename_tmpl', 'gt_size',
                            'use_hflip', 'use_rot', 'color', 'mean', 'std'},
     'SingleImageDataset': {'dataroot_lq', 'io_backend', 'meta_info_file', 'color', 'mean', 'std'},
@@ -177,9 +176,11 @@ def _check_datasets(checker, datasets):
         if not isinstance(dataset, dict):
             continue
         dataset_class = checker.registered(DATASET_REGISTRY, dataset.get('type'), f'{place}.type', 'dataset')
-        if dataset_class is not None and dataset_class.__name__ in DATASET_KEYS:
-            checker.unknown(dataset, place, LOADER_KEYS | DATASET_KEYS[dataset_class.__name__],
-                            f' for {dataset_class.__name__}')
+        if dataset_class is None:
+            continue
+        keys = getattr(dataset_class, 'option_keys', None) or DATASET_KEYS.get(dataset_class.__name__)
+        if keys is not None:
+            checker.unknown(dataset, place, LOADER_KEYS | set(keys), f' for {dataset_class.__name__}')
 
 
 def _check_train(checker, train, valid_keys):

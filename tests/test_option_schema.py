@@ -125,3 +125,40 @@ def test_the_launcher_stops_on_a_misspelt_key_before_creating_anything(tmp_path,
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and 'train.grad_clip_nrom' in err and "'grad_clip_norm'" in err
+
+
+def test_the_plugins_dataset_declares_every_key_it_reads():
+    """The schema takes PairedFaceDataset's keys from its ``option_keys``: a key read but not declared would be
+    rejected as unknown."""
+    import inspect
+    import re
+
+    from sfmnet_plugin.data import face_augment, paired_face_dataset
+    from sfmnet_plugin.option_schema import LOADER_KEYS
+
+    source = inspect.getsource(paired_face_dataset) + inspect.getsource(face_augment)
+    read = set(re.findall(r"\bopt(?:\.get\(|\[)'(\w+)'", source))
+    assert read and read <= paired_face_dataset.PairedFaceDataset.option_keys | LOADER_KEYS
+
+
+def test_the_plugins_models_keys_are_in_the_table():
+    """Every train/val/path key the plugin's models read is a valid key of the model that reads it."""
+    import inspect
+    import re
+
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    from sfmnet_plugin.option_schema import _model_keys
+
+    for name in ('SFMNetModel', 'SFMNetGANModel'):
+        model_class = MODEL_REGISTRY.get(name)
+        keys = _model_keys(model_class)
+        assert keys is not None, name
+        for cls in model_class.__mro__:
+            if not cls.__module__.startswith('sfmnet_plugin.'):
+                continue
+            source = inspect.getsource(cls)
+            for section in ('train', 'val', 'path'):
+                read = set(re.findall(rf"{section}_opt(?:\.get\(|\[)'(\w+)'", source))
+                read |= set(re.findall(rf"opt\['{section}'\](?:\.get\(|\[)'(\w+)'", source))
+                assert read <= keys[section], (name, cls.__name__, section, read - keys[section])
