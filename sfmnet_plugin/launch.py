@@ -6,6 +6,8 @@ import torch
 
 from sfmnet_plugin._compat import normalize_local_rank_argument
 from sfmnet_plugin.option_files import default_root_path, resolved_option_argv
+from sfmnet_plugin.preflight import check_run
+from sfmnet_plugin.run_session import run_session
 
 PIPELINES = {'train': ('basicsr.train', 'train_pipeline'), 'test': ('basicsr.test', 'test_pipeline')}
 
@@ -19,7 +21,8 @@ def run_basicsr_pipeline(stage, root_path=None):
     """
     module_name, function_name = PIPELINES[stage]
     pipeline = getattr(importlib.import_module(module_name), function_name)
-    with resolved_option_argv(normalize_local_rank_argument(sys.argv)) as argv:
+    check_run(stage, sys.argv)  # missing data or weights: a PreflightError before anything is created
+    with resolved_option_argv(normalize_local_rank_argument(sys.argv)) as argv, run_session(stage):
         sys.argv = argv
         try:
             pipeline(root_path or default_root_path())
