@@ -65,23 +65,24 @@ def _labelled(image, label, height=18):
     return np.concatenate([band, image], axis=0)
 
 
-def contact_sheet(panels, gap=2):
+def contact_sheet(panels, gap=2, method_name='SR'):
     """Tile rows of ``(LR, bicubic, SR, HR)`` BGR uint8 images into one image.
 
-    The LR image is enlarged with nearest-neighbour sampling so its pixels stay visible; every row
-    gets the image name, every column its role.
+    The LR image is enlarged with nearest-neighbour sampling so its pixels stay visible. Every row gets a
+    band with the image name across its whole width (a name does not fit above a 128-px tile), every
+    column its role, the SR column ``method_name``.
     """
     rows = []
     for name, images in panels:
         height, width = images[-1].shape[:2]
         lr = cv2.resize(images[0], (width, height), interpolation=cv2.INTER_NEAREST)
-        tiles = [_labelled(img, f'{role} {name}' if role == 'LR' else role)
-                 for role, img in zip(CONTACT_SHEET_COLUMNS, (lr, *images[1:]))]
+        roles = [method_name if role == 'SR' else role for role in CONTACT_SHEET_COLUMNS]
+        tiles = [_labelled(img, role) for role, img in zip(roles, (lr, *images[1:]))]
         spacer = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
         row = tiles[0]
         for tile in tiles[1:]:
             row = np.concatenate([row, spacer, tile], axis=1)
-        rows.append(row)
+        rows.append(_labelled(row, name))
     spacer = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
     sheet = rows[0]
     for row in rows[1:]:
@@ -89,9 +90,9 @@ def contact_sheet(panels, gap=2):
     return sheet
 
 
-def write_contact_sheet(path, panels):
+def write_contact_sheet(path, panels, method_name='SR'):
     """Write :func:`contact_sheet` of ``panels`` as a PNG."""
-    ok, encoded = cv2.imencode('.png', contact_sheet(panels))
+    ok, encoded = cv2.imencode('.png', contact_sheet(panels, method_name=method_name))
     if not ok:
         raise RuntimeError(f'could not encode the contact sheet for {path!r}')
     _replace_atomically(path, lambda target: encoded.tofile(target))

@@ -229,4 +229,5 @@ class SFMNetModel(SRModel):
                                    f'{self.opt["name"]} on {dataset_name}', rows, metric_names,
                                    method_name=self.opt['network_g']['type'])
         if panels:
-            write_contact_sheet(osp.join(results_root, f'{dataset_name}_contact_sheet.png'), panels)
+            write_contact_sheet(osp.join(results_root, f'{dataset_name}_contact_sheet.png'), panels,
+                                method_name=self.opt['network_g']['type'])
