@@ -192,11 +192,13 @@ class CreatedFolders:
     """Folders BasicSR's ``mkdir_and_rename`` made during this run, and the ones it archived to make room."""
 
     def __init__(self):
-        self.created, self.archived = [], []
+        self.created, self.parents, self.archived = [], [], []
 
     def wrap(self, mkdir_and_rename):
         def recording_mkdir_and_rename(path):
             parent = osp.dirname(path)
+            if not osp.isdir(parent):  # e.g. tb_logger/ itself: removed too, if the run leaves it empty
+                self.parents.append(parent)
             before = set(os.listdir(parent)) if osp.isdir(parent) else set()
             mkdir_and_rename(path)
             self.archived += [(osp.join(parent, name), path) for name in sorted(set(os.listdir(parent)) - before)
@@ -216,6 +218,9 @@ class CreatedFolders:
         for archived, original in self.archived:
             if osp.isdir(archived) and not osp.exists(original):
                 os.rename(archived, original)
+        for parent in reversed(self.parents):
+            if osp.isdir(parent) and not os.listdir(parent):
+                os.rmdir(parent)
 
 
 def _patch(stack, owner, name, value):
