@@ -15,9 +15,9 @@ changed when torch was imported first.
 
 The thread count is a numerical setting, not only a speed one: oneDNN splits convolutions
 differently for different thread counts, so 1 and 2 threads give results that differ in the last
-bit, which training amplifies. It is therefore never chosen from the machine's current load;
-:func:`resolve_num_threads` picks a fixed number per machine (or the one asked for) and
-:func:`busy_machine_warning` says when other processes compete for the cores.
+bit, which training amplifies. It is therefore never chosen from the machine's current load: torch
+uses ``$OMP_NUM_THREADS`` or every core, ``sfmnet-demo`` a fixed ``--threads``, and
+:func:`busy_machine_warning` only says when other processes compete for the cores.
 """
 import os
 import sys
@@ -46,26 +46,13 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
-def resolve_num_threads(requested=None, environ=os.environ, cpus=None):
-    """The intra-op thread count to use: ``requested``, else ``$OMP_NUM_THREADS``, else every available CPU.
-
-    Never derived from the current load, so the same command on the same machine computes the same numbers.
-    """
-    if requested is not None:
-        if requested < 1:
-            raise ValueError(f'the number of threads must be at least 1, got {requested}.')
-        return requested
-    value = environ.get('OMP_NUM_THREADS', '').strip()
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    return cpus or available_cpus()
-
-
 def busy_machine_warning(num_threads, cpus=None, load=None):
-    """A one-line hint when other processes already keep the cores busy, or None.
+    """A one-line note when other processes already keep the cores busy, or None.
 
     ``load`` is the one-minute load average (default :func:`os.getloadavg`); with ``num_threads`` of our own on
-    ``cpus`` CPUs, a load above ``cpus - num_threads + 0.5`` means our threads will have to share cores.
+    ``cpus`` CPUs, a load above ``cpus - num_threads + 0.5`` means our threads share cores with other work, so
+    steps take longer than on a quiet machine (the results stay the same: the thread count, not the load,
+    decides them).
     """
     cpus = cpus or available_cpus()
     if load is None:
@@ -73,9 +60,8 @@ def busy_machine_warning(num_threads, cpus=None, load=None):
             load = os.getloadavg()[0]
         except (AttributeError, OSError):
             return None
-    if num_threads <= 1 or load <= cpus - num_threads + 0.5:
+    if load <= cpus - num_threads + 0.5:
         return None
-    return (f'the machine is busy (load average {load:.1f} on {cpus} CPUs) and this run uses {num_threads} threads: '
-            'every step waits for the slowest thread. On a shared machine, fewer threads '
-            '(OMP_NUM_THREADS=1, or --threads 1 for sfmnet-demo) are often faster; results then differ in the last '
-            'digits, because the thread count changes how convolutions are summed.')
+    return (f'the machine is busy (load average {load:.1f} on {cpus} CPUs, {num_threads} thread'
+            f'{"s" if num_threads != 1 else ""} here): other processes share the cores, so steps take longer than '
+            'on a quiet machine; the results do not change.')
