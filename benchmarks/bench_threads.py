@@ -122,7 +122,7 @@ def main(argv=None):
     def cell(name, busy):
         values = [t for t in times[name, busy] if t is not None]
         if not values:
-            return f'> {args.timeout:.0f} s'
+            return f'not done in {args.timeout:.0f} s'
         return f'{statistics.median(values):.2f} s' + ('' if len(values) == args.rounds else ' (some timed out)')
 
     print(f'\nSFMNet num_feat 16, x8, batch {args.batch_size}: median training-step time, {args.repeats} steps after '
