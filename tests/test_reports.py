@@ -31,7 +31,7 @@ def test_contact_sheet_layout_and_tiles():
 def test_contact_sheet_names_are_whole_and_the_sr_column_is_named_by_the_network():
     tile = np.full((128, 128, 3), 128, np.uint8)
     panels = [('grace_hopper_f0_v3', (tile[:16, :16], tile, tile, tile))]
-    sheet = contact_sheet(panels, method_name='SFMNet')
+    sheet = contact_sheet(panels, columns=('LR', 'Bicubic', 'SFMNet', 'HR'))
     name_band = sheet[:18]
     ink = np.nonzero((name_band < 200).any(axis=(0, 2)))[0]
     assert ink.max() < 2 * 128  # the whole name, in the first half of the row: nothing cut at a tile's edge

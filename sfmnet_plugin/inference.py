@@ -1,0 +1,247 @@
+"""The inference API: one class that loads any face network of the family and restores LR faces.
+
+``FaceRestorer`` is what ``sfmnet-infer``, the whole-photo restorer, the benchmark and other people's code
+share (in the spirit of GFPGAN's ``GFPGANer``)::
+
+    import sfmnet_plugin
+    from sfmnet_plugin.inference import FaceRestorer
+
+    restorer = FaceRestorer('experiments/train_SFMNet_x8/models/net_g_latest.pth',
+                            network={'type': 'SFMNet', 'upscale': 8})
+    sr = restorer.restore(lr)                 # B x 3 x h x w tensor in [0, 1] -> B x 3 x H x W in [0, 1]
+    sr_rgb = restorer.restore_image(lr_rgb)   # h x w x 3 uint8 RGB array -> H x W x 3 uint8 RGB array
+
+The network is any architecture in BasicSR's registry, given as ``network_g`` options (a dict), a BasicSR option
+file (``FaceRestorer.from_option_file``) or by default SFMNet x8. The checkpoint is a BasicSR file
+(``params_ema`` preferred when present), a plain state dict, or an official checkpoint, converted on the fly.
+"""
+import inspect
+
+import numpy as np
+import torch
+from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from sfmnet_plugin.checkpoints import (
+    CheckpointConversionError,
+    convert_official_checkpoint,
+    format_keys,
+    recognise_official_checkpoint,
+    strip_module_prefix,
+    unwrap_checkpoint,
+)
+from sfmnet_plugin.option_files import load_merged_options
+
+FACE_SIZE = 128  # HR face size of the FSR benchmarks: the LR size to suggest is FACE_SIZE / scale
+DEFAULT_NETWORK = {'type': 'SFMNet', 'upscale': 8}
+SCALE_OPTION_NAMES = ('upscale', 'scale')  # what BasicSR architectures call their factor
+
+
+class InferenceError(Exception):
+    """A problem with the network options or the checkpoint; its message is one line meant for the user."""
+
+
+# ---------------------------------------------------------------------------------------------- network options
+
+def architecture(options):
+    """The class registered for ``options['type']``."""
+    try:
+        return ARCH_REGISTRY.get(options['type'])
+    except KeyError as error:
+        raise InferenceError(f"network_g type {options['type']!r} is not a registered BasicSR architecture.") from error
+
+
+def apply_scale(options, scale):
+    """Set the network's factor: the ``upscale``/``scale`` key it has, else the one its constructor takes."""
+    names = [name for name in SCALE_OPTION_NAMES if name in options]
+    if not names:
+        parameters = inspect.signature(architecture(options)).parameters
+        names = [name for name in SCALE_OPTION_NAMES if name in parameters]
+    if not names:
+        raise InferenceError(f"scale: network_g type {options['type']!r} has no upscale or scale option.")
+    options[names[0]] = scale
+
+
+def declared_scale(options):
+    """The factor network_g states, or its constructor's default; None if it has neither."""
+    for name in SCALE_OPTION_NAMES:
+        if name in options:
+            return options[name]
+    parameters = inspect.signature(architecture(options)).parameters
+    defaults = [parameters[name].default for name in SCALE_OPTION_NAMES if name in parameters]
+    return defaults[0] if defaults and isinstance(defaults[0], int) else None
+
+
+def network_options_from_file(option_path) -> dict:
+    """``network_g`` of a BasicSR option file (``_base_`` inheritance resolved)."""
+    try:
+        options = load_merged_options(option_path).get('network_g')
+    except (OSError, ValueError) as error:
+        raise InferenceError(f'cannot read option file {option_path}: {error}') from error
+    if not isinstance(options, dict):
+        raise InferenceError(f'{option_path} has no network_g section.')
+    return options
+
+
+def resolve_network_options(network=None, scale=None) -> dict:
+    """A copy of ``network`` (default: SFMNet x8) with ``scale`` applied, checked to name a registered type."""
+    options = dict(DEFAULT_NETWORK if network is None else network)
+    if 'type' not in options:
+        raise InferenceError(f'network_g {options} has no type (e.g. "SFMNet").')
+    architecture(options)  # an unknown type: our error rather than BasicSR's KeyError
+    if scale is not None:
+        apply_scale(options, scale)
+    return options
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+def load_state_dict(path, param_key=None, keep_unused_attention=True) -> dict:
+    """The state dict in ``path``; official checkpoints are converted to the plugin's names on the fly."""
+    return load_checkpoint(path, param_key, keep_unused_attention)[0]
+
+
+def load_checkpoint(path, param_key=None, keep_unused_attention=True):
+    """``(state dict, OfficialNetwork or None)``: the state dict in ``path``, converted if it has an official
+    layout (SFMNet, SPARNet family; see :mod:`sfmnet_plugin.checkpoints`), and the network recognised."""
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError as error:
+        raise InferenceError(f'checkpoint not found: {path}') from error
+    except Exception as error:  # torch raises many types for a corrupt or non-torch file
+        raise InferenceError(f'cannot read checkpoint {path}: {error}') from error
+    if param_key is None:
+        state_dict = unwrap_checkpoint(checkpoint)
+    elif isinstance(checkpoint, dict) and isinstance(checkpoint.get(param_key), dict):
+        state_dict = checkpoint[param_key]
+    else:
+        entries = sorted(checkpoint) if isinstance(checkpoint, dict) else []
+        raise InferenceError(f'checkpoint {path} has no {param_key!r} entry (top-level keys: {entries[:10]}).')
+    if not isinstance(state_dict, dict) or not all(isinstance(t, torch.Tensor) for t in state_dict.values()):
+        raise InferenceError(f'checkpoint {path} holds no state dict (a mapping of parameter names to tensors).')
+    state_dict = strip_module_prefix(state_dict)
+    official = recognise_official_checkpoint(state_dict, keep_unused_attention=keep_unused_attention)
+    if official is not None:
+        try:
+            state_dict, official = convert_official_checkpoint(state_dict, keep_unused_attention=keep_unused_attention)
+        except CheckpointConversionError as error:
+            raise InferenceError(f'official checkpoint {path} could not be converted: {error}') from error
+    return state_dict, official
+
+
+def _sfmnet_options_of(state_dict) -> dict:
+    """SFMNet options read off a state dict's key names and shapes; only used to phrase mismatch hints."""
+    def indices(prefix):
+        return sorted({int(key[len(prefix):].split('.')[0]) for key in state_dict if key.startswith(prefix)})
+
+    head = state_dict['spatial_branch.head.conv.weight']
+    temperatures = [t for key, t in state_dict.items() if key.endswith('.cross_attention.temperature')]
+    return {
+        'num_feat': head.shape[0],
+        'num_in_ch': head.shape[1],
+        'num_levels': len(indices('spatial_branch.downsamplers.')),
+        'num_resblocks': len(indices('spatial_branch.encoder_blocks.0.resblocks.')),
+        'num_heads': temperatures[0].shape[0] if temperatures else None,
+        'keep_unused_attention': any('.unused_attention.' in key for key in state_dict),
+        'fusion_positions': indices('interactions.'),
+    }
+
+
+def load_weights(model, state_dict, path, options):
+    """Load strictly; on a mismatch raise an error naming a few offending keys (for SFMNet: the differing options)."""
+    network_sd = model.state_dict()
+    expected = {key: tuple(t.shape) for key, t in network_sd.items()}
+    missing, unexpected = set(expected) - set(state_dict), set(state_dict) - set(expected)
+    mismatched = [f'{key} {tuple(state_dict[key].shape)} vs {expected[key]}'
+                  for key in sorted(set(expected) & set(state_dict)) if tuple(state_dict[key].shape) != expected[key]]
+    if not (missing or unexpected or mismatched):
+        model.load_state_dict(state_dict, strict=True)
+        return
+    lines = [format_keys(title, keys, limit=3) for title, keys in
+             [('missing keys', missing), ('unexpected keys', unexpected),
+              ('shape mismatches (checkpoint vs network)', mismatched)] if keys]
+    sfmnet_key = 'spatial_branch.head.conv.weight'
+    if sfmnet_key in state_dict and sfmnet_key in network_sd:  # both SFMNet: name the options that differ
+        ours, theirs = _sfmnet_options_of(network_sd), _sfmnet_options_of(state_dict)
+        if theirs['num_levels'] != ours['num_levels']:
+            del ours['fusion_positions']  # follows from num_levels: naming it too would only add noise
+        lines += [f'the checkpoint has {name} {theirs[name]} but the network has {ours[name]}'
+                  for name in ours if theirs[name] != ours[name]]
+    raise InferenceError(f'checkpoint {path} does not fit network_g {options}:\n  ' + '\n  '.join(lines)
+                         + '\nSet the matching network_g options with --opt or --arch-json.')
+
+
+def choose_device(name='auto'):
+    """``auto``: CUDA when available, else the CPU; ``cuda`` when CUDA is missing is an error."""
+    if name in (None, 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise InferenceError('--device cuda was requested but CUDA is not available.')
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------------------------- the restorer
+
+class FaceRestorer:
+    """A face SR network with its weights, in eval mode on ``device``, restoring LR faces.
+
+    Args:
+        checkpoint: BasicSR checkpoint, plain state dict or official checkpoint (converted on the fly).
+        network: ``network_g`` options (default: the network an official checkpoint was recognised as, e.g.
+            SPARNet x8, else SFMNet x8).
+        scale: sets the network's ``upscale`` (or ``scale``) option when given.
+        param_key: state dict inside a BasicSR checkpoint (default: ``params_ema`` when present).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
+    """
+
+    def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto'):
+        self.options = resolve_network_options(network, scale)
+        state_dict, self.official_network = load_checkpoint(
+            checkpoint, param_key, self.options.get('keep_unused_attention', True))
+        if network is None and self.official_network is not None:  # an official checkpoint names its network
+            self.options = resolve_network_options(self.official_network.network_options, scale)
+        try:
+            self.net = build_network(dict(self.options))
+        except (TypeError, ValueError) as error:
+            raise InferenceError(f'cannot build network_g {self.options}: {error}') from error
+        load_weights(self.net, state_dict, checkpoint, self.options)
+        self.device = device if isinstance(device, torch.device) else choose_device(device)
+        self.net.eval().to(self.device)
+        self.checkpoint = checkpoint
+
+    @classmethod
+    def from_option_file(cls, checkpoint, option_path, **kwargs):
+        """The network of ``network_g`` in a BasicSR option file."""
+        return cls(checkpoint, network=network_options_from_file(option_path), **kwargs)
+
+    @property
+    def scale(self):
+        """The factor the network's options state (None when they state none)."""
+        return declared_scale(self.options)
+
+    @property
+    def num_parameters(self):
+        return sum(p.numel() for p in self.net.parameters())
+
+    @torch.inference_mode()
+    def restore(self, lr):
+        """SR of a ``B x 3 x h x w`` batch in [0, 1] (any device), returned on the CPU, not clamped.
+
+        Networks that return several outputs give the first (BasicSR's convention).
+        """
+        sr = self.net(lr.to(self.device))
+        if isinstance(sr, (tuple, list)):
+            sr = sr[0]
+        if not isinstance(sr, torch.Tensor) or sr.dim() != 4 or sr.shape[1] != 3:
+            raise InferenceError(f"network_g type {self.options['type']!r} did not return a B x 3 x H x W image.")
+        return sr.float().cpu()
+
+    def restore_images(self, images):
+        """SR of same-sized ``h x w x 3`` uint8 RGB arrays, as uint8 RGB arrays (clamped and rounded)."""
+        lr = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.)
+        sr = self.restore(lr)
+        return list((sr.clamp(0, 1) * 255.).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+
+    def restore_image(self, image):
+        """SR of one ``h x w x 3`` uint8 RGB array."""
+        return self.restore_images([np.asarray(image)])[0]
