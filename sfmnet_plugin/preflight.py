@@ -26,7 +26,7 @@ from os import path as osp
 
 from sfmnet_plugin.data.image_io import list_image_files
 from sfmnet_plugin.data.lmdb_io import META_INFO_NAME, read_meta_info
-from sfmnet_plugin.option_files import load_merged_options
+from sfmnet_plugin.option_files import apply_overrides, load_merged_options, split_force_yml
 
 DATA_PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 # Datasets whose images are the files of dataroot_gt (or the keys of its LMDB), paired with dataroot_lq by name.
@@ -51,38 +51,24 @@ def _launcher_arguments(argv):
     parser.add_argument('-opt')
     parser.add_argument('--launcher', default='none')
     parser.add_argument('--auto_resume', action='store_true')
-    parser.add_argument('--force_yml', nargs='+', default=None)
     return parser.parse_known_args(argv)[0]
 
 
-def apply_force_yml(opt, entries):
-    """Apply BasicSR's ``--force_yml a:b:c=value`` edits to ``opt`` as BasicSR does (existing keys only)."""
-    from basicsr.utils.options import _postprocess_yml_value
-
-    for entry in entries or ():
-        keys, _, value = entry.partition('=')
-        *parents, last = keys.strip().split(':')
-        node = opt
-        for key in parents:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node[last] = _postprocess_yml_value(value.strip())
-    return opt
-
-
 def read_run_options(argv):
-    """``(options, arguments)`` of a launcher command line, or a PreflightError about the option file itself."""
+    """``(options, arguments)`` of a launcher command line (``_base_`` merged, ``--force_yml`` applied, as the
+    run will see them), or a PreflightError about the option file itself."""
+    argv, overrides = split_force_yml(argv)
     args = _launcher_arguments(argv[1:])
     if not args.opt:
         raise PreflightError(['-opt: no option file given (e.g. -opt options/train_SFMNet_x8.yml).'])
     if not osp.isfile(args.opt):
         raise PreflightError([f'-opt: option file {args.opt!r} not found (relative paths start at {os.getcwd()}).'])
     try:
-        opt = load_merged_options(args.opt)
-    except Exception as error:  # a YAML or _base_ problem: mmengine and PyYAML raise several types
+        opt = apply_overrides(load_merged_options(args.opt), overrides)
+    except Exception as error:  # a YAML, _base_ or --force_yml problem: several error types
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PreflightError([f'-opt: cannot read option file {args.opt!r}: {first_line}']) from error
-    return apply_force_yml(opt, args.force_yml), args
+    return opt, args
 
 
 # ----------------------------------------------------------------------------- what prepares a path

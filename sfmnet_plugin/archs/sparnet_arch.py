@@ -29,6 +29,7 @@ from sfmnet_plugin.archs.sparnet_blocks import (
     ATTENTION_TYPES,
     ConvLayer,
     FaceAttentionUnit,
+    HourGlassAttention,
     check_choice,
     official_init_,
 )
@@ -55,7 +56,8 @@ class SPARNet(nn.Module):
         min_ch, max_ch: channel range; every width is clipped to ``[min_ch, max_ch]`` (32, 128).
         in_size, out_size, min_feat_size: define the structure as in the official code (128, 128, 16):
             ``log2(in_size / min_feat_size)`` down-FAUs and ``log2(out_size / min_feat_size)`` up-FAUs. The network
-            is fully convolutional; the sizes are not enforced at run time.
+            is fully convolutional; the sizes are not enforced at run time (with ``out_size != in_size`` the output
+            is ``out_size / in_size`` times the upsampled input).
         res_depth: body FAUs = ``res_depth + 3 - down_steps`` (10 with the defaults).
         relu_type: 'leakyrelu' (0.2, default), 'prelu', 'relu', 'selu' or 'none'.
         norm_type: 'bn' (default), 'in' (SPARNetHD) or 'none'.
@@ -148,6 +150,19 @@ class SPARNet(nn.Module):
         features = self.res_layers(features)
         features = self.decoder(features)   # B x base_ch x H x W
         return (self.out_conv(features) + 1) / 2
+
+    def forward_with_attention(self, x: Tensor):
+        """``(sr, masks)``: the SR image and the attention mask of every FAU in execution order (encoder, body,
+        decoder), each ``B x c_mask x h x w`` in (0, 1) at its FAU's resolution: the maps the paper visualises."""
+        masks = []
+        hooks = [module.out_block.register_forward_hook(lambda module, inputs, mask: masks.append(mask))
+                 for module in self.modules() if isinstance(module, HourGlassAttention)]
+        try:
+            sr = self(x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return sr, masks
 
 
 @ARCH_REGISTRY.register()

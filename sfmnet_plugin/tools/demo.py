@@ -29,7 +29,7 @@ from os import path as osp
 
 import yaml
 
-from sfmnet_plugin.option_files import default_root_path, load_merged_options
+from sfmnet_plugin.option_files import apply_overrides, default_root_path, load_merged_options
 
 TEST_SET = 'DemoFaces_test'
 LR_INPUTS = 'lr_inputs'
@@ -198,11 +198,7 @@ def main(argv=None):
 
         test_options = load_merged_options(network.test_options)
         network_options = dict(test_options['network_g'])
-        from basicsr.utils.options import _postprocess_yml_value
-
-        for override in network_overrides:
-            key, _, value = override.partition('=')
-            network_options[key.split(':', 1)[1]] = _postprocess_yml_value(value)
+        network_options = apply_overrides({'network_g': network_options}, network_overrides)['network_g']
         lr_dir = write_lr_inputs(osp.join(output, 'faces', 'test', 'HR'), osp.join(output, LR_INPUTS),
                                  int(test_options.get('scale', network_options.get('upscale', 8))))
         checkpoint = osp.join(root, 'experiments', network.train_name, 'models', 'net_g_latest.pth')
