@@ -1,7 +1,11 @@
-"""What sfmnet-demo leaves for using its model: the LR test inputs, the network with its options, a ready
-sfmnet-infer command; the README's command for it runs as written."""
+"""sfmnet-demo: the family trained with one budget and scored by the benchmark (a tiny configuration end to end),
+and what it leaves for using its models: the LR test inputs, each network with its options, a ready sfmnet-infer
+command; the README's command for it runs as written."""
+import csv
+import dataclasses
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +15,8 @@ import torch
 from launch_helpers import REPO_ROOT, write_real_face_pairs
 from PIL import Image
 
+from sfmnet_plugin.option_files import load_merged_options
+from sfmnet_plugin.tools import demo
 from sfmnet_plugin.tools.demo import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
 
 SCALE, SIZE = 4, 32
@@ -67,8 +73,107 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output):
     assert len(os.listdir(output / 'sr_SFMNet')) == 4
 
 
-def test_demo_networks_are_presets_with_both_option_files():
+def test_the_family_is_sfmnet_sparnet_smlnet_each_with_both_presets():
+    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet']
     for network in DEMO_NETWORKS:
-        assert os.path.isfile(os.path.join(REPO_ROOT, network.train_options))
-        assert os.path.isfile(os.path.join(REPO_ROOT, network.test_options))
+        assert load_merged_options(os.path.join(REPO_ROOT, network.train_options))['network_g']['type'] == \
+            network.label
         assert set(network.presets) == {'cpu', 'gpu'}
+        assert network.network_options(network.presets['gpu'])['type'] == network.label
+
+
+@pytest.mark.parametrize('network', DEMO_NETWORKS[1:], ids=lambda network: network.label)
+def test_every_network_gets_sfmnets_budget(network):
+    """The equal budget: same data, scale, seed, optimiser, schedule, iterations, validation and metrics; the network
+    (and, for a single-output network, its model and loss) is what differs. The same for the GPU preset."""
+    reference, candidate = (load_merged_options(os.path.join(REPO_ROOT, n.train_options))
+                            for n in (DEMO_NETWORKS[0], network))
+    assert candidate['name'] != reference['name'] and candidate['network_g']['upscale'] == 8
+    for key in ('datasets', 'scale', 'manual_seed', 'val', 'logger'):
+        assert candidate[key] == reference[key], key
+    for key in ('optim_g', 'scheduler', 'total_iter', 'ema_decay', 'mixed_precision', 'grad_clip_norm'):
+        assert candidate['train'][key] == reference['train'][key], key
+    shared = [o for o in DEMO_NETWORKS[0].presets['gpu'] if not o.startswith('network_g:')]
+    assert [o for o in network.presets['gpu'] if not o.startswith('network_g:')] == shared
+
+
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet'])
+def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network):
+    train, test = (load_merged_options(os.path.join(REPO_ROOT, 'options', f'demo_{kind}{network}_x8.yml'))
+                   for kind in ('', 'test_'))
+    assert {k: v for k, v in test['network_g'].items() if k != 'official_init'} == \
+        {k: v for k, v in train['network_g'].items() if k != 'official_init'}
+    assert test['path']['pretrain_network_g'] == f'experiments/{train["name"]}/models/net_g_latest.pth'
+
+
+def test_budget_overrides_move_the_learning_rate_drop_and_validate_only_at_the_end():
+    assert demo.budget_overrides(300) == ['train:total_iter=300', 'train:scheduler:milestones=[240]',
+                                          'val:val_freq=301', 'logger:save_checkpoint_freq=300']
+    assert 'train:scheduler:milestones=[1]' in demo.budget_overrides(1)
+
+
+# ---------------------------------------------------------------------------------------------- the family, tiny
+
+TINY_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass attention keeps 64 channels)
+    'SFMNet': ['network_g:num_feat=4', 'network_g:num_heads=1'],
+    'SPARNet': ['network_g:min_ch=4', 'network_g:max_ch=8'],
+    'SMLNet': ['network_g:num_feat=6', 'network_g:num_heads=1'],
+}
+
+
+def write_tiny_face_set(faces_dir, cache_dir=None, jitter=0, seed=0):
+    """What gather_faces writes (faces/{train,test}/HR of 128x128 real face crops), from installed photos only."""
+    for split, count in (('train', 4), ('test', 2)):
+        pairs = write_real_face_pairs(os.path.join(faces_dir, f'{split}_pairs'), count=count, gt_size=128, scale=8,
+                                      seed=len(split))
+        os.makedirs(os.path.join(faces_dir, split))
+        shutil.move(os.path.join(pairs, 'gt'), os.path.join(faces_dir, split, 'HR'))
+        shutil.rmtree(pairs)
+    return f'{count} test faces'
+
+
+@pytest.fixture
+def tiny_family(tmp_path, monkeypatch):
+    monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))  # experiments/ and demo_output/ in tmp_path
+    monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
+    monkeypatch.setattr(demo, 'DEMO_NETWORKS', tuple(
+        dataclasses.replace(network, presets={'cpu': [*TINY_PRESETS[network.label],
+                                                      'datasets:train:batch_size_per_gpu=2']})
+        for network in DEMO_NETWORKS))
+    demo.main(['--iterations', '2', '--threads', '1'])
+    return tmp_path, tmp_path / 'demo_output'
+
+
+def read_table(path):
+    with open(path, newline='', encoding='utf-8') as f:
+        return {row['method']: row for row in csv.DictReader(f)}
+
+
+def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(tiny_family):
+    from sfmnet_plugin.benchmark import Bicubic, Network, TestSet, run_benchmark
+
+    root, output = tiny_family
+    for name in ('table.md', 'table.csv', 'per_image.csv', 'contact_sheet.png', 'quality_vs_cost.png'):
+        assert (output / name).is_file(), name
+    table = read_table(output / 'table.csv')
+    assert list(table) == ['Bicubic', 'SFMNet', 'SPARNet', 'SMLNet']
+    assert {row['images'] for row in table.values()} == {'2'}
+    for label in ('SFMNet', 'SPARNet', 'SMLNet'):  # each trained 2 iterations and exported for sfmnet-infer
+        assert torch.load(root / 'experiments' / f'demo_{label}_x8' / 'models' / 'net_g_latest.pth',
+                          weights_only=True)['params']
+        assert (output / f'infer_{label}.sh').is_file()
+    network_g = load_merged_options(str(output / 'models' / 'SPARNet.yml'))['network_g']
+    assert (network_g['min_ch'], network_g['max_ch']) == (4, 8)
+
+    # the benchmark called directly on the demo's test faces and models gives the same numbers
+    direct = run_benchmark(TestSet(str(output / 'lmdb' / 'test_HR.lmdb'), scale=8, name='DemoFaces_test'),
+                           [Bicubic(), *(Network(label, str(output / 'models' / f'{label}.pth'),
+                                                 str(output / 'models' / f'{label}.yml'))
+                                         for label in ('SFMNet', 'SPARNet', 'SMLNet'))],
+                           str(root / 'direct'), latency_repeats=0, progress=False)
+    for method, means in direct.means.items():
+        for column, value in means.items():
+            assert float(table[method][column]) == value, (method, column)
+        assert int(table[method]['parameters']) == direct.costs[method].parameters
+    assert (root / 'direct' / 'per_image.csv').read_text() == (output / 'per_image.csv').read_text()
+    assert '| SMLNet |' in (output / 'table.md').read_text()

