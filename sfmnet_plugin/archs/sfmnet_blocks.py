@@ -124,10 +124,19 @@ class FFTBlock(nn.Module):
     5. ``abs(irfft2(., s=(H, W)))``, then ``out_conv`` (1x1) plus the block input, then NaN/inf -> 1e-5.
 
     The 1e-8 constants and the ``abs`` after the inverse transform are official quirks kept for parity.
-    Under autocast the Fourier part (steps 2-5 up to ``out_conv``) runs in float32 with autocast off: the
-    CPU has no half-precision FFT, cuFFT's only takes power-of-two sizes, and the raw amplitudes (the DC
-    term is a sum over all H*W pixels) overflow float16. ``torch.compile`` leaves the Fourier part eager:
-    inductor (torch 2.14) fails to compile the backward of ``abs`` and ``angle`` taken of one spectrum.
+
+    Precision: the FFTs, ``abs``, ``angle``, ``cos``/``sin`` and the amplitude/phase additions always run in float32
+    with autocast off (the CPU has no half-precision FFT, cuFFT's only takes power-of-two sizes). The refine conv
+    nets follow a bfloat16 autocast (bfloat16 has float32's range, so the raw amplitudes fit; the nets only add a
+    residual to the float32 maps) and stay float32 under float16 autocast, where the raw amplitudes (the DC term
+    is a sum over all H*W pixels) would overflow. ``torch.compile`` leaves the Fourier part eager: inductor
+    (torch 2.14) fails to compile the backward of ``abs`` and ``angle`` taken of one spectrum.
+
+    Conditioning: ``angle`` jumps by 2 pi across the negative real axis and the phase conv net is not periodic,
+    so a coefficient whose imaginary part is within rounding of 0 (on the negative side) flips its phase between
+    +pi and -pi when the block input moves by 1e-7; that one bin then moves the network output by up to ~1e-2
+    (measured: ``sfmnet_plugin.numerics.input_sensitivity``). It is the official function's own discontinuity:
+    any continuous replacement differs from it by up to 2 pi near the axis.
     """
 
     def __init__(self, num_feat: int):
@@ -145,14 +154,20 @@ class FFTBlock(nn.Module):
     def refine_in_fourier_domain(self, z: Tensor) -> Tensor:
         """Steps 2-5 up to the ``abs``: ``B x C x H x W`` -> ``B x C x H x W`` (float32 or wider)."""
         height, width = z.shape[-2:]
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        device_type = z.device.type
+        # bfloat16 autocast reaches the refine nets; float16 (range too small for raw amplitudes) does not.
+        refine_in_bfloat16 = (torch.is_autocast_enabled(device_type)
+                              and torch.get_autocast_dtype(device_type) == torch.bfloat16)
+        with torch.autocast(device_type=device_type, enabled=False):
             if z.dtype in _REDUCED_PRECISION:
                 z = z.float()
             spectrum = torch.fft.rfft2(z, norm='backward')
-            amplitude = spectrum.abs()
-            phase = spectrum.angle()
-            amplitude = amplitude + self.amplitude_refine(amplitude)
-            phase = phase + self.phase_refine(phase)
+            amplitude, phase = spectrum.abs(), spectrum.angle()
+            with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=refine_in_bfloat16):
+                amplitude_residual = self.amplitude_refine(amplitude)
+                phase_residual = self.phase_refine(phase)
+            amplitude = amplitude + amplitude_residual  # float32 + (bfloat16 or float32) -> float32
+            phase = phase + phase_residual
             real = amplitude * torch.cos(phase) + 1e-8
             imag = amplitude * torch.sin(phase) + 1e-8
             spectrum = torch.complex(real, imag) + 1e-8
