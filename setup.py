@@ -46,7 +46,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['sfmnet_plugin', 'sfmnet_plugin.*']),
     install_requires=INSTALL_REQUIRES,
-    extras_require={'dev': ['pytest', 'ruff']},
+    extras_require={'dev': ['pytest', 'ruff'], 'onnx': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18']},
     entry_points={
         'console_scripts': [
             'sfmnet-train = sfmnet_plugin.train:main',
@@ -54,6 +54,7 @@ setup(
             'sfmnet-convert-official = sfmnet_plugin.tools.convert_official:main',
             'sfmnet-infer = sfmnet_plugin.tools.infer:main',
             'sfmnet-demo = sfmnet_plugin.tools.demo:main',
+            'sfmnet-export = sfmnet_plugin.tools.export:main',
         ],
     },
     classifiers=[

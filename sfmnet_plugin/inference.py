@@ -32,6 +32,7 @@ from sfmnet_plugin.tools.convert_official import (
     unwrap_checkpoint,
 )
 
+BACKENDS = ('torch', 'onnxruntime')
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}  # autocast dtype of each
 FACE_SIZE = 128  # HR face size of the FSR benchmarks: the LR size to suggest is FACE_SIZE / scale
 DEFAULT_NETWORK = {'type': 'SFMNet', 'upscale': 8}
@@ -185,14 +186,23 @@ class FaceRestorer:
         scale: sets the network's ``upscale`` (or ``scale``) option when given.
         param_key: state dict inside a BasicSR checkpoint (default: ``params_ema`` when present).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
+        backend: ``torch`` (default) or ``onnxruntime``: then ``checkpoint`` is an ``.onnx`` file written by
+            ``sfmnet-export`` (network options, LR size and weights inside it) and ``network``/``scale`` are unused.
         precision: ``fp32`` (default), ``bf16`` or ``fp16``: autocast to that dtype (networks keep their FFTs in
             float32). bf16 pays off on CPUs with AVX512-BF16/AMX and on GPUs; fp16 is meant for GPUs.
     """
 
-    def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto', precision='fp32'):
+    def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto', precision='fp32',
+                 backend='torch'):
         if precision not in PRECISIONS:
             raise InferenceError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}.')
-        self.precision = precision
+        if backend not in BACKENDS:
+            raise InferenceError(f'backend must be one of {BACKENDS}, got {backend!r}.')
+        self.precision, self.backend, self.checkpoint = precision, backend, checkpoint
+        self.device = device if isinstance(device, torch.device) else choose_device(device)
+        if backend == 'onnxruntime':
+            self._load_onnx(checkpoint, precision)
+            return
         self.options = resolve_network_options(network, scale)
         try:
             self.net = build_network(dict(self.options))
@@ -200,9 +210,21 @@ class FaceRestorer:
             raise InferenceError(f'cannot build network_g {self.options}: {error}') from error
         state_dict = load_state_dict(checkpoint, param_key, self.options.get('keep_unused_attention', True))
         load_weights(self.net, state_dict, checkpoint, self.options)
-        self.device = device if isinstance(device, torch.device) else choose_device(device)
         self.net.eval().to(self.device)
-        self.checkpoint = checkpoint
+
+    def _load_onnx(self, path, precision):
+        """``backend='onnxruntime'``: ``path`` is a file written by ``sfmnet-export``; the options come from it."""
+        from sfmnet_plugin.export import ExportError, OnnxNetwork
+
+        if precision != 'fp32':
+            raise InferenceError('the onnxruntime backend runs the exported float32 graph: use precision fp32.')
+        if not str(path).endswith('.onnx'):
+            raise InferenceError(f'backend onnxruntime needs an .onnx file written by sfmnet-export, got {path}.')
+        try:
+            self.net = OnnxNetwork(path, device=self.device)
+        except ExportError as error:
+            raise InferenceError(str(error)) from error
+        self.options = dict(self.net.metadata.get('network_g') or {'type': 'unknown'})
 
     @classmethod
     def from_option_file(cls, checkpoint, option_path, **kwargs):
@@ -212,10 +234,14 @@ class FaceRestorer:
     @property
     def scale(self):
         """The factor the network's options state (None when they state none)."""
+        if self.backend == 'onnxruntime':
+            return next((self.options[name] for name in SCALE_OPTION_NAMES if name in self.options), None)
         return declared_scale(self.options)
 
     @property
     def num_parameters(self):
+        if self.backend == 'onnxruntime':
+            return self.net.metadata.get('num_parameters')
         return sum(p.numel() for p in self.net.parameters())
 
     @torch.inference_mode()

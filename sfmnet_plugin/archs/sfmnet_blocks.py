@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sfmnet_plugin.spectral import atan2_real, irfft2_real, rfft2_real
+
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 _NORMALIZE_EPS = 1e-12  # F.normalize's default: the norm is floored there
 
@@ -141,6 +143,8 @@ class FFTBlock(nn.Module):
 
     def __init__(self, num_feat: int):
         super().__init__()
+        # True: the transforms as real DFT matmuls (sfmnet_plugin.spectral), for ONNX export; set by export_onnx.
+        self.dft_by_matmul = False
         self.in_conv = nn.Conv2d(num_feat, num_feat, 1)
         self.amplitude_refine = _spectral_refine_net(num_feat)
         self.phase_refine = _spectral_refine_net(num_feat)
@@ -161,8 +165,12 @@ class FFTBlock(nn.Module):
         with torch.autocast(device_type=device_type, enabled=False):
             if z.dtype in _REDUCED_PRECISION:
                 z = z.float()
-            spectrum = torch.fft.rfft2(z, norm='backward')
-            amplitude, phase = spectrum.abs(), spectrum.angle()
+            if self.dft_by_matmul:
+                real, imag = rfft2_real(z)
+                amplitude, phase = torch.sqrt(real * real + imag * imag), atan2_real(imag, real)
+            else:
+                spectrum = torch.fft.rfft2(z, norm='backward')
+                amplitude, phase = spectrum.abs(), spectrum.angle()
             with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=refine_in_bfloat16):
                 amplitude_residual = self.amplitude_refine(amplitude)
                 phase_residual = self.phase_refine(phase)
@@ -170,6 +178,8 @@ class FFTBlock(nn.Module):
             phase = phase + phase_residual
             real = amplitude * torch.cos(phase) + 1e-8
             imag = amplitude * torch.sin(phase) + 1e-8
+            if self.dft_by_matmul:
+                return irfft2_real(real + 1e-8, imag, (height, width)).abs()
             spectrum = torch.complex(real, imag) + 1e-8
             return torch.fft.irfft2(spectrum, s=(height, width), norm='backward').abs()
 

@@ -4,7 +4,7 @@ Usage::
 
     sfmnet-infer INPUT... --output DIR --checkpoint CKPT [--opt options/x.yml | --arch-json '{...}'] [--scale S]
                  [--param-key params_ema|params] [--batch-size N] [--device auto|cpu|cuda]
-                 [--precision fp32|bf16|fp16] [--size N]
+                 [--precision fp32|bf16|fp16] [--backend torch|onnxruntime] [--size N]
                  [--side-by-side] [--max-input-side N] [--strict]
 
 INPUT is any mix of image files and folders (their .png/.jpg/.jpeg/.bmp/.webp files, not recursive). Every image
@@ -58,6 +58,9 @@ def build_parser():
     parser.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default: %(default)s)')
     parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
                         help='auto: cuda when available (default: %(default)s)')
+    parser.add_argument('--backend', choices=['torch', 'onnxruntime'], default='torch',
+                        help='onnxruntime: --checkpoint is an .onnx file written by sfmnet-export '
+                             '(default: %(default)s)')
     parser.add_argument('--precision', choices=sorted(PRECISIONS), default='fp32',
                         help='autocast dtype: bf16 is about 2x faster on CPUs with AVX512-BF16/AMX and on GPUs '
                              '(default: %(default)s)')
@@ -189,7 +192,7 @@ def process(restorer, groups, args, bad):
 
 def run(args) -> int:
     restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
-                            device=args.device, precision=args.precision)
+                            device=args.device, precision=args.precision, backend=args.backend)
     bad = []
     groups = read_inputs(args, restorer.scale, bad)
     os.makedirs(args.output, exist_ok=True)
