@@ -11,6 +11,12 @@ stage-1 loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), o
 ``BCEWithLogits(logits, 1)``. Inputs are random data in [0, 1]: the generator gets the LR face
 (``--size / --scale``) and upsamples it itself, a discriminator the ``--size`` image.
 
+After/before: ``sfmnet`` and ``sfmnet-tiny`` are also timed alternately, in the same process, against the frozen
+copy of the pre-optimisation network (``benchmarks/sfmnet_reference.py``, same weights): the ratio table gives the
+median of the per-pair time ratios, which survives a shared machine's load far better than absolute times
+(``--cpu-time`` steadies it further). Peak memory of the reference comes from its own process
+(``sfmnet-reference``, in the default model list).
+
 MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
 (``output elements x in_channels / groups x kernel area``), like the spec's conv count (30.57 G for SFMNet);
 FFTs, attention matmuls and element-wise ops are not included. Peak memory: ``max_memory_allocated`` on CUDA,
@@ -31,15 +37,17 @@ import resource
 import statistics
 import sys
 import time
-from functools import partial
 
-BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency')
+BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sfmnet-reference', 'sfmnet-tiny-reference')
+DEFAULT_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sfmnet-reference')
 TINY_SFMNET = dict(num_feat=16, num_heads=2)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', nargs='+', choices=BENCHMARK_MODELS, default=list(BENCHMARK_MODELS))
+    parser.add_argument('--models', nargs='+', choices=BENCHMARK_MODELS, default=list(DEFAULT_MODELS),
+                        help='*-reference: the frozen pre-optimisation SFMNet (benchmarks/sfmnet_reference.py), in '
+                             'its own process for its peak memory')
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
     parser.add_argument('--warmup', type=int, default=2)
@@ -51,6 +59,10 @@ def parse_args(argv=None):
     parser.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none', help='autocast dtype')
     parser.add_argument('--channels-last', action='store_true', help='channels_last weights and inputs')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
+    parser.add_argument('--no-ratios', action='store_true',
+                        help='skip the after/before ratios (SFMNet timed interleaved with the frozen reference)')
+    parser.add_argument('--cpu-time', action='store_true',
+                        help='time with process CPU time instead of wall time (steadier on a shared machine)')
     parser.add_argument('--keep-freed-memory', action='store_true',
                         help='CPU: keep glibc from returning freed blocks to the OS (see the module docstring)')
     return parser.parse_args(argv)
@@ -64,13 +76,20 @@ def build_model(name, args):
     )
     from sfmnet_plugin.archs.sfmnet_arch import SFMNet
 
-    if name == 'sfmnet':
-        return SFMNet(upscale=args.scale)
-    if name == 'sfmnet-tiny':
-        return SFMNet(upscale=args.scale, **TINY_SFMNET)
+    if name.startswith('sfmnet'):
+        network = reference_class() if name.endswith('-reference') else SFMNet
+        return network(upscale=args.scale, **(TINY_SFMNET if name.startswith('sfmnet-tiny') else {}))
     if name == 'd-spatial':
         return SFMNetSpatialDiscriminator(input_size=args.size)
     return SFMNetFrequencyDiscriminator(input_size=args.size)
+
+
+def reference_class():
+    """The frozen pre-optimisation SFMNet (same constructor and state-dict layout)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from sfmnet_reference import ReferenceSFMNet
+
+    return ReferenceSFMNet
 
 
 def count_macs_per_image(model, inputs):
@@ -112,17 +131,35 @@ def stage1_loss(outputs, target):
     return loss + 0.01 * fourier
 
 
-def time_runs(fn, warmup, repeats, synchronize):
+def time_runs(fn, warmup, repeats, synchronize, clock=time.perf_counter):
     for _ in range(warmup):
         fn()
     synchronize()
     seconds = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
         synchronize()
-        seconds.append(time.perf_counter() - start)
+        seconds.append(clock() - start)
     return statistics.median(seconds), min(seconds)
+
+
+def interleaved_ratio(after, before, warmup, repeats, synchronize, clock):
+    """Median over repeats of time(after) / time(before), the two run alternately so load hits both alike."""
+    for _ in range(warmup):
+        after()
+        before()
+    ratios = []
+    for _ in range(repeats):
+        pair = []
+        for fn in (before, after):
+            synchronize()
+            start = clock()
+            fn()
+            synchronize()
+            pair.append(clock() - start)
+        ratios.append(pair[1] / pair[0])
+    return statistics.median(ratios)
 
 
 def measure(name, args):
@@ -155,37 +192,64 @@ def measure(name, args):
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
 
-    def forward(inputs):
-        with torch.no_grad(), autocast():
-            runner(inputs)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+
+    def forward_fn(net, inputs):
+        def forward():
+            with torch.no_grad(), autocast():
+                net(inputs)
+        return forward
+
+    def train_fn(module, net, inputs, target):
+        def train_step():
+            module.zero_grad(set_to_none=True)
+            with autocast():
+                if is_generator:
+                    loss = stage1_loss(net(inputs, return_frequency=True), target)
+                else:
+                    logits = net(inputs).float()
+                    loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            loss.backward()
+        return train_step
 
     row = {'model': name, 'params': num_params, 'macs': macs}
-    for batch in args.batch_sizes:
-        row[f'forward_b{batch}'] = time_runs(partial(forward, random_inputs(batch)), args.warmup, args.repeats,
-                                             synchronize)
+    forward_inputs = {batch: random_inputs(batch) for batch in args.batch_sizes}
+    for batch, inputs in forward_inputs.items():
+        row[f'forward_b{batch}'] = time_runs(forward_fn(runner, inputs), args.warmup, args.repeats, synchronize, clock)
 
     if args.train_batch_size:
         model.train()
         batch = args.train_batch_size
-        inputs = random_inputs(batch)
+        train_inputs = random_inputs(batch)
         target = torch.rand(batch, 3, args.size, args.size, device=device)
-
-        def train_step():
-            model.zero_grad(set_to_none=True)
-            with autocast():
-                if is_generator:
-                    loss = stage1_loss(runner(inputs, return_frequency=True), target)
-                else:
-                    logits = runner(inputs).float()
-                    loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-            loss.backward()
-
-        row['train'] = time_runs(train_step, args.warmup, args.repeats, synchronize)
+        row['train'] = time_runs(train_fn(model, runner, train_inputs, target), args.warmup, args.repeats,
+                                 synchronize, clock)
 
     if device.type == 'cuda':
         row['peak_memory'] = f'{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (CUDA allocated)'
     else:
         row['peak_memory'] = f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (peak RSS)'
+
+    if name in ('sfmnet', 'sfmnet-tiny') and not args.no_ratios:
+        # after/before: this network against the frozen pre-optimisation one with the same weights, alternately
+        reference = build_model(f'{name}-reference', args).to(device, memory_format=memory_format)
+        reference.load_state_dict(model.state_dict())
+        reference_runner = torch.compile(reference) if args.compile else reference
+        ratios = {}
+        model.eval()
+        reference.eval()
+        for batch, inputs in forward_inputs.items():
+            ratios[f'forward_b{batch}'] = interleaved_ratio(
+                forward_fn(runner, inputs), forward_fn(reference_runner, inputs), args.warmup, args.repeats,
+                synchronize, clock)
+        if args.train_batch_size:
+            model.train()
+            reference.train()
+            ratios['train'] = interleaved_ratio(
+                train_fn(model, runner, train_inputs, target), train_fn(reference, reference_runner, train_inputs,
+                                                                         target),
+                args.warmup, args.repeats, synchronize, clock)
+        row['ratios'] = ratios
     return row
 
 
@@ -208,6 +272,24 @@ def markdown_table(rows, args):
         cells.append(row['peak_memory'])
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def ratio_table(rows, args):
+    """After/before (plugin / frozen reference) ratios, and the peak-memory ratio from the separate processes."""
+    by_name = {row['model']: row for row in rows}
+    keys = [f'forward_b{batch}' for batch in args.batch_sizes] + (['train'] if args.train_batch_size else [])
+    header = ['model (after / before)', *[key.replace('_', ' ') for key in keys], 'peak memory']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for row in rows:
+        if 'ratios' not in row:
+            continue
+        reference = by_name.get(f"{row['model']}-reference")
+        memory = '(run the -reference model too)'
+        if reference:
+            memory = f"{float(row['peak_memory'].split()[0]) / float(reference['peak_memory'].split()[0]):.2f}x"
+        cells = [row['model'], *[f"{row['ratios'][key]:.2f}x" for key in keys], memory]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) if len(lines) > 2 else ''
 
 
 def main(argv=None):
@@ -233,10 +315,16 @@ def main(argv=None):
         f'threads {args.threads or torch.get_num_threads()}', f'amp {args.amp}',
         f'channels_last {args.channels_last}', f'compile {args.compile}',
         f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'SFMNet x{args.scale}',
-        f'warmup {args.warmup}', f'median of {args.repeats}', f'load average {os.getloadavg()[0]:.1f}',
+        f'warmup {args.warmup}', f'median of {args.repeats}', f'{"CPU" if args.cpu_time else "wall"} time',
+        f'load average {os.getloadavg()[0]:.1f}',
     ]
     print(', '.join(settings) + '\n')
     print(markdown_table(rows, args))
+    ratios = ratio_table(rows, args)
+    if ratios:
+        print(f'\nAfter/before, timed alternately in one process ({"CPU" if args.cpu_time else "wall"} time, median '
+              f'of {args.repeats} paired runs; < 1 is faster):\n')
+        print(ratios)
 
 
 if __name__ == '__main__':
