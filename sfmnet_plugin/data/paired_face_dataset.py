@@ -1,4 +1,6 @@
 """``PairedFaceDataset``: HR faces with stored or on-the-fly LR faces, paired by name."""
+import os
+
 import numpy as np
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
@@ -6,6 +8,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
+from sfmnet_plugin.data.face_augment import RandomResizedFaceCrop
+from sfmnet_plugin.data.image_check import check_images_at_start
 from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_io import read_meta_info
 
@@ -80,12 +84,24 @@ class PairedFaceDataset(data.Dataset):
             ``matlab_bicubic`` (BasicSR's ``imresize``), for on-the-fly LR.
         phase (str): augmentation and cropping happen only when it is ``train``.
         use_hflip, use_rot (bool): BasicSR flips/rotations; default False (SFMNet used none).
+        random_resized_crop (dict, optional): SPARNet's augmentation (spec section 5.1), e.g.
+            ``{scale: [0.7, 1.0], ratio: [0.75, 1.3333], probability: 0.974}``: after the flip, a
+            random box of the HR face is resized back to the face's size (PIL bicubic), and the LR
+            is made from that HR by ``downsampler``, so it needs no ``dataroot_lq``. See
+            :mod:`sfmnet_plugin.data.face_augment`.
         gt_size (int, optional): random HR patch size for training; default: whole images.
         meta_info_file (str, optional): use only the images it names (first token per line).
+        check_images_at_start (bool): decode every image once when the dataset is built, so a
+            corrupt image stops the run at once, naming it, instead of when it is first drawn
+            (default False; costs one pass over the data, see the README).
 
     Each sample: ``lq`` (3 x h x w) and ``gt`` (3 x H x W) float32 RGB in [0, 1], ``lq_path`` and
     ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).
     """
+
+    # The options above, checked before training starts (sfmnet_plugin.option_schema): keep the two in step.
+    option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'io_backend', 'scale', 'downsampler', 'phase', 'use_hflip',
+                             'use_rot', 'gt_size', 'meta_info_file', 'random_resized_crop', 'check_images_at_start'})
 
     def __init__(self, opt):
         super().__init__()
@@ -96,6 +112,14 @@ class PairedFaceDataset(data.Dataset):
         self.downsampler = opt.get('downsampler', 'pil_bicubic')
         check_downsampler(self.downsampler, 'PairedFaceDataset option downsampler')
         self.gt_root, self.lq_root = opt['dataroot_gt'], opt.get('dataroot_lq')
+        self.random_resized_crop = None
+        if opt.get('random_resized_crop'):
+            self.random_resized_crop = RandomResizedFaceCrop.from_options(
+                opt['random_resized_crop'], 'PairedFaceDataset option random_resized_crop')
+            if self.lq_root:
+                raise ValueError('PairedFaceDataset: random_resized_crop resizes the HR face, so a stored LR cannot '
+                                 f'match it; remove dataroot_lq ({self.lq_root}) and the LR is made from the '
+                                 'augmented HR by `downsampler`.')
         roots = [self.gt_root] + ([self.lq_root] if self.lq_root else [])
         self.backend, self.backend_kwargs = resolve_backend(opt, roots)
 
@@ -110,7 +134,16 @@ class PairedFaceDataset(data.Dataset):
                              'keys in meta_info.txt).')
         if self.backend == 'lmdb':
             self._check_lmdb_shapes()
+        if opt.get('check_images_at_start'):
+            self._check_images_decode()
         self.file_client = None  # opened lazily, in the DataLoader worker that reads
+
+    def _check_images_decode(self):
+        roots = [(self.gt_root, self.backend, [self.gt_paths[key] for key in self.keys])]
+        if self.lq_root:
+            roots.append((self.lq_root, self.backend, [self.lq_paths[key] for key in self.keys]))
+        workers = max(1, min(int(self.opt.get('num_worker_per_gpu') or 1), os.cpu_count() or 1))
+        check_images_at_start(self.opt.get('name', self.gt_root), roots, workers)
 
     def _check_lmdb_shapes(self):
         """Fail at start-up, naming the keys, if stored sizes do not fit the scale."""
@@ -149,6 +182,11 @@ class PairedFaceDataset(data.Dataset):
         img_gt = self._load(gt_path, 'gt', self.gt_root)
         height, width = img_gt.shape[:2]
         check_divisible(height, width, self.scale, f'{self.gt_root}: {key}')
+        train = self.opt.get('phase') == 'train'
+        if train and self.random_resized_crop:
+            # SPARNet's order (spec section 5.1): flip, random resized crop, then the LR from that HR.
+            img_gt = augment(img_gt, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+            img_gt = self.random_resized_crop(img_gt)
         if self.lq_root:
             lq_path = self.lq_paths[key]
             img_lq = self._load(lq_path, 'lq', self.lq_root)
@@ -159,10 +197,12 @@ class PairedFaceDataset(data.Dataset):
             lq_path = gt_path
             img_lq = downsample(img_gt, self.scale, self.downsampler, name=f'{self.gt_root}: {key}')
 
-        if self.opt.get('phase') == 'train':
+        if train:
             if self.opt.get('gt_size'):
                 img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], self.scale, gt_path)
-            img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+            if not self.random_resized_crop:
+                img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False),
+                                         self.opt.get('use_rot', False))
 
         img_gt, img_lq = img2tensor([img_gt.astype(np.float32) / 255., img_lq.astype(np.float32) / 255.],
                                     bgr2rgb=False, float32=True)

@@ -1,4 +1,4 @@
-"""``sfmnet-infer``: super-resolve LR face crops with a trained BasicSR network or an official SFMNet checkpoint.
+"""``sfmnet-infer``: super-resolve LR face crops with a trained BasicSR network or an official checkpoint.
 
 Usage::
 
@@ -8,14 +8,16 @@ Usage::
                  [--side-by-side] [--max-input-side N] [--strict]
 
 INPUT is any mix of image files and folders (their .png/.jpg/.jpeg/.bmp/.webp files, not recursive). Every image
-is read as RGB (grayscale is replicated, alpha dropped); ``--size N`` first resizes it to NxN with PIL bicubic (the
+is read as RGB by the preparation scripts' decoder (grey replicated, alpha composited over white, 16-bit scaled to
+8 bits); ``--size N`` first resizes it to NxN with PIL bicubic (the
 LR of face SR benchmarks). Its SR result, clamped to [0, 1], is written to ``DIR/<stem>.png``; with
 ``--side-by-side`` also ``DIR/<stem>_sbs.png`` = [PIL-bicubic upsampled LR | SR].
 
 The network is ``network_g`` of a BasicSR option file (``_base_`` inheritance allowed), ``--arch-json``, or by
 default ``{"type": "SFMNet", "upscale": 8}``: any architecture in BasicSR's registry works. ``--scale`` sets its
 ``upscale`` (or ``scale``) option. The checkpoint is a BasicSR file (``params_ema`` preferred when present,
-``--param-key`` to choose), a plain state dict, or an official SFMNet state dict, converted on the fly.
+``--param-key`` to choose), a plain state dict, or an official SFMNet or SPARNet-family state dict, converted on
+the fly; without ``--opt``/``--arch-json`` an official checkpoint selects its own network (e.g. SPARNet x8).
 
 Unreadable files, sizes the network cannot take, inputs larger than an LR face (``--max-input-side``) and clashing
 output names are reported at the end while the rest is processed. Exit status: 0 if at least one image was
@@ -33,7 +35,7 @@ from basicsr.utils import img2tensor, imwrite, tensor2img
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS
+from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, read_rgb_image
 from sfmnet_plugin.inference import (
     FACE_SIZE,
     PRECISIONS,
@@ -48,7 +50,8 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='LR face images and/or folders of them')
     parser.add_argument('--output', required=True, help='folder for the SR PNGs (created if needed)')
-    parser.add_argument('--checkpoint', required=True, help='BasicSR checkpoint, state dict or official SFMNet one')
+    parser.add_argument('--checkpoint', required=True,
+                        help='BasicSR checkpoint, state dict or official SFMNet/SPARNet one')
     network = parser.add_mutually_exclusive_group()
     network.add_argument('--opt', help='BasicSR option file whose network_g is used')
     network.add_argument('--arch-json', help='network_g as JSON, e.g. \'{"type": "SFMNet", "num_feat": 32}\'')
@@ -105,14 +108,14 @@ def collect_inputs(inputs, bad):
 
 
 def read_image(path, size):
-    """RGB PIL image of ``path``, resized to ``size`` x ``size`` with PIL bicubic when ``size`` is given."""
-    with Image.open(path) as image:
-        image = image.convert('RGB')  # also forces the full decode, so truncated files fail here
+    """RGB PIL image of ``path``, resized to ``size`` x ``size`` with PIL bicubic when ``size`` is given.
+
+    The preparation scripts' decoder (16-bit PNGs rescaled, not clipped to white; alpha composited over white).
+    """
+    image, _ = read_rgb_image(path)
     if size is not None:
         image = image.resize((size, size), Image.BICUBIC)
     return image
-
-
 
 
 def size_hint(scale):
@@ -142,10 +145,6 @@ def read_inputs(args, scale, bad):
         output_names[stem] = path
         groups.setdefault(image.size, []).append((path, stem, image))
     return groups
-
-
-
-
 
 
 def output_scale(lr, sr, options):
@@ -190,13 +189,37 @@ def process(restorer, groups, args, bad):
     return written
 
 
+def check_output_folder(args):
+    """Refuse an ``--output`` that is a file, an input folder, or would receive a file over an input image."""
+    output = osp.realpath(args.output)
+    if osp.exists(output) and not osp.isdir(output):
+        raise InferenceError(f'--output {args.output}: is a file, not a folder; choose a folder for the SR images.')
+    inputs = collect_inputs(args.inputs, [])
+    for folder in [item for item in args.inputs if osp.isdir(item)]:
+        if osp.realpath(folder) == output:
+            raise InferenceError(f'--output {args.output} is the input folder {folder}: the SR images would be written '
+                             'over or among the inputs; choose another folder.')
+    input_files = {osp.realpath(path): path for path in inputs}
+    for path in inputs:
+        stem = osp.splitext(osp.basename(path))[0]
+        for name in (f'{stem}.png', f'{stem}_sbs.png'):
+            if osp.join(output, name) in input_files:
+                raise InferenceError(f'--output {args.output}: writing {name} would overwrite the input '
+                                 f'{input_files[osp.join(output, name)]}; choose another folder.')
+
+
 def run(args) -> int:
+    check_output_folder(args)
     restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device, precision=args.precision, backend=args.backend)
     bad = []
     groups = read_inputs(args, restorer.scale, bad)
-    os.makedirs(args.output, exist_ok=True)
-    written = process(restorer, groups, args, bad)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+        written = process(restorer, groups, args, bad)
+    except OSError as error:  # read-only or full disk: BasicSR's imwrite names no file
+        raise InferenceError(f'cannot write the SR images to {args.output}: '
+                             f'{error.strerror or error} (is the disk full or the folder read-only?)') from error
 
     print(f'Wrote {written} SR image(s) to {args.output}.')
     if bad:
