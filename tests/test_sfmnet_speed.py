@@ -173,3 +173,23 @@ def test_sfmnet_infer_with_the_onnxruntime_backend(exported, tmp_path):
         expected = net(lr)[0].clamp(0, 1) * 255
     # rounding to 8 bits can move a value by one grey level on top of the network's own sensitivity
     assert np.abs(written - expected.permute(1, 2, 0).numpy()).max() <= 1 + 255 * tolerance(net, lr)
+
+
+def test_export_is_generic_over_registered_networks(tmp_path):
+    """SPARNet (no FFT) through the same exporter: ONNX Runtime matches PyTorch to float32 rounding."""
+    pytest.importorskip('onnxruntime')
+    from basicsr.archs import build_network
+
+    from sfmnet_plugin.export import OnnxNetwork, export_onnx
+
+    torch.manual_seed(0)
+    options = {'type': 'SPARNet', 'upscale': 8, 'min_ch': 8, 'max_ch': 16, 'in_size': 64, 'out_size': 64,
+               'min_feat_size': 16, 'res_depth': 1}
+    net = build_network(dict(options)).eval()
+    path = export_onnx(net, str(tmp_path / 'sparnet.onnx'), (8, 8), options)
+    lr = real_faces(8)
+    with torch.no_grad():
+        expected = net(lr)
+    onnx_net = OnnxNetwork(path)
+    assert onnx_net.metadata['network_g'] == options and onnx_net.lr_size == (8, 8)
+    assert float((onnx_net(lr) - expected).abs().max()) <= tolerance(net, lr)
