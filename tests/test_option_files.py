@@ -56,3 +56,29 @@ def test_paper_recipe_numbers():
     assert gan['perceptual_opt']['perceptual_weight'] == 0.1
     assert gan['perceptual_opt']['layer_weights'] == {'conv5_4': 1.0}
     assert not gan['official_detached_perceptual'] and not gan['official_detached_frequency_fake']
+
+
+def test_sparnet_recipe_numbers():
+    """The SPARNet option files' numbers against the released recipe (sparnet_spec.md sections 4-6)."""
+    import torch
+    from basicsr.losses import build_loss
+
+    train_file = load_merged_options(osp.join(REPO_ROOT, 'options', 'train_SPARNet_x8.yml'))
+    train, data = train_file['train'], train_file['datasets']['train']
+    assert train_file['model_type'] == 'FaceSRModel' and train_file['manual_seed'] == 123
+    assert train['optim_g']['lr'] == 2e-4 and train['optim_g']['betas'] == [0.9, 0.99]
+    assert train['scheduler']['milestones'] == [] and train['ema_decay'] == 0
+    assert data['batch_size_per_gpu'] == 32 and 'dataroot_lq' not in data and data['use_hflip']
+    assert train_file['network_g']['official_init'] and train_file['network_g']['norm_type'] == 'bn'
+    assert train['total_iter'] == 21 * (162770 // 32)  # 21 passes over the official train partition
+    crop = data['random_resized_crop']
+    assert crop['scale'] == [0.7, 1.0] and crop['ratio'] == pytest.approx([3 / 4, 4 / 3])
+    assert crop['probability'] == pytest.approx((1.3 - 129 / 128) / 0.3, abs=1e-5)
+    # The official L1 is taken on [-1, 1] images; the configured loss on [0, 1] images has the same value.
+    sr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    official = torch.nn.functional.l1_loss(2 * sr - 1, 2 * hr - 1)
+    assert build_loss(dict(train['pixel_opt']))(sr, hr).item() == pytest.approx(official.item(), rel=1e-6)
+
+    test_file = load_merged_options(osp.join(REPO_ROOT, 'options', 'test_SPARNet_x8.yml'))
+    assert test_file['val']['sr_quantization'] == 'truncate'
+    assert {m['protocol'] for name, m in test_file['val']['metrics'].items() if name in ('psnr', 'ssim')} == {'sparnet'}

@@ -206,3 +206,86 @@ def test_basicsr_builds_it_with_enlarged_sampler_and_cpu_prefetcher(prepared):
         batch = prefetcher.next()
     assert len(batches) == 2 * len(data) // 2
     assert batches[0]['lq'].shape == (2, 3, 16, 16) and batches[0]['gt'].shape == (2, 3, 128, 128)
+
+
+# ------------------------------------------------------------------ SPARNet's random resized crop
+
+SPARNET_CROP = {'scale': [0.7, 1.0], 'ratio': [0.75, 1.3333333], 'probability': 0.974}
+
+
+def sparnet_dataset(prepared, **crop):
+    return PairedFaceDataset({'scale': 8, 'phase': 'train', 'use_hflip': True,
+                              'dataroot_gt': str(prepared / 'pil_bicubic' / 'HR.lmdb'),
+                              'random_resized_crop': {**SPARNET_CROP, **crop}})
+
+
+def seeded_sample(data, index, seed):
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return data[index]
+
+
+def test_random_resized_crop_makes_the_lr_from_the_augmented_hr(prepared):
+    data = sparnet_dataset(prepared, probability=1.0)
+    plain = dataset(dataroot_gt=prepared / 'pil_bicubic' / 'HR.lmdb')
+    for index in range(len(data)):
+        sample = seeded_sample(data, index, seed=index)
+        assert sample['gt'].shape == (3, 128, 128) and sample['lq'].shape == (3, 16, 16)
+        assert not torch.equal(sample['gt'], plain[index]['gt'])  # the face was cropped and resized
+        hr = (sample['gt'].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        lr = (sample['lq'].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        assert np.array_equal(lr, np.array(Image.fromarray(hr).resize((16, 16), Image.BICUBIC)))
+
+
+def test_random_resized_crop_is_reproducible_from_the_seed(prepared):
+    data = sparnet_dataset(prepared)
+    first, again, other = (seeded_sample(data, 0, seed) for seed in (3, 3, 4))
+    assert torch.equal(first['gt'], again['gt']) and torch.equal(first['lq'], again['lq'])
+    assert not torch.equal(first['gt'], other['gt'])
+
+
+def test_random_resized_crop_cuts_the_drawn_box_and_resizes_it_with_pil_bicubic(prepared, monkeypatch):
+    from torchvision.transforms import RandomResizedCrop
+
+    monkeypatch.setattr(RandomResizedCrop, 'get_params', staticmethod(lambda image, scale, ratio: (10, 20, 96, 80)))
+    data = PairedFaceDataset({'scale': 8, 'phase': 'train', 'dataroot_gt': str(prepared / 'pil_bicubic' / 'HR.lmdb'),
+                              'random_resized_crop': {'probability': 1.0}})
+    face = aligned_faces()['astronaut']
+    index = data.keys.index('astronaut')
+    expected = Image.fromarray(face).crop((20, 10, 100, 106)).resize((128, 128), Image.BICUBIC)
+    assert np.array_equal((data[index]['gt'].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
+                          np.array(expected))
+
+
+def test_random_resized_crop_probability_and_validation_phase(prepared):
+    plain = dataset(dataroot_gt=prepared / 'pil_bicubic' / 'HR.lmdb')[0]
+    never = sparnet_dataset(prepared, probability=0.0)
+    never.opt['use_hflip'] = False
+    assert torch.equal(seeded_sample(never, 0, 0)['gt'], plain['gt'])
+    half = sparnet_dataset(prepared, probability=0.5)
+    half.opt['use_hflip'] = False
+    cropped = sum(not torch.equal(seeded_sample(half, 0, seed)['gt'], plain['gt']) for seed in range(200))
+    assert 70 < cropped < 130  # binomial(200, 0.5): mean 100, sd 7
+    validation = sparnet_dataset(prepared)
+    validation.opt['phase'] = 'val'
+    assert torch.equal(validation[0]['gt'], plain['gt'])
+
+
+@pytest.mark.parametrize('crop, message', [
+    ({'scale': [0.7, 1.2]}, r'scale.*cannot exceed 1'),
+    ({'ratio': [1.3, 0.7]}, r'ratio.*low <= high'),
+    ({'probability': 2}, r'probability.*\[0, 1\]'),
+    ({'zoom': 1}, r"unknown keys \['zoom'\]"),
+])
+def test_bad_random_resized_crop_options_are_named(prepared, crop, message):
+    with pytest.raises(ValueError, match=message):
+        sparnet_dataset(prepared, **crop)
+
+
+def test_random_resized_crop_refuses_a_stored_lr(prepared):
+    with pytest.raises(ValueError, match='remove dataroot_lq'):
+        PairedFaceDataset({'scale': 8, 'phase': 'train', 'dataroot_gt': str(prepared / 'pil_bicubic' / 'HR.lmdb'),
+                           'dataroot_lq': str(prepared / 'pil_bicubic' / 'LR_x8.lmdb'),
+                           'random_resized_crop': SPARNET_CROP})

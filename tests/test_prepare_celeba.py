@@ -289,3 +289,38 @@ def test_a_face_centre_outside_the_image_is_a_bad_annotation():
     assert SquareCrop(SquareRegion(99.0, 79.0, 50.0))(image)[0].shape == (50, 50, 3)
     with pytest.raises(SkipImage, match=r'bad annotation: the face centre \(120, 40\) lies outside the 100x80 image'):
         SquareCrop(SquareRegion(120.0, 40.0, 50.0))(image)
+
+
+def test_mtcnn_protocol_crops_the_detected_face_box_of_large_enough_faces(celeba, tmp_path, capsys):
+    """SPARNet's protocol on real faces: MTCNN's box made square, no alignment, faces under 128 px skipped."""
+    from sfmnet_plugin.faces.detect import MtcnnDetector
+
+    names = tmp_path / 'names.txt'
+    names.write_text('000001.jpg\n000002.jpg\n000009.jpg\n')  # astronaut (110 px face), Grace Hopper (166 px), noise
+    out = tmp_path / 'CelebA_mtcnn'
+    common = ['--root', celeba.root, '--protocol', 'mtcnn', '--split-list', f'train:{names}', '--scales', '8',
+              '--workers', '1']
+    assert prep_celeba.cli(common + ['--out', str(out)]) == 0
+    report = '\n'.join(read_lines(out / 'train' / 'prepare_report.txt'))
+    assert 'wrote 1 image;' in report
+    assert '000001.jpg: skipped, too small: face crop of 1' in report  # the 128-px rule of SPARNet
+    assert '000009.jpg: skipped, no face: MTCNN found no face' in report
+    hr = read_lmdb_images(out / 'train' / 'HR.lmdb')
+    assert sorted(hr) == ['000002']
+    assert np.array_equal(read_lmdb_images(out / 'train' / 'LR_x8.lmdb')['000002'], pil_downsample(hr['000002'], 8))
+
+    # The crop is the square on the box of the face around the annotated landmarks ...
+    source = decoded_source(osp.join(celeba.root, 'img_celeba', '000002.jpg'))
+    points = np.array(celeba.landmarks['000002.jpg'], float)
+    (face,) = MtcnnDetector()(Image.fromarray(source))
+    x0, y0, x1, y1 = face.box
+    assert (x0 < points[:, 0]).all() and (points[:, 0] < x1).all() and (y0 < points[:, 1]).all()
+    assert np.array_equal(hr['000002'], hr_crop(source, square_from_bbox(x0, y0, x1 - x0, y1 - y0)))
+    # ... framing the face about as the wild protocol does (within 15 % of its side, centres close).
+    wild = square_from_five_points(points, DEFAULT_MARGIN)
+    assert abs(max(x1 - x0, y1 - y0) / wild.side - 1) < 0.15
+    assert np.hypot((x0 + x1) / 2 - wild.cx, (y0 + y1) / 2 - wild.cy) < 0.15 * wild.side
+
+    # A lower --min-crop-size keeps the smaller face too.
+    assert prep_celeba.cli(common + ['--out', str(tmp_path / 'small'), '--min-crop-size', '64']) == 0
+    assert sorted(read_lmdb_images(tmp_path / 'small' / 'train' / 'HR.lmdb')) == ['000001', '000002']

@@ -18,7 +18,10 @@ convention: x right, y down, origin at the top-left corner of the image as store
 orientation is ignored, because the annotations refer to the stored pixels).
 """
 import math
+import multiprocessing
 from dataclasses import dataclass
+from functools import cache
+from typing import Tuple
 
 import numpy as np
 
@@ -134,3 +137,41 @@ class WholeImage:
         if self.square and height != width:
             raise SkipImage(f'not square: image {width}x{height}')
         return np.array(image), min(height, width)
+
+
+@cache
+def process_face_detector():
+    """One MTCNN per process, built on first use (preparation workers each build their own).
+
+    A pool worker gets one torch thread: the pool already runs one worker per core.
+    """
+    import torch
+
+    from sfmnet_plugin.faces.detect import MtcnnDetector
+
+    if multiprocessing.current_process().daemon:
+        torch.set_num_threads(1)
+    return MtcnnDetector()
+
+
+@dataclass(frozen=True)
+class DetectedBoxCrop:
+    """SPARNet's CelebA crop (spec section 5.1): the square on the MTCNN face box, no alignment.
+
+    MTCNN runs on the whole photo; of the faces it finds, the largest whose box contains
+    ``reference`` (a point on the wanted face; for CelebA the mean of its 5 official landmarks, so a
+    bystander is never taken) is used. The square is centred on that box, its side the box's
+    longer edge x ``margin``.
+    """
+    reference: Tuple[float, float]
+    margin: float = 1.0
+
+    def __call__(self, image):
+        x, y = self.reference
+        boxes = [face.box for face in process_face_detector()(image)
+                 if face.box[0] <= x <= face.box[2] and face.box[1] <= y <= face.box[3]]
+        if not boxes:
+            raise SkipImage(f'no face: MTCNN found no face around the annotated landmarks ({x:.0f}, {y:.0f})')
+        x0, y0, x1, y1 = max(boxes, key=lambda box: (box[2] - box[0]) * (box[3] - box[1]))
+        region = square_from_bbox(x0, y0, x1 - x0, y1 - y0, self.margin)
+        return crop_square(image, region), region.side

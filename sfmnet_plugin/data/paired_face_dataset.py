@@ -6,6 +6,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
+from sfmnet_plugin.data.face_augment import RandomResizedFaceCrop
 from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_io import read_meta_info
 
@@ -80,6 +81,11 @@ class PairedFaceDataset(data.Dataset):
             ``matlab_bicubic`` (BasicSR's ``imresize``), for on-the-fly LR.
         phase (str): augmentation and cropping happen only when it is ``train``.
         use_hflip, use_rot (bool): BasicSR flips/rotations; default False (SFMNet used none).
+        random_resized_crop (dict, optional): SPARNet's augmentation (spec section 5.1), e.g.
+            ``{scale: [0.7, 1.0], ratio: [0.75, 1.3333], probability: 0.974}``: after the flip, a
+            random box of the HR face is resized back to the face's size (PIL bicubic), and the LR
+            is made from that HR by ``downsampler``, so it needs no ``dataroot_lq``. See
+            :mod:`sfmnet_plugin.data.face_augment`.
         gt_size (int, optional): random HR patch size for training; default: whole images.
         meta_info_file (str, optional): use only the images it names (first token per line).
 
@@ -96,6 +102,14 @@ class PairedFaceDataset(data.Dataset):
         self.downsampler = opt.get('downsampler', 'pil_bicubic')
         check_downsampler(self.downsampler, 'PairedFaceDataset option downsampler')
         self.gt_root, self.lq_root = opt['dataroot_gt'], opt.get('dataroot_lq')
+        self.random_resized_crop = None
+        if opt.get('random_resized_crop'):
+            self.random_resized_crop = RandomResizedFaceCrop.from_options(
+                opt['random_resized_crop'], 'PairedFaceDataset option random_resized_crop')
+            if self.lq_root:
+                raise ValueError('PairedFaceDataset: random_resized_crop resizes the HR face, so a stored LR cannot '
+                                 f'match it; remove dataroot_lq ({self.lq_root}) and the LR is made from the '
+                                 'augmented HR by `downsampler`.')
         roots = [self.gt_root] + ([self.lq_root] if self.lq_root else [])
         self.backend, self.backend_kwargs = resolve_backend(opt, roots)
 
@@ -149,6 +163,11 @@ class PairedFaceDataset(data.Dataset):
         img_gt = self._load(gt_path, 'gt', self.gt_root)
         height, width = img_gt.shape[:2]
         check_divisible(height, width, self.scale, f'{self.gt_root}: {key}')
+        train = self.opt.get('phase') == 'train'
+        if train and self.random_resized_crop:
+            # SPARNet's order (spec section 5.1): flip, random resized crop, then the LR from that HR.
+            img_gt = augment(img_gt, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+            img_gt = self.random_resized_crop(img_gt)
         if self.lq_root:
             lq_path = self.lq_paths[key]
             img_lq = self._load(lq_path, 'lq', self.lq_root)
@@ -159,10 +178,12 @@ class PairedFaceDataset(data.Dataset):
             lq_path = gt_path
             img_lq = downsample(img_gt, self.scale, self.downsampler, name=f'{self.gt_root}: {key}')
 
-        if self.opt.get('phase') == 'train':
+        if train:
             if self.opt.get('gt_size'):
                 img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], self.scale, gt_path)
-            img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+            if not self.random_resized_crop:
+                img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False),
+                                         self.opt.get('use_rot', False))
 
         img_gt, img_lq = img2tensor([img_gt.astype(np.float32) / 255., img_lq.astype(np.float32) / 255.],
                                     bgr2rgb=False, float32=True)

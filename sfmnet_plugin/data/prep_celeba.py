@@ -1,6 +1,6 @@
 """CelebA -> HR/LR LMDBs for face super-resolution (the logic of ``datasets_prep/prepare_celeba.py``).
 
-Two crop protocols:
+Three crop protocols:
 
 * ``wild`` (default; DIC/SFMNet use the in-the-wild ``img_celeba``): a square around the face
   predicted from the official 5 landmarks (:func:`~sfmnet_plugin.data.face_crop.square_from_five_points`,
@@ -9,25 +9,46 @@ Two crop protocols:
 * ``aligned``: the centre ``--aligned-crop-size`` square of ``img_align_celeba`` (178 x 218; 178
   = the whole width, rows 20-197; 138 = the tighter crop of several GAN/SR papers), PIL bicubic
   to the HR size.
+* ``mtcnn`` (SPARNet, spec section 5.1): MTCNN run on ``img_celeba``; the square on the box of the
+  annotated face (the one around the official landmarks), side = the box's longer edge x
+  ``--margin`` (default 1.0 here), no alignment; only faces whose square is at least 128 px
+  (``--min-crop-size``, default 128 here) are kept; PIL bicubic to the HR size.
 
 Splits come from ``Eval/list_eval_partition.txt`` (``--splits``) or from ``--split-list NAME:FILE``
 lists of image names. Each split becomes ``<out>/<split>/{HR,LR_x4,LR_x8,LR_x16}.lmdb``.
 """
 import argparse
+import importlib.util
 from os import path as osp
 
+import numpy as np
+
 from sfmnet_plugin.data.celeba_annotations import PARTITION_SPLITS, read_bboxes, read_landmarks, read_partition
-from sfmnet_plugin.data.face_crop import CentreCrop, SquareCrop, square_from_bbox, square_from_five_points
+from sfmnet_plugin.data.face_crop import (
+    CentreCrop,
+    DetectedBoxCrop,
+    SquareCrop,
+    square_from_bbox,
+    square_from_five_points,
+)
 from sfmnet_plugin.data.prep_cli import add_output_arguments, positive_int, read_name_list, run_cli, spec_from_args
 from sfmnet_plugin.data.prep_pipeline import DataPrepError, Job, prepare_split
+from sfmnet_plugin.faces.detect import FACENET_REQUIREMENT
 
 IMAGE_DIRS = {'wild': ('img_celeba', osp.join('Img', 'img_celeba')),
-              'aligned': ('img_align_celeba', osp.join('Img', 'img_align_celeba'))}
+              'aligned': ('img_align_celeba', osp.join('Img', 'img_align_celeba')),
+              'mtcnn': ('img_celeba', osp.join('Img', 'img_celeba'))}
 LANDMARKS_FILE = osp.join('Anno', 'list_landmarks_celeba.txt')
 BBOX_FILE = osp.join('Anno', 'list_bbox_celeba.txt')
 PARTITION_FILE = osp.join('Eval', 'list_eval_partition.txt')
-DEFAULT_OUT = {'wild': osp.join('datasets', 'CelebA'), 'aligned': osp.join('datasets', 'CelebA_aligned')}
+DEFAULT_OUT = {'wild': osp.join('datasets', 'CelebA'), 'aligned': osp.join('datasets', 'CelebA_aligned'),
+               'mtcnn': osp.join('datasets', 'CelebA_mtcnn')}
 DEFAULT_MARGIN = 1.1
+# mtcnn: the square on the longer edge of MTCNN's box already frames the face like the wild
+# protocol's default (1.07-1.13 x the 68-landmark box on the two public-domain test photos).
+DEFAULT_MTCNN_MARGIN = 1.0
+# mtcnn: SPARNet kept only faces larger than 128 x 128 (maintainer, spec section 5.1).
+DEFAULT_MTCNN_MIN_CROP = 128
 
 
 def build_parser():
@@ -39,14 +60,17 @@ def build_parser():
                              'Img/img_celeba/, img_align_celeba/ or Img/img_align_celeba/)')
     parser.add_argument('--protocol', choices=sorted(IMAGE_DIRS), default='wild',
                         help='wild: in-the-wild photos cropped around the landmarks (DIC/SFMNet); '
-                             'aligned: centre crop of img_align_celeba (default: wild)')
+                             'aligned: centre crop of img_align_celeba; mtcnn: in-the-wild photos cropped on the '
+                             'MTCNN face box, faces under 128 px skipped unless --min-crop-size says otherwise '
+                             '(SPARNet; needs facenet-pytorch) (default: wild)')
     parser.add_argument('--images', help='image folder, if not in one of the standard places under --root')
     parser.add_argument('--crop-from', choices=('landmarks', 'bbox'), default='landmarks',
                         help='wild protocol: square from the 5 landmarks (Anno/list_landmarks_celeba.txt) or on the '
                              'face box (Anno/list_bbox_celeba.txt) (default: landmarks)')
-    parser.add_argument('--margin', type=float, default=DEFAULT_MARGIN,
-                        help='wild protocol: crop side multiplier; 1.0 = the 68-landmark box of the mean face '
-                             '(default: %(default)s)')
+    parser.add_argument('--margin', type=float,
+                        help=f'crop side multiplier. wild: 1.0 = the 68-landmark box of the mean face (default '
+                             f'{DEFAULT_MARGIN}); mtcnn: 1.0 = the longer edge of the MTCNN box (default '
+                             f'{DEFAULT_MTCNN_MARGIN})')
     parser.add_argument('--aligned-crop-size', type=positive_int, default=178,
                         help='aligned protocol: side of the centre square cut from the 178x218 images (default: 178)')
     parser.add_argument('--splits', nargs='+', choices=list(PARTITION_SPLITS.values()),
@@ -56,7 +80,20 @@ def build_parser():
                         help='build split NAME from the image names in FILE (one per line, e.g. 201600.jpg); '
                              'repeatable; replaces the official partition')
     add_output_arguments(parser, default_out=None)
+    # --min-crop-size defaults per protocol (see resolve_protocol_defaults)
+    parser.set_defaults(min_crop_size=None, generic_min_crop_size=parser.get_default('min_crop_size'))
     return parser
+
+
+def resolve_protocol_defaults(args):
+    """Fill in ``--margin`` and ``--min-crop-size`` when they were not given: their defaults depend on the protocol."""
+    mtcnn = args.protocol == 'mtcnn'
+    if args.margin is None:
+        args.margin = DEFAULT_MTCNN_MARGIN if mtcnn else DEFAULT_MARGIN
+    if args.min_crop_size is None:
+        args.min_crop_size = DEFAULT_MTCNN_MIN_CROP if mtcnn else args.generic_min_crop_size
+    if args.margin <= 0:
+        raise DataPrepError(f'--margin must be positive, got {args.margin}.')
 
 
 def find_image_dir(root, protocol, override):
@@ -118,6 +155,9 @@ def crop_factory(args):
     if args.protocol == 'aligned':
         crop = CentreCrop(args.aligned_crop_size)
         return (lambda name: crop), None
+    if args.protocol == 'mtcnn':
+        points = read_landmarks(osp.join(args.root, LANDMARKS_FILE))
+        return (lambda name: DetectedBoxCrop(tuple(np.mean(points[name], axis=0)), args.margin)), points
     if args.crop_from == 'bbox':
         boxes = read_bboxes(osp.join(args.root, BBOX_FILE))
         return (lambda name: SquareCrop(square_from_bbox(*boxes[name], margin=args.margin))), boxes
@@ -128,9 +168,12 @@ def crop_factory(args):
 def main(argv=None):
     """Prepare the requested CelebA splits; returns the exit code (bad input raises DataPrepError)."""
     args = build_parser().parse_args(argv)
-    if args.margin <= 0:
-        raise DataPrepError(f'--margin must be positive, got {args.margin}.')
+    resolve_protocol_defaults(args)
     spec = spec_from_args(args)
+    if args.protocol == 'mtcnn' and importlib.util.find_spec('facenet_pytorch') is None:
+        # Fail now rather than in every worker (the workers build their own detector).
+        raise DataPrepError(f'--protocol mtcnn needs {FACENET_REQUIREMENT} (MTCNN, weights inside the wheel): '
+                            f'pip install --no-deps {FACENET_REQUIREMENT}')
     out_root = args.out or DEFAULT_OUT[args.protocol]
     image_dir = find_image_dir(args.root, args.protocol, args.images)
     crop_for, known_names = crop_factory(args)

@@ -9,6 +9,7 @@ A detector here is any callable ``detector(rgb_pil_image) -> [DetectedFace]``; :
 accepts another one (e.g. given landmarks, as the tests do).
 """
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -21,10 +22,12 @@ class DetectorUnavailable(ImportError):
 
 @dataclass(frozen=True)
 class DetectedFace:
-    """A face: detector confidence in [0, 1] and five (x, y) landmarks in the template's order."""
+    """A face: detector confidence in [0, 1], five (x, y) landmarks in the template's order and, when the
+    detector gives one, its face box ``(x0, y0, x1, y1)``."""
 
     score: float
     landmarks: np.ndarray
+    box: Optional[np.ndarray] = None
 
 
 class MtcnnDetector:
@@ -46,5 +49,6 @@ class MtcnnDetector:
         boxes, scores, landmarks = self._mtcnn.detect(image.convert('RGB'), landmarks=True)
         if boxes is None:
             return []
-        faces = [DetectedFace(float(score), np.asarray(points, np.float64)) for score, points in zip(scores, landmarks)]
+        faces = [DetectedFace(float(score), np.asarray(points, np.float64), np.asarray(box, np.float64))
+                 for box, score, points in zip(boxes, scores, landmarks)]
         return sorted(faces, key=lambda face: float(face.landmarks[:, 0].mean()))  # stable, readable face numbers

@@ -1,43 +1,11 @@
-"""SFMNet's PSNR-oriented training stage, and validation/testing shared with the GAN stage."""
-from collections import OrderedDict
-from contextlib import nullcontext
-from os import path as osp
-
-import torch
-from basicsr.losses import build_loss
-from basicsr.metrics import calculate_metric
-from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+"""SFMNet's PSNR-oriented training stage: FaceSRModel plus SFMNet's frequency-branch losses."""
 from basicsr.utils.registry import MODEL_REGISTRY
-from torch.utils.data import DataLoader, Subset
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
-from sfmnet_plugin.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
-
-AUTOCAST_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-def build_optional_loss(train_opt, key, device):
-    """The loss configured under ``train_opt[key]``, or None when the key is absent or empty."""
-    return build_loss(train_opt[key]).to(device) if train_opt.get(key) else None
-
-
-def gather_from_all_ranks(items, world_size):
-    """Concatenate the lists ``items`` of every rank (in rank order) on every rank."""
-    if world_size == 1:
-        return items
-    from mmengine.dist import all_gather_object
-
-    return [item for rank_items in all_gather_object(items) for item in rank_items]
-
-
-def image_name(data):
-    path = data['lq_path'][0] if 'lq_path' in data else data['gt_path'][0]
-    return osp.splitext(osp.basename(path))[0]
+from sfmnet_plugin.models.face_sr_model import FaceSRModel, build_optional_loss
 
 
 @MODEL_REGISTRY.register()
-class SFMNetModel(SRModel):
+class SFMNetModel(FaceSRModel):
     """SFMNet's first (PSNR) stage: the dual pixel loss and the frequency loss.
 
     The official objective (spec section 5) is
@@ -48,19 +16,9 @@ class SFMNetModel(SRModel):
         frequency_branch_pixel_opt: {type: L1Loss, loss_weight: 1.0}        # frequency-branch output
         frequency_opt:              {type: FrequencyLoss, loss_weight: 0.01}  # on the frequency-branch output
 
-    On top of BasicSR's ``SRModel`` (EMA with ``ema_decay``, schedulers, ``perceptual_opt``):
-
-    * ``train.mixed_precision``: ``none`` (default), ``bf16`` or ``fp16`` autocast (with a gradient
-      scaler for fp16); the network keeps its FFTs in float32.
-    * ``train.grad_clip_norm``: clip the generator's gradient norm (off when absent).
-    * validation that runs on every rank's share of the images under DDP and gathers the per-image
-      results, so distributed validation equals single-process validation;
-    * ``val.compare_bicubic``: also score the PIL-bicubic upsampling of each LR image
-      (default: on when testing, off when training);
-    * when testing: ``<dataset>_metrics.csv`` (per image), ``<dataset>_summary.md`` and
-      ``<dataset>_contact_sheet.png`` (``val.contact_sheet`` images, default 8) in ``results/<name>/``.
-
-    A network without a frequency branch can be trained too, as long as no frequency-branch loss is set.
+    Everything else (mixed precision, gradient clipping, sharded DDP validation, the bicubic
+    baseline, test reports) is :class:`FaceSRModel`'s. A network without a frequency branch can be
+    trained too, as long as no frequency-branch loss is set.
     """
 
     def init_training_settings(self):
@@ -68,21 +26,10 @@ class SFMNetModel(SRModel):
         train_opt = self.opt['train']
         self.cri_frequency_branch_pix = build_optional_loss(train_opt, 'frequency_branch_pixel_opt', self.device)
         self.cri_frequency = build_optional_loss(train_opt, 'frequency_opt', self.device)
-        precision = train_opt.get('mixed_precision', 'none')
-        if precision not in AUTOCAST_DTYPES:
-            raise ValueError(f'train.mixed_precision must be one of {sorted(AUTOCAST_DTYPES)}, got {precision!r}.')
-        self.autocast_dtype = AUTOCAST_DTYPES[precision]
-        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
-        self.grad_clip_norm = train_opt.get('grad_clip_norm')
 
     @property
     def needs_frequency_output(self):
         return self.cri_frequency_branch_pix is not None or self.cri_frequency is not None
-
-    def autocast(self):
-        if self.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def forward_generator(self):
         """Set ``self.output`` (the SR image) and ``self.output_frequency`` (frequency branch, or None)."""
@@ -93,140 +40,11 @@ class SFMNetModel(SRModel):
 
     def reconstruction_losses(self):
         """The stage-1 terms (pixel losses on both branches, frequency loss) of the current outputs."""
-        output, gt = self.output.float(), self.gt
-        losses = OrderedDict()
-        if self.cri_pix:
-            losses['l_pix'] = self.cri_pix(output, gt)
+        losses = super().reconstruction_losses()
+        gt = self.gt
         if self.cri_frequency_branch_pix:
             losses['l_pix_frequency_branch'] = self.cri_frequency_branch_pix(self.output_frequency.float(), gt)
         if self.cri_frequency:
             losses['l_amplitude'], losses['l_phase'] = self.cri_frequency.weighted_terms(
                 self.output_frequency.float(), gt)
         return losses
-
-    def add_perceptual_losses(self, losses):
-        """Add BasicSR's perceptual and style terms (when ``perceptual_opt`` is set) to ``losses``."""
-        if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output.float(), self.gt)
-            if l_percep is not None:
-                losses['l_percep'] = l_percep
-            if l_style is not None:
-                losses['l_style'] = l_style
-
-    def backward_and_step(self, loss, optimizer, net):
-        """Backward (scaled under fp16), optional gradient clipping of ``net``, optimizer step."""
-        self.grad_scaler.scale(loss).backward()
-        if self.grad_clip_norm:
-            self.grad_scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip_norm)
-        self.grad_scaler.step(optimizer)
-
-    def optimize_parameters(self, current_iter):
-        self.optimizer_g.zero_grad(set_to_none=True)
-        with self.autocast():
-            self.forward_generator()
-            loss_dict = self.reconstruction_losses()
-            self.add_perceptual_losses(loss_dict)
-            l_total = sum(loss_dict.values())
-        self.backward_and_step(l_total, self.optimizer_g, self.net_g)
-        self.grad_scaler.update()
-        loss_dict['l_total'] = l_total
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
-
-    # ------------------------------------------------------------------ validation and testing
-
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        self.validate_share(dataloader, current_iter, tb_logger, save_img, rank=0, world_size=1)
-
-    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        self.validate_share(dataloader, current_iter, tb_logger, save_img, self.opt['rank'], self.opt['world_size'])
-
-    def validate_share(self, dataloader, current_iter, tb_logger, save_img, rank, world_size):
-        """Score this rank's share of the images, gather every rank's rows, then log and report."""
-        dataset = dataloader.dataset
-        dataset_name = dataset.opt['name']
-        val_opt = self.opt['val']
-        testing = not self.opt['is_train']
-        compare_bicubic = val_opt.get('compare_bicubic', testing)
-        sheet_size = val_opt.get('contact_sheet', 8 if testing else 0)
-        indices = list(range(rank, len(dataset), world_size))
-        share = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False, num_workers=dataloader.num_workers)
-
-        rows, panels = [], []
-        for index, data in zip(indices, share):
-            row, panel = self.score_one_image(data, index, current_iter, dataset_name, save_img, compare_bicubic,
-                                              keep_panel=index < sheet_size)
-            rows.append(row)
-            if panel is not None:
-                panels.append((index, panel))
-        rows = sorted(gather_from_all_ranks(rows, world_size), key=lambda row: row['index'])
-        panels = [panel for _, panel in sorted(gather_from_all_ranks(panels, world_size), key=lambda p: p[0])]
-
-        metric_names = list(val_opt.get('metrics') or {})
-        if metric_names and rows:
-            self.record_metric_means(rows, metric_names, dataset_name, current_iter, tb_logger, compare_bicubic)
-        if testing and self.opt['rank'] == 0 and rows:
-            self.write_test_reports(dataset_name, rows, metric_names, panels)
-
-    def score_one_image(self, data, index, current_iter, dataset_name, save_img, compare_bicubic, keep_panel):
-        """Run the network on one validation sample: its metrics row and (``keep_panel``) its contact-sheet panel.
-
-        The bicubic baseline is only computed when a metric or the panel uses it.
-        """
-        name = image_name(data)
-        self.feed_data(data)
-        self.test()
-        sr_img = tensor2img([self.output.detach().cpu()])
-        row, panel = {'index': index, 'image': name}, None
-        if hasattr(self, 'gt'):
-            gt_img = tensor2img([self.gt.detach().cpu()])
-            bicubic_img = None
-            if compare_bicubic or keep_panel:
-                bicubic = pil_bicubic_resize(self.lq.detach().cpu().float(), tuple(self.gt.shape[-2:]))
-                bicubic_img = tensor2img([bicubic])
-            for metric_name, metric_opt in (self.opt['val'].get('metrics') or {}).items():
-                row[metric_name] = float(calculate_metric({'img': sr_img, 'img2': gt_img}, metric_opt))
-                if compare_bicubic:
-                    row[f'bicubic_{metric_name}'] = float(
-                        calculate_metric({'img': bicubic_img, 'img2': gt_img}, metric_opt))
-            if keep_panel:
-                panel = (name, (tensor2img([self.lq.detach().cpu()]), bicubic_img, sr_img, gt_img))
-            del self.gt
-        if save_img:
-            imwrite(sr_img, self.saved_image_path(name, current_iter, dataset_name))
-        del self.lq, self.output
-        return row, panel
-
-    def saved_image_path(self, name, current_iter, dataset_name):
-        """Where BasicSR's SRModel would save this SR image."""
-        if self.opt['is_train']:
-            return osp.join(self.opt['path']['visualization'], name, f'{name}_{current_iter}.png')
-        suffix = self.opt['val'].get('suffix') or self.opt['name']
-        return osp.join(self.opt['path']['visualization'], dataset_name, f'{name}_{suffix}.png')
-
-    def record_metric_means(self, rows, metric_names, dataset_name, current_iter, tb_logger, compare_bicubic):
-        """Set ``metric_results`` to the means over images, track the best, log them (and the bicubic baseline)."""
-        self._initialize_best_metric_results(dataset_name)
-        self.metric_results = {m: sum(row[m] for row in rows) / len(rows) for m in metric_names}
-        for metric, value in self.metric_results.items():
-            self._update_best_metric_result(dataset_name, metric, value, current_iter)
-        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
-        if compare_bicubic:
-            baseline = {m: sum(row[f'bicubic_{m}'] for row in rows) / len(rows) for m in metric_names}
-            get_root_logger().info(f'Bicubic baseline on {dataset_name}: ' +
-                                   ', '.join(f'{m}: {v:.4f}' for m, v in baseline.items()))
-            if tb_logger:
-                for metric, value in baseline.items():
-                    tb_logger.add_scalar(f'metrics/{dataset_name}/bicubic_{metric}', value, current_iter)
-
-    def write_test_reports(self, dataset_name, rows, metric_names, panels):
-        results_root = self.opt['path']['results_root']
-        write_metrics_csv(osp.join(results_root, f'{dataset_name}_metrics.csv'), rows, metric_names)
-        if metric_names:
-            write_summary_markdown(osp.join(results_root, f'{dataset_name}_summary.md'),
-                                   f'{self.opt["name"]} on {dataset_name}', rows, metric_names,
-                                   method_name=self.opt['network_g']['type'])
-        if panels:
-            write_contact_sheet(osp.join(results_root, f'{dataset_name}_contact_sheet.png'), panels)
