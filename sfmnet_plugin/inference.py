@@ -22,15 +22,15 @@ import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from sfmnet_plugin.option_files import load_merged_options
-from sfmnet_plugin.tools.convert_official import (
+from sfmnet_plugin.checkpoints import (
     CheckpointConversionError,
-    convert_official_state_dict,
+    convert_official_checkpoint,
     format_keys,
-    is_official_state_dict,
+    recognise_official_checkpoint,
     strip_module_prefix,
     unwrap_checkpoint,
 )
+from sfmnet_plugin.option_files import load_merged_options
 
 FACE_SIZE = 128  # HR face size of the FSR benchmarks: the LR size to suggest is FACE_SIZE / scale
 DEFAULT_NETWORK = {'type': 'SFMNet', 'upscale': 8}
@@ -98,6 +98,12 @@ def resolve_network_options(network=None, scale=None) -> dict:
 
 def load_state_dict(path, param_key=None, keep_unused_attention=True) -> dict:
     """The state dict in ``path``; official checkpoints are converted to the plugin's names on the fly."""
+    return load_checkpoint(path, param_key, keep_unused_attention)[0]
+
+
+def load_checkpoint(path, param_key=None, keep_unused_attention=True):
+    """``(state dict, OfficialNetwork or None)``: the state dict in ``path``, converted if it has an official
+    layout (SFMNet, SPARNet family; see :mod:`sfmnet_plugin.checkpoints`), and the network recognised."""
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError as error:
@@ -114,12 +120,13 @@ def load_state_dict(path, param_key=None, keep_unused_attention=True) -> dict:
     if not isinstance(state_dict, dict) or not all(isinstance(t, torch.Tensor) for t in state_dict.values()):
         raise InferenceError(f'checkpoint {path} holds no state dict (a mapping of parameter names to tensors).')
     state_dict = strip_module_prefix(state_dict)
-    if is_official_state_dict(state_dict):
+    official = recognise_official_checkpoint(state_dict, keep_unused_attention=keep_unused_attention)
+    if official is not None:
         try:
-            state_dict = convert_official_state_dict(state_dict, keep_unused_attention=keep_unused_attention)
+            state_dict, official = convert_official_checkpoint(state_dict, keep_unused_attention=keep_unused_attention)
         except CheckpointConversionError as error:
             raise InferenceError(f'official checkpoint {path} could not be converted: {error}') from error
-    return state_dict
+    return state_dict, official
 
 
 def _sfmnet_options_of(state_dict) -> dict:
@@ -180,7 +187,8 @@ class FaceRestorer:
 
     Args:
         checkpoint: BasicSR checkpoint, plain state dict or official checkpoint (converted on the fly).
-        network: ``network_g`` options (default: SFMNet x8).
+        network: ``network_g`` options (default: the network an official checkpoint was recognised as, e.g.
+            SPARNet x8, else SFMNet x8).
         scale: sets the network's ``upscale`` (or ``scale``) option when given.
         param_key: state dict inside a BasicSR checkpoint (default: ``params_ema`` when present).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
@@ -188,11 +196,14 @@ class FaceRestorer:
 
     def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto'):
         self.options = resolve_network_options(network, scale)
+        state_dict, self.official_network = load_checkpoint(
+            checkpoint, param_key, self.options.get('keep_unused_attention', True))
+        if network is None and self.official_network is not None:  # an official checkpoint names its network
+            self.options = resolve_network_options(self.official_network.network_options, scale)
         try:
             self.net = build_network(dict(self.options))
         except (TypeError, ValueError) as error:
             raise InferenceError(f'cannot build network_g {self.options}: {error}') from error
-        state_dict = load_state_dict(checkpoint, param_key, self.options.get('keep_unused_attention', True))
         load_weights(self.net, state_dict, checkpoint, self.options)
         self.device = device if isinstance(device, torch.device) else choose_device(device)
         self.net.eval().to(self.device)

@@ -8,15 +8,15 @@ from basicsr.models.base_model import BaseModel
 
 from sfmnet_plugin.archs.lightcnn_discriminator_arch import SFMNetFrequencyDiscriminator, SFMNetSpatialDiscriminator
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
-from sfmnet_plugin.tools.convert_official import (
-    CheckpointConversionError,
+from sfmnet_plugin.checkpoints import CheckpointConversionError
+from sfmnet_plugin.checkpoints.sfmnet import (
     convert_official_discriminator_state_dict,
     convert_official_state_dict,
     is_official_state_dict,
     load_sfmnet_checkpoint,
-    main,
     official_to_plugin_key_map,
 )
+from sfmnet_plugin.tools.convert_official import main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFFICIAL_KEYS = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'reference', 'sfmnet_official_keys.txt')

@@ -10,7 +10,7 @@ from basicsr.archs import build_network
 from basicsr.utils import tensor2img
 from PIL import Image
 
-from sfmnet_plugin.tools.convert_official import official_to_plugin_key_map
+from sfmnet_plugin.checkpoints.sfmnet import official_to_plugin_key_map
 from sfmnet_plugin.tools.infer import main
 
 # num_levels 3: the HR size must be a multiple of 8, so a 7x5 input (28x20 at x4) is refused.

@@ -1,4 +1,4 @@
-"""``sfmnet-infer``: super-resolve LR face crops with a trained BasicSR network or an official SFMNet checkpoint.
+"""``sfmnet-infer``: super-resolve LR face crops with a trained BasicSR network or an official checkpoint.
 
 Usage::
 
@@ -14,7 +14,8 @@ LR of face SR benchmarks). Its SR result, clamped to [0, 1], is written to ``DIR
 The network is ``network_g`` of a BasicSR option file (``_base_`` inheritance allowed), ``--arch-json``, or by
 default ``{"type": "SFMNet", "upscale": 8}``: any architecture in BasicSR's registry works. ``--scale`` sets its
 ``upscale`` (or ``scale``) option. The checkpoint is a BasicSR file (``params_ema`` preferred when present,
-``--param-key`` to choose), a plain state dict, or an official SFMNet state dict, converted on the fly.
+``--param-key`` to choose), a plain state dict, or an official SFMNet or SPARNet-family state dict, converted on
+the fly; without ``--opt``/``--arch-json`` an official checkpoint selects its own network (e.g. SPARNet x8).
 
 Unreadable files, sizes the network cannot take, inputs larger than an LR face (``--max-input-side``) and clashing
 output names are reported at the end while the rest is processed. Exit status: 0 if at least one image was
@@ -41,7 +42,8 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='LR face images and/or folders of them')
     parser.add_argument('--output', required=True, help='folder for the SR PNGs (created if needed)')
-    parser.add_argument('--checkpoint', required=True, help='BasicSR checkpoint, state dict or official SFMNet one')
+    parser.add_argument('--checkpoint', required=True,
+                        help='BasicSR checkpoint, state dict or official SFMNet/SPARNet one')
     network = parser.add_mutually_exclusive_group()
     network.add_argument('--opt', help='BasicSR option file whose network_g is used')
     network.add_argument('--arch-json', help='network_g as JSON, e.g. \'{"type": "SFMNet", "num_feat": 32}\'')

@@ -1,0 +1,79 @@
+"""What every checkpoint converter shares: unwrapping, ``module.`` prefixes and the name-and-shape check."""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+class CheckpointConversionError(ValueError):
+    """The checkpoint does not have the layout it should; the message names the first offending key."""
+
+
+@dataclass(frozen=True)
+class OfficialNetwork:
+    """A network recognised from a checkpoint's keys.
+
+    Attributes:
+        name: what was found, for people (e.g. ``'SPARNet-Light-Attn3D'``).
+        network_options: BasicSR ``network_g`` options that build the plugin network the converted weights load
+            into strictly.
+        convert: ``official state dict (no module. prefix) -> plugin state dict``; checks every name and shape and
+            raises :class:`CheckpointConversionError` naming the first mismatch.
+    """
+
+    name: str
+    network_options: dict = field(compare=False)
+    convert: Callable = field(compare=False, repr=False)
+
+
+def strip_module_prefix(state_dict) -> dict:
+    """Remove the ``module.`` prefix that (Distributed)DataParallel adds to every key."""
+    return {key[len('module.'):] if key.startswith('module.') else key: t for key, t in state_dict.items()}
+
+
+def unwrap_checkpoint(checkpoint):
+    """The state dict inside a checkpoint: BasicSR's ``params_ema``/``params``, a ``state_dict`` entry, or itself."""
+    for key in ('params_ema', 'params', 'state_dict'):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    return checkpoint
+
+
+def format_keys(title, keys, limit=20):
+    keys = sorted(keys)
+    shown = ', '.join(keys[:limit]) + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
+    return f'{title} ({len(keys)}): {shown}'
+
+
+def expected_shapes(make_network) -> dict:
+    """``{key: shape}`` of ``make_network()``'s state dict, built on the meta device (no memory, no init cost)."""
+    with torch.device('meta'):
+        return {key: tuple(t.shape) for key, t in make_network().state_dict().items()}
+
+
+def check_names_and_shapes(state_dict, shapes, what) -> None:
+    """Raise :class:`CheckpointConversionError` unless ``state_dict`` has exactly the keys and shapes of ``shapes``.
+
+    The message starts with the first mismatch in the network's own key order (a missing or mis-shaped key, else
+    the first unexpected key of the checkpoint), then lists every missing, unexpected and mis-shaped key.
+    """
+    missing = [key for key in shapes if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in shapes]
+    mismatched = [key for key in shapes if key in state_dict and tuple(state_dict[key].shape) != tuple(shapes[key])]
+    if not (missing or unexpected or mismatched):
+        return
+    wrong = set(missing) | set(mismatched)
+    first_wrong = next((key for key in shapes if key in wrong), None)
+    if first_wrong is None:
+        first = f'unexpected key {unexpected[0]!r}'
+    elif first_wrong not in state_dict:
+        first = f'missing key {first_wrong!r}'
+    else:
+        first = (f'key {first_wrong!r} has shape {tuple(state_dict[first_wrong].shape)}, '
+                 f'expected {tuple(shapes[first_wrong])}')
+    details = [format_keys(title, keys) for title, keys in [
+        ('missing keys', missing), ('unexpected keys', unexpected),
+        ('shape mismatches', [f'{key} {tuple(state_dict[key].shape)} (expected {tuple(shapes[key])})'
+                              for key in mismatched])] if keys]
+    raise CheckpointConversionError(f'Not an official {what} state dict: first mismatch: {first}.\n  '
+                                    + '\n  '.join(details))

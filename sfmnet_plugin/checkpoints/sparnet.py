@@ -1,0 +1,160 @@
+"""Official SPARNet-family checkpoints (chaofengc/Face-SPARNet): recognised by their keys and checked.
+
+The plugin's :class:`~sfmnet_plugin.archs.sparnet_arch.SPARNet`, :class:`~sfmnet_plugin.archs.sparnet_arch.SPARNetHD`
+and :class:`~sfmnet_plugin.archs.patch_discriminator_arch.MultiScalePatchDiscriminator` use the official
+parameter names (``shared/reference/sparnet_official_keys.txt``), so converting is checking: the network's options
+are read off the key names and shapes (number of FAUs, hourglass depth, mask channels, widths, norm, spectral
+norm), the network is built with them on the meta device, and every key and shape must match it.
+
+Released networks (``sparnet_spec.md``): SPARNet x8 (``SPARNet-V16-S4-epoch20.pth``, 10,518,867 parameters),
+SPARNet-Light-Attn3D (5,242,211), the SPARNetHD generator (85,793,412; its EMA copy ``net_H`` has the same keys) and
+the SPARNetHD multi-scale discriminator (11,750,403). A checkpoint of another configuration of these networks (one
+trained with the plugin, say) is recognised as well, and named by the options that differ.
+"""
+import inspect
+import re
+from functools import partial
+
+from sfmnet_plugin.archs.patch_discriminator_arch import MultiScalePatchDiscriminator
+from sfmnet_plugin.archs.sparnet_arch import SPARNet, SPARNetHD
+from sfmnet_plugin.checkpoints.common import (
+    CheckpointConversionError,
+    OfficialNetwork,
+    check_names_and_shapes,
+    expected_shapes,
+)
+
+# Published configurations: name -> network_g options (the plugin's defaults fill in the rest).
+PUBLISHED_NETWORKS = {
+    'SPARNet': {'type': 'SPARNet', 'upscale': 8},
+    'SPARNet-Light-Attn3D': {'type': 'SPARNet', 'upscale': 8, 'res_depth': 1, 'att_name': 'spar3d'},
+    'SPARNetHD generator (net_G, or its EMA copy net_H)': {'type': 'SPARNetHD'},
+    'SPARNetHD multi-scale discriminator': {'type': 'MultiScalePatchDiscriminator'},
+}
+NETWORK_CLASSES = {network.__name__: network for network in (SPARNet, SPARNetHD, MultiScalePatchDiscriminator)}
+HOURGLASS_DEPTH_REFERENCE = 64  # the official depth rule: depth = log2(64 / bottleneck_size) (spec 3.1)
+
+
+def _indices(state_dict, prefix):
+    """Sorted distinct integers ``i`` of keys ``<prefix><i>.``."""
+    pattern = re.compile(re.escape(prefix) + r'(\d+)\.')
+    return sorted({int(match.group(1)) for key in state_dict if (match := pattern.match(key))})
+
+
+def _conv_weight(state_dict, prefix):
+    """The conv weight of a ConvLayer, spectral-normed (``weight_orig``) or not."""
+    return state_dict.get(f'{prefix}.conv2d.weight', state_dict.get(f'{prefix}.conv2d.weight_orig'))
+
+
+def _norm_type(state_dict, prefix):
+    """'bn', 'in' or 'none' from the norm tensors of the ConvLayers under ``prefix``."""
+    norm_keys = [key for key in state_dict if key.startswith(prefix) and '.norm.norm.' in key]
+    if any(key.endswith('running_mean') for key in norm_keys):
+        return 'bn'
+    return 'in' if norm_keys else 'none'
+
+
+def _relu_type(state_dict):
+    """'prelu' leaves per-channel weights (``...act.weight``); the parameter-free activations cannot be told apart."""
+    return 'prelu' if any(key.endswith(('.act.weight', '.preact_func.1.weight')) for key in state_dict) else 'leakyrelu'
+
+
+def _is_generator(state_dict):
+    return _conv_weight(state_dict, 'encoder.0') is not None and _conv_weight(state_dict, 'out_conv') is not None
+
+
+def _is_discriminator(state_dict):
+    return _conv_weight(state_dict, 'D_pool.0.model.0') is not None
+
+
+def generator_options(state_dict) -> dict:
+    """``network_g`` options of the SPARNet-family generator whose (``module.``-free) state dict this is."""
+    spectral_norm = 'encoder.0.conv2d.weight_orig' in state_dict
+    down_steps = len(_indices(state_dict, 'encoder.')) - 1
+    up_steps = len(_indices(state_dict, 'decoder.'))
+    num_body = len(_indices(state_dict, 'res_layers.'))
+    if down_steps < 1 or up_steps < 1:
+        raise CheckpointConversionError('Not a SPARNet-family generator state dict: it needs encoder.1 and '
+                                        'decoder.0 (the first down- and up-sampling FAUs).')
+    base_ch = _conv_weight(state_dict, 'encoder.0').shape[0]
+    widths = [weight.shape[0] for key, weight in state_dict.items() if re.fullmatch(
+        r'(encoder|res_layers|decoder)\.\d+\.conv1\.conv2d\.weight(_orig)?', key)]
+    max_ch = max(widths)
+    # base_ch = clip(max_ch // (down_steps + 1)); min_ch 32 (official) gives it unless it was clipped from below
+    min_ch = min(32, base_ch) if base_ch == max_ch // (down_steps + 1) else base_ch
+    masks = [weight for key, weight in state_dict.items()
+             if re.fullmatch(r'.*\.att_func\.out_block\.0\.conv2d\.weight(_orig)?', key)]
+    hourglass_depth = len({match.group(1) for key in state_dict
+                           if (match := re.match(r'encoder\.1\.att_func\.(b1_\d+)\.', key))})
+    min_feat_size = 32 if spectral_norm else 16  # SPARNetHD's min_feat_size: 32 (spec 7); SPARNet's: 16
+    options = {
+        'type': 'SPARNetHD' if spectral_norm else 'SPARNet',
+        'min_ch': min_ch, 'max_ch': max_ch,
+        'in_size': min_feat_size * 2 ** down_steps, 'out_size': min_feat_size * 2 ** up_steps,
+        'min_feat_size': min_feat_size,
+        'res_depth': num_body + down_steps - 3,
+        'relu_type': _relu_type(state_dict),
+        'norm_type': _norm_type(state_dict, 'encoder.1.'),
+        'att_name': 'spar3d' if masks and masks[0].shape[0] > 1 else 'spar',  # 1 mask channel, or one per channel
+        'bottleneck_size': HOURGLASS_DEPTH_REFERENCE // 2 ** hourglass_depth,  # encoder.1 has the deepest hourglass
+        'spectral_norm': spectral_norm,
+    }
+    if not spectral_norm:
+        options['upscale'] = 8  # the released SPARNet is x8: 16x16 LR faces in
+    return options
+
+
+def discriminator_options(state_dict) -> dict:
+    """``network_g``-style options of the multi-scale patch discriminator whose state dict this is."""
+    first = _conv_weight(state_dict, 'D_pool.0.model.0')
+    widths = [_conv_weight(state_dict, f'D_pool.0.model.{i}').shape[0] for i in _indices(state_dict, 'D_pool.0.model.')]
+    return {
+        'type': 'MultiScalePatchDiscriminator',
+        'in_ch': first.shape[1], 'base_ch': first.shape[0], 'max_ch': max(widths),
+        'n_layers': len(widths) - 1,
+        'norm_type': _norm_type(state_dict, 'D_pool.0.model.1.'),
+        'num_D': len(_indices(state_dict, 'D_pool.')),
+        'spectral_norm': 'D_pool.0.model.0.conv2d.weight_orig' in state_dict,
+    }
+
+
+def _without_defaults(options) -> dict:
+    """``options`` less the entries equal to the constructor's defaults (``type`` and ``upscale`` kept)."""
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(NETWORK_CLASSES[options['type']]).parameters.items()}
+    return {key: value for key, value in options.items()
+            if key in ('type', 'upscale') or defaults.get(key, object()) != value}
+
+
+def _name(options) -> str:
+    """The published name of these options, or the class and the options that differ from its defaults."""
+    compact = _without_defaults(options)
+    for name, published in PUBLISHED_NETWORKS.items():
+        if compact == published:
+            return name
+    extra = ', '.join(f'{key}={value!r}' for key, value in compact.items() if key not in ('type', 'upscale'))
+    return f"{options['type']} ({extra})"
+
+
+def convert_state_dict(state_dict, options, name) -> dict:
+    """Check every key and shape of ``state_dict`` against the network built from ``options``; return it unchanged.
+
+    The plugin's names are the official ones, so nothing is renamed (``module.`` prefixes are removed before).
+    """
+    options = dict(options)
+    network = NETWORK_CLASSES[options.pop('type')]
+    check_names_and_shapes(state_dict, expected_shapes(partial(network, **options)), name)
+    return dict(state_dict)
+
+
+def recognise(state_dict):
+    """The SPARNet-family network whose (``module.``-free) state dict this is, or None."""
+    if _is_generator(state_dict):
+        options = generator_options(state_dict)
+    elif _is_discriminator(state_dict):
+        options = discriminator_options(state_dict)
+    else:
+        return None
+    options = _without_defaults(options)
+    name = _name(options)
+    return OfficialNetwork(name, options, partial(convert_state_dict, options=options, name=name))
