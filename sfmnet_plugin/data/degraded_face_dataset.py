@@ -27,6 +27,8 @@ class DegradedFaceDataset(PairedFaceDataset):
             seeded with ``(degradation_seed, i)``): a fixed validation set. When absent (training), every draw is
             new, seeded from numpy's global generator, which BasicSR seeds per DataLoader worker from
             ``manual_seed``, so a run is reproducible for a given number of workers.
+        num_images (int, optional): use only the first ``num_images`` images (sorted keys), e.g. a quick
+            validation subset of FFHQ's 10,000 validation faces.
         use_hflip (bool): random horizontal flip of the HR with p 0.5 (training only; default False, the spec
             names none).
 
@@ -39,6 +41,10 @@ class DegradedFaceDataset(PairedFaceDataset):
             raise ValueError('DegradedFaceDataset makes the LR from the HR: remove dataroot_lq '
                              f'({opt["dataroot_lq"]!r}), or use PairedFaceDataset for stored LR images.')
         super().__init__(opt)
+        if opt.get('num_images') is not None:
+            if int(opt['num_images']) < 1:
+                raise ValueError(f'DegradedFaceDataset num_images must be positive, got {opt["num_images"]}.')
+            self.keys = self.keys[:int(opt['num_images'])]
         self.hr_size = opt.get('hr_size')
         if self.hr_size is not None:
             check_divisible(self.hr_size, self.hr_size, self.scale, f'DegradedFaceDataset hr_size {self.hr_size}')
