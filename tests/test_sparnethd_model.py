@@ -187,3 +187,18 @@ def test_tiny_gan_run_logs_every_term_saves_g_ema_d_and_resumes(face_folders, tm
     restorer = FaceRestorer(str(experiment / 'models' / 'net_g_6.pth'), network=TINY_G, device='cpu')
     restored = restorer.restore(torch.rand(1, 3, SIZE, SIZE))
     assert restored.shape == (1, 3, SIZE, SIZE) and torch.isfinite(restored).all()
+
+
+def test_feature_matching_loss_checks_its_inputs():
+    from sfmnet_plugin.losses.feature_matching_loss import MultiScaleFeatureMatchingLoss
+
+    features = [[torch.ones(1, 2, 4, 4), torch.zeros(1, 1, 2, 2)]]
+    shifted = [[torch.full((1, 2, 4, 4), 3.0), torch.ones(1, 1, 2, 2)]]
+    assert MultiScaleFeatureMatchingLoss(loss_weight=10)(shifted, features) == pytest.approx(20)  # logits ignored
+    assert MultiScaleFeatureMatchingLoss(criterion='l2')(shifted, features) == pytest.approx(4)
+    with pytest.raises(ValueError, match='same non-zero number of scales'):
+        MultiScaleFeatureMatchingLoss()(features, features * 2)
+    with pytest.raises(ValueError, match='return_features=True'):
+        MultiScaleFeatureMatchingLoss()([torch.ones(1)], [torch.ones(1)])
+    with pytest.raises(ValueError, match='criterion'):
+        MultiScaleFeatureMatchingLoss(criterion='l3')
