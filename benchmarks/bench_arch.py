@@ -12,10 +12,10 @@ stage-1 loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), o
 (``--size / --scale``) and upsamples it itself, a discriminator the ``--size`` image.
 
 MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
-(``output elements x in_channels / groups x kernel area``), like the spec's conv count (30.57 G for SFMNet);
-FFTs, attention matmuls and element-wise ops are not included. Peak memory: ``max_memory_allocated`` on CUDA,
-the process's peak RSS on CPU (each model runs in its own process, so that includes the ~0.3-0.5 GB of
-torch itself). Prints a Markdown table.
+(``sfmnet_plugin.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the spec's conv
+count (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not included.
+Peak memory: ``max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each model runs in its own
+process, so that includes the ~0.3-0.5 GB of torch itself). Prints a Markdown table.
 
 ``--keep-freed-memory`` (CPU, glibc): by default glibc serves every large tensor with a fresh ``mmap`` and
 unmaps it on free, so each iteration page-faults the whole working set (gigabytes for SFMNet at batch 8)
@@ -28,9 +28,7 @@ import multiprocessing
 import os
 import platform
 import resource
-import statistics
 import sys
-import time
 from functools import partial
 
 BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency')
@@ -73,31 +71,6 @@ def build_model(name, args):
     return SFMNetFrequencyDiscriminator(input_size=args.size)
 
 
-def count_macs_per_image(model, inputs):
-    """Conv2d + Linear multiply-accumulates of one forward, divided by the batch size."""
-    import torch
-    from torch import nn
-
-    total = 0
-
-    def conv_hook(module, args, out):
-        nonlocal total
-        kernel_area = module.kernel_size[0] * module.kernel_size[1]
-        total += out.numel() * (module.in_channels // module.groups) * kernel_area
-
-    def linear_hook(module, args, out):
-        nonlocal total
-        total += out.numel() * module.in_features
-
-    handles = [module.register_forward_hook(conv_hook if isinstance(module, nn.Conv2d) else linear_hook)
-               for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(inputs)
-    for handle in handles:
-        handle.remove()
-    return total / inputs.shape[0]
-
-
 def stage1_loss(outputs, target):
     """SFMNet's PSNR-stage loss (spec section 5); the Fourier terms in float32 with autocast off."""
     import torch
@@ -112,23 +85,12 @@ def stage1_loss(outputs, target):
     return loss + 0.01 * fourier
 
 
-def time_runs(fn, warmup, repeats, synchronize):
-    for _ in range(warmup):
-        fn()
-    synchronize()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), min(seconds)
-
-
 def measure(name, args):
     """Every number of one model, in a fresh process (so peak RSS belongs to this model)."""
     import torch
     import torch.nn.functional as F
+
+    from sfmnet_plugin.profiling import count_macs_per_image, time_runs
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -13,7 +13,7 @@ import numpy as np
 CONTACT_SHEET_COLUMNS = ('LR', 'Bicubic', 'SR', 'HR')
 
 
-def _replace_atomically(path, write):
+def replace_atomically(path, write):
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
     partial = f'{path}.partial'
     write(partial)
@@ -32,7 +32,7 @@ def write_metrics_csv(path, rows, metric_names):
             for row in rows:
                 writer.writerow({k: (f'{v:.6f}' if isinstance(v, float) else v) for k, v in row.items()})
 
-    _replace_atomically(path, write)
+    replace_atomically(path, write)
 
 
 def summarize(rows, metric_names):
@@ -54,7 +54,7 @@ def write_summary_markdown(path, title, rows, metric_names, method_name='SFMNet'
         with open(target, 'w', encoding='utf-8') as f:
             f.write('\n'.join(lines) + '\n')
 
-    _replace_atomically(path, write)
+    replace_atomically(path, write)
     return means
 
 
@@ -65,18 +65,20 @@ def _labelled(image, label, height=18):
     return np.concatenate([band, image], axis=0)
 
 
-def contact_sheet(panels, gap=2):
-    """Tile rows of ``(LR, bicubic, SR, HR)`` BGR uint8 images into one image.
+def contact_sheet(panels, gap=2, columns=CONTACT_SHEET_COLUMNS):
+    """Tile rows of BGR uint8 images, one per column of ``columns`` (default ``(LR, bicubic, SR, HR)``), into one image.
 
-    The LR image is enlarged with nearest-neighbour sampling so its pixels stay visible; every row
-    gets the image name, every column its role.
+    The first column is the LR image, enlarged with nearest-neighbour sampling so its pixels stay
+    visible, the last one the HR; every row gets the image name, every column its role.
     """
     rows = []
     for name, images in panels:
+        if len(images) != len(columns):
+            raise ValueError(f'contact sheet row {name!r} has {len(images)} images for {len(columns)} columns.')
         height, width = images[-1].shape[:2]
         lr = cv2.resize(images[0], (width, height), interpolation=cv2.INTER_NEAREST)
-        tiles = [_labelled(img, f'{role} {name}' if role == 'LR' else role)
-                 for role, img in zip(CONTACT_SHEET_COLUMNS, (lr, *images[1:]))]
+        tiles = [_labelled(img, f'{role} {name}' if index == 0 else role)
+                 for index, (role, img) in enumerate(zip(columns, (lr, *images[1:])))]
         spacer = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
         row = tiles[0]
         for tile in tiles[1:]:
@@ -89,9 +91,9 @@ def contact_sheet(panels, gap=2):
     return sheet
 
 
-def write_contact_sheet(path, panels):
+def write_contact_sheet(path, panels, columns=CONTACT_SHEET_COLUMNS):
     """Write :func:`contact_sheet` of ``panels`` as a PNG."""
-    ok, encoded = cv2.imencode('.png', contact_sheet(panels))
+    ok, encoded = cv2.imencode('.png', contact_sheet(panels, columns=columns))
     if not ok:
         raise RuntimeError(f'could not encode the contact sheet for {path!r}')
-    _replace_atomically(path, lambda target: encoded.tofile(target))
+    replace_atomically(path, lambda target: encoded.tofile(target))

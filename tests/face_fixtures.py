@@ -301,3 +301,15 @@ def read_lines(path):
 def pil_downsample(hr, scale):
     """The DIC/SFMNet LR, written out independently of the plugin: PIL bicubic to 1/scale."""
     return np.array(Image.fromarray(hr).resize((hr.shape[1] // scale, hr.shape[0] // scale), Image.BICUBIC))
+
+
+def aligned_public_domain_faces(size=128):
+    """RGB ``size`` x ``size`` crops aligned on the face template: Eileen Collins (the astronaut), the same
+    photo jittered and mirrored (the same person, another crop), and Grace Hopper (another person)."""
+    from sfmnet_plugin.faces import Jitter, align_face
+
+    astro, grace = Image.fromarray(astronaut()), Image.fromarray(grace_hopper())
+    jitter = Jitter(degrees=5, scale=1.05, shift=(0.03, -0.02), mirrored=True)
+    return {'astronaut': np.array(align_face(astro, ASTRONAUT_POINTS, size)),
+            'astronaut_jittered': np.array(align_face(astro, ASTRONAUT_POINTS, size, jitter)),
+            'grace_hopper': np.array(align_face(grace, GRACE_HOPPER_POINTS, size))}

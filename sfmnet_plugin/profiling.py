@@ -1,0 +1,53 @@
+"""What a network costs: parameters, multiply-accumulates per image and latency (``benchmarks/``, the benchmark).
+
+MACs count every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks (``output elements x in_channels / groups x
+kernel area``; ``output elements x in_features``), the convention of the papers' tables and of the SFMNet spec
+(30.57 G for SFMNet x8): FFTs, attention matmuls and element-wise operations are not included.
+"""
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs_per_image(model, inputs):
+    """Conv2d + Linear multiply-accumulates of one forward of ``inputs``, divided by the batch size."""
+    total = 0
+
+    def conv_hook(module, args, out):
+        nonlocal total
+        kernel_area = module.kernel_size[0] * module.kernel_size[1]
+        total += out.numel() * (module.in_channels // module.groups) * kernel_area
+
+    def linear_hook(module, args, out):
+        nonlocal total
+        total += out.numel() * module.in_features
+
+    handles = [module.register_forward_hook(conv_hook if isinstance(module, nn.Conv2d) else linear_hook)
+               for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total / inputs.shape[0]
+
+
+def time_runs(fn, warmup, repeats, synchronize=lambda: None):
+    """(median, min) seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    synchronize()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), min(seconds)

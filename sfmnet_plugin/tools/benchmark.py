@@ -1,0 +1,106 @@
+"""``sfmnet-benchmark``: compare face-SR methods on one test set with the same metric code.
+
+Usage::
+
+    sfmnet-benchmark --gt HR(.lmdb|folder) [--lq LR(.lmdb|folder)] [--scale 8] --output DIR
+                     [--bicubic [NAME]] [--network NAME CHECKPOINT [OPTION_FILE]]... [--folder NAME SR_DIR]...
+                     [--metrics sfmnet sparnet dic lpips identity nme identity_arcface]
+                     [--lpips-weights alexnet-owt-7be5be79.pth] [--arcface-onnx arcface.onnx]
+                     [--device auto|cpu|cuda] [--latency-repeats N] [--sheet-images N] [--overwrite]
+
+Methods appear in the table in the order given. ``--network`` takes a BasicSR checkpoint (or an official one) and
+the option file whose ``network_g`` it was trained with (default: SFMNet at ``--scale``); ``--folder`` takes SR
+images written by any code, named like the HR images. Writes ``table.md``, ``table.csv``, ``per_image.csv``,
+``contact_sheet.png`` and ``quality_vs_cost.png`` into DIR (see ``sfmnet_plugin.benchmark``).
+"""
+import argparse
+import sys
+
+from sfmnet_plugin.benchmark import (
+    ALL_METRICS,
+    BenchmarkError,
+    Bicubic,
+    Network,
+    SrFolder,
+    TestSet,
+    run_benchmark,
+)
+
+
+class _AppendMethod(argparse.Action):
+    """Collect --bicubic / --network / --folder into one list, keeping the command line's order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        values = values if isinstance(values, list) else [values]
+        if option_string == '--network' and len(values) not in (2, 3):
+            parser.error('--network takes NAME CHECKPOINT [OPTION_FILE].')
+        methods = getattr(namespace, 'methods', None) or []
+        methods.append((option_string, [v for v in values if v is not None]))
+        namespace.methods = methods
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='sfmnet-benchmark', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group('test set')
+    data.add_argument('--gt', required=True, help='HR images: an LMDB (*.lmdb) or a folder')
+    data.add_argument('--lq', help='LR images with the same names (default: made from the HR by --downsampler)')
+    data.add_argument('--scale', type=int, default=8, help='HR size / LR size (default: %(default)s)')
+    data.add_argument('--downsampler', choices=['pil_bicubic', 'matlab_bicubic'], default='pil_bicubic',
+                      help='how the LR is made when --lq is not given (default: %(default)s)')
+    data.add_argument('--name', help='test set name in the table (default: the --gt folder name)')
+    methods = parser.add_argument_group('methods (at least one; table order = command-line order)')
+    methods.add_argument('--bicubic', nargs='?', const='Bicubic', action=_AppendMethod, metavar='NAME',
+                         help='the bicubic baseline (PIL bicubic)')
+    methods.add_argument('--network', nargs='+', action=_AppendMethod, metavar='ARG',
+                         help='NAME CHECKPOINT [OPTION_FILE]: a registered network and its weights')
+    methods.add_argument('--folder', nargs=2, action=_AppendMethod, metavar=('NAME', 'SR_DIR'),
+                         help='SR images made by other code, named like the HR images')
+    parser.add_argument('--metrics', nargs='+', choices=ALL_METRICS, metavar='METRIC',
+                        help=f'metric groups among {", ".join(ALL_METRICS)} (default: sfmnet sparnet dic lpips '
+                             'identity nme, leaving out with a note those that cannot run here)')
+    parser.add_argument('--lpips-weights', help='local torchvision AlexNet weights for LPIPS')
+    parser.add_argument('--arcface-onnx', help='local ArcFace-style ONNX model for identity_arcface')
+    parser.add_argument('--output', required=True, help='folder for the results (created)')
+    parser.add_argument('--overwrite', action='store_true', help='replace the results of an earlier benchmark there')
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                        help='where networks run (default: %(default)s)')
+    parser.add_argument('--latency-repeats', type=int, default=5,
+                        help='timed batch-1 forward passes per network, 0 to skip (default: %(default)s)')
+    parser.add_argument('--sheet-images', type=int, default=4,
+                        help='rows of the contact sheet, 0 for none (default: %(default)s)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
+def to_method(option, values):
+    if option == '--bicubic':
+        return Bicubic(*values)
+    if option == '--network':
+        return Network(*values)
+    return SrFolder(*values)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.latency_repeats < 0 or args.sheet_images < 0 or args.scale < 1:
+        parser.error('--scale must be positive, --latency-repeats and --sheet-images not negative.')
+    methods = [to_method(option, values) for option, values in getattr(args, 'methods', None) or []]
+    try:
+        result = run_benchmark(TestSet(args.gt, args.lq, args.scale, args.downsampler, args.name), methods,
+                               args.output, metrics=args.metrics, lpips_weights=args.lpips_weights,
+                               arcface_onnx=args.arcface_onnx, device=args.device,
+                               latency_repeats=args.latency_repeats, sheet_images=args.sheet_images,
+                               overwrite=args.overwrite, progress=not args.no_progress)
+    except BenchmarkError as error:
+        print(f'sfmnet-benchmark: error: {error}', file=sys.stderr)
+        return 1
+    with open(result.files['table.md'], encoding='utf-8') as f:
+        print(f.read())
+    print(f'Results in {args.output}: {", ".join(sorted(result.files))}.')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
