@@ -1,15 +1,19 @@
-"""Benchmark SFMNet and its discriminators: parameters, MACs, latency, training-step time, peak memory.
+"""Benchmark SFMNet, SPARNet and their discriminators: parameters, MACs, latency, training step, peak memory.
 
-    python benchmarks/bench_arch.py                                   # every model, CPU, defaults below
-    python benchmarks/bench_arch.py --models sfmnet --threads 2 --warmup 1 --repeats 3
+    python benchmarks/bench_arch.py                                   # the default models, CPU, defaults below
+    python benchmarks/bench_arch.py --models sfmnet sparnet --threads 2 --warmup 1 --repeats 3
+    python benchmarks/bench_arch.py --models sparnethd sparnethd-d --hd-size 256   # SPARNetHD at a small size
     python benchmarks/bench_arch.py --device cuda --amp bf16 --channels-last --compile
 
 Method (the spec's section 9 harness, extended): ``--warmup`` untimed runs, then the median (and min) of
 ``--repeats`` timed runs. Forward: ``eval()`` under ``no_grad`` for each ``--batch-sizes``. Training step:
-``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; the generator uses the
-stage-1 loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), on sr_fre)``, a discriminator
-``BCEWithLogits(logits, 1)``. Inputs are random data in [0, 1]: the generator gets the LR face
-(``--size / --scale``) and upsamples it itself, a discriminator the ``--size`` image.
+``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; SFMNet uses its stage-1
+loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), on sr_fre)``, SPARNet its official L1 (and
+SPARNetHD L1 alone, without its GAN and perceptual terms), a discriminator ``BCEWithLogits(logits, 1)`` (summed
+over the scales of the multi-scale one). Inputs are random data in [0, 1]: SFMNet and SPARNet get the LR face
+(``--size / --scale``) and upsample it themselves, a discriminator the ``--size`` image; SPARNetHD and its
+discriminator take a ``--hd-size`` image (SPARNetHD restores a face already at its output size). SPARNetHD is
+heavy (181 GMACs at the default --hd-size 256, 724 G at its native 512x512), so it is not among the default models.
 
 MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
 (``sfmnet_plugin.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the spec's conv
@@ -31,13 +35,15 @@ import resource
 import sys
 from functools import partial
 
-BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency')
+BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'sparnethd',
+                    'sparnethd-d')
+DEFAULT_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light')
 TINY_SFMNET = dict(num_feat=16, num_heads=2)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', nargs='+', choices=BENCHMARK_MODELS, default=list(BENCHMARK_MODELS))
+    parser.add_argument('--models', nargs='+', choices=BENCHMARK_MODELS, default=list(DEFAULT_MODELS))
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
     parser.add_argument('--warmup', type=int, default=2)
@@ -45,7 +51,9 @@ def parse_args(argv=None):
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8], help='forward (eval) batch sizes')
     parser.add_argument('--train-batch-size', type=int, default=8, help='batch size of the training step (0: skip)')
     parser.add_argument('--size', type=int, default=128, help='HR image size')
-    parser.add_argument('--scale', type=int, default=8, help='SFMNet upscale factor (LR size = size / scale)')
+    parser.add_argument('--scale', type=int, default=8, help='SFMNet/SPARNet factor (LR size = size / scale)')
+    parser.add_argument('--hd-size', type=int, default=256,
+                        help='image size for SPARNetHD and its discriminator (the discriminator needs >= 132)')
     parser.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none', help='autocast dtype')
     parser.add_argument('--channels-last', action='store_true', help='channels_last weights and inputs')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
@@ -55,20 +63,39 @@ def parse_args(argv=None):
 
 
 def build_model(name, args):
+    """``(model, input size, kind)``; kind: 'sfmnet', 'generator' (one image out) or 'discriminator'."""
     import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
     from sfmnet_plugin.archs.lightcnn_discriminator_arch import (
         SFMNetFrequencyDiscriminator,
         SFMNetSpatialDiscriminator,
     )
+    from sfmnet_plugin.archs.patch_discriminator_arch import MultiScalePatchDiscriminator
     from sfmnet_plugin.archs.sfmnet_arch import SFMNet
+    from sfmnet_plugin.archs.sparnet_arch import SPARNet, SPARNetHD
 
-    if name == 'sfmnet':
-        return SFMNet(upscale=args.scale)
-    if name == 'sfmnet-tiny':
-        return SFMNet(upscale=args.scale, **TINY_SFMNET)
-    if name == 'd-spatial':
-        return SFMNetSpatialDiscriminator(input_size=args.size)
-    return SFMNetFrequencyDiscriminator(input_size=args.size)
+    lr_size = args.size // args.scale
+    builders = {
+        'sfmnet': lambda: (SFMNet(upscale=args.scale), lr_size, 'sfmnet'),
+        'sfmnet-tiny': lambda: (SFMNet(upscale=args.scale, **TINY_SFMNET), lr_size, 'sfmnet'),
+        'd-spatial': lambda: (SFMNetSpatialDiscriminator(input_size=args.size), args.size, 'discriminator'),
+        'd-frequency': lambda: (SFMNetFrequencyDiscriminator(input_size=args.size), args.size, 'discriminator'),
+        'sparnet': lambda: (SPARNet(upscale=args.scale), lr_size, 'generator'),
+        'sparnet-light': lambda: (SPARNet(upscale=args.scale, res_depth=1, att_name='spar3d'), lr_size, 'generator'),
+        'sparnethd': lambda: (SPARNetHD(), args.hd_size, 'generator'),
+        'sparnethd-d': lambda: (MultiScalePatchDiscriminator(), args.hd_size, 'discriminator'),
+    }
+    return builders[name]()
+
+
+def discriminator_loss(outputs):
+    """``BCEWithLogits(logits, 1)``, summed over the scales of a multi-scale discriminator (features dropped)."""
+    import torch
+    import torch.nn.functional as F
+
+    if isinstance(outputs, torch.Tensor):
+        outputs = [outputs]
+    logits = [scale[-1] if isinstance(scale, (list, tuple)) else scale for scale in outputs]
+    return sum(F.binary_cross_entropy_with_logits(t.float(), torch.ones_like(t, dtype=torch.float32)) for t in logits)
 
 
 def stage1_loss(outputs, target):
@@ -96,11 +123,11 @@ def measure(name, args):
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    is_generator = name.startswith('sfmnet')
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = build_model(name, args).to(device, memory_format=memory_format)
+    model, input_size, kind = build_model(name, args)
+    model = model.to(device, memory_format=memory_format)
     num_params = sum(p.numel() for p in model.parameters())
-    input_size = args.size // args.scale if is_generator else args.size
+    output_size = args.hd_size if name.startswith('sparnethd') else args.size
 
     def random_inputs(batch):
         return torch.rand(batch, 3, input_size, input_size, device=device).to(memory_format=memory_format)
@@ -130,16 +157,17 @@ def measure(name, args):
         model.train()
         batch = args.train_batch_size
         inputs = random_inputs(batch)
-        target = torch.rand(batch, 3, args.size, args.size, device=device)
+        target = torch.rand(batch, 3, output_size, output_size, device=device)
 
         def train_step():
             model.zero_grad(set_to_none=True)
             with autocast():
-                if is_generator:
+                if kind == 'sfmnet':
                     loss = stage1_loss(runner(inputs, return_frequency=True), target)
+                elif kind == 'generator':
+                    loss = F.l1_loss(runner(inputs).float(), target)
                 else:
-                    logits = runner(inputs).float()
-                    loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+                    loss = discriminator_loss(runner(inputs))
             loss.backward()
 
         row['train'] = time_runs(train_step, args.warmup, args.repeats, synchronize)
@@ -194,7 +222,8 @@ def main(argv=None):
         f'torch {torch.__version__}', f'device {args.device} ({hardware})',
         f'threads {args.threads or torch.get_num_threads()}', f'amp {args.amp}',
         f'channels_last {args.channels_last}', f'compile {args.compile}',
-        f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'SFMNet x{args.scale}',
+        f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'SFMNet/SPARNet x{args.scale}',
+        *([f'SPARNetHD {args.hd_size}x{args.hd_size}'] if any(m.startswith('sparnethd') for m in args.models) else []),
         f'warmup {args.warmup}', f'median of {args.repeats}', f'load average {os.getloadavg()[0]:.1f}',
     ]
     print(', '.join(settings) + '\n')

@@ -133,6 +133,11 @@ def test_a_wrong_checkpoint_names_the_first_mismatched_key(sparnet_sd):
     broken = dict(sparnet_sd, **{'encoder.1.extra.weight': torch.zeros(1)})
     with pytest.raises(CheckpointConversionError, match="first mismatch: unexpected key 'encoder.1.extra.weight'"):
         convert_official_checkpoint(broken)
+    discriminator = official_state_dict('SPARNetHD MultiScaleDiscriminator', device='meta')
+    del discriminator['D_pool.1.model.2.conv2d.weight_u']
+    with pytest.raises(CheckpointConversionError, match="^Not an official SPARNetHD multi-scale discriminator state "
+                                                        "dict: first mismatch: missing key 'D_pool.1.model.2.conv2d"):
+        convert_official_checkpoint(discriminator)
     with pytest.raises(CheckpointConversionError, match='Not an official checkpoint of a known network'):
         convert_official_checkpoint({'conv_first.weight': torch.zeros(1)})
     assert recognise_official_checkpoint({'conv_first.weight': torch.zeros(1)}) is None
@@ -181,6 +186,8 @@ def test_infer_takes_raw_official_and_converted_sparnet_checkpoints(tmp_path, sp
     np.testing.assert_array_equal(restorer.restore_image(lr), expected)
 
     Image.fromarray(lr).save(tmp_path / 'face.png')
-    assert infer_main([str(tmp_path / 'face.png'), '--output', str(tmp_path / 'out'), '--checkpoint', str(converted),
-                       '--arch-json', json.dumps({'type': 'SPARNet'}), '--device', 'cpu']) == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'out' / 'face.png')), expected)
+    for checkpoint, arch in [(converted, []), (raw, ['--arch-json', json.dumps({'type': 'SPARNet'})])]:
+        output = tmp_path / f'out_{checkpoint.stem}'
+        assert infer_main([str(tmp_path / 'face.png'), '--output', str(output), '--checkpoint', str(checkpoint),
+                           '--device', 'cpu', *arch]) == 0
+        np.testing.assert_array_equal(np.asarray(Image.open(output / 'face.png')), expected)

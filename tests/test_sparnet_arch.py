@@ -131,12 +131,18 @@ def test_odd_intermediate_sizes_are_repaired_and_wrong_sizes_rejected():
         model(torch.rand(1, 3, 30, 32))
 
 
-def test_without_a_norm_the_input_is_not_overwritten():
+def test_without_a_norm_the_input_is_not_overwritten_and_the_official_bug_is_an_option():
+    torch.manual_seed(0)
     block = FaceAttentionUnit(8, 8, norm_type='none')  # official in-place LeakyReLU overwrote x here (spec 9.2)
+    buggy = FaceAttentionUnit(8, 8, norm_type='none', official_inplace_preactivation=True)
+    buggy.load_state_dict(block.state_dict())
     x = torch.randn(1, 8, 8, 8)
     original = x.clone()
-    block(x)
+    with torch.no_grad():
+        intended, official = block(x), buggy(x)
     assert torch.equal(x, original)
+    # the official shortcut carried LeakyReLU(x) instead of x; the attended residual is the same
+    torch.testing.assert_close(official - intended, torch.nn.functional.leaky_relu(x, 0.2) - x)
 
 
 @torch.no_grad()

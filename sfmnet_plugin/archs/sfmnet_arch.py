@@ -3,7 +3,7 @@
 Re-implemented from the written specification of the official code (``shared/reference/sfmnet_spec.md``,
 sections 1-3 and 10). With the default arguments the network is the official ``TwoBranch``: 8,799,622
 parameters, the same operations in the same order, and official checkpoints load after
-:func:`sfmnet_plugin.tools.convert_official.convert_official_state_dict` renames their keys.
+:func:`sfmnet_plugin.checkpoints.sfmnet.convert_official_state_dict` renames their keys.
 
 Data flow for the official configuration (x8, 16x16 LR face, ``C = 64``, ``num_levels = 3``)::
 

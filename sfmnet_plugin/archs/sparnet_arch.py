@@ -55,7 +55,8 @@ class SPARNet(nn.Module):
         min_ch, max_ch: channel range; every width is clipped to ``[min_ch, max_ch]`` (32, 128).
         in_size, out_size, min_feat_size: define the structure as in the official code (128, 128, 16):
             ``log2(in_size / min_feat_size)`` down-FAUs and ``log2(out_size / min_feat_size)`` up-FAUs. The network
-            is fully convolutional; the sizes are not enforced at run time.
+            is fully convolutional; the sizes are not enforced at run time (with ``out_size != in_size`` the output
+            is ``out_size / in_size`` times the upsampled input).
         res_depth: body FAUs = ``res_depth + 3 - down_steps`` (10 with the defaults).
         relu_type: 'leakyrelu' (0.2, default), 'prelu', 'relu', 'selu' or 'none'.
         norm_type: 'bn' (default), 'in' (SPARNetHD) or 'none'.
@@ -64,6 +65,8 @@ class SPARNet(nn.Module):
         spectral_norm: spectral normalisation on every conv (SPARNetHD).
         official_init: re-initialise as the official training did (conv N(0, 0.02), BatchNorm weight N(1, 0.02),
             biases 0); off means PyTorch's default initialisation.
+        official_inplace_preactivation: reproduce the official in-place activation bug of ``norm_type='none'``
+            (see :class:`~sfmnet_plugin.archs.sparnet_blocks.FaceAttentionUnit`); no effect with a norm.
 
     ``forward(x)``: ``B x 3 x h x w`` -> ``B x 3 x (h * upscale) x (w * upscale)``; the upsampled size must be a
     multiple of ``2 ** down_steps`` (the official network returns a larger image otherwise, spec 3.3).
@@ -75,7 +78,8 @@ class SPARNet(nn.Module):
     def __init__(self, upscale: int = 8, min_ch: int = 32, max_ch: int = 128, in_size: int = 128,
                  out_size: int = 128, min_feat_size: int = 16, res_depth: int = 10, relu_type: str = 'leakyrelu',
                  norm_type: str = 'bn', att_name: str = 'spar', bottleneck_size: int = 4,
-                 spectral_norm: bool = False, official_init: bool = False):
+                 spectral_norm: bool = False, official_init: bool = False,
+                 official_inplace_preactivation: bool = False):
         super().__init__()
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'SPARNet upscale must be a positive integer, got {upscale!r}.')
@@ -97,7 +101,8 @@ class SPARNet(nn.Module):
             raise ValueError(f'SPARNet res_depth={res_depth} gives {num_body} body FAUs; it must be at least '
                              f'{down_steps - 3}.')
         base_ch = clip(max_ch // (down_steps + 1))  # 32 for SPARNet, 102 for SPARNetHD
-        blocks = dict(att_name=att_name, norm_type=norm_type, relu_type=relu_type, spectral_norm=spectral_norm)
+        blocks = dict(att_name=att_name, norm_type=norm_type, relu_type=relu_type, spectral_norm=spectral_norm,
+                      official_inplace_preactivation=official_inplace_preactivation)
 
         # B x 3 x H x W -> B x base_ch x H x W -> (down_steps FAUs, each halving) -> B x clip(base_ch 2^k) x H/2^k ...
         encoder = [ConvLayer(3, base_ch, 3, spectral_norm=spectral_norm)]
@@ -161,11 +166,12 @@ class SPARNetHD(SPARNet):
     def __init__(self, upscale: int = 1, min_ch: int = 32, max_ch: int = 512, in_size: int = 512,
                  out_size: int = 512, min_feat_size: int = 32, res_depth: int = 10, relu_type: str = 'leakyrelu',
                  norm_type: str = 'in', att_name: str = 'spar', bottleneck_size: int = 4,
-                 spectral_norm: bool = True, official_init: bool = False):
+                 spectral_norm: bool = True, official_init: bool = False,
+                 official_inplace_preactivation: bool = False):
         super().__init__(upscale=upscale, min_ch=min_ch, max_ch=max_ch, in_size=in_size, out_size=out_size,
                          min_feat_size=min_feat_size, res_depth=res_depth, relu_type=relu_type, norm_type=norm_type,
                          att_name=att_name, bottleneck_size=bottleneck_size, spectral_norm=spectral_norm,
-                         official_init=official_init)
+                         official_init=official_init, official_inplace_preactivation=official_inplace_preactivation)
 
 
 __all__ = ['SPARNet', 'SPARNetHD']

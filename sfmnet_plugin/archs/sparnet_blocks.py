@@ -157,13 +157,21 @@ class FaceAttentionUnit(nn.Module):
         att_func:      r -> r * M(r), M from an hourglass of depth ``hg_depth`` (identity if ``hg_depth`` is 0)
 
     The mask multiplies only the residual branch, not the sum (spec 9.5).
+
+    ``official_inplace_preactivation``: with ``norm_type='none'`` and an identity shortcut, the official in-place
+    activation overwrote the block input before it was added, so the shortcut carried ``act(x)`` (spec 9.2). True
+    reproduces that result (without modifying the caller's tensor); the default adds ``x``. No released network is
+    affected (all have a norm).
     """
 
     def __init__(self, in_ch: int, out_ch: int, scale: str = 'none', hg_depth: int = 2, att_name: str = 'spar',
-                 norm_type: str = 'bn', relu_type: str = 'leakyrelu', spectral_norm: bool = False):
+                 norm_type: str = 'bn', relu_type: str = 'leakyrelu', spectral_norm: bool = False,
+                 official_inplace_preactivation: bool = False):
         super().__init__()
         check_choice('att_name', att_name, ATTENTION_TYPES)
-        if scale == 'none' and in_ch == out_ch:
+        identity_shortcut = scale == 'none' and in_ch == out_ch
+        self.shortcut_is_activated_input = official_inplace_preactivation and identity_shortcut and norm_type == 'none'
+        if identity_shortcut:
             self.shortcut_func = nn.Identity()
         else:
             self.shortcut_func = ConvLayer(in_ch, out_ch, 3, scale, spectral_norm=spectral_norm)
@@ -177,8 +185,10 @@ class FaceAttentionUnit(nn.Module):
                          if hg_depth > 0 else nn.Identity())
 
     def forward(self, x: Tensor) -> Tensor:
-        residual = self.conv2(self.conv1(self.preact_func(x)))
-        return self.shortcut_func(x) + self.att_func(residual)
+        activated = self.preact_func(x)
+        residual = self.conv2(self.conv1(activated))
+        shortcut = activated if self.shortcut_is_activated_input else self.shortcut_func(x)
+        return shortcut + self.att_func(residual)
 
 
 def official_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:

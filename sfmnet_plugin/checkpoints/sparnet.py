@@ -60,7 +60,7 @@ def _relu_type(state_dict):
 
 
 def _is_generator(state_dict):
-    return _conv_weight(state_dict, 'encoder.0') is not None and _conv_weight(state_dict, 'out_conv') is not None
+    return all(_conv_weight(state_dict, prefix) is not None for prefix in ('encoder.0', 'encoder.1.conv1', 'out_conv'))
 
 
 def _is_discriminator(state_dict):
@@ -107,11 +107,12 @@ def generator_options(state_dict) -> dict:
 def discriminator_options(state_dict) -> dict:
     """``network_g``-style options of the multi-scale patch discriminator whose state dict this is."""
     first = _conv_weight(state_dict, 'D_pool.0.model.0')
-    widths = [_conv_weight(state_dict, f'D_pool.0.model.{i}').shape[0] for i in _indices(state_dict, 'D_pool.0.model.')]
+    layers = [_conv_weight(state_dict, f'D_pool.0.model.{i}') for i in _indices(state_dict, 'D_pool.0.model.')]
+    widths = [weight.shape[0] for weight in layers if weight is not None]  # a broken layer is reported by the check
     return {
         'type': 'MultiScalePatchDiscriminator',
         'in_ch': first.shape[1], 'base_ch': first.shape[0], 'max_ch': max(widths),
-        'n_layers': len(widths) - 1,
+        'n_layers': len(layers) - 1,
         'norm_type': _norm_type(state_dict, 'D_pool.0.model.1.'),
         'num_D': len(_indices(state_dict, 'D_pool.')),
         'spectral_norm': 'D_pool.0.model.0.conv2d.weight_orig' in state_dict,
