@@ -17,7 +17,7 @@ EXPECTED_REGISTRATIONS = {
     'arch': {'SFMNet', 'SFMNetSpatialDiscriminator', 'SFMNetFrequencyDiscriminator'},
     'dataset': {'PairedFaceDataset'},
     'loss': {'FrequencyLoss'},
-    'model': {'SFMNetModel', 'SFMNetGANModel'},
+    'model': {'FaceSRModel', 'SFMNetModel', 'SFMNetGANModel'},
     'metric': {'calculate_face_psnr', 'calculate_face_ssim', 'calculate_lpips'},
 }
 

@@ -1,11 +1,14 @@
-"""SFMNetModel / SFMNetGANModel: losses, the official-bug switches, and both stages through the launchers."""
+"""The face-SR models: FaceSRModel (with SPARNet), SFMNetModel and SFMNetGANModel: losses, the official-bug
+switches, and training/validation/testing through the launchers."""
 import copy
 import os
 import re
+from os import path as osp
 
+import numpy as np
 import pytest
 import torch
-from launch_helpers import free_port, read_training_log, run_launcher, write_real_face_pairs, write_yaml
+from launch_helpers import REPO_ROOT, free_port, read_training_log, run_launcher, write_real_face_pairs, write_yaml
 
 SCALE, GT_SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,
@@ -20,14 +23,24 @@ PSNR_LOSSES = {
     'frequency_opt': {'type': 'FrequencyLoss', 'loss_weight': 0.01},
 }
 ADAM = {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]}
+# A 32x32 SPARNet (2 down-FAUs to 8x8, hourglasses bottoming out at 2x2), 1.7 M parameters (the
+# hourglasses keep their 64 channels), the official init; the released recipe's L1 (weight 2, see the option file).
+TINY_SPARNET = {'type': 'SPARNet', 'upscale': SCALE, 'min_ch': 8, 'max_ch': 16, 'in_size': GT_SIZE,
+                'out_size': GT_SIZE, 'min_feat_size': 8, 'res_depth': 1, 'bottleneck_size': 8, 'official_init': True}
+SPARNET_LOSSES = {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 2.0}}
+# stage -> (model_type, network, losses); 'SPARNet' is the shared FaceSRModel with a SPARNet generator
+STAGES = {'SFMNetModel': ('SFMNetModel', TINY_SFMNET, PSNR_LOSSES),
+          'SFMNetGANModel': ('SFMNetGANModel', TINY_SFMNET, PSNR_LOSSES),
+          'SPARNet': ('FaceSRModel', TINY_SPARNET, SPARNET_LOSSES)}
 
 
 def model_options(stage, **train_overrides):
     """Options as BasicSR's parse_options would hand them to a model, for in-process tests."""
+    model_type, network, losses = STAGES[stage]
     train = {'optim_g': dict(ADAM), 'scheduler': {'type': 'MultiStepLR', 'milestones': [], 'gamma': 1.0},
-             **copy.deepcopy(PSNR_LOSSES)}
-    opt = {'name': 'unit', 'model_type': stage, 'is_train': True, 'dist': False, 'num_gpu': 0, 'rank': 0,
-           'world_size': 1, 'scale': SCALE, 'network_g': dict(TINY_SFMNET), 'path': {}, 'train': train,
+             **copy.deepcopy(losses)}
+    opt = {'name': 'unit', 'model_type': model_type, 'is_train': True, 'dist': False, 'num_gpu': 0, 'rank': 0,
+           'world_size': 1, 'scale': SCALE, 'network_g': dict(network), 'path': {}, 'train': train,
            'val': {'metrics': {}}}
     if stage == 'SFMNetGANModel':
         opt['network_d'] = {'type': 'SFMNetSpatialDiscriminator', **TINY_D}
@@ -178,13 +191,17 @@ def test_both_stages_train_validate_resume_and_chain(face_data, tmp_path):
     assert 'Resuming training from epoch' in read_training_log(gan_dir)
 
 
-@pytest.mark.parametrize('stage', ['SFMNetModel', 'SFMNetGANModel'])
+@pytest.mark.parametrize('stage', ['SFMNetModel', 'SFMNetGANModel', 'SPARNet'])
 def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
     """2 ranks x batch 1 see the same samples per step as 1 process x batch 2 (EnlargedSampler splits one
     permutation), DDP averages their gradients, and validation gathers every rank's images."""
     runs = tmp_path / 'runs'
     single = stage_options('single', face_data, stage)
     single['train']['total_iter'] = 2
+    if stage == 'SPARNet':
+        # BatchNorm statistics are per process under DDP (as they were per GPU under the official
+        # DataParallel), so 2 x 1 images differ from 1 x 2 by design; InstanceNorm (SPARNetHD's) does not.
+        single['network_g']['norm_type'] = 'in'
     # A random test VGG is seeded with seed + rank, so it would differ between ranks (real weights do not).
     single['train'].pop('perceptual_opt', None)
     # Adam's first steps are about lr * sign(gradient): float noise in near-zero gradients flips signs,
@@ -203,3 +220,128 @@ def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
     ddp_log = read_training_log(runs / 'experiments' / 'ddp')
     assert 'world_size: 2' in ddp_log
     assert last_validation_psnr(ddp_log) == pytest.approx(single_psnr, abs=2e-3)
+
+
+# ------------------------------------------------------------------------------- FaceSRModel with SPARNet
+
+def test_face_sr_model_trains_sparnet_with_the_official_l1():
+    model = build_model(model_options('SPARNet'))
+    assert type(model).__name__ == 'FaceSRModel'
+    model.feed_data(face_batch())
+    model.optimize_parameters(1)
+    log = model.get_current_log()
+    assert set(log) == {'l_pix', 'l_total'}
+    # SPARNet's loss: L1 on images in [-1, 1] (weight 2 on [0, 1] images gives the same value)
+    official = torch.nn.functional.l1_loss(2 * model.output.detach() - 1, 2 * model.gt - 1)
+    assert log['l_pix'] == pytest.approx(official.item(), rel=1e-5)
+
+
+def test_face_sr_model_serves_any_registered_network():
+    """A BasicSR network (no SFMNet or SPARNet code involved) trains with the shared options."""
+    options = model_options('SPARNet', mixed_precision='bf16', grad_clip_norm=0.5)
+    options['network_g'] = {'type': 'SRVGGNetCompact', 'num_feat': 8, 'num_conv': 2, 'upscale': SCALE}
+    model = build_model(options)
+    model.feed_data(face_batch())
+    model.optimize_parameters(1)
+    assert set(model.get_current_log()) == {'l_pix', 'l_total'}
+    assert torch.nn.utils.get_total_norm([p.grad for p in model.net_g.parameters()]) <= 0.5 + 1e-4
+    model.test()
+    assert model.output.shape == model.gt.shape
+
+
+def test_batchnorm_network_tests_with_running_statistics_and_ema_copies_them():
+    model = build_model(model_options('SPARNet', ema_decay=0.5))
+    model.feed_data(face_batch())
+    model.optimize_parameters(1)
+    ema_buffers = dict(model.net_g_ema.named_buffers())
+    for name, buffer in model.net_g.named_buffers():  # BasicSR's EMA averaged only the parameters
+        assert torch.equal(ema_buffers[name], buffer), name
+    batch = face_batch(seed=3)
+    model.feed_data(batch)
+    model.test()
+    together = model.output
+    model.feed_data({'lq': batch['lq'][1:], 'gt': batch['gt'][1:]})
+    model.test()
+    assert torch.allclose(model.output[0], together[1], atol=1e-5)  # eval mode: no batch statistics
+
+
+def test_sr_quantization_truncates_like_sparnet_or_rounds_like_basicsr():
+    from sfmnet_plugin.models.face_sr_model import quantize_sr
+
+    sr = torch.tensor([0.5, 1 / 255, 254.6 / 255, 1.2, -0.1]).view(1, 5, 1).repeat(3, 1, 1)
+    assert quantize_sr(sr, 'truncate')[:, 0, 0].tolist() == [127, 1, 254, 255, 0]
+    assert quantize_sr(sr, 'round')[:, 0, 0].tolist() == [128, 1, 255, 255, 0]
+
+
+def tiny_sparnet_options(name, face_data, tmp_path):
+    """A child of the shipped SPARNet recipe that only shrinks it: the recipe's augmentation, init, loss,
+    truncation and metrics run as they are."""
+    return {'_base_': osp.join(REPO_ROOT, 'options', '_base_', 'sparnet_celeba_x8.yml'), 'name': name,
+            'scale': SCALE, 'num_gpu': 0, 'manual_seed': 0,
+            'datasets': {'train': {'name': 'faces_train', 'dataroot_gt': f'{face_data}/train/gt',
+                                   'io_backend': {'type': 'disk'}, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2},
+                         'val_helen': {'name': 'faces_val', 'dataroot_gt': f'{face_data}/val/gt',
+                                       'dataroot_lq': f'{face_data}/val/lq', 'io_backend': {'type': 'disk'}}},
+            'network_g': {key: value for key, value in TINY_SPARNET.items() if key != 'type'},
+            'train': {'total_iter': 4}, 'val': {'val_freq': 2},
+            'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False}}
+
+
+def test_sparnet_recipe_trains_resumes_and_tests_with_reports(face_data, tmp_path):
+    import cv2
+    from basicsr.archs import build_network
+
+    from sfmnet_plugin.metrics.face_psnr_ssim_metric import calculate_face_psnr
+
+    runs = tmp_path / 'runs'
+    train_opt = write_yaml(tmp_path / 'train_sparnet.yml', tiny_sparnet_options('sparnet_tiny', face_data, tmp_path))
+    run_launcher(['basicsr/train.py', '-opt', str(train_opt)], runs)
+    experiment = runs / 'experiments' / 'sparnet_tiny'
+    log = read_training_log(experiment)
+    assert 'l_pix' in log and '# psnr:' in log and '# ssim:' in log and 'Bicubic baseline on faces_val' in log
+    run_launcher(['basicsr/train.py', '-opt', str(train_opt), '--auto_resume', '--force_yml', 'train:total_iter=6'],
+                 runs)
+    assert 'Resuming training from epoch' in read_training_log(experiment)
+    checkpoint = experiment / 'models' / 'net_g_6.pth'
+    assert checkpoint.is_file()
+
+    test_opt = {'_base_': osp.join(REPO_ROOT, 'options', 'test_SPARNet_x8.yml'), 'name': 'sparnet_tiny_test',
+                'scale': SCALE, 'num_gpu': 0,
+                'datasets': {'_delete_': True, 'test_1': {'name': 'Faces', 'type': 'PairedFaceDataset',
+                                                          'dataroot_gt': f'{face_data}/val/gt',
+                                                          'dataroot_lq': f'{face_data}/val/lq',
+                                                          'io_backend': {'type': 'disk'}}},
+                'network_g': {key: value for key, value in TINY_SPARNET.items() if key != 'type'},
+                'path': {'pretrain_network_g': str(checkpoint)}}
+    run_launcher(['basicsr/test.py', '-opt', str(write_yaml(tmp_path / 'test_sparnet.yml', test_opt))], runs)
+    results = runs / 'results' / 'sparnet_tiny_test'
+    # Two processes share the test images (BatchNorm in eval mode) and write the same report.
+    ddp_opt = write_yaml(tmp_path / 'test_sparnet_ddp.yml', dict(test_opt, name='sparnet_tiny_test_ddp'))
+    run_launcher(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+                  'basicsr/test.py', '-opt', str(ddp_opt), '--launcher', 'pytorch'], runs)
+    ddp_results = runs / 'results' / 'sparnet_tiny_test_ddp'
+    (ddp_log,) = [name for name in os.listdir(ddp_results) if name.endswith('.log')]
+    assert 'world_size: 2' in (ddp_results / ddp_log).read_text()
+    assert (ddp_results / 'Faces_metrics.csv').read_text() == (results / 'Faces_metrics.csv').read_text()
+    assert {'Faces_metrics.csv', 'Faces_summary.md', 'Faces_contact_sheet.png'} <= set(os.listdir(results))
+    assert '| SPARNet |' in (results / 'Faces_summary.md').read_text()
+
+    # The saved SR images are the network's output truncated to uint8 (SPARNet's test.py), and the CSV
+    # holds their SPARNet-protocol PSNR.
+    import csv
+
+    net = build_network(dict(TINY_SPARNET, official_init=False))
+    net.load_state_dict(torch.load(checkpoint, weights_only=True)['params'])
+    net.eval()
+    with open(results / 'Faces_metrics.csv', encoding='utf-8') as f:
+        rows = list(csv.DictReader(f))
+    assert [row['image'] for row in rows] == ['face000', 'face001']
+    for row in rows:
+        lq = cv2.imread(f'{face_data}/val/lq/{row["image"]}.png')[..., ::-1] / 255.0
+        with torch.no_grad():
+            sr = net(torch.from_numpy(lq.copy()).permute(2, 0, 1)[None].float())[0].clamp(0, 1)
+        expected = np.floor(sr.permute(1, 2, 0).numpy()[..., ::-1] * 255)
+        saved = cv2.imread(str(results / 'visualization' / 'Faces' / f'{row["image"]}_sparnet_tiny_test.png'))
+        assert np.mean(saved == expected) > 0.99 and np.abs(saved - expected).max() <= 1
+        gt = cv2.imread(f'{face_data}/val/gt/{row["image"]}.png')
+        assert float(row['psnr']) == pytest.approx(calculate_face_psnr(saved, gt, protocol='sparnet'), abs=1e-5)
