@@ -206,3 +206,20 @@ def test_restore_command_detects_faces_and_writes_photos(group_photo, tmp_path, 
     assert restore_main([str(photos), '--output', str(photos), '--checkpoint', str(checkpoint), '--arch-json',
                          json.dumps(TINY_HD)]) == 1
     assert 'also an input folder' in capsys.readouterr().err
+
+
+def test_restore_command_without_the_detector_package_fails_cleanly(tmp_path, monkeypatch, capsys):
+    from sfmnet_plugin.faces.detect import DetectorUnavailable
+    from sfmnet_plugin.tools import restore
+
+    def unavailable():
+        raise DetectorUnavailable('face detection needs facenet-pytorch==2.6.0')
+
+    monkeypatch.setattr(restore, 'MtcnnDetector', unavailable)
+    checkpoint = tmp_path / 'hd.pth'
+    torch.save({'params': build_network(dict(TINY_HD)).state_dict()}, checkpoint)
+    out = tmp_path / 'out'
+    assert restore_main([str(tmp_path), '--output', str(out), '--checkpoint', str(checkpoint), '--arch-json',
+                         json.dumps(TINY_HD)]) == 1
+    assert capsys.readouterr().err.startswith('sfmnet-restore: error: face detection needs facenet-pytorch')
+    assert not out.exists()

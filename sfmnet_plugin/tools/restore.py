@@ -28,7 +28,7 @@ from os import path as osp
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.faces.detect import DetectorUnavailable
+from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.faces.sources import load_rgb
 from sfmnet_plugin.faces.whole_photo import WholePhotoRestorer
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
@@ -112,7 +112,8 @@ def run(args) -> int:
     restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device)
     photo_restorer = WholePhotoRestorer(
-        restorer, face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
+        restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
+        face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
         min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement, batch_size=args.batch_size)
     bad = []
     paths = collect_inputs(args.inputs, bad)
