@@ -18,10 +18,18 @@ Each function fixes one problem and is named for it:
 * :func:`patch_lmdb_shared_environments` - lmdb >= 2 refuses to open one database twice
   (:func:`open_shared_lmdb` is also what the plugin's own readers use).
 * :func:`normalize_local_rank_argument` - torch >= 2 launchers pass ``--local-rank``.
+* :func:`patch_safe_torch_load` - BasicSR's ``torch.load`` calls (networks, pretrained arch weights) could
+  unpickle code: they load with ``weights_only=True`` (:func:`sfmnet_plugin.safe_loading.load_torch_file`).
+* :func:`patch_nonfinite_guards` - a NaN loss trained on, NaN weights were saved and NaN outputs scored
+  (checks in :mod:`sfmnet_plugin.nonfinite`).
+* :func:`patch_safe_yaml` - BasicSR's option parser used PyYAML's full loader, which constructs Python
+  objects from tags: it gets a safe loader.
 """
 import importlib
 import os
 import sys
+import types
+from collections import OrderedDict
 from os import path as osp
 
 _FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
@@ -102,13 +110,36 @@ def patch_ddp_wrapping_for_cpu():
     BaseModel.model_to_device = model_to_device
 
 
-def latest_training_state(states_dir):
-    """Path of the ``<iter>.state`` file with the highest iteration in ``states_dir``, or None."""
+def training_states_newest_first(states_dir):
+    """Paths of the ``<iter>.state`` files in ``states_dir``, the highest iteration first."""
     if not osp.isdir(states_dir):
-        return None
+        return []
     iters = [int(name[:-len('.state')]) for name in os.listdir(states_dir)
              if name.endswith('.state') and name[:-len('.state')].isdigit()]
-    return osp.join(states_dir, f'{max(iters)}.state') if iters else None
+    return [osp.join(states_dir, f'{i}.state') for i in sorted(iters, reverse=True)]
+
+
+def latest_training_state(states_dir):
+    """Path of the ``<iter>.state`` file with the highest iteration in ``states_dir``, or None."""
+    states = training_states_newest_first(states_dir)
+    return states[0] if states else None
+
+
+def load_newest_complete_state(states_dir, map_location):
+    """(path, state) of the newest ``<iter>.state`` that loads (``weights_only``); (None, None) if there is none.
+
+    A newer state that is empty, truncated or not plain data is skipped with a warning that names it
+    (a disk that filled up, a copy that was cut short): resuming from the newest complete state
+    loses some iterations, failing would lose the run.
+    """
+    from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+
+    for state_path in training_states_newest_first(states_dir):
+        try:
+            return state_path, load_torch_file(state_path, map_location=map_location, what='training state')
+        except UnsafeOrInvalidFileError as error:
+            print(f'warning: --auto_resume skips {error}', file=sys.stderr, flush=True)
+    return None, None
 
 
 def patch_resume_state_loading():
@@ -127,19 +158,22 @@ def patch_resume_state_loading():
         return
 
     def load_resume_state(opt):
-        if opt['auto_resume']:
-            state_path = latest_training_state(opt['path']['training_states'])
-            if state_path is not None:
-                opt['path']['resume_state'] = state_path
-        else:
-            state_path = opt['path'].get('resume_state')
-        if not state_path:
-            return None
-        if not osp.isfile(state_path):
-            raise FileNotFoundError(f'path.resume_state: no training state at {state_path!r}.')
+        from sfmnet_plugin.safe_loading import load_torch_file
+
         on_gpu = torch.cuda.is_available() and opt['num_gpu'] != 0
         device = f'cuda:{torch.cuda.current_device()}' if on_gpu else 'cpu'
-        resume_state = torch.load(state_path, map_location=device, weights_only=False)
+        if opt['auto_resume']:
+            state_path, resume_state = load_newest_complete_state(opt['path']['training_states'], device)
+            if state_path is None:
+                return None
+            opt['path']['resume_state'] = state_path
+        else:
+            state_path = opt['path'].get('resume_state')
+            if not state_path:
+                return None
+            if not osp.isfile(state_path):
+                raise FileNotFoundError(f'path.resume_state: no training state at {state_path!r}.')
+            resume_state = load_torch_file(state_path, map_location=device, what='path.resume_state')
         check_resume(opt, resume_state['iter'])
         return resume_state
 
@@ -152,8 +186,13 @@ def atomic_torch_save(obj, path):
     import torch
 
     partial = f'{path}.partial'
-    torch.save(obj, partial)
-    os.replace(partial, path)
+    try:
+        torch.save(obj, partial)
+        os.replace(partial, path)
+    except BaseException:  # a full disk or a folder at ``path``: leave nothing half-written behind
+        if osp.isfile(partial):
+            os.remove(partial)
+        raise
 
 
 def patch_atomic_checkpoints():
@@ -250,6 +289,120 @@ def normalize_local_rank_argument(argv):
     return [('--local_rank' + arg[len('--local-rank'):]) if arg.startswith('--local-rank') else arg for arg in argv]
 
 
+class _WeightsOnlyTorch(types.ModuleType):
+    """``torch`` as seen from a BasicSR module: the same, except that ``load`` never unpickles code."""
+
+    def __init__(self):
+        super().__init__('torch')
+
+    def __getattr__(self, name):
+        import torch
+
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(f, map_location=None, **_ignored):  # weights_only and pickle options are not the caller's to choose
+        from sfmnet_plugin.safe_loading import load_torch_file
+
+        return load_torch_file(f, map_location=map_location)
+
+
+# Every basicsr 1.4.2 module that calls torch.load (tests/test_safety.py checks the list against the source).
+BASICSR_TORCH_LOAD_MODULES = (
+    'basicsr.models.base_model', 'basicsr.train', 'basicsr.archs.vgg_arch', 'basicsr.archs.spynet_arch',
+    'basicsr.archs.basicvsr_arch', 'basicsr.archs.tof_arch', 'basicsr.archs.dfdnet_arch', 'basicsr.archs.inception',
+)
+
+
+def patch_safe_torch_load():
+    """Make every ``torch.load`` in BasicSR load with ``weights_only=True`` and fail with the file's name.
+
+    BasicSR's ``load_network`` (``path.pretrain_network_*``, resumed networks) and its architectures'
+    pretrained-weight loaders call ``torch.load`` without ``weights_only``; on torch < 2.6, or with
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` set, a crafted ``.pth`` would run code. Their module-level
+    name ``torch`` is rebound to a proxy whose ``load`` is :func:`sfmnet_plugin.safe_loading.load_torch_file`.
+    """
+    proxy = _WeightsOnlyTorch()
+    for module_name in BASICSR_TORCH_LOAD_MODULES:
+        module = importlib.import_module(module_name)
+        if not isinstance(module.torch, _WeightsOnlyTorch):
+            module.torch = proxy
+
+
+def patch_safe_yaml():
+    """Give BasicSR's option parser a safe YAML loader.
+
+    ``parse_options`` reads ``-opt`` with ``yaml.load(f, Loader=ordered_yaml()[0])``, PyYAML's full
+    loader, which builds Python objects (``!!python/object/apply:os.system``). ``ordered_yaml`` now
+    returns a ``SafeLoader`` that keeps mappings ordered, and ``yaml_load`` (newer BasicSR) a safe load.
+    """
+    import basicsr.utils.options as options
+
+    from sfmnet_plugin.safe_loading import SafeOrderedLoader, load_yaml_file, load_yaml_text
+
+    if getattr(options.ordered_yaml, 'sfmnet_patched', False):
+        return
+    try:
+        from yaml import CDumper as Dumper
+    except ImportError:
+        from yaml import Dumper
+
+    def ordered_yaml():
+        Dumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
+        return SafeOrderedLoader, Dumper
+
+    def yaml_load(f):
+        if isinstance(f, str) and osp.isfile(f):
+            return load_yaml_file(f, ordered=True)
+        return load_yaml_text(f, getattr(f, 'name', '<option text>'), ordered=True)
+
+    ordered_yaml.sfmnet_patched = True
+    options.ordered_yaml = ordered_yaml
+    options.yaml_load = yaml_load
+
+
+def patch_nonfinite_guards():
+    """Check losses, saved networks and scored outputs for NaN/inf in hooks that every BasicSR model goes through.
+
+    The iteration is recorded from ``update_learning_rate``, which BasicSR's training loop calls
+    with it before every ``optimize_parameters``.
+    """
+    from basicsr.models.base_model import BaseModel
+    from basicsr.models.sr_model import SRModel
+
+    from sfmnet_plugin.nonfinite import check_finite_losses, check_finite_network, check_finite_output
+
+    if getattr(BaseModel.reduce_loss_dict, 'sfmnet_patched', False):
+        return
+    upstream_update_learning_rate = BaseModel.update_learning_rate
+    upstream_reduce_loss_dict = BaseModel.reduce_loss_dict
+    upstream_save_network = BaseModel.save_network
+    upstream_test = SRModel.test
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        self.current_iter = current_iter
+        return upstream_update_learning_rate(self, current_iter, warmup_iter)
+
+    def reduce_loss_dict(self, loss_dict):
+        check_finite_losses(loss_dict, getattr(self, 'current_iter', '?'))
+        return upstream_reduce_loss_dict(self, loss_dict)
+
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        for network in net if isinstance(net, list) else [net]:
+            check_finite_network(self.get_bare_model(network), net_label, getattr(self, 'current_iter', current_iter))
+        return upstream_save_network(self, net, net_label, current_iter, param_key)
+
+    def test(self):
+        upstream_test(self)
+        check_finite_output(getattr(self, 'output', None), getattr(self, 'current_iter', None))
+
+    reduce_loss_dict.sfmnet_patched = True
+    BaseModel.update_learning_rate = update_learning_rate
+    BaseModel.reduce_loss_dict = reduce_loss_dict
+    BaseModel.save_network = save_network
+    SRModel.test = test
+
+
 def apply_all():
     """Apply every fix; safe to call more than once."""
     alias_torchvision_functional_tensor()
@@ -258,3 +411,6 @@ def apply_all():
     patch_resume_state_loading()
     patch_atomic_checkpoints()
     patch_lmdb_shared_environments()
+    patch_safe_torch_load()
+    patch_safe_yaml()
+    patch_nonfinite_guards()  # after patch_atomic_checkpoints: it wraps that save_network

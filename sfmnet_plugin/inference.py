@@ -32,6 +32,7 @@ from sfmnet_plugin.checkpoints import (
     unwrap_checkpoint,
 )
 from sfmnet_plugin.option_files import load_merged_options
+from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
 FACE_SIZE = 128  # HR face size of the FSR benchmarks: the LR size to suggest is FACE_SIZE / scale
 DEFAULT_NETWORK = {'type': 'SFMNet', 'upscale': 8}
@@ -106,11 +107,11 @@ def load_checkpoint(path, param_key=None, keep_unused_attention=True):
     """``(state dict, OfficialNetwork or None)``: the state dict in ``path``, converted if it has an official
     layout (SFMNet, SPARNet family; see :mod:`sfmnet_plugin.checkpoints`), and the network recognised."""
     try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        checkpoint = load_torch_file(path)  # weights_only; one line naming the file when it is refused
     except FileNotFoundError as error:
         raise InferenceError(f'checkpoint not found: {path}') from error
-    except Exception as error:  # torch raises many types for a corrupt or non-torch file
-        raise InferenceError(f'cannot read checkpoint {path}: {error}') from error
+    except UnsafeOrInvalidFileError as error:
+        raise InferenceError(str(error)) from error
     if param_key is None:
         state_dict = unwrap_checkpoint(checkpoint)
     elif isinstance(checkpoint, dict) and isinstance(checkpoint.get(param_key), dict):

@@ -14,7 +14,8 @@ from sfmnet_plugin.option_files import load_merged_options, resolved_option_argv
 
 # Every component the plugin registers, by registry; a missing one is a broken option file for users.
 EXPECTED_REGISTRATIONS = {
-    'arch': {'SFMNet', 'SFMNetSpatialDiscriminator', 'SFMNetFrequencyDiscriminator'},
+    'arch': {'SFMNet', 'SFMNetSpatialDiscriminator', 'SFMNetFrequencyDiscriminator', 'SPARNet', 'SPARNetHD',
+             'MultiScalePatchDiscriminator'},
     'dataset': {'PairedFaceDataset'},
     'loss': {'FrequencyLoss'},
     'model': {'FaceSRModel', 'SFMNetModel', 'SFMNetGANModel'},

@@ -11,6 +11,7 @@ from basicsr.utils import tensor2img
 from PIL import Image
 
 from sfmnet_plugin.checkpoints.sfmnet import official_to_plugin_key_map
+from sfmnet_plugin.data.image_io import read_rgb_image
 from sfmnet_plugin.tools.infer import main
 
 # num_levels 3: the HR size must be a multiple of 8, so a 7x5 input (28x20 at x4) is refused.
@@ -78,7 +79,7 @@ def test_good_images_are_super_resolved_and_bad_ones_reported(setup, tmp_path, c
     for name in ('rgb', 'gray', 'rgba'):
         written = read_rgb(tmp_path / f'{name}.png')
         assert written.shape == (32, 32, 3)
-        lr = Image.open(setup['images'] / f'{name}.png')
+        lr, _ = read_rgb_image(setup['images'] / f'{name}.png')  # the preparation scripts' decoder
         np.testing.assert_array_equal(written, expected_sr(setup['network'], lr))
 
     err = capsys.readouterr().err

@@ -26,6 +26,7 @@ from face_fixtures import (
 from PIL import Image
 
 from sfmnet_plugin.data import prep_celeba
+from sfmnet_plugin.data.atomic_output import OWNER_MARKER
 from sfmnet_plugin.data.face_crop import (
     SkipImage,
     SquareCrop,
@@ -128,7 +129,8 @@ def test_verify_lmdb_accepts_the_prepared_splits(wild_run):
     out, _ = wild_run
     result = run_script('verify_lmdb', out / 'train', out / 'val', out / 'test', '--workers', 2)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count('OK ') == 3 * (4 + 3) and 'FAIL' not in result.stdout
+    # per split: 4 LMDBs, 3 HR/LR pairs and the split against its report
+    assert result.stdout.count('OK ') == 3 * (4 + 3 + 1) and 'FAIL' not in result.stdout
 
 
 def test_aligned_protocol_with_split_lists(celeba, tmp_path):
@@ -215,7 +217,8 @@ def test_split_list_names_must_be_annotated(celeba, tmp_path, capsys):
 def test_existing_output_is_kept_leftovers_removed_and_overwrite_rebuilds(celeba, tmp_path, capsys):
     (tmp_path / 'list.txt').write_text('000001.jpg\n000009.jpg\n')
     out = tmp_path / 'out'
-    (out / 'test.partial' / 'HR.lmdb').mkdir(parents=True)  # as a killed run leaves it
+    (out / 'test.partial' / 'HR.lmdb').mkdir(parents=True)  # as a killed run leaves it (marked as the tool's)
+    (out / 'test.partial' / OWNER_MARKER).touch()
     argv = ['--root', celeba.root, '--split-list', f'test:{tmp_path / "list.txt"}', '--scales', '8',
             '--out', str(out), '--workers', '1']
     assert prep_celeba.cli(argv) == 0

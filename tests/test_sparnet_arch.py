@@ -90,6 +90,23 @@ def test_default_sparnet_runs_x8_on_a_real_size_input_in_eval_mode():
     assert sr.shape == (1, 3, 128, 128) and torch.isfinite(sr).all()
 
 
+def test_attention_masks_of_every_fau_in_order():
+    torch.manual_seed(0)
+    model = SPARNet(**TINY).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        sr, masks = model.forward_with_attention(x)
+        assert torch.equal(sr, model(x))
+    # encoder FAUs at 16 and 8 (depths 2, 1), the body FAU at 8 (1), decoder FAUs at 16 and 32 (2, 3): one channel
+    assert [tuple(mask.shape) for mask in masks] == [(2, 1, 16, 16), (2, 1, 8, 8), (2, 1, 8, 8), (2, 1, 16, 16),
+                                                     (2, 1, 32, 32)]
+    assert all(((mask > 0) & (mask < 1)).all() for mask in masks)
+    assert not any(module._forward_hooks for module in model.modules())  # hooks removed
+    with torch.no_grad():
+        _, masks_3d = SPARNet(**TINY, att_name='spar3d').eval().forward_with_attention(x)
+    assert [mask.shape[1] for mask in masks_3d] == [16, 16, 16, 16, 8]  # one mask per channel of the FAU
+
+
 def test_upscale_is_the_pil_bicubic_and_the_official_range_lives_inside():
     torch.manual_seed(0)
     lr = torch.rand(2, 3, 8, 8)

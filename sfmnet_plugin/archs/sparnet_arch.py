@@ -29,6 +29,7 @@ from sfmnet_plugin.archs.sparnet_blocks import (
     ATTENTION_TYPES,
     ConvLayer,
     FaceAttentionUnit,
+    HourGlassAttention,
     check_choice,
     official_init_,
 )
@@ -149,6 +150,19 @@ class SPARNet(nn.Module):
         features = self.res_layers(features)
         features = self.decoder(features)   # B x base_ch x H x W
         return (self.out_conv(features) + 1) / 2
+
+    def forward_with_attention(self, x: Tensor):
+        """``(sr, masks)``: the SR image and the attention mask of every FAU in execution order (encoder, body,
+        decoder), each ``B x c_mask x h x w`` in (0, 1) at its FAU's resolution: the maps the paper visualises."""
+        masks = []
+        hooks = [module.out_block.register_forward_hook(lambda module, inputs, mask: masks.append(mask))
+                 for module in self.modules() if isinstance(module, HourGlassAttention)]
+        try:
+            sr = self(x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return sr, masks
 
 
 @ARCH_REGISTRY.register()

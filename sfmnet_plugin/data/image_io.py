@@ -7,6 +7,7 @@ it into an array, which is much cheaper than converting a whole photo. One decod
 scripts and the dataset also keeps stored and on-the-fly LR images identical.
 """
 import io
+import os
 from os import path as osp
 
 import numpy as np
@@ -82,19 +83,25 @@ def encode_png(rgb, compress_level=PNG_COMPRESS_LEVEL):
     return buffer.getvalue()
 
 
-def list_image_files(folder):
+def list_image_files(folder, recursive=False):
     """Map file stem -> path for every image directly in ``folder`` (png/jpg/jpeg/bmp/webp, lower or upper case).
 
-    Two files with one stem (``a.png`` and ``a.jpg``) would make pairing by name ambiguous, so
-    that is an error naming both files.
+    With ``recursive``, images in subfolders too, keyed by their relative path without extension
+    (``person1/001``). Two files with one stem (``a.png`` and ``a.jpg``) would make pairing by name
+    ambiguous, so that is an error naming both files.
     """
     if not osp.isdir(folder):
         raise FileNotFoundError(f'Image folder not found: {folder!r}.')
     files = {}
-    for name in sorted(scandir(folder, suffix=_IMAGE_SUFFIXES)):
-        stem = osp.splitext(name)[0]
+    for name in sorted(scandir(folder, suffix=_IMAGE_SUFFIXES, recursive=recursive)):
+        stem = osp.splitext(name)[0].replace(os.sep, '/')
         if stem in files:
             raise ValueError(f'{folder!r}: {osp.basename(files[stem])!r} and {name!r} have the same name '
                              'stem, so the image key is ambiguous; remove or rename one.')
         files[stem] = osp.join(folder, name)
     return files
+
+
+def images_in_subfolders(folder):
+    """Relative paths of the images below ``folder``'s subfolders (what a non-recursive listing leaves out)."""
+    return sorted(name for name in scandir(folder, suffix=_IMAGE_SUFFIXES, recursive=True) if os.sep in name)

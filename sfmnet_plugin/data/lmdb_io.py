@@ -6,6 +6,7 @@ the key. BasicSR's own ``LmdbMaker`` is not used for writing because it writes `
 while the data is still incomplete (an interrupted run leaves a complete-looking LMDB), calls
 ``sys.exit`` when the target exists and needs a ``map_size`` guessed up front.
 """
+import errno
 import os
 import re
 from os import path as osp
@@ -13,6 +14,7 @@ from os import path as osp
 import lmdb
 
 from sfmnet_plugin._compat import open_shared_lmdb
+from sfmnet_plugin.data.atomic_output import OWNER_MARKER
 
 META_INFO_NAME = 'meta_info.txt'
 _META_LINE = re.compile(r'^(?P<key>[^.\s]+)\.png \((?P<h>\d+),(?P<w>\d+),(?P<c>\d+)\) (?P<level>\d+)$')
@@ -65,6 +67,14 @@ def read_lmdb_keys(lmdb_path):
         return [key.decode('ascii', errors='replace') for key in txn.cursor().iternext(keys=True, values=False)]
 
 
+class LmdbWriteError(OSError):
+    """Writing an LMDB failed (disk full, read-only or failing storage); names the LMDB and lmdb's cause."""
+
+    def __init__(self, lmdb_path, cause):
+        super().__init__(errno.EIO, f'cannot write the LMDB ({cause}); is the disk full or the folder read-only?',
+                         lmdb_path)
+
+
 class LmdbWriter:
     """Write PNG bytes into a new LMDB folder and its ``meta_info.txt``; use as a context manager.
 
@@ -75,14 +85,17 @@ class LmdbWriter:
     """
 
     def __init__(self, lmdb_path, batch_size=1000, map_size=1 << 30, compress_level=1):
-        if osp.exists(lmdb_path) and os.listdir(lmdb_path):
+        if osp.exists(lmdb_path) and set(os.listdir(lmdb_path)) - {OWNER_MARKER}:
             raise FileExistsError(f'{lmdb_path!r} already exists and is not empty; refusing to write into it.')
         os.makedirs(lmdb_path, exist_ok=True)
         self.lmdb_path = lmdb_path
         self.batch_size = batch_size
         self.compress_level = compress_level
         # No fsync per commit: an interrupted write is discarded anyway; close() syncs once.
-        self._env = lmdb.open(lmdb_path, map_size=map_size, sync=False, metasync=False)
+        try:
+            self._env = lmdb.open(lmdb_path, map_size=map_size, sync=False, metasync=False)
+        except lmdb.Error as error:
+            raise LmdbWriteError(lmdb_path, error) from error
         self._pending = []
         self._meta_lines = []
         self._keys = set()
@@ -107,13 +120,18 @@ class LmdbWriter:
                         txn.put(key, value)
             except lmdb.MapFullError:
                 self._env.set_mapsize(2 * self._env.info()['map_size'])  # the aborted batch is retried
+            except lmdb.Error as error:  # e.g. mdb_txn_commit: Input/output error when the disk is full
+                raise LmdbWriteError(self.lmdb_path, error) from error
             else:
                 self._pending = []
 
     def close(self):
         """Commit what is queued, flush to disk, then write ``meta_info.txt`` (last)."""
         self._commit_pending()
-        self._env.sync(True)
+        try:
+            self._env.sync(True)
+        except lmdb.Error as error:
+            raise LmdbWriteError(self.lmdb_path, error) from error
         self._env.close()
         with open(osp.join(self.lmdb_path, META_INFO_NAME), 'w', encoding='ascii') as f:
             f.writelines(self._meta_lines)

@@ -1,4 +1,6 @@
 """``PairedFaceDataset``: HR faces with stored or on-the-fly LR faces, paired by name."""
+import os
+
 import numpy as np
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
@@ -7,6 +9,7 @@ from torch.utils import data
 
 from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
 from sfmnet_plugin.data.face_augment import RandomResizedFaceCrop
+from sfmnet_plugin.data.image_check import check_images_at_start
 from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_io import read_meta_info
 
@@ -88,10 +91,17 @@ class PairedFaceDataset(data.Dataset):
             :mod:`sfmnet_plugin.data.face_augment`.
         gt_size (int, optional): random HR patch size for training; default: whole images.
         meta_info_file (str, optional): use only the images it names (first token per line).
+        check_images_at_start (bool): decode every image once when the dataset is built, so a
+            corrupt image stops the run at once, naming it, instead of when it is first drawn
+            (default False; costs one pass over the data, see the README).
 
     Each sample: ``lq`` (3 x h x w) and ``gt`` (3 x H x W) float32 RGB in [0, 1], ``lq_path`` and
     ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).
     """
+
+    # The options above, checked before training starts (sfmnet_plugin.option_schema): keep the two in step.
+    option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'io_backend', 'scale', 'downsampler', 'phase', 'use_hflip',
+                             'use_rot', 'gt_size', 'meta_info_file', 'random_resized_crop', 'check_images_at_start'})
 
     def __init__(self, opt):
         super().__init__()
@@ -124,7 +134,16 @@ class PairedFaceDataset(data.Dataset):
                              'keys in meta_info.txt).')
         if self.backend == 'lmdb':
             self._check_lmdb_shapes()
+        if opt.get('check_images_at_start'):
+            self._check_images_decode()
         self.file_client = None  # opened lazily, in the DataLoader worker that reads
+
+    def _check_images_decode(self):
+        roots = [(self.gt_root, self.backend, [self.gt_paths[key] for key in self.keys])]
+        if self.lq_root:
+            roots.append((self.lq_root, self.backend, [self.lq_paths[key] for key in self.keys]))
+        workers = max(1, min(int(self.opt.get('num_worker_per_gpu') or 1), os.cpu_count() or 1))
+        check_images_at_start(self.opt.get('name', self.gt_root), roots, workers)
 
     def _check_lmdb_shapes(self):
         """Fail at start-up, naming the keys, if stored sizes do not fit the scale."""

@@ -32,7 +32,7 @@ from sfmnet_plugin.data.face_crop import (
     square_from_five_points,
 )
 from sfmnet_plugin.data.prep_cli import add_output_arguments, positive_int, read_name_list, run_cli, spec_from_args
-from sfmnet_plugin.data.prep_pipeline import DataPrepError, Job, prepare_split
+from sfmnet_plugin.data.prep_pipeline import DataPrepError, Job, check_split_name, prepare_split
 from sfmnet_plugin.faces.detect import FACENET_REQUIREMENT
 
 IMAGE_DIRS = {'wild': ('img_celeba', osp.join('Img', 'img_celeba')),
@@ -111,6 +111,7 @@ def parse_split_list_option(text):
     name, sep, file = text.partition(':')
     if not sep or not name or not file:
         raise DataPrepError(f'--split-list {text!r}: expected NAME:FILE, e.g. test:lists/celeba_test.txt.')
+    check_split_name(name)
     return name, file
 
 

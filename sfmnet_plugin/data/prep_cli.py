@@ -4,6 +4,7 @@ import os
 import sys
 from os import path as osp
 
+from sfmnet_plugin.data.atomic_output import NotOurOutputError
 from sfmnet_plugin.data.downsample import DOWNSAMPLERS
 from sfmnet_plugin.data.prep_pipeline import DataPrepError, SampleSpec
 
@@ -75,16 +76,27 @@ def spec_from_args(args):
                       min_crop_size=args.min_crop_size)
 
 
+def describe_os_error(err):
+    """``<path>: <cause>`` for an OSError that names a path (``[Errno 13] Permission denied: 'x'`` otherwise)."""
+    if err.filename and err.strerror:
+        return f'{err.filename}: {err.strerror}'
+    return str(err)
+
+
 def run_cli(main_function, argv):
     """Run a script's main and return its exit code.
 
-    DataPrepError, FileNotFoundError and ValueError become ``error: ...`` and exit code 2; Ctrl-C
-    becomes a one-line message and exit code 130.
+    DataPrepError, ValueError and OSError (a missing, read-only or full output, a file where a
+    folder is expected, an output the tools did not create) become one ``error: ...`` line naming
+    the path, and exit code 2; Ctrl-C becomes a one-line message and exit code 130.
     """
     try:
         return main_function(argv)
-    except (DataPrepError, FileNotFoundError, ValueError) as err:
+    except (DataPrepError, ValueError, NotOurOutputError) as err:
         print(f'error: {err}', file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f'error: {describe_os_error(err)}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('interrupted: the unfinished output was removed; completed outputs are kept.', file=sys.stderr)

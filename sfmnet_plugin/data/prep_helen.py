@@ -17,7 +17,7 @@ from basicsr.utils import scandir
 from sfmnet_plugin.data.face_crop import SquareCrop, WholeImage, square_around_points
 from sfmnet_plugin.data.image_io import list_image_files
 from sfmnet_plugin.data.prep_cli import add_output_arguments, read_name_list, read_text_lines, run_cli, spec_from_args
-from sfmnet_plugin.data.prep_pipeline import DataPrepError, Job, prepare_split
+from sfmnet_plugin.data.prep_pipeline import DataPrepError, Job, check_split_name, prepare_split
 
 HELEN_POINTS = 194
 DEFAULT_MARGIN = 1.1
@@ -124,6 +124,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.margin <= 0:
         raise DataPrepError(f'--margin must be positive, got {args.margin}.')
+    check_split_name(args.split_name)
     spec = spec_from_args(args)
     splits = aligned_jobs(args) if args.from_aligned else landmark_jobs(args)
     for split, jobs in splits.items():

@@ -7,16 +7,16 @@ Each source image becomes a :class:`Job` (its key, file path and crop). Worker p
 (and of the optional PNG folders). Bad images never reach an output: undecodable ones and
 unusable crops are skipped, odd colour modes are converted, and both are reported by file name.
 
-Outputs appear atomically: everything is built under ``<final>.partial`` and renamed to
-``<final>`` at the end (:func:`build_atomically`), so an interrupted run leaves nothing that looks
-complete, and the next run removes the leftover.
+Outputs appear atomically: everything is built under ``<final>.partial`` and swapped into
+``<final>`` at the end (:func:`~sfmnet_plugin.data.atomic_output.build_atomically`), so a run
+killed at any moment leaves the old complete output or the new complete one, and the next run
+removes the leftover. Nothing is deleted that the tools did not create.
 """
 import multiprocessing
 import os
-import shutil
+import re
 import signal
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from os import path as osp
 from typing import Callable, Dict, List, Optional, Tuple
@@ -25,14 +25,20 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from sfmnet_plugin.data.atomic_output import (  # noqa: F401  (build_atomically: also used by prep_folder)
+    PARTIAL_SUFFIX,
+    build_atomically,
+    recover_interrupted_swap,
+)
 from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
 from sfmnet_plugin.data.face_crop import SkipImage
 from sfmnet_plugin.data.image_io import PNG_COMPRESS_LEVEL, ImageDecodeError, encode_png, read_rgb_image
 from sfmnet_plugin.data.lmdb_io import LmdbWriter, check_lmdb_key
 
 HR_LABEL = 'HR'
-PARTIAL_SUFFIX = '.partial'
 REPORT_NAME = 'prepare_report.txt'
+CONTENTS_PREFIX = 'contents: '  # the report's second line: what the split must hold (verify_lmdb checks it)
+_PLAIN_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]*$')
 
 
 class DataPrepError(Exception):
@@ -243,26 +249,32 @@ def output_exists(final_path, overwrite):
     return False
 
 
-@contextmanager
-def build_atomically(final_path):
-    """Yield ``<final_path>.partial`` to build into; on success replace ``final_path`` with it.
+def check_split_name(split):
+    """Split names become folder names under ``--out``: plain names only, never a path."""
+    if not _PLAIN_NAME.match(str(split)):
+        raise DataPrepError(f'split name {split!r}: use a plain name of letters, digits, "_" and "-" '
+                            '(e.g. test); a split name is a folder under --out, never a path.')
 
-    A leftover ``.partial`` from an interrupted run is removed first. On an exception the
-    partial folder is removed; a killed process leaves it for the next run to remove.
-    """
-    partial = final_path + PARTIAL_SUFFIX
-    if osp.exists(partial):
-        print(f'Removing {partial}, left over from an interrupted run.')
-        shutil.rmtree(partial)
-    os.makedirs(partial)
-    try:
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if osp.exists(final_path):
-        shutil.rmtree(final_path)
-    os.rename(partial, final_path)
+
+def check_output_root(out_root):
+    """``--out`` must be a folder (or not exist yet)."""
+    if osp.exists(out_root) and not osp.isdir(out_root):
+        raise DataPrepError(f'--out {out_root}: is a file, not a folder; choose a folder for the outputs.')
+
+
+_SPLIT_ENTRY = re.compile(r'^(HR|LR_bicubic|LR_x\d+_bicubic|HR\.lmdb|LR_x\d+\.lmdb)$')
+
+
+def is_split_output(entries):
+    """Whether folder entries are those of a finished split: its report, LMDBs and PNG folders, nothing else."""
+    return REPORT_NAME in entries and all(name == REPORT_NAME or _SPLIT_ENTRY.match(name) for name in entries)
+
+
+def contents_line(labels, save_png, count):
+    """The report line that lists what a complete split holds: ``contents: 5 images in HR.lmdb, ..., HR/``."""
+    outputs = [f'{label}.lmdb' for label in labels] + ([f'{sfmnet_png_folder(label)}/' for label in labels]
+                                                      if save_png else [])
+    return f'{CONTENTS_PREFIX}{count} images in {", ".join(outputs)}'
 
 
 def split_targets(split_dir, labels, save_png):
@@ -274,19 +286,22 @@ def split_targets(split_dir, labels, save_png):
 
 def prepare_split(out_root, split, jobs, spec, workers, save_png=False, overwrite=False):
     """Build ``<out_root>/<split>/`` (LMDBs, PNG folders, report) atomically; None if it exists already."""
+    check_split_name(split)
+    check_output_root(out_root)
     final_dir = osp.join(out_root, split)
+    recover_interrupted_swap(final_dir, is_split_output)
     if output_exists(final_dir, overwrite):
         return None
     if not jobs:
         raise DataPrepError(f'Split {split!r} has no images.')
     check_job_keys(jobs, f'split {split!r}')
     os.makedirs(out_root, exist_ok=True)
-    with build_atomically(final_dir) as partial_dir:
+    with build_atomically(final_dir, is_split_output) as partial_dir:
         summary = write_samples(jobs, spec, split_targets(partial_dir, spec.labels, save_png), workers, split)
         if summary.written == 0:
             raise DataPrepError(f'[{split}] none of the {len(jobs)} images could be used (see the messages above).')
         with open(osp.join(partial_dir, REPORT_NAME), 'w', encoding='utf-8') as f:
-            f.write(f'{summary}\n')
+            f.write(f'{summary}\n{contents_line(spec.labels, save_png, summary.written)}\n')
             f.writelines(f'{line}\n' for line in summary.report_lines())
     print(f'{summary} -> {final_dir}')
     return summary

@@ -2,7 +2,9 @@
 
 :func:`check_lmdb`: every key of ``meta_info.txt`` is stored, decodes as a PNG of the stated
 shape, and nothing else is stored. :func:`check_pair`: an HR and an LR LMDB hold the same keys
-and every HR image is ``scale`` times its LR image. Both return a list of problems (empty = OK).
+and every HR image is ``scale`` times its LR image. :func:`check_split_report`: a prepared split
+holds exactly what its ``prepare_report.txt`` says (every LMDB and PNG folder, with the same
+images). Each returns a list of problems (empty = OK).
 """
 import argparse
 import io
@@ -14,9 +16,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from sfmnet_plugin._compat import open_shared_lmdb
+from sfmnet_plugin.data.atomic_output import OLD_SUFFIX, PARTIAL_SUFFIX
 from sfmnet_plugin.data.lmdb_io import read_lmdb_keys, read_meta_info
 from sfmnet_plugin.data.prep_cli import positive_int, run_cli
-from sfmnet_plugin.data.prep_pipeline import HR_LABEL, parallel_imap
+from sfmnet_plugin.data.prep_pipeline import CONTENTS_PREFIX, HR_LABEL, REPORT_NAME, parallel_imap
 
 _LR_LMDB = re.compile(r'^LR_x(\d+)\.lmdb$')
 _CHUNK = 256
@@ -96,6 +99,63 @@ def check_pair(hr_path, lr_path, scale):
     return problems
 
 
+_SUMMARY_LINE = re.compile(r'^\[[^\]]*\] wrote (\d+) images?\b')
+_CONTENTS_LINE = re.compile(r'^' + re.escape(CONTENTS_PREFIX) + r'(\d+) images in (.+)$')
+
+
+def check_split_report(folder):
+    """Problems of a prepared split folder against its ``prepare_report.txt`` (an empty list when they agree).
+
+    The report's first line says how many images were written, and its ``contents:`` line which
+    LMDBs and PNG folders hold them: each must exist and hold exactly the HR LMDB's keys, and no
+    other LMDB may be in the folder. A folder without a report (not made by the preparation
+    scripts) gets no report check. A leftover of an interrupted rebuild is reported too.
+    """
+    problems = [f'{folder}{suffix} is left over from an interrupted run; run the preparation again (it finishes '
+                'or removes it)' for suffix in (PARTIAL_SUFFIX, OLD_SUFFIX) if osp.exists(folder + suffix)]
+    report = osp.join(folder, REPORT_NAME)
+    if not osp.isfile(report):
+        return problems
+    with open(report, encoding='utf-8', errors='replace') as f:
+        lines = f.read().splitlines()
+    summary = _SUMMARY_LINE.match(lines[0]) if lines else None
+    contents = _CONTENTS_LINE.match(lines[1]) if len(lines) > 1 else None
+    if summary is None:
+        return problems + [f'{report}: the first line does not say how many images were written']
+    count = int(summary[1])
+    listed = contents[2].split(', ') if contents else [name for name in os.listdir(folder) if name.endswith('.lmdb')]
+    if contents and int(contents[1]) != count:
+        problems.append(f'{report}: says {count} images written but {contents[1]} in its contents line')
+    reference = None
+    for entry in listed:
+        path = osp.join(folder, entry.rstrip('/'))
+        if not osp.isdir(path):
+            problems.append(f'{path} is missing although {REPORT_NAME} lists it')
+            continue
+        keys = _entry_keys(path, entry.endswith('/'))
+        if len(keys) != count:
+            problems.append(f'{path} holds {len(keys)} images but {REPORT_NAME} says {count}')
+        if reference is None:
+            reference = (path, keys)
+        elif keys != reference[1]:
+            problems.append(f'{path} and {reference[0]} do not hold the same images: '
+                            f'{_examples(keys.symmetric_difference(reference[1]))}')
+    unlisted = [name for name in os.listdir(folder) if name.endswith('.lmdb') and name not in listed]
+    if unlisted:
+        problems.append(f'{folder} holds LMDBs that {REPORT_NAME} does not list: {_examples(unlisted)}')
+    return problems
+
+
+def _entry_keys(path, is_png_folder):
+    """The image keys of a split entry: PNG stems of a folder, or the keys in an LMDB's meta_info.txt."""
+    if is_png_folder:
+        return {name[:-len('.png')] for name in os.listdir(path) if name.endswith('.png')}
+    try:
+        return set(read_meta_info(path))
+    except (FileNotFoundError, ValueError):
+        return set()
+
+
 def pairs_in_folder(folder):
     """(LMDB paths, [(HR.lmdb, LR_x<s>.lmdb, s)]) found directly in a split folder."""
     names = sorted(name for name in os.listdir(folder) if name.endswith('.lmdb'))
@@ -137,8 +197,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.paths and not args.pair:
         parser.error('give at least one LMDB or split folder, or --pair HR LR SCALE')
-    lmdbs, pairs = [], []
+    lmdbs, pairs, splits = [], [], []
     for path in args.paths:
+        path = path.rstrip('/') or path
         if path.endswith('.lmdb') or osp.isfile(osp.join(path, 'data.mdb')):
             lmdbs.append(path)
         elif osp.isdir(path):
@@ -147,6 +208,10 @@ def main(argv=None):
                 raise FileNotFoundError(f'{path}: no *.lmdb folders inside.')
             lmdbs.extend(found)
             pairs.extend(found_pairs)
+            splits.append(path)
+        elif osp.exists(path + OLD_SUFFIX):
+            raise FileNotFoundError(f'{path}: not found; a rebuild was interrupted and the previous complete output '
+                                    f'is at {path + OLD_SUFFIX}: run the preparation again to restore it.')
         else:
             raise FileNotFoundError(f'{path}: not found.')
     for hr_path, lr_path, scale in args.pair:
@@ -161,6 +226,10 @@ def main(argv=None):
         sound &= _report(f'{lmdb_path}' + ('' if problems else f': {count} images'), problems)
     for hr_path, lr_path, scale in pairs:
         sound &= _report(f'{hr_path} x{scale} <- {lr_path}', check_pair(hr_path, lr_path, scale))
+    for split in splits:
+        problems = check_split_report(split)
+        if problems or osp.isfile(osp.join(split, REPORT_NAME)):  # a folder without a report gets no line
+            sound &= _report(f'{split} against its {REPORT_NAME}', problems)
     return 0 if sound else 1
 
 

@@ -17,7 +17,9 @@ import sys
 import torch
 from basicsr.archs import build_network
 
+from sfmnet_plugin._compat import atomic_torch_save
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint, unwrap_checkpoint
+from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
 
 def main(argv=None) -> int:
@@ -38,18 +40,23 @@ def main(argv=None) -> int:
 
     if os.path.exists(args.output):
         return fail(f'{args.output} already exists; choose another output path (nothing is overwritten).')
+    try:  # weights_only: a missing, empty, truncated, random or code-carrying file is one line naming it
+        checkpoint = load_torch_file(args.input, what='checkpoint')
+    except (FileNotFoundError, UnsafeOrInvalidFileError) as error:
+        return fail(str(error))
+    state_dict = unwrap_checkpoint(checkpoint)
+    if not isinstance(state_dict, dict) or not all(isinstance(t, torch.Tensor) for t in state_dict.values()):
+        return fail(f'{args.input}: holds no state dict (a mapping of parameter names to tensors); expected an '
+                    'official checkpoint.')
     try:
-        checkpoint = torch.load(args.input, map_location='cpu', weights_only=True)
-    except Exception as error:  # torch raises many types for a missing, corrupt or non-torch file
-        return fail(f'cannot read {args.input}: {error}')
-    try:
-        converted, found = convert_official_checkpoint(
-            unwrap_checkpoint(checkpoint), keep_unused_attention=not args.drop_unused_attention)
+        converted, found = convert_official_checkpoint(state_dict, keep_unused_attention=not args.drop_unused_attention)
     except CheckpointConversionError as error:
         return fail(f'{args.input}: {error}')
-    temporary = f'{args.output}.tmp{os.getpid()}'
-    torch.save({'params': converted}, temporary)
-    os.replace(temporary, args.output)  # atomic: OUT is either absent or complete
+    try:
+        atomic_torch_save({'params': converted}, args.output)  # OUT is either absent or complete
+    except (OSError, RuntimeError) as error:  # a missing or read-only folder, a full disk
+        return fail(f'cannot write {args.output}: '
+                    f'{getattr(error, "strerror", None) or str(error).strip().splitlines()[0]}')
     with torch.device('meta'):  # count the parameters (not the buffers) of the network the weights are for
         num_params = sum(p.numel() for p in build_network(dict(found.network_options)).parameters())
     print(f'Found: {found.name}. Wrote {args.output}: {len(converted)} tensors, {num_params:,} parameters; '

@@ -7,7 +7,8 @@ Usage::
                  [--side-by-side] [--max-input-side N] [--strict]
 
 INPUT is any mix of image files and folders (their .png/.jpg/.jpeg/.bmp/.webp files, not recursive). Every image
-is read as RGB (grayscale is replicated, alpha dropped); ``--size N`` first resizes it to NxN with PIL bicubic (the
+is read as RGB by the preparation scripts' decoder (grey replicated, alpha composited over white, 16-bit scaled to
+8 bits); ``--size N`` first resizes it to NxN with PIL bicubic (the
 LR of face SR benchmarks). Its SR result, clamped to [0, 1], is written to ``DIR/<stem>.png``; with
 ``--side-by-side`` also ``DIR/<stem>_sbs.png`` = [PIL-bicubic upsampled LR | SR].
 
@@ -33,7 +34,7 @@ from basicsr.utils import img2tensor, imwrite, tensor2img
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS
+from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, read_rgb_image
 from sfmnet_plugin.inference import FACE_SIZE, FaceRestorer, InferenceError, network_options_from_file
 
 
@@ -94,14 +95,14 @@ def collect_inputs(inputs, bad):
 
 
 def read_image(path, size):
-    """RGB PIL image of ``path``, resized to ``size`` x ``size`` with PIL bicubic when ``size`` is given."""
-    with Image.open(path) as image:
-        image = image.convert('RGB')  # also forces the full decode, so truncated files fail here
+    """RGB PIL image of ``path``, resized to ``size`` x ``size`` with PIL bicubic when ``size`` is given.
+
+    The preparation scripts' decoder (16-bit PNGs rescaled, not clipped to white; alpha composited over white).
+    """
+    image, _ = read_rgb_image(path)
     if size is not None:
         image = image.resize((size, size), Image.BICUBIC)
     return image
-
-
 
 
 def size_hint(scale):
@@ -131,10 +132,6 @@ def read_inputs(args, scale, bad):
         output_names[stem] = path
         groups.setdefault(image.size, []).append((path, stem, image))
     return groups
-
-
-
-
 
 
 def output_scale(lr, sr, options):
@@ -179,13 +176,37 @@ def process(restorer, groups, args, bad):
     return written
 
 
+def check_output_folder(args):
+    """Refuse an ``--output`` that is a file, an input folder, or would receive a file over an input image."""
+    output = osp.realpath(args.output)
+    if osp.exists(output) and not osp.isdir(output):
+        raise InferenceError(f'--output {args.output}: is a file, not a folder; choose a folder for the SR images.')
+    inputs = collect_inputs(args.inputs, [])
+    for folder in [item for item in args.inputs if osp.isdir(item)]:
+        if osp.realpath(folder) == output:
+            raise InferenceError(f'--output {args.output} is the input folder {folder}: the SR images would be written '
+                             'over or among the inputs; choose another folder.')
+    input_files = {osp.realpath(path): path for path in inputs}
+    for path in inputs:
+        stem = osp.splitext(osp.basename(path))[0]
+        for name in (f'{stem}.png', f'{stem}_sbs.png'):
+            if osp.join(output, name) in input_files:
+                raise InferenceError(f'--output {args.output}: writing {name} would overwrite the input '
+                                 f'{input_files[osp.join(output, name)]}; choose another folder.')
+
+
 def run(args) -> int:
+    check_output_folder(args)
     restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device)
     bad = []
     groups = read_inputs(args, restorer.scale, bad)
-    os.makedirs(args.output, exist_ok=True)
-    written = process(restorer, groups, args, bad)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+        written = process(restorer, groups, args, bad)
+    except OSError as error:  # read-only or full disk: BasicSR's imwrite names no file
+        raise InferenceError(f'cannot write the SR images to {args.output}: '
+                             f'{error.strerror or error} (is the disk full or the folder read-only?)') from error
 
     print(f'Wrote {written} SR image(s) to {args.output}.')
     if bad:

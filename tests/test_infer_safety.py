@@ -1,0 +1,131 @@
+"""``sfmnet-infer`` never writes over its inputs, decodes 16-bit PNGs like the preparation scripts, and reports
+output problems in one line (issue 9, findings 4, 6, 11)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from basicsr.archs import build_network
+from PIL import Image
+
+from sfmnet_plugin.data.image_io import read_rgb_image
+from sfmnet_plugin.tools.infer import main
+
+TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / 'tiny.pth'
+    torch.save({'params': build_network(dict(TINY)).state_dict()}, path)
+    return str(path)
+
+
+def run(inputs, output, checkpoint, *extra):
+    return main([*map(str, inputs), '--output', str(output), '--checkpoint', checkpoint, '--arch-json',
+                 json.dumps(TINY), *extra])
+
+
+def lr_folder(tmp_path, count=2):
+    folder = tmp_path / 'lr'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f'{i}.png')
+    return folder
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_output_equal_to_the_input_folder_is_refused(tmp_path, checkpoint, capsys):
+    folder = lr_folder(tmp_path)
+    before = snapshot(folder)
+    assert run([folder], folder, checkpoint) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and 'is the input folder' in err
+    assert snapshot(folder) == before
+    assert run([folder / '0.png'], str(folder) + '/./', checkpoint) == 1  # the same folder, spelt differently
+    assert 'would overwrite the input' in capsys.readouterr().err
+    assert snapshot(folder) == before
+
+
+def test_an_output_over_an_input_file_is_refused(tmp_path, checkpoint, capsys):
+    folder = lr_folder(tmp_path)
+    before = snapshot(folder)
+    assert run([folder / '1.png', tmp_path / 'other'], folder, checkpoint) == 1
+    assert f'would overwrite the input {folder / "1.png"}' in capsys.readouterr().err
+    assert snapshot(folder) == before
+
+
+def test_output_that_is_a_file_is_one_line(tmp_path, checkpoint, capsys):
+    folder = lr_folder(tmp_path)
+    (tmp_path / 'out').write_text('x')
+    assert run([folder], tmp_path / 'out', checkpoint) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and 'is a file' in err and 'Traceback' not in err
+
+
+def test_a_16_bit_png_is_decoded_as_in_preparation_not_saturated(tmp_path, checkpoint):
+    folder = tmp_path / 'lr16'
+    folder.mkdir()
+    grey16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000 + 300)  # 300 ... 63300 of 65535
+    Image.fromarray(grey16).save(folder / 'deep.png')
+    assert Image.open(folder / 'deep.png').mode.startswith('I')
+    decoded, mode = read_rgb_image(folder / 'deep.png')
+    expected_lr = np.rint(grey16 / 257.0).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(decoded)[..., 0], expected_lr)
+    assert run([folder], tmp_path / 'out', checkpoint, '--side-by-side') == 0
+    side_by_side = np.asarray(Image.open(tmp_path / 'out' / 'deep_sbs.png').convert('RGB'))
+    bicubic = side_by_side[:, :32]
+    # the bicubic half is the decoded LR upsampled: mid-grey on average, not white (255) as a clipping decoder gives
+    assert abs(float(bicubic.mean()) - float(expected_lr.mean())) < 3 and bicubic.max() < 255
+
+
+# ------------------------------------------------------------------ sfmnet-convert-official (finding 11)
+
+
+def official_discriminator_file(tmp_path):
+    from test_convert_official import random_official_state_dict
+
+    path = tmp_path / 'official_d.pth'
+    torch.save(random_official_state_dict('D'), path)
+    return path
+
+
+@pytest.mark.parametrize('kind', ['missing', 'empty', 'random bytes', 'pickle with code', 'not a state dict'])
+def test_convert_official_bad_checkpoints_are_one_line(tmp_path, capsys, kind):
+    from sfmnet_plugin.tools.convert_official import main as convert
+
+    source = tmp_path / 'in.pth'
+    if kind == 'empty':
+        source.write_bytes(b'')
+    elif kind == 'random bytes':
+        source.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif kind == 'pickle with code':
+        from test_safe_loading import malicious_torch_file
+
+        malicious_torch_file(source, tmp_path / 'MARKER', payload_key='params')
+    elif kind == 'not a state dict':
+        torch.save({'params': [1, 2, 3]}, source)
+    assert convert([str(source), str(tmp_path / 'out.pth')]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and str(source) in err and 'Traceback' not in err
+    assert not (tmp_path / 'MARKER').exists() and not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('kind', ['missing folder', 'a folder'])
+def test_convert_official_unwritable_outputs_are_one_line(tmp_path, capsys, kind):
+    from sfmnet_plugin.tools.convert_official import main as convert
+
+    output = tmp_path / 'no_such_folder' / 'out.pth'
+    if kind == 'a folder':
+        output = tmp_path / 'existing_folder'
+        output.mkdir()
+    assert convert([str(official_discriminator_file(tmp_path)), str(output)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and str(output) in err and 'Traceback' not in err
+    assert ('already exists' if kind == 'a folder' else f'cannot write {output}') in err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith('.partial')) == []

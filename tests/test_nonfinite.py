@@ -1,0 +1,75 @@
+"""A diverging run stops at the first non-finite loss, keeps the last good checkpoint and reports no metric of
+non-finite outputs (issue 9, finding 7)."""
+import os
+
+import pytest
+import torch
+from launch_helpers import REPO_ROOT, launcher_env, write_paired_folders, write_yaml
+from test_sfmnet_models import build_model, face_batch, model_options
+
+from sfmnet_plugin.nonfinite import NonFiniteError, check_finite_losses
+
+
+def test_check_names_the_iteration_and_the_term():
+    check_finite_losses({'l_pix': torch.tensor(0.5), 'l_total': 0.7}, 3)
+    with pytest.raises(NonFiniteError, match=r'iteration 3: loss term l_phase is nan'):
+        check_finite_losses({'l_pix': torch.tensor(0.5), 'l_phase': torch.tensor(float('nan'))}, 3)
+    with pytest.raises(NonFiniteError, match='l_total is inf'):
+        check_finite_losses({'l_total': float('inf')}, 9)
+
+
+def test_diverging_training_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    options = model_options('SFMNetModel')
+    options['train']['optim_g']['lr'] = 1e30  # Adam moves every weight by ~lr: the next forward overflows
+    options['path'] = {'models': str(tmp_path), 'training_states': str(tmp_path)}
+    model = build_model(options)
+    model.feed_data(face_batch())
+    model.update_learning_rate(1)
+    model.optimize_parameters(1)  # finite loss, then a step to astronomic weights
+    model.save_network(model.net_g, 'net_g', 1)
+    good = torch.load(tmp_path / 'net_g_1.pth', weights_only=True)['params']
+    with pytest.raises(NonFiniteError, match='iteration 2: loss term l_pix'):
+        model.update_learning_rate(2)
+        model.optimize_parameters(2)
+    # the broken weights are never written, under a new name or over the good file
+    with pytest.raises(NonFiniteError, match='net_g parameter'):
+        for p in model.net_g.parameters():
+            p.data.fill_(float('nan'))
+        model.save_network(model.net_g, 'net_g', 2)
+    assert sorted(os.listdir(tmp_path)) == ['net_g_1.pth']
+    reread = torch.load(tmp_path / 'net_g_1.pth', weights_only=True)['params']
+    assert all(torch.equal(good[k], reread[k]) for k in good)
+
+
+def test_validation_reports_no_metric_of_a_non_finite_output():
+    model = build_model(model_options('SFMNetModel'))
+    for p in model.net_g.parameters():
+        p.data.fill_(float('nan'))
+    model.feed_data(face_batch())
+    with pytest.raises(NonFiniteError, match='not finite'):
+        model.test()
+
+
+def test_diverging_run_through_the_launcher_exits_non_zero(tmp_path):
+    import subprocess
+    import sys
+
+    from test_launchers import toy_base_options
+
+    data_root = tmp_path / 'data'
+    write_paired_folders(str(data_root / 'train'), count=4, gt_size=32, scale=2, seed=0)
+    write_paired_folders(str(data_root / 'val'), count=1, gt_size=32, scale=2, seed=1)
+    opt = toy_base_options(data_root)
+    opt['name'] = 'diverges'
+    opt['train']['optim_g']['lr'] = 1e30
+    opt['logger'].update(save_checkpoint_freq=1, use_tb_logger=False)
+    opt['val']['val_freq'] = 100
+    option_file = str(write_yaml(tmp_path / 'd.yml', opt))
+    result = subprocess.run([sys.executable, 'sfmnet_plugin/train.py', '-opt', option_file], cwd=REPO_ROOT,
+                            env=launcher_env(tmp_path / 'root'), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert 'error: iteration 2: loss term l_pix' in result.stderr and 'Traceback' not in result.stderr
+    models = tmp_path / 'root' / 'experiments' / 'diverges' / 'models'
+    assert sorted(os.listdir(models)) == ['net_g_1.pth']
+    weights = torch.load(models / 'net_g_1.pth', weights_only=True)['params']
+    assert all(torch.isfinite(t).all() for t in weights.values())
