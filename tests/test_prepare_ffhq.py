@@ -6,6 +6,7 @@ import pytest
 from face_fixtures import read_lines, read_lmdb_images, run_script, smooth_noise
 from PIL import Image
 
+from sfmnet_plugin.data.atomic_output import OWNER_MARKER
 from sfmnet_plugin.data.degraded_face_dataset import DegradedFaceDataset
 from sfmnet_plugin.data.prep_ffhq import cli
 from sfmnet_plugin.data.prep_ffhq import main as prepare_ffhq
@@ -55,7 +56,8 @@ def test_splits_hold_pil_bicubic_resized_images_and_bad_files_are_reported(ffhq,
 def test_existing_splits_are_kept_leftovers_removed_and_metadata_splits(ffhq, tmp_path, capsys):
     root, _ = ffhq
     out = tmp_path / 'FFHQ'
-    (out / 'val.partial' / 'HR.lmdb').mkdir(parents=True)  # as a killed run leaves it
+    (out / 'val.partial' / 'HR.lmdb').mkdir(parents=True)  # as a killed run leaves it (marked as the tool's)
+    (out / 'val.partial' / OWNER_MARKER).touch()
     metadata = tmp_path / 'ffhq-dataset-v2.json'
     # The metadata, not the number, decides: here 01001 is "validation".
     metadata.write_text(json.dumps({str(n): {'category': 'validation' if n in (1001, 60000) else 'training'}

@@ -36,6 +36,10 @@ class DegradedFaceDataset(PairedFaceDataset):
     drawn), ``lq_path`` = ``gt_path`` (the HR's key or file).
     """
 
+    option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'io_backend', 'scale', 'phase', 'meta_info_file',
+                             'check_images_at_start', 'hr_size', 'degradation', 'degradation_seed', 'num_images',
+                             'use_hflip'})  # dataroot_lq only to be refused with a useful message
+
     def __init__(self, opt):
         if opt.get('dataroot_lq'):
             raise ValueError('DegradedFaceDataset makes the LR from the HR: remove dataroot_lq '

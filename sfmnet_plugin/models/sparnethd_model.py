@@ -9,6 +9,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from sfmnet_plugin.models.face_sr_model import FaceSRModel
 from sfmnet_plugin.models.sfmnet_gan_model import set_requires_grad
+from sfmnet_plugin.option_schema import register_model_keys
 
 
 @MODEL_REGISTRY.register()
@@ -156,3 +157,12 @@ class SPARNetHDModel(FaceSRModel):
         # networks. File names follow BasicSR's resume convention (network_d -> net_d_<iter>.pth).
         self.save_network(self.net_d, 'net_d', current_iter)
         super().save(epoch, current_iter)  # net_g_<iter>.pth (params and params_ema), then the training state
+
+
+# The option keys this model reads beyond FaceSRModel's (checked by sfmnet_plugin.option_schema).
+register_model_keys('SPARNetHDModel', {
+    '': {'network_d'},
+    'path': {'pretrain_network_d', 'param_key_d', 'strict_load_d'},
+    'train': {'optim_d', 'feature_matching_opt', 'gan_opt', 'd_loss_weight', 'perceptual_min_size',
+              'official_ema_before_g_step', 'net_d_iters', 'net_d_init_iters'},
+})
