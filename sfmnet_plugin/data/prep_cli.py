@@ -45,10 +45,11 @@ def positive_int(text):
     return value
 
 
-def add_output_arguments(parser, default_out):
+def add_output_arguments(parser, default_out, default_out_text=None):
     """The options every preparation script shares: output place, sizes, LR method, workers, safety."""
     parser.add_argument('--out', default=default_out,
-                        help='output root; each split goes to OUT/<split>/ (default: %(default)s)')
+                        help='output root; each split goes to OUT/<split>/ '
+                             f'(default: {default_out_text or default_out})')
     parser.add_argument('--hr-size', type=positive_int, default=128, help='HR side in pixels (default: 128)')
     parser.add_argument('--scales', type=positive_int, nargs='+', default=[4, 8, 16],
                         help='LR scales, one LR_x<s>.lmdb each (default: 4 8 16)')
