@@ -45,14 +45,16 @@ def positive_int(text):
     return value
 
 
-def add_output_arguments(parser, default_out, hr_size=128, scales=(4, 8, 16), min_crop_size=64):
+def add_output_arguments(parser, default_out, default_out_text=None, hr_size=128, scales=(4, 8, 16),
+                         min_crop_size=64):
     """The options every preparation script shares: output place, sizes, LR method, workers, safety.
 
     ``hr_size``, ``scales`` and ``min_crop_size`` are the script's defaults (FFHQ: 512, none, 512: never an
     upscaled "HR" face).
     """
     parser.add_argument('--out', default=default_out,
-                        help='output root; each split goes to OUT/<split>/ (default: %(default)s)')
+                        help='output root; each split goes to OUT/<split>/ '
+                             f'(default: {default_out_text or default_out})')
     parser.add_argument('--hr-size', type=positive_int, default=hr_size,
                         help='HR side in pixels (default: %(default)s)')
     parser.add_argument('--scales', type=positive_int, nargs='+', default=list(scales),
