@@ -61,6 +61,7 @@ setup(
             'sfmnet-test = sfmnet_plugin.test:main',
             'sfmnet-convert-official = sfmnet_plugin.tools.convert_official:main',
             'sfmnet-infer = sfmnet_plugin.tools.infer:main',
+            'sfmnet-restore = sfmnet_plugin.tools.restore:main',
             'sfmnet-demo = sfmnet_plugin.tools.demo:main',
             'sfmnet-benchmark = sfmnet_plugin.tools.benchmark:main',
             'sfmnet-export = sfmnet_plugin.tools.export:main',

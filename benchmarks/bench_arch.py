@@ -1,4 +1,4 @@
-"""Benchmark SFMNet, SPARNet and their discriminators: parameters, MACs, latency, training step, peak memory.
+"""Benchmark SFMNet, SPARNet, SMLNet (unofficial) and discriminators: parameters, MACs, latency, training, memory.
 
     python benchmarks/bench_arch.py                                   # the default models, CPU, defaults below
     python benchmarks/bench_arch.py --models sfmnet sparnet --threads 2 --warmup 1 --repeats 3
@@ -7,7 +7,7 @@
 
 Method (the spec's section 9 harness, extended): ``--warmup`` untimed runs, then the median (and min) of
 ``--repeats`` timed runs. Forward: ``eval()`` under ``no_grad`` for each ``--batch-sizes``. Training step:
-``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; SFMNet uses its stage-1
+``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; SFMNet (and SMLNet) its stage-1
 loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), on sr_fre)``, SPARNet its official L1 (and
 SPARNetHD L1 alone, without its GAN and perceptual terms), a discriminator ``BCEWithLogits(logits, 1)`` (summed
 over the scales of the multi-scale one). Inputs are random data in [0, 1]: SFMNet and SPARNet get the LR face
@@ -44,8 +44,9 @@ import time
 from functools import partial
 
 BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'sparnethd',
-                    'sparnethd-d', 'sfmnet-reference', 'sfmnet-tiny-reference')
-DEFAULT_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'sfmnet-reference')
+                    'sparnethd-d', 'smlnet', 'smlnet-tiny', 'sfmnet-reference', 'sfmnet-tiny-reference')
+DEFAULT_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'smlnet',
+                  'smlnet-tiny', 'sfmnet-reference')
 TINY_SFMNET = dict(num_feat=16, num_heads=2)
 
 
@@ -85,6 +86,7 @@ def build_model(name, args):
     )
     from sfmnet_plugin.archs.patch_discriminator_arch import MultiScalePatchDiscriminator
     from sfmnet_plugin.archs.sfmnet_arch import SFMNet
+    from sfmnet_plugin.archs.smlnet_arch import SMLNet
     from sfmnet_plugin.archs.sparnet_arch import SPARNet, SPARNetHD
 
     lr_size = args.size // args.scale
@@ -99,6 +101,9 @@ def build_model(name, args):
         'sparnet-light': lambda: (SPARNet(upscale=args.scale, res_depth=1, att_name='spar3d'), lr_size, 'generator'),
         'sparnethd': lambda: (SPARNetHD(), args.hd_size, 'generator'),
         'sparnethd-d': lambda: (MultiScalePatchDiscriminator(), args.hd_size, 'discriminator'),
+        # SMLNet has SFMNet's two outputs and is trained with SFMNet's stage-1 loss
+        'smlnet': lambda: (SMLNet(upscale=args.scale), lr_size, 'sfmnet'),
+        'smlnet-tiny': lambda: (SMLNet(upscale=args.scale, **TINY_SFMNET), lr_size, 'sfmnet'),
     }
     return builders[name]()
 

@@ -2,9 +2,15 @@
 
 Importing this package applies the basicsr 1.4.2 compatibility fixes (:mod:`sfmnet_plugin._compat`)
 and registers every architecture, dataset, loss, model and metric it ships in BasicSR's
-registries, so ``type: SFMNet`` (and the rest) can be used in any BasicSR option file.
+registries, so ``type: SFMNet`` (and the rest) can be used in any BasicSR option file. When it is
+imported before torch, it also makes torch's idle OpenMP threads sleep instead of spinning
+(``OMP_WAIT_POLICY=PASSIVE`` unless set; see :mod:`sfmnet_plugin.cpu_threads`).
 """
-from sfmnet_plugin import _compat
+from sfmnet_plugin import cpu_threads
+
+cpu_threads.set_openmp_wait_policy_default()  # before torch loads libgomp, which reads it once
+
+from sfmnet_plugin import _compat  # noqa: E402
 
 _compat.apply_all()
 

@@ -10,6 +10,7 @@ share (in the spirit of GFPGAN's ``GFPGANer``)::
                             network={'type': 'SFMNet', 'upscale': 8})
     sr = restorer.restore(lr)                 # B x 3 x h x w tensor in [0, 1] -> B x 3 x H x W in [0, 1]
     sr_rgb = restorer.restore_image(lr_rgb)   # h x w x 3 uint8 RGB array -> H x W x 3 uint8 RGB array
+    result = restorer.restore_photo(photo)    # every face of a whole photo, aligned, restored, pasted back
 
 The network is any architecture in BasicSR's registry, given as ``network_g`` options (a dict), a BasicSR option
 file (``FaceRestorer.from_option_file``) or by default SFMNet x8. The checkpoint is a BasicSR file
@@ -280,3 +281,14 @@ class FaceRestorer:
     def restore_image(self, image):
         """SR of one ``h x w x 3`` uint8 RGB array."""
         return self.restore_images([np.asarray(image)])[0]
+
+    def restore_photo(self, photo, detector=None, **options):
+        """Restore every face of a whole photo (RGB PIL image or uint8 array): a ``PhotoResult``.
+
+        Faces are detected (MTCNN unless ``detector`` is given), aligned to the FFHQ template, restored and pasted
+        back; ``options`` are those of :class:`sfmnet_plugin.faces.whole_photo.WholePhotoRestorer` (``upscale``,
+        ``face_size``, ``min_score`` ...), which is also the class to keep for many photos.
+        """
+        from sfmnet_plugin.faces.whole_photo import WholePhotoRestorer
+
+        return WholePhotoRestorer(self, detector=detector, **options).restore_photo(photo)

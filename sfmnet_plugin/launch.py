@@ -9,6 +9,8 @@ from sfmnet_plugin.data.image_check import DatasetImageError
 from sfmnet_plugin.nonfinite import NonFiniteError
 from sfmnet_plugin.option_files import default_root_path, option_file_argument, resolved_option_argv, split_force_yml
 from sfmnet_plugin.option_schema import OptionKeyError, validate_option_file
+from sfmnet_plugin.preflight import check_run
+from sfmnet_plugin.run_session import run_session
 from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError
 
 PIPELINES = {'train': ('basicsr.train', 'train_pipeline'), 'test': ('basicsr.test', 'test_pipeline')}
@@ -25,7 +27,8 @@ def run_basicsr_pipeline(stage, root_path=None):
     pipeline = getattr(importlib.import_module(module_name), function_name)
     argv = normalize_local_rank_argument(sys.argv)
     check_option_file(argv)
-    with resolved_option_argv(argv) as argv:
+    check_run(stage, argv)  # missing data or weights: a PreflightError before anything is created
+    with resolved_option_argv(argv) as argv, run_session(stage):
         sys.argv = argv
         try:
             pipeline(root_path or default_root_path())

@@ -69,7 +69,8 @@ def contact_sheet(panels, gap=2, columns=CONTACT_SHEET_COLUMNS):
     """Tile rows of BGR uint8 images, one per column of ``columns`` (default ``(LR, bicubic, SR, HR)``), into one image.
 
     The first column is the LR image, enlarged with nearest-neighbour sampling so its pixels stay
-    visible, the last one the HR; every row gets the image name, every column its role.
+    visible, the last one the HR. Every row gets a band with the image name across its whole width (a
+    name does not fit above a 128-px tile), every column its role (name the SR column by its method).
     """
     rows = []
     for name, images in panels:
@@ -77,13 +78,12 @@ def contact_sheet(panels, gap=2, columns=CONTACT_SHEET_COLUMNS):
             raise ValueError(f'contact sheet row {name!r} has {len(images)} images for {len(columns)} columns.')
         height, width = images[-1].shape[:2]
         lr = cv2.resize(images[0], (width, height), interpolation=cv2.INTER_NEAREST)
-        tiles = [_labelled(img, f'{role} {name}' if index == 0 else role)
-                 for index, (role, img) in enumerate(zip(columns, (lr, *images[1:])))]
+        tiles = [_labelled(img, role) for role, img in zip(columns, (lr, *images[1:]))]
         spacer = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
         row = tiles[0]
         for tile in tiles[1:]:
             row = np.concatenate([row, spacer, tile], axis=1)
-        rows.append(row)
+        rows.append(_labelled(row, name))
     spacer = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
     sheet = rows[0]
     for row in rows[1:]:

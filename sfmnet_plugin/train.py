@@ -15,12 +15,12 @@ if __package__ in (None, ''):
     sys.path[0] = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 import sfmnet_plugin  # noqa: E402,F401  (compatibility fixes and registrations before basicsr)
-from sfmnet_plugin.launch import run_basicsr_pipeline  # noqa: E402
+from sfmnet_plugin.launcher_cli import main as run_launcher  # noqa: E402
 
 
-def main(root_path=None):
+def main(root_path=None, argv=None):
     """Train with the options given on the command line; outputs go under ``root_path``."""
-    run_basicsr_pipeline('train', root_path)
+    run_launcher('train', root_path, argv)
 
 
 if __name__ == '__main__':

@@ -152,7 +152,7 @@ def test_markdown_table_bolds_the_best_of_each_column(setup, result):
 
 def test_contact_sheet_has_one_column_per_method_and_the_plot_one_entry(setup, result):
     sheet = read_bgr(setup / 'out' / 'contact_sheet.png')
-    columns, rows, gap, label = 2 + 3, 2, 2, 18  # LR, three methods, HR; sheet_images=2
+    columns, rows, gap, label = 2 + 3, 2, 2, 2 * 18  # LR, three methods, HR; sheet_images=2; name + role bands
     assert sheet.shape == (rows * (label + 128) + (rows - 1) * gap, columns * 128 + (columns - 1) * gap, 3)
     # the HR column holds the HR image of the first image in name order
     first_hr = read_bgr(setup / 'HR' / 'astronaut.png')

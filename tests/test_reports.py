@@ -19,13 +19,29 @@ def test_contact_sheet_layout_and_tiles():
     panels = [(f'img{i}', (rng.integers(0, 255, (8, 8, 3), np.uint8),
                            *(rng.integers(0, 255, (SIZE, SIZE, 3), np.uint8) for _ in range(3)))) for i in range(2)]
     sheet = contact_sheet(panels, gap=2)
-    band = 18
-    assert sheet.shape == (2 * (band + SIZE) + 2, len(CONTACT_SHEET_COLUMNS) * SIZE + 3 * 2, 3)
-    # second row, third column (SR) holds the SR image under its label band
-    top, left = band + SIZE + 2 + band, 2 * (SIZE + 2)
+    band = 18  # every row: a band with the image name, a band with the column roles, the tiles
+    assert sheet.shape == (2 * (2 * band + SIZE) + 2, len(CONTACT_SHEET_COLUMNS) * SIZE + 3 * 2, 3)
+    # second row, third column (SR) holds the SR image under its label bands
+    top, left = 2 * band + SIZE + 2 + 2 * band, 2 * (SIZE + 2)
     np.testing.assert_array_equal(sheet[top:top + SIZE, left:left + SIZE], panels[1][1][2])
     # the LR tile is the LR enlarged by pixel repetition
-    np.testing.assert_array_equal(sheet[band:band + SIZE, :SIZE], np.kron(panels[0][1][0], np.ones((4, 4, 1))))
+    np.testing.assert_array_equal(sheet[2 * band:2 * band + SIZE, :SIZE], np.kron(panels[0][1][0], np.ones((4, 4, 1))))
+
+
+def test_contact_sheet_names_are_whole_and_the_sr_column_is_named_by_the_network():
+    tile = np.full((128, 128, 3), 128, np.uint8)
+    panels = [('grace_hopper_f0_v3', (tile[:16, :16], tile, tile, tile))]
+    sheet = contact_sheet(panels, columns=('LR', 'Bicubic', 'SFMNet', 'HR'))
+    name_band = sheet[:18]
+    ink = np.nonzero((name_band < 200).any(axis=(0, 2)))[0]
+    assert ink.max() < 2 * 128  # the whole name, in the first half of the row: nothing cut at a tile's edge
+    generic = contact_sheet(panels)
+    roles = slice(18, 36)
+    sr_column = slice(2 * 130, 2 * 130 + 128)
+    assert (sheet[roles, sr_column] != generic[roles, sr_column]).any()  # "SFMNet", not "SR"
+    other = np.ones(sheet.shape[1], bool)
+    other[sr_column] = False
+    np.testing.assert_array_equal(sheet[:, other], generic[:, other])
 
 
 def test_summary_means():
@@ -78,7 +94,7 @@ def test_test_run_writes_csv_summary_and_contact_sheet(test_run):
     bicubic_mean = np.mean([float(r['bicubic_psnr']) for r in rows])
     assert f'| SFMNet | {mean:.4f} |' in summary and f'| Bicubic (PIL) | {bicubic_mean:.4f} |' in summary
     sheet = cv2.imread(str(results / 'Faces_contact_sheet.png'))
-    assert sheet.shape[0] == 2 * (18 + SIZE) + 2  # contact_sheet: 2 rows
+    assert sheet.shape[0] == 2 * (2 * 18 + SIZE) + 2  # contact_sheet: 2 rows
     sr = cv2.imread(str(results / 'visualization' / 'Faces' / 'face001_report_test.png'))
-    top, left = 18 + SIZE + 2 + 18, 2 * (SIZE + 2)
+    top, left = 2 * 18 + SIZE + 2 + 2 * 18, 2 * (SIZE + 2)
     np.testing.assert_array_equal(sheet[top:top + SIZE, left:left + SIZE], sr)

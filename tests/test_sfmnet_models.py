@@ -1,5 +1,5 @@
-"""The face-SR models: FaceSRModel (with SPARNet), SFMNetModel and SFMNetGANModel: losses, the official-bug
-switches, and training/validation/testing through the launchers."""
+"""The face-SR models: FaceSRModel (with SPARNet), SFMNetModel and SFMNetGANModel (with SFMNet, and SMLNet for the
+PSNR stage): losses, the official-bug switches, and training/validation/testing through the launchers."""
 import copy
 import os
 import re
@@ -28,10 +28,13 @@ ADAM = {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]}
 TINY_SPARNET = {'type': 'SPARNet', 'upscale': SCALE, 'min_ch': 8, 'max_ch': 16, 'in_size': GT_SIZE,
                 'out_size': GT_SIZE, 'min_feat_size': 8, 'res_depth': 1, 'bottleneck_size': 8, 'official_init': True}
 SPARNET_LOSSES = {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 2.0}}
+# SMLNet (unofficial, from its abstract) has SFMNet's contract: SFMNetModel's dual loss trains it unchanged.
+TINY_SMLNET = {'type': 'SMLNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
 # stage -> (model_type, network, losses); 'SPARNet' is the shared FaceSRModel with a SPARNet generator
 STAGES = {'SFMNetModel': ('SFMNetModel', TINY_SFMNET, PSNR_LOSSES),
           'SFMNetGANModel': ('SFMNetGANModel', TINY_SFMNET, PSNR_LOSSES),
-          'SPARNet': ('FaceSRModel', TINY_SPARNET, SPARNET_LOSSES)}
+          'SPARNet': ('FaceSRModel', TINY_SPARNET, SPARNET_LOSSES),
+          'SMLNet': ('SFMNetModel', TINY_SMLNET, PSNR_LOSSES)}
 
 
 def model_options(stage, **train_overrides):
@@ -191,7 +194,7 @@ def test_both_stages_train_validate_resume_and_chain(face_data, tmp_path):
     assert 'Resuming training from epoch' in read_training_log(gan_dir)
 
 
-@pytest.mark.parametrize('stage', ['SFMNetModel', 'SFMNetGANModel', 'SPARNet'])
+@pytest.mark.parametrize('stage', ['SFMNetModel', 'SFMNetGANModel', 'SPARNet', 'SMLNet'])
 def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
     """2 ranks x batch 1 see the same samples per step as 1 process x batch 2 (EnlargedSampler splits one
     permutation), DDP averages their gradients, and validation gathers every rank's images."""
@@ -209,14 +212,18 @@ def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
     for optim in ('optim_g', 'optim_d'):
         if optim in single['train']:
             single['train'][optim]['lr'] = 1e-5
-    run_launcher(['sfmnet_plugin/train.py', '-opt', str(write_yaml(tmp_path / 'single.yml', single))], runs)
+    # BasicSR's own command line for one process (the same launcher as sfmnet_plugin/train.py)
+    run_launcher(['basicsr/train.py', '-opt', str(write_yaml(tmp_path / 'single.yml', single))], runs)
     ddp = copy.deepcopy(single)
     ddp['name'] = 'ddp'
     ddp['datasets']['train']['batch_size_per_gpu'] = 1
     run_launcher(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
                   'sfmnet_plugin/train.py', '-opt', str(write_yaml(tmp_path / 'ddp.yml', ddp)), '--launcher',
                   'pytorch'], runs)
-    single_psnr = last_validation_psnr(read_training_log(runs / 'experiments' / 'single'))
+    single_log = read_training_log(runs / 'experiments' / 'single')
+    if 'frequency_opt' in single['train']:  # the dual loss of SFMNet (and SMLNet) ran
+        assert all(f'{term}:' in single_log for term in ('l_pix', 'l_pix_frequency_branch', 'l_amplitude', 'l_phase'))
+    single_psnr = last_validation_psnr(single_log)
     ddp_log = read_training_log(runs / 'experiments' / 'ddp')
     assert 'world_size: 2' in ddp_log
     assert last_validation_psnr(ddp_log) == pytest.approx(single_psnr, abs=2e-3)

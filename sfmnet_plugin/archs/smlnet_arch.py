@@ -1,0 +1,166 @@
+"""SMLNet: an UNOFFICIAL dual-domain multi-scale face SR network, designed from the abstract of Xie et al.,
+"Learning to Super-Resolve Face Images via Dual-Domain Multi-scale Feature Interaction", IEEE TIP 2026.
+
+**Read this first.** Only the paper's abstract is public: no code, no figures, no tables. This network is this
+project's design from the abstract's sentences, built from published blocks; it is *not* the authors' network,
+its parameter count and results are not the paper's, and no reference numbers exist to check it against. If the
+authors release their code, that code supersedes this module. ``docs/smlnet.md`` gives the full rationale.
+
+What each part answers in the abstract:
+
+* "a dual-branch architecture. [...] the frequency branch captures high-quality global structures and fine
+  high-frequency details" -> the frequency branch is SFMNet's U-Net of :class:`FFTBlock` (every output pixel of
+  a Fourier block sees the whole image), with its own output ``sr_frequency`` and its own losses;
+* "the spatial branch operates complementarily to preserve fine-grained local texture patterns" and
+  "failing to capture essential multi-scale textures due to the rigid receptive fields" -> the spatial branch is
+  the same U-Net shape built from :class:`MFEB` (parallel dilated 3x3 paths, MSRN-style cross-scale exchange);
+* "a Multi-scale Spatial-frequency feature Interaction Module (MSIM), which combines a [MFEB] and a [SFIM]" ->
+  at each of the U-Net's ``4 L + 2`` positions, MSIM = the spatial branch's MFEB followed by an :class:`SFIM`
+  that fuses in the frequency feature of the same position (two-way channel cross-attention, gated fusion);
+* "to interact and aggregate multi-level complementary features from the dual branches" -> the MSIM outputs of
+  the neck and of every decoder level (``L + 1`` levels, coarse to fine) are aggregated at full resolution by
+  :class:`MultiLevelAggregation` before the spatial tail.
+
+Assumed, where the abstract is silent: SFMNet's topology (the frequency branch runs first and receives nothing
+back; the spatial skips carry the MFEB output before its SFIM, as SFMNet's do), SFMNet's input contract and
+losses, BasicSR's 0.1-scaled initialisation of residual branches (so the 14 residual additions start near the
+identity), and the sizes below (6.43 M parameters at the defaults, inside SFMNet's 8.5-8.8 M).
+
+Data flow (x8, 16x16 LR face, ``C = 64``, ``L = 3``)::
+
+    lr (B x 3 x 16 x 16) --PIL bicubic--> lr_up (B x 3 x 128 x 128)
+    frequency branch: U-Net of FFTBlocks, 128 -> 64 -> 32 -> 16 -> 32 -> 64 -> 128, all C channels
+        -> features f_p at the 14 positions p, and sr_frequency = tail + lr_up       (B x 3 x 128 x 128)
+    spatial branch: the same U-Net shape of MFEBs; at position p the MFEB output s_p becomes
+        MSIM_p = SFIM_p(s_p, f_p)                                                     (B x C x h_p x w_p)
+        the MSIM outputs after the neck (16x16) and each decoder level (32, 64, 128) -> MultiLevelAggregation
+        -> sr_spatial = tail + lr_up   (the SR result)                                (B x 3 x 128 x 128)
+
+Ablation switches (each keeps everything else identical): ``mfeb_dilations=[1, 1, 1]`` (single-scale MFEB, same
+parameters), ``interaction='concat'`` (plain concatenation instead of SFIM) or ``'none'`` (two independent
+branches), ``multi_level_aggregation=False``.
+"""
+from functools import partial
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import Tensor, nn
+
+from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.sfmnet_arch import SUPPORTED_UPSCALES, UNetBranch
+from sfmnet_plugin.archs.sfmnet_blocks import FFTBlock
+from sfmnet_plugin.archs.smlnet_blocks import MFEB, SFIM, ConcatFusion, MultiLevelAggregation
+
+INTERACTIONS = ('sfim', 'concat', 'none')
+
+
+@ARCH_REGISTRY.register()
+class SMLNet(nn.Module):
+    """SMLNet generator (unofficial, from the abstract): LR face in, spatial SR out (frequency-branch SR on request).
+
+    The same contract as :class:`~sfmnet_plugin.archs.sfmnet_arch.SFMNet`, so ``SFMNetModel``'s dual pixel loss
+    and the ``FrequencyLoss`` train it unchanged.
+
+    Args:
+        upscale: 1, 2, 4, 8 or 16. The LR input ``B x 3 x h x w`` in [0, 1] is first resized to
+            ``(h * upscale, w * upscale)`` with PIL-compatible bicubic; 1 means it already is that image.
+        num_in_ch, num_out_ch: image channels; must be equal (both outputs are ``residual + input``).
+        num_feat: width ``C`` of every stage (64); even (MFEB paths have ``C / 2`` channels).
+        num_levels: depth ``L`` of both U-Nets (3); the HR size must be divisible by ``2 ** L``.
+        num_heads: heads of SFIM's channel cross-attention (8; ``num_feat / num_heads`` channels each).
+        mfeb_dilations: dilations of the MFEB's parallel paths ((1, 2, 3)); ``[1, 1, 1]`` is the single-scale
+            ablation with the same parameter count.
+        interaction: ``'sfim'`` (default), ``'concat'`` (ablation: plain concatenation + 3x3 conv at every
+            position) or ``'none'`` (ablation: no interaction; the branches only share the input).
+        multi_level_aggregation: aggregate the neck and decoder levels' MSIM outputs before the tail (True).
+
+    ``forward(x, return_frequency=False)`` returns ``sr_spatial`` (``B x 3 x H x W``, not clamped), or
+    ``(sr_spatial, sr_frequency)``.
+    """
+
+    def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
+                 num_levels: int = 3, num_heads: int = 8, mfeb_dilations=(1, 2, 3), interaction: str = 'sfim',
+                 multi_level_aggregation: bool = True):
+        super().__init__()
+        if upscale not in SUPPORTED_UPSCALES:
+            raise ValueError(f'SMLNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
+        if num_in_ch != num_out_ch:
+            raise ValueError(f'SMLNet adds its input to both outputs, so num_in_ch ({num_in_ch}) must equal '
+                             f'num_out_ch ({num_out_ch}).')
+        if num_levels < 1:
+            raise ValueError(f'SMLNet num_levels must be at least 1, got {num_levels}.')
+        if interaction not in INTERACTIONS:
+            raise ValueError(f'SMLNet interaction must be one of {INTERACTIONS}, got {interaction!r}.')
+        self.upscale = upscale
+        self.num_levels = num_levels
+        num_positions = 4 * num_levels + 2
+        # The neck's last position and each decoder level's last one, coarse to fine (the last is the output's).
+        self.level_end_positions = tuple(range(2 * num_levels + 1, num_positions, 2))
+
+        self.frequency_branch = UNetBranch(partial(FFTBlock, num_feat), num_in_ch, num_out_ch, num_feat, num_levels)
+        self.spatial_branch = UNetBranch(
+            partial(MFEB, num_feat, mfeb_dilations), num_in_ch, num_out_ch, num_feat, num_levels)
+        make_interaction = {'sfim': partial(SFIM, num_feat, num_heads), 'concat': partial(ConcatFusion, num_feat),
+                            'none': None}[interaction]
+        # Keyed by position, like SFMNet's; empty for interaction='none'.
+        self.interactions = nn.ModuleDict(
+            {str(position): make_interaction() for position in range(num_positions)} if make_interaction else {})
+        self.aggregation = (MultiLevelAggregation(num_feat, len(self.level_end_positions))
+                            if multi_level_aggregation else None)
+
+    def upsample_input(self, x: Tensor) -> Tensor:
+        """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
+        height, width = x.shape[-2:]
+        hr_height, hr_width = height * self.upscale, width * self.upscale
+        multiple = 2 ** self.num_levels
+        if hr_height % multiple or hr_width % multiple:
+            raise ValueError(
+                f'SMLNet got a {height}x{width} input at x{self.upscale}, i.e. a {hr_height}x{hr_width} HR image, but '
+                f'num_levels={self.num_levels} needs the HR height and width to be divisible by {multiple}.')
+        if self.upscale == 1:
+            return x
+        return pil_bicubic_resize(x, (hr_height, hr_width))
+
+    def forward(self, x: Tensor, return_frequency: bool = False):
+        """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""
+        lr_up = self.upsample_input(x)
+
+        # The frequency branch runs first and on its own; its position features are only recorded.
+        frequency_features = []
+
+        def record(position: int, feature: Tensor) -> Tensor:
+            frequency_features.append(feature)
+            return feature
+
+        sr_frequency = self.frequency_branch(lr_up, record)
+
+        level_outputs = []
+
+        def msim(position: int, spatial: Tensor) -> Tensor:
+            # ``spatial`` is the output of the spatial branch's MFEB at this position: MSIM = SFIM after MFEB.
+            key = str(position)
+            if key in self.interactions:
+                spatial = self.interactions[key](spatial, frequency_features[position])
+            if self.aggregation is not None and position in self.level_end_positions:
+                level_outputs.append(spatial)
+                if position == self.level_end_positions[-1]:
+                    return self.aggregation(level_outputs)
+            return spatial
+
+        sr_spatial = self.spatial_branch(lr_up, msim)
+        return (sr_spatial, sr_frequency) if return_frequency else sr_spatial
+
+    def count_parameters_by_group(self) -> dict:
+        """Parameter counts: each branch, the interaction modules, the multi-level aggregation, and the total."""
+        def count(module):
+            return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+        return {
+            'frequency_branch': count(self.frequency_branch),
+            'spatial_branch': count(self.spatial_branch),
+            'interactions': count(self.interactions),
+            'aggregation': count(self.aggregation),
+            'total': count(self),
+        }
+
+
+__all__ = ['SMLNet', 'INTERACTIONS']

@@ -1,0 +1,67 @@
+"""CPU threads that share a machine well, and a thread count that keeps CPU results reproducible.
+
+Why CPU training crawled on a shared machine: torch's CPU kernels run on GNU OpenMP (the
+``libgomp.so.1`` shipped in ``torch/lib``). Every operator is a parallel region that ends at a
+barrier; by default a libgomp thread that reaches a barrier or finishes its share busy-waits
+(spins ~300,000 times) before it sleeps. With two threads on two cores and one other busy process,
+three runnable threads share two cores: our spinning threads burn the time slices that the thread
+still holding work needs, and the tiny network's thousands of small regions per step each pay it
+(measured in ``benchmarks/bench_threads.py``; numbers in the README).
+
+``OMP_WAIT_POLICY=PASSIVE`` makes waiting threads sleep at once. libgomp reads it once, when torch
+loads it, so :func:`set_openmp_wait_policy_default` runs at the top of ``import sfmnet_plugin``
+(before torch is imported) and only sets a default: a value in the environment wins, and nothing is
+changed when torch was imported first.
+
+The thread count is a numerical setting, not only a speed one: oneDNN splits convolutions
+differently for different thread counts, so 1 and 2 threads give results that differ in the last
+bit, which training amplifies. It is therefore never chosen from the machine's current load: torch
+uses ``$OMP_NUM_THREADS`` or every core, ``sfmnet-demo`` a fixed ``--threads``, and
+:func:`busy_machine_warning` only says when other processes compete for the cores.
+"""
+import os
+import sys
+
+WAIT_POLICY_VARIABLE = 'OMP_WAIT_POLICY'
+DEFAULT_WAIT_POLICY = 'PASSIVE'
+
+
+def set_openmp_wait_policy_default(environ=os.environ, modules=sys.modules):
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` unless it is set already or torch (and its libgomp) is already loaded.
+
+    Returns whether the default was set. Child processes (DataLoader workers, torchrun ranks, the demo's
+    steps) inherit it.
+    """
+    if WAIT_POLICY_VARIABLE in environ or 'torch' in modules:
+        return False
+    environ[WAIT_POLICY_VARIABLE] = DEFAULT_WAIT_POLICY
+    return True
+
+
+def available_cpus():
+    """CPUs this process may run on (its affinity mask, e.g. under ``taskset`` or a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def busy_machine_warning(num_threads, cpus=None, load=None):
+    """A one-line note when other processes already keep the cores busy, or None.
+
+    ``load`` is the one-minute load average (default :func:`os.getloadavg`); with ``num_threads`` of our own on
+    ``cpus`` CPUs, a load above ``cpus - num_threads + 0.5`` means our threads share cores with other work, so
+    steps take longer than on a quiet machine (the results stay the same: the thread count, not the load,
+    decides them).
+    """
+    cpus = cpus or available_cpus()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return None
+    if load <= cpus - num_threads + 0.5:
+        return None
+    return (f'the machine is busy (load average {load:.1f} on {cpus} CPUs, {num_threads} thread'
+            f'{"s" if num_threads != 1 else ""} here): other processes share the cores, so steps take longer than '
+            'on a quiet machine; the results do not change.')
