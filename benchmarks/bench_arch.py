@@ -15,6 +15,12 @@ over the scales of the multi-scale one). Inputs are random data in [0, 1]: SFMNe
 discriminator take a ``--hd-size`` image (SPARNetHD restores a face already at its output size). SPARNetHD is
 heavy (181 GMACs at the default --hd-size 256, 724 G at its native 512x512), so it is not among the default models.
 
+After/before: ``sfmnet`` and ``sfmnet-tiny`` are also timed alternately, in the same process, against the frozen
+copy of the pre-optimisation network (``benchmarks/sfmnet_reference.py``, same weights): the ratio table gives the
+median of the per-pair time ratios, which survives a shared machine's load far better than absolute times
+(``--cpu-time`` steadies it further). Peak memory of the reference comes from its own process
+(``sfmnet-reference``, in the default model list).
+
 MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
 (``sfmnet_plugin.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the spec's conv
 count (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not included.
@@ -32,19 +38,23 @@ import multiprocessing
 import os
 import platform
 import resource
+import statistics
 import sys
+import time
 from functools import partial
 
 BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'sparnethd',
-                    'sparnethd-d', 'smlnet', 'smlnet-tiny')
+                    'sparnethd-d', 'smlnet', 'smlnet-tiny', 'sfmnet-reference', 'sfmnet-tiny-reference')
 DEFAULT_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'smlnet',
-                  'smlnet-tiny')
+                  'smlnet-tiny', 'sfmnet-reference')
 TINY_SFMNET = dict(num_feat=16, num_heads=2)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', nargs='+', choices=BENCHMARK_MODELS, default=list(DEFAULT_MODELS))
+    parser.add_argument('--models', nargs='+', choices=BENCHMARK_MODELS, default=list(DEFAULT_MODELS),
+                        help='*-reference: the frozen pre-optimisation SFMNet (benchmarks/sfmnet_reference.py), in '
+                             'its own process for its peak memory')
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
     parser.add_argument('--warmup', type=int, default=2)
@@ -58,6 +68,10 @@ def parse_args(argv=None):
     parser.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none', help='autocast dtype')
     parser.add_argument('--channels-last', action='store_true', help='channels_last weights and inputs')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
+    parser.add_argument('--no-ratios', action='store_true',
+                        help='skip the after/before ratios (SFMNet timed alternately with the frozen reference)')
+    parser.add_argument('--cpu-time', action='store_true',
+                        help='ratios from process CPU time instead of wall time (steadier on a shared machine)')
     parser.add_argument('--keep-freed-memory', action='store_true',
                         help='CPU: keep glibc from returning freed blocks to the OS (see the module docstring)')
     return parser.parse_args(argv)
@@ -79,6 +93,8 @@ def build_model(name, args):
     builders = {
         'sfmnet': lambda: (SFMNet(upscale=args.scale), lr_size, 'sfmnet'),
         'sfmnet-tiny': lambda: (SFMNet(upscale=args.scale, **TINY_SFMNET), lr_size, 'sfmnet'),
+        'sfmnet-reference': lambda: (reference_class()(upscale=args.scale), lr_size, 'sfmnet'),
+        'sfmnet-tiny-reference': lambda: (reference_class()(upscale=args.scale, **TINY_SFMNET), lr_size, 'sfmnet'),
         'd-spatial': lambda: (SFMNetSpatialDiscriminator(input_size=args.size), args.size, 'discriminator'),
         'd-frequency': lambda: (SFMNetFrequencyDiscriminator(input_size=args.size), args.size, 'discriminator'),
         'sparnet': lambda: (SPARNet(upscale=args.scale), lr_size, 'generator'),
@@ -90,6 +106,32 @@ def build_model(name, args):
         'smlnet-tiny': lambda: (SMLNet(upscale=args.scale, **TINY_SFMNET), lr_size, 'sfmnet'),
     }
     return builders[name]()
+
+
+def reference_class():
+    """The frozen pre-optimisation SFMNet (same constructor and state-dict layout)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from sfmnet_reference import ReferenceSFMNet
+
+    return ReferenceSFMNet
+
+
+def interleaved_ratio(after, before, warmup, repeats, synchronize, clock):
+    """Median over repeats of time(after) / time(before), the two run alternately so load hits both alike."""
+    for _ in range(warmup):
+        after()
+        before()
+    ratios = []
+    for _ in range(repeats):
+        pair = []
+        for fn in (before, after):
+            synchronize()
+            start = clock()
+            fn()
+            synchronize()
+            pair.append(clock() - start)
+        ratios.append(pair[1] / pair[0])
+    return statistics.median(ratios)
 
 
 def discriminator_loss(outputs):
@@ -149,14 +191,14 @@ def measure(name, args):
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
 
-    def forward(inputs):
+    def forward(inputs, net=runner):
         with torch.no_grad(), autocast():
-            runner(inputs)
+            net(inputs)
 
     row = {'model': name, 'params': num_params, 'macs': macs}
-    for batch in args.batch_sizes:
-        row[f'forward_b{batch}'] = time_runs(partial(forward, random_inputs(batch)), args.warmup, args.repeats,
-                                             synchronize)
+    forward_inputs = {batch: random_inputs(batch) for batch in args.batch_sizes}
+    for batch, inputs in forward_inputs.items():
+        row[f'forward_b{batch}'] = time_runs(partial(forward, inputs), args.warmup, args.repeats, synchronize)
 
     if args.train_batch_size:
         model.train()
@@ -164,15 +206,15 @@ def measure(name, args):
         inputs = random_inputs(batch)
         target = torch.rand(batch, 3, output_size, output_size, device=device)
 
-        def train_step():
-            model.zero_grad(set_to_none=True)
+        def train_step(module=model, net=runner):
+            module.zero_grad(set_to_none=True)
             with autocast():
                 if kind == 'sfmnet':
-                    loss = stage1_loss(runner(inputs, return_frequency=True), target)
+                    loss = stage1_loss(net(inputs, return_frequency=True), target)
                 elif kind == 'generator':
-                    loss = F.l1_loss(runner(inputs).float(), target)
+                    loss = F.l1_loss(net(inputs).float(), target)
                 else:
-                    loss = discriminator_loss(runner(inputs))
+                    loss = discriminator_loss(net(inputs))
             loss.backward()
 
         row['train'] = time_runs(train_step, args.warmup, args.repeats, synchronize)
@@ -181,6 +223,26 @@ def measure(name, args):
         row['peak_memory'] = f'{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (CUDA allocated)'
     else:
         row['peak_memory'] = f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (peak RSS)'
+
+    if name in ('sfmnet', 'sfmnet-tiny') and not args.no_ratios:
+        # after/before: this network against the frozen pre-optimisation one with the same weights, alternately
+        reference = build_model(f'{name}-reference', args)[0].to(device, memory_format=memory_format)
+        reference.load_state_dict(model.state_dict())
+        reference_runner = torch.compile(reference) if args.compile else reference
+        clock = time.process_time if args.cpu_time else time.perf_counter
+        ratios = {}
+        model.eval()
+        reference.eval()
+        for batch, inputs in forward_inputs.items():
+            ratios[f'forward_b{batch}'] = interleaved_ratio(
+                partial(forward, inputs), partial(forward, inputs, net=reference_runner), args.warmup, args.repeats,
+                synchronize, clock)
+        if args.train_batch_size:
+            model.train()
+            reference.train()
+            ratios['train'] = interleaved_ratio(train_step, partial(train_step, reference, reference_runner),
+                                                args.warmup, args.repeats, synchronize, clock)
+        row['ratios'] = ratios
     return row
 
 
@@ -203,6 +265,24 @@ def markdown_table(rows, args):
         cells.append(row['peak_memory'])
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def ratio_table(rows, args):
+    """After/before (plugin / frozen reference) ratios, and the peak-memory ratio from the separate processes."""
+    by_name = {row['model']: row for row in rows}
+    keys = [f'forward_b{batch}' for batch in args.batch_sizes] + (['train'] if args.train_batch_size else [])
+    header = ['model (after / before)', *[key.replace('_', ' ') for key in keys], 'peak memory']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for row in rows:
+        if 'ratios' not in row:
+            continue
+        reference = by_name.get(f"{row['model']}-reference")
+        memory = '(run the -reference model too)'
+        if reference:
+            memory = f"{float(row['peak_memory'].split()[0]) / float(reference['peak_memory'].split()[0]):.2f}x"
+        cells = [row['model'], *[f"{row['ratios'][key]:.2f}x" for key in keys], memory]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) if len(lines) > 2 else ''
 
 
 def main(argv=None):
@@ -233,6 +313,11 @@ def main(argv=None):
     ]
     print(', '.join(settings) + '\n')
     print(markdown_table(rows, args))
+    ratios = ratio_table(rows, args)
+    if ratios:
+        print(f'\nAfter/before, timed alternately in one process ({"CPU" if args.cpu_time else "wall"} time, median '
+              f'of {args.repeats} paired runs; < 1 is faster):\n')
+        print(ratios)
 
 
 if __name__ == '__main__':

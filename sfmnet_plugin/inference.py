@@ -10,6 +10,7 @@ share (in the spirit of GFPGAN's ``GFPGANer``)::
                             network={'type': 'SFMNet', 'upscale': 8})
     sr = restorer.restore(lr)                 # B x 3 x h x w tensor in [0, 1] -> B x 3 x H x W in [0, 1]
     sr_rgb = restorer.restore_image(lr_rgb)   # h x w x 3 uint8 RGB array -> H x W x 3 uint8 RGB array
+    result = restorer.restore_photo(photo)    # every face of a whole photo, aligned, restored, pasted back
 
 The network is any architecture in BasicSR's registry, given as ``network_g`` options (a dict), a BasicSR option
 file (``FaceRestorer.from_option_file``) or by default SFMNet x8. The checkpoint is a BasicSR file
@@ -33,6 +34,8 @@ from sfmnet_plugin.checkpoints import (
 from sfmnet_plugin.option_files import load_merged_options
 from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
+BACKENDS = ('torch', 'onnxruntime')
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}  # autocast dtype of each
 FACE_SIZE = 128  # HR face size of the FSR benchmarks: the LR size to suggest is FACE_SIZE / scale
 DEFAULT_NETWORK = {'type': 'SFMNet', 'upscale': 8}
 SCALE_OPTION_NAMES = ('upscale', 'scale')  # what BasicSR architectures call their factor
@@ -193,9 +196,23 @@ class FaceRestorer:
         scale: sets the network's ``upscale`` (or ``scale``) option when given.
         param_key: state dict inside a BasicSR checkpoint (default: ``params_ema`` when present).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
+        backend: ``torch`` (default) or ``onnxruntime``: then ``checkpoint`` is an ``.onnx`` file written by
+            ``sfmnet-export`` (network options, LR size and weights inside it) and ``network``/``scale`` are unused.
+        precision: ``fp32`` (default), ``bf16`` or ``fp16``: autocast to that dtype (networks keep their FFTs in
+            float32). bf16 pays off on CPUs with AVX512-BF16/AMX and on GPUs; fp16 is meant for GPUs.
     """
 
-    def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto'):
+    def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto', precision='fp32',
+                 backend='torch'):
+        if precision not in PRECISIONS:
+            raise InferenceError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}.')
+        if backend not in BACKENDS:
+            raise InferenceError(f'backend must be one of {BACKENDS}, got {backend!r}.')
+        self.precision, self.backend, self.checkpoint = precision, backend, checkpoint
+        self.device = device if isinstance(device, torch.device) else choose_device(device)
+        if backend == 'onnxruntime':
+            self._load_onnx(checkpoint, precision)
+            return
         self.options = resolve_network_options(network, scale)
         state_dict, self.official_network = load_checkpoint(
             checkpoint, param_key, self.options.get('keep_unused_attention', True))
@@ -206,9 +223,21 @@ class FaceRestorer:
         except (TypeError, ValueError) as error:
             raise InferenceError(f'cannot build network_g {self.options}: {error}') from error
         load_weights(self.net, state_dict, checkpoint, self.options)
-        self.device = device if isinstance(device, torch.device) else choose_device(device)
         self.net.eval().to(self.device)
-        self.checkpoint = checkpoint
+
+    def _load_onnx(self, path, precision):
+        """``backend='onnxruntime'``: ``path`` is a file written by ``sfmnet-export``; the options come from it."""
+        from sfmnet_plugin.export import ExportError, OnnxNetwork
+
+        if precision != 'fp32':
+            raise InferenceError('the onnxruntime backend runs the exported float32 graph: use precision fp32.')
+        if not str(path).endswith('.onnx'):
+            raise InferenceError(f'backend onnxruntime needs an .onnx file written by sfmnet-export, got {path}.')
+        try:
+            self.net = OnnxNetwork(path, device=self.device)
+        except ExportError as error:
+            raise InferenceError(str(error)) from error
+        self.options = dict(self.net.metadata.get('network_g') or {'type': 'unknown'})
 
     @classmethod
     def from_option_file(cls, checkpoint, option_path, **kwargs):
@@ -218,10 +247,14 @@ class FaceRestorer:
     @property
     def scale(self):
         """The factor the network's options state (None when they state none)."""
+        if self.backend == 'onnxruntime':
+            return next((self.options[name] for name in SCALE_OPTION_NAMES if name in self.options), None)
         return declared_scale(self.options)
 
     @property
     def num_parameters(self):
+        if self.backend == 'onnxruntime':
+            return self.net.metadata.get('num_parameters')
         return sum(p.numel() for p in self.net.parameters())
 
     @torch.inference_mode()
@@ -230,7 +263,9 @@ class FaceRestorer:
 
         Networks that return several outputs give the first (BasicSR's convention).
         """
-        sr = self.net(lr.to(self.device))
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
+            sr = self.net(lr.to(self.device))
         if isinstance(sr, (tuple, list)):
             sr = sr[0]
         if not isinstance(sr, torch.Tensor) or sr.dim() != 4 or sr.shape[1] != 3:
@@ -246,3 +281,14 @@ class FaceRestorer:
     def restore_image(self, image):
         """SR of one ``h x w x 3`` uint8 RGB array."""
         return self.restore_images([np.asarray(image)])[0]
+
+    def restore_photo(self, photo, detector=None, **options):
+        """Restore every face of a whole photo (RGB PIL image or uint8 array): a ``PhotoResult``.
+
+        Faces are detected (MTCNN unless ``detector`` is given), aligned to the FFHQ template, restored and pasted
+        back; ``options`` are those of :class:`sfmnet_plugin.faces.whole_photo.WholePhotoRestorer` (``upscale``,
+        ``face_size``, ``min_score`` ...), which is also the class to keep for many photos.
+        """
+        from sfmnet_plugin.faces.whole_photo import WholePhotoRestorer
+
+        return WholePhotoRestorer(self, detector=detector, **options).restore_photo(photo)

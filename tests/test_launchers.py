@@ -141,3 +141,36 @@ def test_torchrun_two_cpu_processes(toy_run):
     net = build_network(toy_base_options('unused')['network_g'])
     checkpoint = torch.load(experiment / 'models' / 'net_g_latest.pth', map_location='cpu')
     net.load_state_dict(checkpoint['params'], strict=True)
+
+
+def launch_two_nodes(toy_run, name):
+    """Two torchrun agents ("nodes", one process each) meeting through a c10d rendezvous on localhost, as on a
+    cluster (one command per node; node 0 hosts the rendezvous store)."""
+    port = free_port()
+    processes = []
+    for node in range(2):
+        command = [sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', '--nproc_per_node=1',
+                   '--rdzv_backend=c10d', f'--rdzv_endpoint=127.0.0.1:{port}', '--rdzv_id=sfmnet_two_nodes',
+                   f'--rdzv_conf=is_host={int(node == 0)}', '--max_restarts=0',
+                   'sfmnet_plugin/train.py', '-opt', toy_run['options'], '--launcher', 'pytorch',
+                   '--force_yml', f'name={name}']
+        processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=launcher_env(toy_run['root']),
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+
+
+def test_torchrun_two_nodes_equals_one_node_with_two_processes(toy_run):
+    run_launcher(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+                  'sfmnet_plugin/train.py', '-opt', toy_run['options'], '--launcher', 'pytorch',
+                  '--force_yml', 'name=toy_one_node'], toy_run['root'])
+    launch_two_nodes(toy_run, 'toy_two_nodes')
+    log = read_training_log(toy_run['experiment'] / 'toy_two_nodes')
+    assert 'world_size: 2' in log and 'DistributedDataParallel' in log
+    one_node, two_nodes = (torch.load(toy_run['experiment'] / name / 'models' / 'net_g_latest.pth',
+                                      map_location='cpu', weights_only=True)['params']
+                           for name in ('toy_one_node', 'toy_two_nodes'))
+    assert one_node.keys() == two_nodes.keys()
+    for key in one_node:
+        torch.testing.assert_close(two_nodes[key], one_node[key], rtol=0, atol=0, msg=key)

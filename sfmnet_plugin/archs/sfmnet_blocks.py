@@ -17,7 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sfmnet_plugin.spectral import atan2_real, irfft2_real, rfft2_real
+
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
+_NORMALIZE_EPS = 1e-12  # F.normalize's default: the norm is floored there
 
 
 def _replace_non_finite(x: Tensor) -> Tensor:
@@ -80,7 +83,9 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(num_feat, num_feat, 3, padding=1, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.conv2(F.relu(self.conv1(x))) + x)
+        # In place on fresh conv outputs (official too): saves two B x C x H x W allocations per block.
+        out = self.conv2(F.relu_(self.conv1(x)))
+        return F.relu_(out.add_(x))
 
 
 class ResidualGroup(nn.Module):
@@ -96,7 +101,7 @@ class ResidualGroup(nn.Module):
         self.skip_scale = nn.Parameter(torch.ones(1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out_conv(self.resblocks(x)) + x * self.skip_scale
+        return torch.addcmul(self.out_conv(self.resblocks(x)), x, self.skip_scale)  # one pass for "+ x * s"
 
 
 def _spectral_refine_net(num_feat: int) -> nn.Sequential:
@@ -121,14 +126,25 @@ class FFTBlock(nn.Module):
     5. ``abs(irfft2(., s=(H, W)))``, then ``out_conv`` (1x1) plus the block input, then NaN/inf -> 1e-5.
 
     The 1e-8 constants and the ``abs`` after the inverse transform are official quirks kept for parity.
-    Under autocast the Fourier part (steps 2-5 up to ``out_conv``) runs in float32 with autocast off: the
-    CPU has no half-precision FFT, cuFFT's only takes power-of-two sizes, and the raw amplitudes (the DC
-    term is a sum over all H*W pixels) overflow float16. ``torch.compile`` leaves the Fourier part eager:
-    inductor (torch 2.14) fails to compile the backward of ``abs`` and ``angle`` taken of one spectrum.
+
+    Precision: the FFTs, ``abs``, ``angle``, ``cos``/``sin`` and the amplitude/phase additions always run in float32
+    with autocast off (the CPU has no half-precision FFT, cuFFT's only takes power-of-two sizes). The refine conv
+    nets follow a bfloat16 autocast (bfloat16 has float32's range, so the raw amplitudes fit; the nets only add a
+    residual to the float32 maps) and stay float32 under float16 autocast, where the raw amplitudes (the DC term
+    is a sum over all H*W pixels) would overflow. ``torch.compile`` leaves the Fourier part eager: inductor
+    (torch 2.14) fails to compile the backward of ``abs`` and ``angle`` taken of one spectrum.
+
+    Conditioning: ``angle`` jumps by 2 pi across the negative real axis and the phase conv net is not periodic,
+    so a coefficient whose imaginary part is within rounding of 0 (on the negative side) flips its phase between
+    +pi and -pi when the block input moves by 1e-7; that one bin then moves the network output by up to ~1e-2
+    (measured: ``sfmnet_plugin.numerics.input_sensitivity``). It is the official function's own discontinuity:
+    any continuous replacement differs from it by up to 2 pi near the axis.
     """
 
     def __init__(self, num_feat: int):
         super().__init__()
+        # True: the transforms as real DFT matmuls (sfmnet_plugin.spectral), for ONNX export; set by export_onnx.
+        self.dft_by_matmul = False
         self.in_conv = nn.Conv2d(num_feat, num_feat, 1)
         self.amplitude_refine = _spectral_refine_net(num_feat)
         self.phase_refine = _spectral_refine_net(num_feat)
@@ -142,16 +158,28 @@ class FFTBlock(nn.Module):
     def refine_in_fourier_domain(self, z: Tensor) -> Tensor:
         """Steps 2-5 up to the ``abs``: ``B x C x H x W`` -> ``B x C x H x W`` (float32 or wider)."""
         height, width = z.shape[-2:]
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        device_type = z.device.type
+        # bfloat16 autocast reaches the refine nets; float16 (range too small for raw amplitudes) does not.
+        refine_in_bfloat16 = (torch.is_autocast_enabled(device_type)
+                              and torch.get_autocast_dtype(device_type) == torch.bfloat16)
+        with torch.autocast(device_type=device_type, enabled=False):
             if z.dtype in _REDUCED_PRECISION:
                 z = z.float()
-            spectrum = torch.fft.rfft2(z, norm='backward')
-            amplitude = spectrum.abs()
-            phase = spectrum.angle()
-            amplitude = amplitude + self.amplitude_refine(amplitude)
-            phase = phase + self.phase_refine(phase)
+            if self.dft_by_matmul:
+                real, imag = rfft2_real(z)
+                amplitude, phase = torch.sqrt(real * real + imag * imag), atan2_real(imag, real)
+            else:
+                spectrum = torch.fft.rfft2(z, norm='backward')
+                amplitude, phase = spectrum.abs(), spectrum.angle()
+            with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=refine_in_bfloat16):
+                amplitude_residual = self.amplitude_refine(amplitude)
+                phase_residual = self.phase_refine(phase)
+            amplitude = amplitude + amplitude_residual  # float32 + (bfloat16 or float32) -> float32
+            phase = phase + phase_residual
             real = amplitude * torch.cos(phase) + 1e-8
             imag = amplitude * torch.sin(phase) + 1e-8
+            if self.dft_by_matmul:
+                return irfft2_real(real + 1e-8, imag, (height, width)).abs()
             spectrum = torch.complex(real, imag) + 1e-8
             return torch.fft.irfft2(spectrum, s=(height, width), norm='backward').abs()
 
@@ -161,9 +189,10 @@ class ChannelCrossAttention(nn.Module):
 
     ``forward(query_source, key_value_source)``, both ``B x C x H x W`` -> ``B x C x H x W``. Queries come from
     ``query_source``, keys and values from ``key_value_source`` (1x1 conv then 3x3 depthwise conv, no bias).
-    Per head (``C / num_heads`` channels), Q and K are L2-normalised over the ``H*W`` positions, the
-    ``(C/heads) x (C/heads)`` logits are scaled by a learnable per-head temperature (init 1, no 1/sqrt(d)),
-    softmaxed over key channels and applied to V, then a 1x1 conv projects the result. Cost is linear in H*W.
+    Per head (``C / num_heads`` channels), Q and K are L2-normalised over the ``H*W`` positions (the norms are
+    applied to the logits: the same function), the ``(C/heads) x (C/heads)`` logits are scaled by a learnable
+    per-head temperature (init 1, no 1/sqrt(d)), softmaxed over key channels and applied to V, then a 1x1 conv
+    projects the result. Cost is linear in H*W.
     """
 
     def __init__(self, num_feat: int, num_heads: int = 8):
@@ -185,9 +214,12 @@ class ChannelCrossAttention(nn.Module):
         # Channel index c splits head-major: channels [0, C/heads) form head 0, and so on.
         query, key, value = (
             t.reshape(batch, self.num_heads, channels // self.num_heads, height * width) for t in (query, key, value))
-        query = F.normalize(query, dim=-1)
-        key = F.normalize(key, dim=-1)
-        attention = (query @ key.transpose(-2, -1)) * self.temperature  # B x heads x C/heads x C/heads
+        # cos(q_i, k_j) * temperature, as F.normalize(q) @ F.normalize(k)^T would give it, but the norms divide the
+        # small C/heads x C/heads logits instead of the two B x C x H*W operands (2.6x faster here, and in backward).
+        query_norm = torch.linalg.vector_norm(query, dim=-1, keepdim=True).clamp_min(_NORMALIZE_EPS)
+        key_norm = torch.linalg.vector_norm(key, dim=-1, keepdim=True).clamp_min(_NORMALIZE_EPS)
+        scale = self.temperature / (query_norm * key_norm.transpose(-2, -1))
+        attention = (query @ key.transpose(-2, -1)) * scale  # B x heads x C/heads x C/heads
         attention = attention.softmax(dim=-1)
         out = (attention @ value).reshape(batch, channels, height, width)
         return self.project_out(out)

@@ -45,18 +45,25 @@ def positive_int(text):
     return value
 
 
-def add_output_arguments(parser, default_out, default_out_text=None):
-    """The options every preparation script shares: output place, sizes, LR method, workers, safety."""
+def add_output_arguments(parser, default_out, default_out_text=None, hr_size=128, scales=(4, 8, 16),
+                         min_crop_size=64):
+    """The options every preparation script shares: output place, sizes, LR method, workers, safety.
+
+    ``hr_size``, ``scales`` and ``min_crop_size`` are the script's defaults (FFHQ: 512, none, 512: never an
+    upscaled "HR" face).
+    """
     parser.add_argument('--out', default=default_out,
                         help='output root; each split goes to OUT/<split>/ '
                              f'(default: {default_out_text or default_out})')
-    parser.add_argument('--hr-size', type=positive_int, default=128, help='HR side in pixels (default: 128)')
-    parser.add_argument('--scales', type=positive_int, nargs='+', default=[4, 8, 16],
-                        help='LR scales, one LR_x<s>.lmdb each (default: 4 8 16)')
+    parser.add_argument('--hr-size', type=positive_int, default=hr_size,
+                        help='HR side in pixels (default: %(default)s)')
+    parser.add_argument('--scales', type=positive_int, nargs='+', default=list(scales),
+                        help='LR scales, one LR_x<s>.lmdb each (default: %(default)s)')
     parser.add_argument('--downsampler', choices=sorted(DOWNSAMPLERS), default='pil_bicubic',
                         help='how LR images are made from the HR (default: pil_bicubic, the DIC/SFMNet protocol)')
-    parser.add_argument('--min-crop-size', type=int, default=64,
-                        help='skip faces whose crop in the source photo is smaller than this many pixels (default: 64)')
+    parser.add_argument('--min-crop-size', type=int, default=min_crop_size,
+                        help='skip faces whose crop in the source photo is smaller than this many pixels '
+                             '(default: %(default)s)')
     parser.add_argument('--save-png', action='store_true',
                         help='also write PNG folders in the official SFMNet layout '
                              '(HR/, LR_x4_bicubic/, LR_bicubic/ for x8, LR_x16_bicubic/)')

@@ -3,7 +3,8 @@
 Usage::
 
     sfmnet-infer INPUT... --output DIR --checkpoint CKPT [--opt options/x.yml | --arch-json '{...}'] [--scale S]
-                 [--param-key params_ema|params] [--batch-size N] [--device auto|cpu|cuda] [--size N]
+                 [--param-key params_ema|params] [--batch-size N] [--device auto|cpu|cuda]
+                 [--precision fp32|bf16|fp16] [--backend torch|onnxruntime] [--size N]
                  [--side-by-side] [--max-input-side N] [--strict]
 
 INPUT is any mix of image files and folders (their .png/.jpg/.jpeg/.bmp/.webp files, not recursive). Every image
@@ -35,7 +36,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, read_rgb_image
-from sfmnet_plugin.inference import FACE_SIZE, FaceRestorer, InferenceError, network_options_from_file
+from sfmnet_plugin.inference import (
+    FACE_SIZE,
+    PRECISIONS,
+    FaceRestorer,
+    InferenceError,
+    network_options_from_file,
+)
 
 
 def build_parser():
@@ -54,6 +61,12 @@ def build_parser():
     parser.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default: %(default)s)')
     parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
                         help='auto: cuda when available (default: %(default)s)')
+    parser.add_argument('--backend', choices=['torch', 'onnxruntime'], default='torch',
+                        help='onnxruntime: --checkpoint is an .onnx file written by sfmnet-export '
+                             '(default: %(default)s)')
+    parser.add_argument('--precision', choices=sorted(PRECISIONS), default='fp32',
+                        help='autocast dtype: bf16 is about 2x faster on CPUs with AVX512-BF16/AMX and on GPUs '
+                             '(default: %(default)s)')
     parser.add_argument('--size', type=int, metavar='N',
                         help='resize every input to NxN with PIL bicubic first (e.g. 16 for x8 faces)')
     parser.add_argument('--side-by-side', action='store_true',
@@ -198,7 +211,7 @@ def check_output_folder(args):
 def run(args) -> int:
     check_output_folder(args)
     restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
-                            device=args.device)
+                            device=args.device, precision=args.precision, backend=args.backend)
     bad = []
     groups = read_inputs(args, restorer.scale, bad)
     try:

@@ -1,0 +1,81 @@
+"""``sfmnet-export``: write a trained face network as an ONNX file for ONNX Runtime (``sfmnet-infer --backend
+onnxruntime``) or any other ONNX runtime.
+
+Usage::
+
+    sfmnet-export --checkpoint CKPT [--opt options/x.yml | --arch-json '{...}'] [--scale S] [--param-key KEY]
+                  --lr-size 16 [--output model.onnx] [--opset 20] [--overwrite]
+
+The network is built and loaded exactly as ``sfmnet-infer`` does (any registered architecture; official SFMNet
+checkpoints are converted on the fly). The graph has a dynamic batch and a fixed LR size (``--lr-size H [W]``).
+After writing, the tool runs the file with ONNX Runtime on a random batch and prints its largest difference to
+PyTorch next to PyTorch's own output change for a 1e-7 input change (the network's sensitivity).
+"""
+import argparse
+import os
+import sys
+from os import path as osp
+
+import torch
+
+from sfmnet_plugin.export import DEFAULT_OPSET, ExportError, OnnxNetwork, export_onnx
+from sfmnet_plugin.inference import FaceRestorer, InferenceError
+from sfmnet_plugin.numerics import input_sensitivity
+from sfmnet_plugin.tools.infer import network_options
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='sfmnet-export', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoint', required=True, help='BasicSR checkpoint, state dict or official SFMNet one')
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument('--opt', help='BasicSR option file whose network_g is used')
+    network.add_argument('--arch-json', help='network_g as JSON, e.g. \'{"type": "SFMNet", "num_feat": 32}\'')
+    parser.add_argument('--scale', type=int, help="upscale factor: sets network_g's upscale (or scale) option")
+    parser.add_argument('--param-key', choices=['params_ema', 'params'],
+                        help='state dict inside a BasicSR checkpoint (default: params_ema when present)')
+    parser.add_argument('--lr-size', type=int, nargs='+', required=True, metavar='N',
+                        help='LR input size: H, or H W (e.g. 16 for x8 faces of 128 px)')
+    parser.add_argument('--output', help='ONNX file to write (default: the checkpoint name with .onnx)')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset (default: %(default)s)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing output file')
+    return parser
+
+
+def check_against_torch(net, onnx_path, lr_size):
+    """Largest |ONNX Runtime - PyTorch| on a random batch, and PyTorch's own sensitivity to a 1e-7 change."""
+    lr = torch.rand(2, 3, *lr_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = net(lr)
+    expected = expected[0] if isinstance(expected, (tuple, list)) else expected
+    difference = float((OnnxNetwork(onnx_path)(lr) - expected).abs().max())
+    return difference, input_sensitivity(net, lr)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if len(args.lr_size) > 2 or min(args.lr_size) < 1:
+        print('sfmnet-export: error: --lr-size takes one or two positive sizes (H [W]).', file=sys.stderr)
+        return 1
+    lr_size = (args.lr_size[0], args.lr_size[-1])
+    output = args.output or osp.splitext(args.checkpoint)[0] + '.onnx'
+    if osp.exists(output) and not args.overwrite:
+        print(f'sfmnet-export: error: {output} exists; choose another --output or pass --overwrite.', file=sys.stderr)
+        return 1
+    try:
+        restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+                                device='cpu')
+        export_onnx(restorer.net, output, lr_size, restorer.options, opset=args.opset)
+        difference, sensitivity = check_against_torch(restorer.net, output, lr_size)
+    except (InferenceError, ExportError) as error:
+        print(f'sfmnet-export: error: {error}', file=sys.stderr)
+        return 1
+    print(f'Wrote {output} ({os.path.getsize(output) / 2**20:.1f} MiB): {restorer.options["type"]}, '
+          f'LR {lr_size[0]}x{lr_size[1]}, dynamic batch, opset {args.opset}.')
+    print(f'ONNX Runtime vs PyTorch on a random batch: max |difference| {difference:.2e} '
+          f'(PyTorch itself moves by {sensitivity:.2e} for a 1e-7 input change).')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

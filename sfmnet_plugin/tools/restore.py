@@ -1,0 +1,153 @@
+"""``sfmnet-restore``: restore every face in ordinary photos (SPARNetHD, or any face network of the family).
+
+Usage::
+
+    sfmnet-restore PHOTO_OR_FOLDER... --output DIR --checkpoint CKPT [--opt options/x.yml | --arch-json '{...}']
+                   [--scale S] [--param-key params_ema|params] [--device auto|cpu|cuda] [--face-size N]
+                   [--upscale U] [--min-score P] [--min-face-side N] [--max-face-enlargement X] [--batch-size N]
+                   [--no-before-after] [--save-faces] [--strict]
+
+Each photo's faces are detected (MTCNN, ``facenet-pytorch``), aligned to the FFHQ five-point template, restored by
+the network and pasted back with a soft mask (:class:`sfmnet_plugin.faces.whole_photo.WholePhotoRestorer`, on top
+of :class:`sfmnet_plugin.inference.FaceRestorer`). Written to DIR: ``<stem>.png`` (the restored photo, ``--upscale``
+times the input) and ``<stem>_before_after.png`` ([input | restored]); with ``--save-faces`` also
+``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output). Every file is written
+atomically.
+
+The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
+it with ``--opt`` (e.g. ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of,
+faces too small to restore and faces too large for the network's face size are listed by photo with the reason;
+unreadable photos are reported and the rest processed. Exit status: 0 if at least one photo was written (and, with
+``--strict``, nothing was skipped), otherwise 1.
+"""
+import argparse
+import os
+import sys
+from os import path as osp
+
+from PIL import Image
+from tqdm import tqdm
+
+from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
+from sfmnet_plugin.faces.sources import load_rgb
+from sfmnet_plugin.faces.whole_photo import WholePhotoRestorer
+from sfmnet_plugin.inference import FaceRestorer, InferenceError
+from sfmnet_plugin.tools.infer import collect_inputs, network_options
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='sfmnet-restore', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('inputs', nargs='+', metavar='PHOTO', help='photos and/or folders of photos')
+    parser.add_argument('--output', required=True, help='folder for the restored photos (created if needed)')
+    parser.add_argument('--checkpoint', required=True, help='BasicSR checkpoint, state dict or official checkpoint')
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument('--opt', help='BasicSR option file whose network_g is used')
+    network.add_argument('--arch-json', help='network_g as JSON, e.g. \'{"type": "SPARNetHD"}\'')
+    parser.add_argument('--scale', type=int, help="sets network_g's upscale (or scale) option")
+    parser.add_argument('--param-key', choices=['params_ema', 'params'],
+                        help='state dict inside a BasicSR checkpoint (default: params_ema when present)')
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                        help='auto: cuda when available (default: %(default)s)')
+    parser.add_argument('--face-size', type=int,
+                        help="side of the restored aligned face (default: the network's out_size, 512 for "
+                             'SPARNetHD, else 128)')
+    parser.add_argument('--upscale', type=int, default=1, help='output photo size / input size (default: 1)')
+    parser.add_argument('--min-score', type=float, default=0.9,
+                        help='skip faces the detector scores lower (default: %(default)s)')
+    parser.add_argument('--min-face-side', type=float, default=16,
+                        help='skip faces whose aligned crop spans fewer photo pixels (default: %(default)s)')
+    parser.add_argument('--max-face-enlargement', type=float, default=2.0,
+                        help='skip faces for which the restored face would be enlarged more than this when pasted '
+                             'back (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=4, help='faces per forward pass (default: %(default)s)')
+    parser.add_argument('--no-before-after', action='store_true', help='do not write <stem>_before_after.png')
+    parser.add_argument('--save-faces', action='store_true',
+                        help="also write every face's aligned input and restored crop")
+    parser.add_argument('--strict', action='store_true', help='exit with status 1 if any photo or face was skipped')
+    return parser
+
+
+def write_png(path, rgb):
+    """Write an RGB uint8 array as PNG via a temporary name, so ``path`` is either absent, old or complete."""
+    partial = f'{path}.partial'
+    Image.fromarray(rgb).save(partial, format='PNG')
+    os.replace(partial, path)
+
+
+def check_output_folder(output, inputs):
+    """Refuse an output folder that is one of the input folders (its results would mix with, or replace, photos)."""
+    for item in inputs:
+        if osp.isdir(item) and osp.isdir(output) and osp.samefile(item, output):
+            raise InferenceError(f'--output {output} is also an input folder; choose another folder.')
+
+
+def restore_one(photo_restorer, path, stem, args):
+    """Restore one photo and write its files: ``(PhotoResult or None when nothing was written, [(what, reason)])``."""
+    try:
+        image = load_rgb(path)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return None, [(path, f'unreadable image: {error}')]
+    result = photo_restorer.restore_photo(image)
+    targets = {f'{stem}.png': result.restored}
+    if not args.no_before_after:
+        targets[f'{stem}_before_after.png'] = result.before_after()
+    if args.save_faces:
+        for face in result.restored_faces:
+            targets[f'{stem}_face{face.index}_input.png'] = face.input_crop
+            targets[f'{stem}_face{face.index}_restored.png'] = face.restored
+    targets = {osp.join(args.output, name): rgb for name, rgb in targets.items()}
+    for target in targets:
+        if osp.exists(target) and osp.samefile(target, path):
+            return None, [(path, f'not written: {target} would replace the input photo itself')]
+    for target, rgb in targets.items():
+        write_png(target, rgb)
+    skipped = [(f'{path} face {face.index}', face.skip_reason) for face in result.skipped_faces]
+    if not result.faces:
+        skipped.append((path, 'no face found; written unchanged'))
+    return result, skipped
+
+
+def run(args) -> int:
+    restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+                            device=args.device)
+    photo_restorer = WholePhotoRestorer(
+        restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
+        face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
+        min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement, batch_size=args.batch_size)
+    bad = []
+    paths = collect_inputs(args.inputs, bad)
+    check_output_folder(args.output, args.inputs)
+    os.makedirs(args.output, exist_ok=True)
+    written, stems = 0, {}
+    for path in tqdm(paths, unit='photo', disable=None):
+        stem = osp.splitext(osp.basename(path))[0]
+        if stem in stems:  # a.png and a.jpg would write the same a.png
+            bad.append((path, f'same output name {stem}.png as {stems[stem]}'))
+            continue
+        stems[stem] = path
+        result, problems = restore_one(photo_restorer, path, stem, args)
+        bad += problems
+        if result is not None:
+            written += 1
+            tqdm.write(f'{path}: {len(result.restored_faces)} face(s) restored, {len(result.skipped_faces)} skipped')
+
+    print(f'Wrote {written} restored photo(s) to {args.output}.')
+    if bad:
+        print(f'{len(bad)} photo(s) or face(s) skipped:', file=sys.stderr)
+        for what, reason in bad:
+            print(f'  {what}: {reason}', file=sys.stderr)
+    return 0 if written and not (args.strict and bad) else 1
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (InferenceError, DetectorUnavailable) as error:
+        print(f'sfmnet-restore: error: {error}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
