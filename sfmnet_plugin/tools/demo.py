@@ -262,8 +262,8 @@ def main(argv=None):
         print('\n' + f.read())
     for name, what in (('contact_sheet.png', 'Contact sheet'), ('quality_vs_cost.png', 'Quality vs parameters'),
                        ('per_image.csv', 'Per-image metrics'), ('table.csv', 'Table (full precision)')):
-        print(f'{what + ":":<23}{result.files[name]}')
-    print(f'{"LR test inputs:":<23}{lr_dir}/')
+        print(f"{what + ':':<24}{result.files[name]}")
+    print(f"{'LR test inputs:':<24}{lr_dir}/")
     for network, command in zip(networks, commands):
         print(f'Your own 16x16 faces with the trained {network.label} (from {osp.dirname(output)}):\n    {command}\n'
               f'    (or: bash {osp.join(args.output, f"infer_{network.label}.sh")})')
