@@ -3,6 +3,7 @@ import os
 import sys
 
 import pytest
+import torch
 
 import sfmnet_plugin  # noqa: F401  (compatibility fixes and registrations before any basicsr import)
 
@@ -19,3 +20,13 @@ def repo_root():
 def python_executable():
     """The interpreter running the tests, for launching scripts in subprocesses."""
     return sys.executable
+
+
+@pytest.fixture(scope='module')
+def single_torch_thread():
+    """One intra-op thread for a module of tiny forward passes: on a busy 2-core machine more threads only add
+    contention (seconds instead of milliseconds per call). Use with ``pytestmark = usefixtures(...)``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -35,12 +35,7 @@ METRICS = ['sfmnet', 'sparnet', 'dic', 'identity', 'nme']
 SCALE = 8
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_torch_thread')
 
 
 @pytest.fixture(scope='module')

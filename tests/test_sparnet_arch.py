@@ -144,7 +144,7 @@ def test_odd_intermediate_sizes_are_repaired_and_wrong_sizes_rejected():
     model = SPARNet(**TINY).eval()
     with torch.no_grad():  # 36 -> 18 -> 9 -> 5 -> 10 != 9 inside the hourglasses: nearest resize back
         assert model(torch.rand(1, 3, 36, 44)).shape == (1, 3, 36, 44)
-    with pytest.raises(ValueError, match='multiples of 4'):
+    with pytest.raises(ValueError, match='stride-2 stages the HR height and width must be divisible by 4'):
         model(torch.rand(1, 3, 30, 32))
 
 

@@ -21,12 +21,7 @@ RANDOM_VGG = {'vgg_weights_path': None, 'random_backbone_for_tests': True}
 TRAIN_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_SPARNetHD_x1.yml')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_torch_thread')
 
 
 def model_options(**train_overrides):

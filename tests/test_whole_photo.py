@@ -37,12 +37,7 @@ SOURCES = {'astronaut': (astronaut, ASTRONAUT_POINTS, (130, 20, 330, 250)),
            'grace_hopper': (grace_hopper, GRACE_HOPPER_POINTS, (130, 60, 400, 380))}
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_torch_thread')
 
 
 @pytest.fixture(scope='module')

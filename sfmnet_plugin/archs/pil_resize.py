@@ -91,3 +91,18 @@ def pil_bicubic_resize(images: Tensor, size) -> Tensor:
     cols = _weights_on(in_width, out_width, images.device, images.dtype)
     return rows @ images @ cols.transpose(0, 1)
 
+
+
+def upsample_lr_face(lr: Tensor, upscale: int, size_multiple: int, why: str, network: str) -> Tensor:
+    """The face networks' input step: ``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL bicubic.
+
+    The HR size must be a multiple of ``size_multiple`` (the network's stride-2 stages); otherwise a ValueError
+    names ``network``, the sizes and ``why`` (the option that sets the multiple). ``upscale == 1`` passes ``lr``
+    through (an input that is already upsampled).
+    """
+    height, width = lr.shape[-2:]
+    hr_height, hr_width = height * upscale, width * upscale
+    if hr_height % size_multiple or hr_width % size_multiple:
+        raise ValueError(f'{network} got a {height}x{width} input at x{upscale}, i.e. a {hr_height}x{hr_width} HR '
+                         f'image, but with {why} the HR height and width must be divisible by {size_multiple}.')
+    return lr if upscale == 1 else pil_bicubic_resize(lr, (hr_height, hr_width))

@@ -45,7 +45,7 @@ from functools import partial
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import upsample_lr_face
 from sfmnet_plugin.archs.sfmnet_arch import SUPPORTED_UPSCALES, UNetBranch
 from sfmnet_plugin.archs.sfmnet_blocks import FFTBlock
 from sfmnet_plugin.archs.smlnet_blocks import MFEB, SFIM, ConcatFusion, MultiLevelAggregation
@@ -109,16 +109,7 @@ class SMLNet(nn.Module):
 
     def upsample_input(self, x: Tensor) -> Tensor:
         """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
-        height, width = x.shape[-2:]
-        hr_height, hr_width = height * self.upscale, width * self.upscale
-        multiple = 2 ** self.num_levels
-        if hr_height % multiple or hr_width % multiple:
-            raise ValueError(
-                f'SMLNet got a {height}x{width} input at x{self.upscale}, i.e. a {hr_height}x{hr_width} HR image, but '
-                f'num_levels={self.num_levels} needs the HR height and width to be divisible by {multiple}.')
-        if self.upscale == 1:
-            return x
-        return pil_bicubic_resize(x, (hr_height, hr_width))
+        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SMLNet')
 
     def forward(self, x: Tensor, return_frequency: bool = False):
         """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""

@@ -24,7 +24,7 @@ import math
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import upsample_lr_face
 from sfmnet_plugin.archs.sparnet_blocks import (
     ATTENTION_TYPES,
     ConvLayer,
@@ -133,15 +133,9 @@ class SPARNet(nn.Module):
 
     def upsample_input(self, x: Tensor) -> Tensor:
         """``B x 3 x h x w`` LR -> ``B x 3 x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
-        hr_height, hr_width = x.shape[-2] * self.upscale, x.shape[-1] * self.upscale
-        if hr_height % self.size_multiple or hr_width % self.size_multiple:
-            raise ValueError(
-                f'{type(self).__name__} got a {x.shape[-2]}x{x.shape[-1]} input at x{self.upscale}, i.e. a '
-                f'{hr_height}x{hr_width} output, but its {int(math.log2(self.size_multiple))} stride-2 stages need the '
-                f'output height and width to be multiples of {self.size_multiple}.')
-        if self.upscale == 1:
-            return x
-        return pil_bicubic_resize(x, (hr_height, hr_width))
+        stages = int(math.log2(self.size_multiple))
+        return upsample_lr_face(x, self.upscale, self.size_multiple, f'its {stages} stride-2 stages',
+                                type(self).__name__)
 
     def forward(self, x: Tensor) -> Tensor:
         """``B x 3 x h x w`` LR in [0, 1] -> ``B x 3 x H x W`` SR in [0, 1] (not clamped)."""

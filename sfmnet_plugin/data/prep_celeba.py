@@ -80,7 +80,8 @@ def build_parser():
                         help='build split NAME from the image names in FILE (one per line, e.g. 201600.jpg); '
                              'repeatable; replaces the official partition')
     add_output_arguments(parser, default_out=None, default_out_text=f"{DEFAULT_OUT['wild']}, or "
-                         f"{DEFAULT_OUT['aligned']} with --protocol aligned")
+                         f"{DEFAULT_OUT['aligned']} with --protocol aligned",
+                         min_crop_size_text=f'64, or {DEFAULT_MTCNN_MIN_CROP} with --protocol mtcnn')
     # --min-crop-size defaults per protocol (see resolve_protocol_defaults)
     parser.set_defaults(min_crop_size=None, generic_min_crop_size=parser.get_default('min_crop_size'))
     return parser

@@ -46,11 +46,11 @@ def positive_int(text):
 
 
 def add_output_arguments(parser, default_out, default_out_text=None, hr_size=128, scales=(4, 8, 16),
-                         min_crop_size=64):
+                         min_crop_size=64, min_crop_size_text=None):
     """The options every preparation script shares: output place, sizes, LR method, workers, safety.
 
     ``hr_size``, ``scales`` and ``min_crop_size`` are the script's defaults (FFHQ: 512, none, 512: never an
-    upscaled "HR" face).
+    upscaled "HR" face). The ``*_text`` arguments describe defaults that the script resolves later.
     """
     parser.add_argument('--out', default=default_out,
                         help='output root; each split goes to OUT/<split>/ '
@@ -63,7 +63,7 @@ def add_output_arguments(parser, default_out, default_out_text=None, hr_size=128
                         help='how LR images are made from the HR (default: pil_bicubic, the DIC/SFMNet protocol)')
     parser.add_argument('--min-crop-size', type=int, default=min_crop_size,
                         help='skip faces whose crop in the source photo is smaller than this many pixels '
-                             '(default: %(default)s)')
+                             f'(default: {min_crop_size_text or min_crop_size})')
     parser.add_argument('--save-png', action='store_true',
                         help='also write PNG folders in the official SFMNet layout '
                              '(HR/, LR_x4_bicubic/, LR_bicubic/ for x8, LR_x16_bicubic/)')

@@ -21,19 +21,13 @@ import torch
 from sfmnet_plugin.export import DEFAULT_OPSET, ExportError, OnnxNetwork, export_onnx
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.numerics import input_sensitivity
-from sfmnet_plugin.tools.infer import network_options
+from sfmnet_plugin.tools.infer import add_network_arguments, network_options
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog='sfmnet-export', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--checkpoint', required=True, help='BasicSR checkpoint, state dict or official SFMNet one')
-    network = parser.add_mutually_exclusive_group()
-    network.add_argument('--opt', help='BasicSR option file whose network_g is used')
-    network.add_argument('--arch-json', help='network_g as JSON, e.g. \'{"type": "SFMNet", "num_feat": 32}\'')
-    parser.add_argument('--scale', type=int, help="upscale factor: sets network_g's upscale (or scale) option")
-    parser.add_argument('--param-key', choices=['params_ema', 'params'],
-                        help='state dict inside a BasicSR checkpoint (default: params_ema when present)')
+    add_network_arguments(parser)
     parser.add_argument('--lr-size', type=int, nargs='+', required=True, metavar='N',
                         help='LR input size: H, or H W (e.g. 16 for x8 faces of 128 px)')
     parser.add_argument('--output', help='ONNX file to write (default: the checkpoint name with .onnx)')

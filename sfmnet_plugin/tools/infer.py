@@ -50,14 +50,7 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='LR face images and/or folders of them')
     parser.add_argument('--output', required=True, help='folder for the SR PNGs (created if needed)')
-    parser.add_argument('--checkpoint', required=True,
-                        help='BasicSR checkpoint, state dict or official SFMNet/SPARNet one')
-    network = parser.add_mutually_exclusive_group()
-    network.add_argument('--opt', help='BasicSR option file whose network_g is used')
-    network.add_argument('--arch-json', help='network_g as JSON, e.g. \'{"type": "SFMNet", "num_feat": 32}\'')
-    parser.add_argument('--scale', type=int, help="upscale factor: sets network_g's upscale (or scale) option")
-    parser.add_argument('--param-key', choices=['params_ema', 'params'],
-                        help='state dict inside a BasicSR checkpoint (default: params_ema when present)')
+    add_network_arguments(parser)
     parser.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default: %(default)s)')
     parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
                         help='auto: cuda when available (default: %(default)s)')
@@ -76,6 +69,18 @@ def build_parser():
                              'make a huge SR image (default: %(default)s)')
     parser.add_argument('--strict', action='store_true', help='exit with status 1 if any input file is bad')
     return parser
+
+
+def add_network_arguments(parser, example='{"type": "SFMNet", "num_feat": 32}'):
+    """The options every tool that loads a network shares: checkpoint, network_g source, scale, state-dict key."""
+    parser.add_argument('--checkpoint', required=True,
+                        help='BasicSR checkpoint, state dict or official SFMNet/SPARNet-family one')
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument('--opt', help='BasicSR option file whose network_g is used')
+    network.add_argument('--arch-json', help=f"network_g as JSON, e.g. '{example}'")
+    parser.add_argument('--scale', type=int, help="upscale factor: sets network_g's upscale (or scale) option")
+    parser.add_argument('--param-key', choices=['params_ema', 'params'],
+                        help='state dict inside a BasicSR checkpoint (default: params_ema when present)')
 
 
 def network_options(args):

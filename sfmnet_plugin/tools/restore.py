@@ -32,7 +32,7 @@ from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.faces.sources import load_rgb
 from sfmnet_plugin.faces.whole_photo import WholePhotoRestorer
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
-from sfmnet_plugin.tools.infer import collect_inputs, network_options
+from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options
 
 
 def build_parser():
@@ -40,13 +40,7 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('inputs', nargs='+', metavar='PHOTO', help='photos and/or folders of photos')
     parser.add_argument('--output', required=True, help='folder for the restored photos (created if needed)')
-    parser.add_argument('--checkpoint', required=True, help='BasicSR checkpoint, state dict or official checkpoint')
-    network = parser.add_mutually_exclusive_group()
-    network.add_argument('--opt', help='BasicSR option file whose network_g is used')
-    network.add_argument('--arch-json', help='network_g as JSON, e.g. \'{"type": "SPARNetHD"}\'')
-    parser.add_argument('--scale', type=int, help="sets network_g's upscale (or scale) option")
-    parser.add_argument('--param-key', choices=['params_ema', 'params'],
-                        help='state dict inside a BasicSR checkpoint (default: params_ema when present)')
+    add_network_arguments(parser, example='{"type": "SPARNetHD"}')
     parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
                         help='auto: cuda when available (default: %(default)s)')
     parser.add_argument('--face-size', type=int,
