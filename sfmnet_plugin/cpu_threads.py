@@ -21,6 +21,7 @@ uses ``$OMP_NUM_THREADS`` or every core, ``sfmnet-demo`` a fixed ``--threads``, 
 """
 import os
 import sys
+import time
 
 WAIT_POLICY_VARIABLE = 'OMP_WAIT_POLICY'
 DEFAULT_WAIT_POLICY = 'PASSIVE'
@@ -46,22 +47,39 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
-def busy_machine_warning(num_threads, cpus=None, load=None):
+def other_runnable_processes(samples=5, interval=0.02):
+    """How many other processes are running or waiting for a CPU now (Linux ``/proc/loadavg``), or None.
+
+    The one-minute load average would count this process's own recent work (the demo's face gathering just
+    before training, say) and call a quiet machine busy; the instantaneous runnable count, less this process,
+    does not. The median of a few samples smooths short blips.
+    """
+    counts = []
+    for sample in range(samples):
+        try:
+            with open('/proc/loadavg', encoding='ascii') as f:
+                running = int(f.read().split()[3].split('/')[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        counts.append(max(running - 1, 0))  # the reading process is running itself
+        if sample + 1 < samples:
+            time.sleep(interval)
+    return sorted(counts)[len(counts) // 2]
+
+
+def busy_machine_warning(num_threads, cpus=None, others=None):
     """A one-line note when other processes already keep the cores busy, or None.
 
-    ``load`` is the one-minute load average (default :func:`os.getloadavg`); with ``num_threads`` of our own on
-    ``cpus`` CPUs, a load above ``cpus - num_threads + 0.5`` means our threads share cores with other work, so
-    steps take longer than on a quiet machine (the results stay the same: the thread count, not the load,
-    decides them).
+    ``others`` is the number of other runnable processes (default :func:`other_runnable_processes`); with
+    ``num_threads`` of our own on ``cpus`` CPUs, more than ``cpus - num_threads`` of them means our threads share
+    cores with other work, so steps take longer than on a quiet machine (the results stay the same: the thread
+    count, not the load, decides them).
     """
     cpus = cpus or available_cpus()
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            return None
-    if load <= cpus - num_threads + 0.5:
+    if others is None:
+        others = other_runnable_processes()
+    if others is None or others <= cpus - num_threads:
         return None
-    return (f'the machine is busy (load average {load:.1f} on {cpus} CPUs, {num_threads} thread'
-            f'{"s" if num_threads != 1 else ""} here): other processes share the cores, so steps take longer than '
-            'on a quiet machine; the results do not change.')
+    return (f'the machine is busy ({others} other running process{"es" if others != 1 else ""} on {cpus} CPUs, '
+            f'{num_threads} thread{"s" if num_threads != 1 else ""} here): they share the cores, so steps take '
+            'longer than on a quiet machine; the results do not change.')

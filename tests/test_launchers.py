@@ -128,6 +128,7 @@ def test_auto_resume_after_kill_continues_from_last_state(toy_run, tmp_path):
     assert not [d for d in os.listdir(toy_run['experiment']) if '_archived_' in d], 'the run was archived'
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(toy_run):
     args = ['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
             'sfmnet_plugin/train.py', '-opt', toy_run['options'], '--launcher', 'pytorch',
@@ -161,6 +162,7 @@ def launch_two_nodes(toy_run, name):
         assert process.returncode == 0, output[-4000:]
 
 
+@pytest.mark.slow
 def test_torchrun_two_nodes_equals_one_node_with_two_processes(toy_run):
     run_launcher(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
                   'sfmnet_plugin/train.py', '-opt', toy_run['options'], '--launcher', 'pytorch',

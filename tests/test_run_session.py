@@ -3,6 +3,7 @@ helpful --help texts, and CPU thread settings that share a machine."""
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -118,7 +119,20 @@ def test_launchers_get_the_passive_wait_policy():
 
 
 def test_busy_machine_warning():
-    assert cpu_threads.busy_machine_warning(2, cpus=2, load=0.3) is None
-    assert cpu_threads.busy_machine_warning(1, cpus=2, load=1.4) is None
-    warning = cpu_threads.busy_machine_warning(2, cpus=2, load=1.2)
-    assert warning.startswith('the machine is busy (load average 1.2 on 2 CPUs, 2 threads here)')
+    assert cpu_threads.busy_machine_warning(2, cpus=2, others=0) is None
+    assert cpu_threads.busy_machine_warning(1, cpus=2, others=1) is None
+    warning = cpu_threads.busy_machine_warning(2, cpus=2, others=1)
+    assert warning.startswith('the machine is busy (1 other running process on 2 CPUs, 2 threads here)')
+
+
+def test_other_runnable_processes_does_not_count_this_one():
+    """This process is running while it reads /proc/loadavg; a busy child process is one more."""
+    alone = cpu_threads.other_runnable_processes()
+    busy = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+    try:
+        time.sleep(0.5)
+        with_busy_child = cpu_threads.other_runnable_processes(samples=9)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert alone is not None and with_busy_child >= 1

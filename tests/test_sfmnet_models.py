@@ -194,6 +194,7 @@ def test_both_stages_train_validate_resume_and_chain(face_data, tmp_path):
     assert 'Resuming training from epoch' in read_training_log(gan_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('stage', ['SFMNetModel', 'SFMNetGANModel', 'SPARNet', 'SMLNet'])
 def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
     """2 ranks x batch 1 see the same samples per step as 1 process x batch 2 (EnlargedSampler splits one
@@ -294,6 +295,7 @@ def tiny_sparnet_options(name, face_data, tmp_path):
             'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False}}
 
 
+@pytest.mark.slow
 def test_sparnet_recipe_trains_resumes_and_tests_with_reports(face_data, tmp_path):
     import cv2
     from basicsr.archs import build_network
