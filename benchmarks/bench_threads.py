@@ -9,7 +9,8 @@ x8, batch ``--batch-size``: forward, stage-1 loss, backward, Adam step), with th
 The median step time is kept. Settings:
 
 * ``2 threads, libgomp default``: torch imported before the plugin, ``OMP_WAIT_POLICY`` unset (idle threads spin);
-* ``2 threads, OMP_WAIT_POLICY=PASSIVE``: the plugin's default (idle threads sleep at once);
+* ``2 threads, GOMP_SPINCOUNT=10000``: the plugin's default (idle threads spin briefly, then sleep);
+* ``2 threads, OMP_WAIT_POLICY=PASSIVE``: idle threads sleep at once;
 * ``1 thread``.
 
 Background load: ``--busy`` values are numbers of extra processes that spin (``while True: pass``) for the
@@ -31,6 +32,7 @@ REPO_ROOT = osp.dirname(HERE)
 
 SETTINGS = {
     '2 threads, libgomp default (spinning)': {'OMP_NUM_THREADS': '2', 'import_torch_first': True},
+    '2 threads, GOMP_SPINCOUNT=10000 (default)': {'OMP_NUM_THREADS': '2', 'GOMP_SPINCOUNT': '10000'},
     '2 threads, OMP_WAIT_POLICY=PASSIVE': {'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE'},
     '1 thread': {'OMP_NUM_THREADS': '1'},
 }

@@ -3,8 +3,8 @@
 Importing this package applies the basicsr 1.4.2 compatibility fixes (:mod:`sfmnet_plugin._compat`)
 and registers every architecture, dataset, loss, model and metric it ships in BasicSR's
 registries, so ``type: SFMNet`` (and the rest) can be used in any BasicSR option file. When it is
-imported before torch, it also makes torch's idle OpenMP threads sleep instead of spinning
-(``OMP_WAIT_POLICY=PASSIVE`` unless set; see :mod:`sfmnet_plugin.cpu_threads`).
+imported before torch, it also bounds how long torch's idle OpenMP threads spin before they sleep
+(``GOMP_SPINCOUNT=10000`` unless a wait setting is given; see :mod:`sfmnet_plugin.cpu_threads`).
 """
 from sfmnet_plugin import cpu_threads
 

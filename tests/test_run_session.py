@@ -27,6 +27,7 @@ def two_runs(tmp_path_factory):
         root = tmp / f'root{index}'
         env = dict(launcher_env(root), OMP_NUM_THREADS='2')
         env.pop('OMP_WAIT_POLICY', None)
+        env.pop('GOMP_SPINCOUNT', None)
         result = subprocess.run([sys.executable, 'sfmnet_plugin/train.py', '-opt',
                                  str(write_yaml(tmp / f'run{index}.yml', dict(opt, name='twice')))],
                                 cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400)
@@ -100,22 +101,24 @@ def test_prepare_celeba_help_shows_its_real_output_default():
 def test_wait_policy_default_is_set_only_before_torch_and_never_over_a_user_value():
     environ = {}
     assert cpu_threads.set_openmp_wait_policy_default(environ, modules={}) is True
-    assert environ == {'OMP_WAIT_POLICY': 'PASSIVE'}
-    environ = {'OMP_WAIT_POLICY': 'ACTIVE'}
-    assert cpu_threads.set_openmp_wait_policy_default(environ, modules={}) is False
-    assert environ == {'OMP_WAIT_POLICY': 'ACTIVE'}
+    assert environ == {'GOMP_SPINCOUNT': '10000'}
+    for user_setting in ({'OMP_WAIT_POLICY': 'PASSIVE'}, {'GOMP_SPINCOUNT': '0'}):
+        environ = dict(user_setting)
+        assert cpu_threads.set_openmp_wait_policy_default(environ, modules={}) is False
+        assert environ == user_setting
     environ = {}
     assert cpu_threads.set_openmp_wait_policy_default(environ, modules={'torch': torch}) is False
     assert environ == {}
 
 
-def test_launchers_get_the_passive_wait_policy():
-    code = 'import sfmnet_plugin, os; print(os.environ["OMP_WAIT_POLICY"])'
+def test_launchers_get_the_bounded_spin_count():
+    code = 'import sfmnet_plugin, os; print(os.environ["GOMP_SPINCOUNT"])'
     env = dict(launcher_env(REPO_ROOT))
     env.pop('OMP_WAIT_POLICY', None)
+    env.pop('GOMP_SPINCOUNT', None)
     result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
-    assert result.stdout.strip() == 'PASSIVE'
+    assert result.stdout.strip() == '10000'
 
 
 def test_busy_machine_warning():

@@ -31,6 +31,7 @@ from os import path as osp
 
 import yaml
 
+from sfmnet_plugin import cpu_threads
 from sfmnet_plugin.option_files import apply_overrides, default_root_path, load_merged_options
 
 TEST_SET = 'DemoFaces_test'
@@ -113,13 +114,16 @@ def build_parser():
 
 
 def step_environment(threads):
-    """The environment of every step: ``threads`` OpenMP threads, sleeping when idle, glibc keeping freed memory.
+    """The environment of every step: ``threads`` OpenMP threads spinning briefly when idle (the plugin's default,
+    see sfmnet_plugin.cpu_threads), glibc keeping freed memory.
 
     glibc otherwise returns every large freed tensor to the OS and page-faults it back on the next step:
     keeping freed memory makes CPU training steps about 2.5x faster (benchmarks/bench_arch.py).
     """
-    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OMP_WAIT_POLICY='PASSIVE',
-                MALLOC_MMAP_THRESHOLD_=str(2**34), MALLOC_TRIM_THRESHOLD_=str(2**34))
+    environment = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                       MALLOC_MMAP_THRESHOLD_=str(2**34), MALLOC_TRIM_THRESHOLD_=str(2**34))
+    cpu_threads.set_openmp_wait_policy_default(environment, modules={})
+    return environment
 
 
 def run_step(title, command, cwd, env):
