@@ -226,12 +226,18 @@ def run(args) -> int:
         raise InferenceError(f'cannot write the SR images to {args.output}: '
                              f'{error.strerror or error} (is the disk full or the folder read-only?)') from error
 
-    print(f'Wrote {written} SR image(s) to {args.output}.')
+    return report(f'Wrote {written} SR image(s) to {args.output}.', written, bad, 'input(s)', args.strict)
+
+
+def report(summary, written, bad, skipped_noun, strict) -> int:
+    """Print the summary line and every skipped item with its reason; the exit status: 0 if something was
+    written (and, with ``strict``, nothing was skipped), otherwise 1."""
+    print(summary)
     if bad:
-        print(f'{len(bad)} input(s) skipped:', file=sys.stderr)
-        for path, reason in bad:
-            print(f'  {path}: {reason}', file=sys.stderr)
-    return 0 if written and not (args.strict and bad) else 1
+        print(f'{len(bad)} {skipped_noun} skipped:', file=sys.stderr)
+        for what, reason in bad:
+            print(f'  {what}: {reason}', file=sys.stderr)
+    return 0 if written and not (strict and bad) else 1
 
 
 def main(argv=None) -> int:

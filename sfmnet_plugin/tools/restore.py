@@ -32,7 +32,7 @@ from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.faces.sources import load_rgb
 from sfmnet_plugin.faces.whole_photo import WholePhotoRestorer
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
-from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options
+from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options, report
 
 
 def build_parser():
@@ -126,12 +126,8 @@ def run(args) -> int:
             written += 1
             tqdm.write(f'{path}: {len(result.restored_faces)} face(s) restored, {len(result.skipped_faces)} skipped')
 
-    print(f'Wrote {written} restored photo(s) to {args.output}.')
-    if bad:
-        print(f'{len(bad)} photo(s) or face(s) skipped:', file=sys.stderr)
-        for what, reason in bad:
-            print(f'  {what}: {reason}', file=sys.stderr)
-    return 0 if written and not (args.strict and bad) else 1
+    return report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
+                  args.strict)
 
 
 def main(argv=None) -> int:
