@@ -200,14 +200,21 @@ class FaceRestorer:
             ``sfmnet-export`` (network options, LR size and weights inside it) and ``network``/``scale`` are unused.
         precision: ``fp32`` (default), ``bf16`` or ``fp16``: autocast to that dtype (networks keep their FFTs in
             float32). bf16 pays off on CPUs with AVX512-BF16/AMX and on GPUs; fp16 is meant for GPUs.
+        channels_last: keep the network's weights in channels_last (NHWC) layout, which oneDNN's and cuDNN's
+            reduced-precision convolutions prefer. None (default): on for bf16/fp16, off for fp32 (there it gains
+            only a few percent and the fp32 path stays the reference computation).
+        compile: ``torch.compile`` the network (inductor). The first batch of each new shape pays the compilation
+            (about a minute for SFMNet on a 2-core CPU); worth it for many faces. See README "Speed".
     """
 
     def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto', precision='fp32',
-                 backend='torch'):
+                 backend='torch', channels_last=None, compile=False):
         if precision not in PRECISIONS:
             raise InferenceError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}.')
         if backend not in BACKENDS:
             raise InferenceError(f'backend must be one of {BACKENDS}, got {backend!r}.')
+        if backend == 'onnxruntime' and (compile or channels_last):
+            raise InferenceError('compile and channels_last apply to the torch backend, not onnxruntime.')
         self.precision, self.backend, self.checkpoint = precision, backend, checkpoint
         self.device = device if isinstance(device, torch.device) else choose_device(device)
         if backend == 'onnxruntime':
@@ -224,6 +231,12 @@ class FaceRestorer:
             raise InferenceError(f'cannot build network_g {self.options}: {error}') from error
         load_weights(self.net, state_dict, checkpoint, self.options)
         self.net.eval().to(self.device)
+        if channels_last is None:
+            channels_last = precision != 'fp32'
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        # ``net`` stays the plain module (hooks, export, parameter counts); ``run`` is what restore() calls.
+        self.run = torch.compile(self.net) if compile else self.net
 
     def _load_onnx(self, path, precision):
         """``backend='onnxruntime'``: ``path`` is a file written by ``sfmnet-export``; the options come from it."""
@@ -237,6 +250,7 @@ class FaceRestorer:
             self.net = OnnxNetwork(path, device=self.device)
         except ExportError as error:
             raise InferenceError(str(error)) from error
+        self.run = self.net
         self.options = dict(self.net.metadata.get('network_g') or {'type': 'unknown'})
 
     @classmethod
@@ -265,7 +279,7 @@ class FaceRestorer:
         """
         dtype = PRECISIONS[self.precision]
         with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
-            sr = self.net(lr.to(self.device))
+            sr = self.run(lr.to(self.device))
         if isinstance(sr, (tuple, list)):
             sr = sr[0]
         if not isinstance(sr, torch.Tensor) or sr.dim() != 4 or sr.shape[1] != 3:

@@ -50,7 +50,7 @@ MODEL_KEYS = {
     'SRGANModel': {'': {'network_d'}, 'path': {'pretrain_network_d', 'param_key_d', 'strict_load_d'},
                    'train': {'optim_d', 'ldl_opt', 'gan_opt', 'net_d_iters', 'net_d_init_iters'}},
     'ESRGANModel': {},
-    'FaceSRModel': {'train': {'mixed_precision', 'grad_clip_norm'},
+    'FaceSRModel': {'train': {'mixed_precision', 'grad_clip_norm', 'channels_last', 'compile'},
                     'val': {'compare_bicubic', 'contact_sheet', 'sr_quantization'}},
     'SFMNetModel': {'train': {'frequency_branch_pixel_opt', 'frequency_opt'}},
     'SFMNetGANModel': {'': {'network_d', 'network_d_frequency'},

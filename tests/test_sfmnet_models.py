@@ -354,3 +354,27 @@ def test_sparnet_recipe_trains_resumes_and_tests_with_reports(face_data, tmp_pat
         assert np.mean(saved == expected) > 0.99 and np.abs(saved - expected).max() <= 1
         gt = cv2.imread(f'{face_data}/val/gt/{row["image"]}.png')
         assert float(row['psnr']) == pytest.approx(calculate_face_psnr(saved, gt, protocol='sparnet'), abs=1e-5)
+
+
+def test_channels_last_option_trains_in_nhwc_and_saves_the_usual_checkpoint():
+    model = build_model(model_options('SFMNetModel', mixed_precision='bf16', channels_last=True))
+    convs = [m for m in model.net_g.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert convs and all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs)
+    plain = build_model(model_options('SFMNetModel', mixed_precision='bf16'))
+    model.feed_data(face_batch())
+    model.optimize_parameters(1)
+    assert all(np.isfinite(value) for value in model.get_current_log().values())
+    assert model.net_g.state_dict().keys() == plain.net_g.state_dict().keys()
+
+
+@pytest.mark.slow
+def test_compile_option_compiles_in_place_and_keeps_the_checkpoint_keys():
+    options = model_options('SPARNet', compile=True)
+    options['network_g'] = {'type': 'SRVGGNetCompact', 'num_feat': 8, 'num_conv': 2, 'upscale': SCALE}
+    model = build_model(options)
+    assert model.net_g._compiled_call_impl is not None  # nn.Module.compile(): the module itself, compiled
+    keys = set(model.net_g.state_dict())
+    assert not any(key.startswith('_orig_mod.') for key in keys)
+    model.feed_data(face_batch())
+    model.optimize_parameters(1)
+    assert np.isfinite(model.get_current_log()['l_pix'])

@@ -174,9 +174,11 @@ def test_outputs_and_gradients_are_finite(fill, config):
 
 
 def test_batch_and_mode_do_not_change_the_output():
+    # float64: in float32 another batch size orders the sums differently, and a phase flip of the FFT blocks
+    # (see FFTBlock's conditioning note) can then move the output by ~1e-2.
     torch.manual_seed(0)
-    model = SMLNet(**TINY)
-    lr = torch.rand(2, 3, 4, 4)
+    model = SMLNet(**TINY).double()
+    lr = torch.rand(2, 3, 4, 4, dtype=torch.float64)
     with torch.no_grad():
         model.eval()
         batched_eval = model(lr)
@@ -184,7 +186,7 @@ def test_batch_and_mode_do_not_change_the_output():
         batched_train = model(lr)
         single = torch.cat([model(lr[:1]), model(lr[1:])])
     torch.testing.assert_close(batched_eval, batched_train, rtol=0, atol=0)
-    torch.testing.assert_close(batched_eval, single, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(batched_eval, single, rtol=1e-9, atol=1e-9)
 
 
 def receptive_radius(block, size=21):

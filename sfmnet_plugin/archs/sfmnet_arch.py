@@ -106,6 +106,10 @@ class SFMNet(nn.Module):
             block (True: official parameter count, strict loading of converted official checkpoints; False:
             253,680 fewer parameters at C = 64, and every parameter receives a gradient from the dual loss).
         num_heads: attention heads of the channel cross-attention (8; ``num_feat / num_heads`` channels each).
+        phase_cut_width: 0 (default, official) or the width in radians (``< pi``) of the band around the
+            negative real axis where every FFT block's phase refine net sees a phase ramped to 0, which makes
+            the network continuous in its input (well-conditioned); parameters unchanged, so official weights
+            load. See ``docs/conditioning.md`` for what it changes and how much steadier the output becomes.
 
     ``forward(x, return_frequency=False)`` returns the spatial-branch SR image ``B x 3 x H x W`` (not clamped),
     or ``(sr_spatial, sr_frequency)`` when ``return_frequency`` is true.
@@ -113,7 +117,7 @@ class SFMNet(nn.Module):
 
     def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
                  num_resblocks: int = 2, num_levels: int = 3, fusion_positions=None,
-                 keep_unused_attention: bool = True, num_heads: int = 8):
+                 keep_unused_attention: bool = True, num_heads: int = 8, phase_cut_width: float = 0.0):
         super().__init__()
         if upscale not in SUPPORTED_UPSCALES:
             raise ValueError(f'SFMNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
@@ -132,7 +136,8 @@ class SFMNet(nn.Module):
         self.upscale = upscale
         self.num_levels = num_levels
 
-        self.frequency_branch = UNetBranch(partial(FFTBlock, num_feat), num_in_ch, num_out_ch, num_feat, num_levels)
+        self.frequency_branch = UNetBranch(
+            partial(FFTBlock, num_feat, phase_cut_width), num_in_ch, num_out_ch, num_feat, num_levels)
         self.spatial_branch = UNetBranch(
             partial(ResidualGroup, num_feat, num_resblocks), num_in_ch, num_out_ch, num_feat, num_levels)
         # Keyed by position so the state-dict names match the position numbers (and the official indices).

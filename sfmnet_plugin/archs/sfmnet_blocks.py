@@ -13,6 +13,8 @@ Blocks, in the order the network uses them:
 * :class:`ChannelCrossAttention`, :class:`FrequencySpatialInteraction` - how frequency features reach the
   spatial branch.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -48,6 +50,10 @@ class DownSample(nn.Module):
     """Halve the resolution: 3x3 conv, space-to-depth, then a 1x1 conv back to ``C`` channels; no activation.
 
     ``B x C x H x W -> B x C x H/2 x W/2`` (``H`` and ``W`` even).
+
+    The three steps are linear and bias-free, so they are computed as the one 4x4 stride-2 convolution they
+    compose to (:meth:`folded_kernel`, built from the two official weights on every call, so checkpoints and
+    gradients are those of the two convs): 4 C^2 multiply-adds per input pixel instead of 10 C^2.
     """
 
     def __init__(self, num_feat: int):
@@ -56,7 +62,17 @@ class DownSample(nn.Module):
         self.channel_reduce = nn.Conv2d(4 * num_feat, num_feat, 1, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.channel_reduce(F.pixel_unshuffle(self.conv(x), 2))
+        return F.conv2d(x, self.folded_kernel(), stride=2, padding=1)
+
+    def folded_kernel(self) -> Tensor:
+        """``C x C x 4 x 4``: output (i, j) of the 3x3 conv -> pixel_unshuffle -> 1x1 chain reads input rows
+        ``2i-1 .. 2i+2`` (and columns alike); the 1x1 weight of channel ``4c + 2 dy + dx`` (pixel_unshuffle's
+        order) scales the 3x3 kernel of channel ``c`` placed at offset ``(dy, dx)``."""
+        out_ch = self.channel_reduce.out_channels
+        reduce = self.channel_reduce.weight.reshape(out_ch, -1, 2, 2)  # out x C x dy x dx
+        return sum(
+            F.pad(torch.einsum('oc,cikl->oikl', reduce[:, :, dy, dx], self.conv.weight), (dx, 1 - dx, dy, 1 - dy))
+            for dy in (0, 1) for dx in (0, 1))
 
 
 class UpSample(nn.Module):
@@ -104,6 +120,23 @@ class ResidualGroup(nn.Module):
         return torch.addcmul(self.out_conv(self.resblocks(x)), x, self.skip_scale)  # one pass for "+ x * s"
 
 
+def fold_phase_at_branch_cut(phase: Tensor, cut_width: float) -> Tensor:
+    """The phase map that the phase refine net sees, made continuous across the negative real axis.
+
+    ``angle()`` jumps from +pi to -pi there, and the refine net is an ordinary conv net, not a periodic one, so
+    the jump reaches the output (see :class:`FFTBlock`). Within ``cut_width`` radians of the axis the phase is
+    ramped linearly to 0 from both sides, so +pi and -pi give the same input (0, whose first-layer response is
+    the mean of the responses to +pi and -pi: the conv is linear). Elsewhere it is returned unchanged, and
+    ``cut_width == 0`` is the official function. Only the refine net's input changes: the phase the residual is
+    added to is still ``angle()``, which cos/sin see periodically anyway.
+    """
+    if cut_width == 0:
+        return phase
+    edge = math.pi - cut_width
+    ramp = torch.sign(phase) * (edge / cut_width) * (math.pi - phase.abs())
+    return torch.where(phase.abs() > edge, ramp, phase)
+
+
 def _spectral_refine_net(num_feat: int) -> nn.Sequential:
     """Conv3x3 -> LeakyReLU(0.1) -> Conv3x3, applied to an amplitude or phase map as if it were an image."""
     return nn.Sequential(
@@ -138,11 +171,15 @@ class FFTBlock(nn.Module):
     so a coefficient whose imaginary part is within rounding of 0 (on the negative side) flips its phase between
     +pi and -pi when the block input moves by 1e-7; that one bin then moves the network output by up to ~1e-2
     (measured: ``sfmnet_plugin.numerics.input_sensitivity``). It is the official function's own discontinuity:
-    any continuous replacement differs from it by up to 2 pi near the axis.
+    any continuous replacement differs from it near the axis. ``phase_cut_width > 0`` is such a replacement
+    (:func:`fold_phase_at_branch_cut`; same parameters, so official weights load); 0 is the official function.
     """
 
-    def __init__(self, num_feat: int):
+    def __init__(self, num_feat: int, phase_cut_width: float = 0.0):
         super().__init__()
+        if not 0 <= phase_cut_width < math.pi:
+            raise ValueError(f'phase_cut_width must be in [0, pi) radians, got {phase_cut_width!r}.')
+        self.phase_cut_width = float(phase_cut_width)
         # True: the transforms as real DFT matmuls (sfmnet_plugin.spectral), for ONNX export; set by export_onnx.
         self.dft_by_matmul = False
         self.in_conv = nn.Conv2d(num_feat, num_feat, 1)
@@ -173,7 +210,7 @@ class FFTBlock(nn.Module):
                 amplitude, phase = spectrum.abs(), spectrum.angle()
             with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=refine_in_bfloat16):
                 amplitude_residual = self.amplitude_refine(amplitude)
-                phase_residual = self.phase_refine(phase)
+                phase_residual = self.phase_refine(fold_phase_at_branch_cut(phase, self.phase_cut_width))
             amplitude = amplitude + amplitude_residual  # float32 + (bfloat16 or float32) -> float32
             phase = phase + phase_residual
             real = amplitude * torch.cos(phase) + 1e-8

@@ -72,6 +72,8 @@ class SMLNet(nn.Module):
         interaction: ``'sfim'`` (default), ``'concat'`` (ablation: plain concatenation + 3x3 conv at every
             position) or ``'none'`` (ablation: no interaction; the branches only share the input).
         multi_level_aggregation: aggregate the neck and decoder levels' MSIM outputs before the tail (True).
+        phase_cut_width: SFMNet's conditioning option for the FFT blocks (0: SFMNet's official function; see
+            ``docs/conditioning.md``).
 
     ``forward(x, return_frequency=False)`` returns ``sr_spatial`` (``B x 3 x H x W``, not clamped), or
     ``(sr_spatial, sr_frequency)``.
@@ -79,7 +81,7 @@ class SMLNet(nn.Module):
 
     def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
                  num_levels: int = 3, num_heads: int = 8, mfeb_dilations=(1, 2, 3), interaction: str = 'sfim',
-                 multi_level_aggregation: bool = True):
+                 multi_level_aggregation: bool = True, phase_cut_width: float = 0.0):
         super().__init__()
         if upscale not in SUPPORTED_UPSCALES:
             raise ValueError(f'SMLNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
@@ -96,7 +98,8 @@ class SMLNet(nn.Module):
         # The neck's last position and each decoder level's last one, coarse to fine (the last is the output's).
         self.level_end_positions = tuple(range(2 * num_levels + 1, num_positions, 2))
 
-        self.frequency_branch = UNetBranch(partial(FFTBlock, num_feat), num_in_ch, num_out_ch, num_feat, num_levels)
+        self.frequency_branch = UNetBranch(
+            partial(FFTBlock, num_feat, phase_cut_width), num_in_ch, num_out_ch, num_feat, num_levels)
         self.spatial_branch = UNetBranch(
             partial(MFEB, num_feat, mfeb_dilations), num_in_ch, num_out_ch, num_feat, num_levels)
         make_interaction = {'sfim': partial(SFIM, num_feat, num_heads), 'concat': partial(ConcatFusion, num_feat),

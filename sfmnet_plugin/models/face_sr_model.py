@@ -76,6 +76,10 @@ class FaceSRModel(SRModel):
     * ``train.mixed_precision``: ``none`` (default), ``bf16`` or ``fp16`` autocast (with a gradient
       scaler for fp16); the losses are computed in float32.
     * ``train.grad_clip_norm``: clip the generator's gradient norm (off when absent).
+    * ``train.channels_last``: the trained networks keep their weights in channels_last (NHWC) layout, which
+      oneDNN's and cuDNN's reduced-precision convolutions prefer (off by default; README "Speed" has the numbers).
+    * ``train.compile``: ``torch.compile`` the trained networks in place (``nn.Module.compile``: checkpoints keep
+      their keys); the first iterations pay the compilation. Off by default: it did not speed up a CPU step.
     * EMA (``ema_decay`` > 0) also copies the buffers (BatchNorm running statistics) into the EMA
       network; BasicSR averages the parameters only, which leaves a BatchNorm network's EMA copy
       with its initial statistics.
@@ -100,6 +104,15 @@ class FaceSRModel(SRModel):
         self.autocast_dtype = AUTOCAST_DTYPES[precision]
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.grad_clip_norm = train_opt.get('grad_clip_norm')
+
+    def model_to_device(self, net):
+        """BasicSR's device move and DDP wrap, after ``train.channels_last`` and ``train.compile``."""
+        train_opt = self.opt.get('train') or {}
+        if train_opt.get('channels_last', False):
+            net = net.to(memory_format=torch.channels_last)
+        if train_opt.get('compile', False):
+            net.compile()
+        return super().model_to_device(net)
 
     def autocast(self):
         if self.autocast_dtype is None:
