@@ -15,11 +15,14 @@ over the scales of the multi-scale one). Inputs are random data in [0, 1]: SFMNe
 discriminator take a ``--hd-size`` image (SPARNetHD restores a face already at its output size). SPARNetHD is
 heavy (181 GMACs at the default --hd-size 256, 724 G at its native 512x512), so it is not among the default models.
 
-After/before: ``sfmnet`` and ``sfmnet-tiny`` are also timed alternately, in the same process, against the frozen
-copy of the pre-optimisation network (``benchmarks/sfmnet_reference.py``, same weights): the ratio table gives the
-median of the per-pair time ratios, which survives a shared machine's load far better than absolute times
-(``--cpu-time`` steadies it further). Peak memory of the reference comes from its own process
-(``sfmnet-reference``, in the default model list).
+Ratios (``--ratio-modes``): every generator is also timed alternately, in the same process, in each speed mode
+against its baseline: for ``sfmnet`` and ``sfmnet-tiny`` the frozen copy of the pre-optimisation network
+(``benchmarks/sfmnet_reference.py``, same weights) in fp32, for the others the same network in fp32 (eager,
+contiguous). Modes: ``fp32`` (the network as it is), ``fp32-cl`` (channels_last weights), ``bf16`` (autocast),
+``bf16-cl``, and the ``torch.compile``d ``fp32-compile`` and ``bf16-cl-compile`` (minutes of compilation on a
+small CPU, more for the training step). The table gives the median of the per-pair time ratios, which survives a
+shared machine's load far better than absolute times (``--cpu-time`` steadies it further). Peak memory of the
+reference comes from its own process (``sfmnet-reference``, in the default model list).
 
 MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
 (``sfmnet_plugin.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the spec's conv
@@ -48,6 +51,7 @@ BENCHMARK_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparne
 DEFAULT_MODELS = ('sfmnet', 'sfmnet-tiny', 'd-spatial', 'd-frequency', 'sparnet', 'sparnet-light', 'smlnet',
                   'smlnet-tiny', 'sfmnet-reference')
 TINY_SFMNET = dict(num_feat=16, num_heads=2)
+RATIO_MODES = ('fp32', 'fp32-cl', 'bf16', 'bf16-cl', 'fp32-compile', 'bf16-cl-compile')
 
 
 def parse_args(argv=None):
@@ -68,8 +72,8 @@ def parse_args(argv=None):
     parser.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none', help='autocast dtype')
     parser.add_argument('--channels-last', action='store_true', help='channels_last weights and inputs')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
-    parser.add_argument('--no-ratios', action='store_true',
-                        help='skip the after/before ratios (SFMNet timed alternately with the frozen reference)')
+    parser.add_argument('--ratio-modes', nargs='*', choices=RATIO_MODES, default=['fp32', 'bf16-cl'],
+                        help='speed modes timed against the baseline (see the module docstring); none: no ratios')
     parser.add_argument('--cpu-time', action='store_true',
                         help='ratios from process CPU time instead of wall time (steadier on a shared machine)')
     parser.add_argument('--keep-freed-memory', action='store_true',
@@ -184,15 +188,15 @@ def measure(name, args):
     runner = torch.compile(model) if args.compile else model
     amp_dtype = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[args.amp]
 
-    def autocast():
-        return torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    def autocast(dtype=amp_dtype):
+        return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
 
     synchronize = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
 
-    def forward(inputs, net=runner):
-        with torch.no_grad(), autocast():
+    def forward(inputs, net=runner, dtype=amp_dtype):
+        with torch.no_grad(), autocast(dtype):
             net(inputs)
 
     row = {'model': name, 'params': num_params, 'macs': macs}
@@ -206,9 +210,9 @@ def measure(name, args):
         inputs = random_inputs(batch)
         target = torch.rand(batch, 3, output_size, output_size, device=device)
 
-        def train_step(module=model, net=runner):
+        def train_step(module=model, net=runner, dtype=amp_dtype):
             module.zero_grad(set_to_none=True)
-            with autocast():
+            with autocast(dtype):
                 if kind == 'sfmnet':
                     loss = stage1_loss(net(inputs, return_frequency=True), target)
                 elif kind == 'generator':
@@ -224,26 +228,47 @@ def measure(name, args):
     else:
         row['peak_memory'] = f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (peak RSS)'
 
-    if name in ('sfmnet', 'sfmnet-tiny') and not args.no_ratios:
-        # after/before: this network against the frozen pre-optimisation one with the same weights, alternately
-        reference = build_model(f'{name}-reference', args)[0].to(device, memory_format=memory_format)
-        reference.load_state_dict(model.state_dict())
-        reference_runner = torch.compile(reference) if args.compile else reference
+    if kind != 'discriminator' and args.ratio_modes:
+        # the baseline: the frozen pre-optimisation SFMNet, else this network; fp32, eager, contiguous, same weights
+        baseline_name = f'{name}-reference' if name in ('sfmnet', 'sfmnet-tiny') else name
+        baseline = build_model(baseline_name, args)[0].to(device)
+        baseline.load_state_dict(model.state_dict())
         clock = time.process_time if args.cpu_time else time.perf_counter
-        ratios = {}
-        model.eval()
-        reference.eval()
-        for batch, inputs in forward_inputs.items():
-            ratios[f'forward_b{batch}'] = interleaved_ratio(
-                partial(forward, inputs), partial(forward, inputs, net=reference_runner), args.warmup, args.repeats,
-                synchronize, clock)
-        if args.train_batch_size:
-            model.train()
-            reference.train()
-            ratios['train'] = interleaved_ratio(train_step, partial(train_step, reference, reference_runner),
-                                                args.warmup, args.repeats, synchronize, clock)
-        row['ratios'] = ratios
+        row['ratios'] = {}
+        for mode in args.ratio_modes:
+            if mode == 'fp32' and baseline_name == name:
+                continue  # that is the baseline itself
+            module, candidate, dtype = speed_mode(model, mode)
+            ratios = {}
+            module.eval()
+            baseline.eval()
+            for batch, inputs in forward_inputs.items():
+                inputs = inputs.contiguous()
+                ratios[f'forward_b{batch}'] = interleaved_ratio(
+                    partial(forward, inputs, candidate, dtype), partial(forward, inputs, baseline, None),
+                    args.warmup, args.repeats, synchronize, clock)
+            if args.train_batch_size:
+                module.train()
+                baseline.train()
+                ratios['train'] = interleaved_ratio(
+                    partial(train_step, module, candidate, dtype), partial(train_step, baseline, baseline, None),
+                    args.warmup, args.repeats, synchronize, clock)
+            row['ratios'][mode] = ratios
     return row
+
+
+def speed_mode(model, mode):
+    """``(module, callable, autocast dtype)`` of ``mode`` ('bf16-cl-compile': bf16 autocast, channels_last weights,
+    torch.compile) on a copy of ``model`` (fp32, contiguous weights)."""
+    import copy
+
+    import torch
+
+    module = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    if '-cl' in mode:
+        module = module.to(memory_format=torch.channels_last)
+    runner = torch.compile(module) if mode.endswith('-compile') else module
+    return module, runner, torch.bfloat16 if mode.startswith('bf16') else None
 
 
 def format_seconds(median_and_min):
@@ -268,20 +293,20 @@ def markdown_table(rows, args):
 
 
 def ratio_table(rows, args):
-    """After/before (plugin / frozen reference) ratios, and the peak-memory ratio from the separate processes."""
+    """Each generator's speed modes against its baseline; SFMNet's peak-memory ratio from the separate processes."""
     by_name = {row['model']: row for row in rows}
     keys = [f'forward_b{batch}' for batch in args.batch_sizes] + (['train'] if args.train_batch_size else [])
-    header = ['model (after / before)', *[key.replace('_', ' ') for key in keys], 'peak memory']
+    header = ['model', 'mode / baseline', *[key.replace('_', ' ') for key in keys], 'peak memory']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for row in rows:
-        if 'ratios' not in row:
-            continue
         reference = by_name.get(f"{row['model']}-reference")
-        memory = '(run the -reference model too)'
-        if reference:
-            memory = f"{float(row['peak_memory'].split()[0]) / float(reference['peak_memory'].split()[0]):.2f}x"
-        cells = [row['model'], *[f"{row['ratios'][key]:.2f}x" for key in keys], memory]
-        lines.append('| ' + ' | '.join(cells) + ' |')
+        for mode, ratios in row.get('ratios', {}).items():
+            baseline = 'before (frozen reference), fp32' if row['model'] in ('sfmnet', 'sfmnet-tiny') else 'fp32'
+            memory = ''
+            if mode == 'fp32' and reference:
+                memory = f"{float(row['peak_memory'].split()[0]) / float(reference['peak_memory'].split()[0]):.2f}x"
+            cells = [row['model'], f'{mode} / {baseline}', *[f'{ratios[key]:.2f}x' for key in keys], memory]
+            lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) if len(lines) > 2 else ''
 
 
@@ -315,8 +340,9 @@ def main(argv=None):
     print(markdown_table(rows, args))
     ratios = ratio_table(rows, args)
     if ratios:
-        print(f'\nAfter/before, timed alternately in one process ({"CPU" if args.cpu_time else "wall"} time, median '
-              f'of {args.repeats} paired runs; < 1 is faster):\n')
+        clock = 'CPU' if args.cpu_time else 'wall'
+        print(f'\nSpeed modes against the baseline, timed alternately in one process ({clock} time, median of '
+              f'{args.repeats} paired runs; < 1 is faster):\n')
         print(ratios)
 
 

@@ -2,7 +2,9 @@
 
 MACs count every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks (``output elements x in_channels / groups x
 kernel area``; ``output elements x in_features``), the convention of the papers' tables and of the SFMNet spec
-(30.57 G for SFMNet x8): FFTs, attention matmuls and element-wise operations are not included.
+(30.57 G for SFMNet x8): FFTs, attention matmuls and element-wise operations are not included. A module with a
+``count_macs(args, output)`` method reports its own count (SFMNet's folded down-sampler counts the two official
+convolutions it replaces).
 """
 import statistics
 import time
@@ -28,8 +30,16 @@ def count_macs_per_image(model, inputs):
         nonlocal total
         total += out.numel() * module.in_features
 
-    handles = [module.register_forward_hook(conv_hook if isinstance(module, nn.Conv2d) else linear_hook)
-               for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    def own_count_hook(module, args, out):
+        nonlocal total
+        total += module.count_macs(args, out)
+
+    handles = []
+    for module in model.modules():
+        if hasattr(module, 'count_macs'):  # a block that computes its convolutions in another form, e.g. folded
+            handles.append(module.register_forward_hook(own_count_hook))
+        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+            handles.append(module.register_forward_hook(conv_hook if isinstance(module, nn.Conv2d) else linear_hook))
     try:
         with torch.no_grad():
             model(inputs)

@@ -64,6 +64,13 @@ class DownSample(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.folded_kernel(), stride=2, padding=1)
 
+    def count_macs(self, args, out: Tensor) -> int:
+        """Multiply-adds of the official two convolutions for one call (``sfmnet_plugin.profiling`` counts
+        these, the papers' convention, although the folded convolution does fewer)."""
+        full_resolution_outputs = out.numel() * 4  # the 3x3 conv's output: C channels at 2H' x 2W'
+        return (full_resolution_outputs * self.conv.in_channels * 9
+                + out.numel() * self.channel_reduce.in_channels)
+
     def folded_kernel(self) -> Tensor:
         """``C x C x 4 x 4``: output (i, j) of the 3x3 conv -> pixel_unshuffle -> 1x1 chain reads input rows
         ``2i-1 .. 2i+2`` (and columns alike); the 1x1 weight of channel ``4c + 2 dy + dx`` (pixel_unshuffle's
