@@ -228,7 +228,7 @@ def measure(name, args):
     else:
         row['peak_memory'] = f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (peak RSS)'
 
-    if kind != 'discriminator' and args.ratio_modes:
+    if kind != 'discriminator' and not name.endswith('-reference') and args.ratio_modes:
         # the baseline: the frozen pre-optimisation SFMNet, else this network; fp32, eager, contiguous, same weights
         baseline_name = f'{name}-reference' if name in ('sfmnet', 'sfmnet-tiny') else name
         baseline = build_model(baseline_name, args)[0].to(device)

@@ -4,6 +4,7 @@ The official FFT block feeds ``angle()`` of the feature spectrum to a conv net; 
 axis flips between +pi and -pi with the sign of a rounding error. ``phase_cut_width`` makes what the net sees
 continuous there and must leave the parameters (so official weights) and, at 0, the function untouched.
 """
+import json
 import math
 import os
 import sys
@@ -11,6 +12,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
 from sfmnet_plugin.archs.sfmnet_blocks import DownSample, FFTBlock, fold_phase_at_branch_cut
@@ -108,3 +110,24 @@ def test_folded_down_sampler_is_the_three_step_chain_with_the_same_gradients():
     grads_chain = torch.autograd.grad((chain * weight).sum(), [x, block.conv.weight, block.channel_reduce.weight])
     for a, b in zip(grads_folded, grads_chain):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_conditioning_benchmark_prints_one_row_per_width(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
+    from bench_conditioning import main
+
+    torch.manual_seed(0)
+    options = {'type': 'SFMNet', **TINY}
+    torch.save({'params': SFMNet(**TINY).state_dict()}, tmp_path / 'tiny.pth')
+    for folder, size in (('lr', 16), ('gt', 128)):
+        (tmp_path / folder).mkdir()
+        for index, face in enumerate(real_faces(size)):
+            array = (face.permute(1, 2, 0).numpy() * 255).round().astype('uint8')
+            Image.fromarray(array).save(tmp_path / folder / f'face{index}.png')
+    main(['--checkpoint', str(tmp_path / 'tiny.pth'), '--arch-json', json.dumps(options), '--lr', str(tmp_path / 'lr'),
+          '--gt', str(tmp_path / 'gt'), '--widths', '0', '1.0', '--trials', '1'])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith('|')][2:]  # after the header
+    assert [row.split('|')[1].strip() for row in rows] == ['0 (official)', '1']
+    official = rows[0].split('|')
+    assert official[3].strip() == '0.0e+00' and official[4].strip() == 'inf'  # the official row is the reference
+    assert official[6].strip() == '+0.0000 / +0.0000'
