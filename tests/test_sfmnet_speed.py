@@ -36,7 +36,9 @@ def real_faces(size):
 
 
 def tolerance(net, inputs):
-    return max(input_sensitivity(net, inputs), FLOAT32_ROUNDING)
+    """Twice the network's measured sensitivity: that measurement is the largest output change over 3 random 1e-7
+    input changes, a sample of what any reordering of the sums does (one reordering exceeded it by 0.7%)."""
+    return 2 * max(input_sensitivity(net, inputs), FLOAT32_ROUNDING)
 
 
 @pytest.fixture(scope='module')
@@ -56,6 +58,14 @@ def test_optimised_network_computes_the_reference_function_on_real_faces(tiny_pa
     allowed = tolerance(reference, lr)
     for a, b in zip(ours, theirs):
         assert float((a - b).abs().max()) <= allowed
+
+
+def test_optimised_network_is_the_reference_function_in_float64(tiny_pair):
+    net, reference = (copy.deepcopy(model).double() for model in tiny_pair)
+    lr = real_faces(16).double()
+    with torch.no_grad():
+        for a, b in zip(net(lr, return_frequency=True), reference(lr, return_frequency=True)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
 
 
 def test_optimised_network_has_the_reference_gradients(tiny_pair):
