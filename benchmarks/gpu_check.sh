@@ -33,10 +33,10 @@ fi
 [ "${GPU_CHECK_SKIP_BENCH:-0}" = 1 ] && MODES=()  # rerun only sections 2-3
 for mode in ${MODES[@]+"${MODES[@]}"}; do
   case $mode in
-    fp32) flags=() ;;
-    bf16) flags=(--amp bf16) ;;
-    bf16-cl) flags=(--amp bf16 --channels-last) ;;
-    compile) flags=(--compile) ;;
+    fp32) flags=(--ratio-modes fp32 bf16-cl) ;;  # the speed-mode ratio table once, beside the fp32 run
+    bf16) flags=(--amp bf16 --ratio-modes) ;;
+    bf16-cl) flags=(--amp bf16 --channels-last --ratio-modes) ;;
+    compile) flags=(--compile --ratio-modes) ;;
   esac
   echo "==> bench_arch: $mode"
   if "$PY" benchmarks/bench_arch.py --device "$DEVICE" "${BENCH[@]}" "${flags[@]}" > "$OUT/bench_$mode.md" 2> "$OUT/bench_$mode.log"; then

@@ -4,6 +4,7 @@ export + ONNX Runtime inference. Tolerances are the networks' own measured sensi
 import copy
 import os
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -50,14 +51,18 @@ def tiny_pair():
     return net, reference
 
 
+def output_of(net, index, x):
+    """Output ``index`` of ``(sr, sr_frequency)``: the frequency branch is more sensitive than the result."""
+    return net(x, return_frequency=True)[index]
+
+
 def test_optimised_network_computes_the_reference_function_on_real_faces(tiny_pair):
     net, reference = tiny_pair
     lr = real_faces(16)
     with torch.no_grad():
         ours, theirs = net(lr, return_frequency=True), reference(lr, return_frequency=True)
-    allowed = tolerance(reference, lr)
-    for a, b in zip(ours, theirs):
-        assert float((a - b).abs().max()) <= allowed
+    for index, (a, b) in enumerate(zip(ours, theirs)):  # each output against its own sensitivity
+        assert float((a - b).abs().max()) <= tolerance(partial(output_of, reference, index), lr)
 
 
 def test_optimised_network_is_the_reference_function_in_float64(tiny_pair):
