@@ -30,11 +30,10 @@ count (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not
 Peak memory: ``max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each model runs in its own
 process, so that includes the ~0.3-0.5 GB of torch itself). Prints a Markdown table.
 
-``--keep-freed-memory`` (CPU, glibc): by default glibc serves every large tensor with a fresh ``mmap`` and
-unmaps it on free, so each iteration page-faults the whole working set (gigabytes for SFMNet at batch 8)
-again. On the 2-core VM this was measured on, that more than doubles the batch-8 times. The flag sets
-``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` for the measuring processes so freed memory is
-reused; the default leaves the allocator alone, like the spec's timings.
+Allocator (CPU, glibc): ``import sfmnet_plugin`` lets glibc keep freed memory for reuse
+(:mod:`sfmnet_plugin.cpu_memory`), so the measuring processes do not page-fault their whole working set
+(gigabytes for SFMNet at batch 8) again on every iteration. ``--return-freed-memory`` measures with glibc's
+default instead (every large tensor a fresh ``mmap``), as the spec's timings of the official code were taken.
 """
 import argparse
 import multiprocessing
@@ -76,8 +75,8 @@ def parse_args(argv=None):
                         help='speed modes timed against the baseline (see the module docstring); none: no ratios')
     parser.add_argument('--cpu-time', action='store_true',
                         help='ratios from process CPU time instead of wall time (steadier on a shared machine)')
-    parser.add_argument('--keep-freed-memory', action='store_true',
-                        help='CPU: keep glibc from returning freed blocks to the OS (see the module docstring)')
+    parser.add_argument('--return-freed-memory', action='store_true',
+                        help="CPU: glibc's default allocator behaviour instead of the plugin's (module docstring)")
     return parser.parse_args(argv)
 
 
@@ -314,9 +313,10 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    if args.keep_freed_memory:
-        # glibc reads these once at process start; the spawned measuring processes inherit them.
-        os.environ.update(MALLOC_MMAP_THRESHOLD_=str(2**34), MALLOC_TRIM_THRESHOLD_=str(2**34))
+    if args.return_freed_memory:  # the spawned measuring processes inherit it
+        from sfmnet_plugin.cpu_memory import OPT_OUT_VARIABLE
+
+        os.environ[OPT_OUT_VARIABLE] = '1'
     # spawn: a fresh interpreter per model, so the peak RSS of one model does not carry over to the next
     context = multiprocessing.get_context('spawn')
     rows = []
@@ -332,7 +332,8 @@ def main(argv=None):
         f'torch {torch.__version__}', f'device {args.device} ({hardware})',
         f'threads {args.threads or torch.get_num_threads()}', f'amp {args.amp}',
         f'channels_last {args.channels_last}', f'compile {args.compile}',
-        f'keep_freed_memory {args.keep_freed_memory}', f'HR {args.size}x{args.size}', f'SFMNet/SPARNet x{args.scale}',
+        f'return_freed_memory {args.return_freed_memory}', f'HR {args.size}x{args.size}',
+        f'SFMNet/SPARNet x{args.scale}',
         *([f'SPARNetHD {args.hd_size}x{args.hd_size}'] if any(m.startswith('sparnethd') for m in args.models) else []),
         f'warmup {args.warmup}', f'median of {args.repeats}', f'load average {os.getloadavg()[0]:.1f}',
     ]

@@ -4,11 +4,14 @@ Importing this package applies the basicsr 1.4.2 compatibility fixes (:mod:`sfmn
 and registers every architecture, dataset, loss, model and metric it ships in BasicSR's
 registries, so ``type: SFMNet`` (and the rest) can be used in any BasicSR option file. When it is
 imported before torch, it also bounds how long torch's idle OpenMP threads spin before they sleep
-(``GOMP_SPINCOUNT=10000`` unless a wait setting is given; see :mod:`sfmnet_plugin.cpu_threads`).
+(``GOMP_SPINCOUNT=10000`` unless a wait setting is given; see :mod:`sfmnet_plugin.cpu_threads`), and it
+lets glibc keep freed memory for reuse, which makes CPU steps much faster (unless the user set the
+allocator; see :mod:`sfmnet_plugin.cpu_memory`).
 """
-from sfmnet_plugin import cpu_threads
+from sfmnet_plugin import cpu_memory, cpu_threads
 
 cpu_threads.set_openmp_wait_policy_default()  # before torch loads libgomp, which reads it once
+cpu_memory.keep_freed_memory_default()
 
 from sfmnet_plugin import _compat  # noqa: E402
 
