@@ -2,6 +2,7 @@
 export + ONNX Runtime inference. Tolerances are the networks' own measured sensitivity to a 1e-7 input change
 (SFMNet's phase() jumps by 2 pi on the negative real axis, see FFTBlock), never tighter than float32 rounding."""
 import copy
+import json
 import os
 import sys
 from functools import partial
@@ -169,8 +170,6 @@ def exported(tiny_checkpoint, tmp_path_factory):
 
     net, options, checkpoint = tiny_checkpoint
     output = tmp_path_factory.mktemp('onnx') / 'tiny.onnx'
-    import json
-
     assert main(['--checkpoint', str(checkpoint), '--arch-json', json.dumps(options), '--lr-size', '32',
                  '--output', str(output)]) == 0
     return net, options, output, main
@@ -218,6 +217,22 @@ def test_sfmnet_infer_with_the_onnxruntime_backend(exported, tmp_path):
         expected = net(lr)[0].clamp(0, 1) * 255
     # rounding to 8 bits can move a value by one grey level on top of the network's own sensitivity
     assert np.abs(written - expected.permute(1, 2, 0).numpy()).max() <= 1 + 255 * tolerance(net, lr)
+
+
+def test_sfmnet_infer_compile_and_bf16_write_the_same_faces(tiny_checkpoint, tmp_path):
+    from sfmnet_plugin.tools.infer import main as infer
+
+    net, options, checkpoint = tiny_checkpoint
+    face = (real_faces(32)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(face).save(tmp_path / 'face.png')
+    written = {}
+    for name, flags in (('plain', []), ('compiled', ['--compile']), ('bf16', ['--precision', 'bf16'])):
+        assert infer([str(tmp_path / 'face.png'), '--output', str(tmp_path / name), '--checkpoint', str(checkpoint),
+                      '--arch-json', json.dumps(options), '--device', 'cpu', *flags]) == 0
+        written[name] = np.asarray(Image.open(tmp_path / name / 'face.png'), dtype=np.float32)
+    lr = torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255.
+    assert np.abs(written['compiled'] - written['plain']).max() <= 1 + 255 * tolerance(net, lr)
+    assert 10 * np.log10(255**2 / np.mean((written['bf16'] - written['plain'])**2)) > 35
 
 
 def test_export_is_generic_over_registered_networks(tmp_path):
