@@ -66,6 +66,12 @@ def quantize_sr(tensor, method):
     return tensor2img([tensor.clamp(0, 1).mul(255).floor().div(255)])
 
 
+def set_requires_grad(nets, flag):
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad = flag
+
+
 @MODEL_REGISTRY.register()
 class FaceSRModel(SRModel):
     """A face-SR network trained with BasicSR's pixel/perceptual losses, validated and tested like a paper.
@@ -152,6 +158,24 @@ class FaceSRModel(SRModel):
             self.grad_scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip_norm)
         self.grad_scaler.step(optimizer)
+
+    def adversarial_generator_step(self, current_iter, discriminators, losses, add_adversarial_losses):
+        """The generator half of a GAN step, shared by the GAN models: with ``discriminators`` frozen (no gradients
+        are computed for them), ``losses()`` under autocast plus ``add_adversarial_losses(terms)`` on the iterations
+        BasicSR's ``net_d_iters`` / ``net_d_init_iters`` select, one backward and optimizer step; the
+        discriminators are trainable again afterwards. Returns the terms and their sum, ``l_g_total``."""
+        set_requires_grad(discriminators, False)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            self.forward_generator()
+            loss_dict = losses()
+            if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
+                add_adversarial_losses(loss_dict)
+            l_g_total = sum(loss_dict.values())
+        self.backward_and_step(l_g_total, self.optimizer_g, self.net_g)
+        loss_dict['l_g_total'] = l_g_total
+        set_requires_grad(discriminators, True)
+        return loss_dict
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad(set_to_none=True)

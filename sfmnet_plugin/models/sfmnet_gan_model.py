@@ -9,12 +9,6 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from sfmnet_plugin.models.sfmnet_model import SFMNetModel
 
 
-def set_requires_grad(nets, flag):
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad = flag
-
-
 @MODEL_REGISTRY.register()
 class SFMNetGANModel(SFMNetModel):
     """SFMNet-GAN (spec section 6): the stage-1 objective plus perceptual and two adversarial terms.
@@ -103,20 +97,10 @@ class SFMNetGANModel(SFMNetModel):
             losses['l_g_gan_frequency'] = self.cri_gan_frequency(self.net_d_frequency(output), True, is_disc=False)
 
     def optimize_parameters(self, current_iter):
-        # ---- generator (discriminators frozen)
-        set_requires_grad(self.discriminators, False)
-        self.optimizer_g.zero_grad(set_to_none=True)
-        with self.autocast():
-            self.forward_generator()
-            loss_dict = self.reconstruction_losses()
-            if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-                self.add_gan_stage_losses(loss_dict)
-            l_g_total = sum(loss_dict.values())
-        self.backward_and_step(l_g_total, self.optimizer_g, self.net_g)
-        loss_dict['l_g_total'] = l_g_total
+        loss_dict = self.adversarial_generator_step(current_iter, self.discriminators, self.reconstruction_losses,
+                                                    self.add_gan_stage_losses)
 
         # ---- discriminators: one forward and backward per term (what DDP expects)
-        set_requires_grad(self.discriminators, True)
         fake = self.output.detach().float()
         self.optimizer_d.zero_grad(set_to_none=True)
         loss_dict.update(self.discriminator_step(self.net_d, self.cri_gan, fake, 1.0, detach_fake_logits=False))

@@ -8,7 +8,6 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from sfmnet_plugin.models.face_sr_model import FaceSRModel
-from sfmnet_plugin.models.sfmnet_gan_model import set_requires_grad
 from sfmnet_plugin.option_schema import register_model_keys
 
 
@@ -102,20 +101,10 @@ class SPARNetHDModel(FaceSRModel):
         if self.ema_decay > 0 and self.ema_before_g_step:
             self.model_ema(decay=self.ema_decay)
 
-        # ---- generator (discriminator frozen: no gradients are computed for it)
-        set_requires_grad([self.net_d], False)
-        self.optimizer_g.zero_grad(set_to_none=True)
-        with self.autocast():
-            self.forward_generator()
-            loss_dict = self.generator_losses()
-            if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-                self.adversarial_losses(loss_dict)
-            l_g_total = sum(loss_dict.values())
-        self.backward_and_step(l_g_total, self.optimizer_g, self.net_g)
-        loss_dict['l_g_total'] = l_g_total
+        loss_dict = self.adversarial_generator_step(current_iter, [self.net_d], self.generator_losses,
+                                                    self.adversarial_losses)
 
         # ---- discriminator: d_loss_weight x (hinge on real + hinge on fake), one backward per term
-        set_requires_grad([self.net_d], True)
         self.optimizer_d.zero_grad(set_to_none=True)
         loss_dict.update(self.discriminator_step(self.output.detach().float()))
         self.grad_scaler.step(self.optimizer_d)
