@@ -52,9 +52,8 @@ DATA="$(cd "$OUT" && pwd)/faces"
 import sys
 sys.path.insert(0, 'tests')
 import sfmnet_plugin  # noqa: F401
-from launch_helpers import write_real_face_pairs
-write_real_face_pairs(sys.argv[1] + '/train', 16, 128, 8, seed=0)
-write_real_face_pairs(sys.argv[1] + '/val', 2, 128, 8, seed=1)
+from launch_helpers import write_train_val_faces
+write_train_val_faces(sys.argv[1], 16, 128, 8)
 PYEOF
 DATA_OPTS=(
   "datasets:train:dataroot_gt=$DATA/train/gt" "datasets:train:dataroot_lq=~" "datasets:train:io_backend:type=disk"

@@ -83,6 +83,24 @@ def read_training_log(experiment_dir):
 PUBLIC_DOMAIN_FACE_BOXES = {'astronaut': (150, 40, 150), 'grace_hopper': (150, 110, 230)}
 
 
+def write_train_val_faces(root, train_count, gt_size, scale):
+    """``root/train`` (``train_count`` pairs, seed 0) and ``root/val`` (2 pairs, seed 1) of real-face pairs."""
+    write_real_face_pairs(osp.join(root, 'train'), train_count, gt_size, scale, seed=0)
+    write_real_face_pairs(osp.join(root, 'val'), 2, gt_size, scale, seed=1)
+    return root
+
+
+def build_seeded_model(opt, seed=0):
+    """BasicSR's ``build_model`` of a copy of ``opt`` after ``torch.manual_seed(seed)`` (for in-process tests)."""
+    import copy
+
+    import torch
+    from basicsr.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model(copy.deepcopy(opt))
+
+
 def write_real_face_pairs(root, count, gt_size, scale, seed=0):
     """``count`` jittered face crops (``gt_size`` square, PIL bicubic) of the two public-domain faces,
     with their PIL-bicubic LR in ``root/lq``: tiny real-face training data."""

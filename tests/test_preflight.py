@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from launch_helpers import REPO_ROOT, launcher_env, write_real_face_pairs, write_yaml
+from launch_helpers import REPO_ROOT, launcher_env, write_train_val_faces, write_yaml
 
 from sfmnet_plugin.data.lmdb_io import LmdbWriter
 from sfmnet_plugin.preflight import PreflightError, check_run, preparation_command
@@ -45,8 +45,7 @@ def options(data_root, **changes):
 @pytest.fixture(scope='module')
 def faces(tmp_path_factory):
     root = tmp_path_factory.mktemp('faces')
-    write_real_face_pairs(str(root / 'train'), count=4, gt_size=SIZE, scale=SCALE, seed=0)
-    write_real_face_pairs(str(root / 'val'), count=2, gt_size=SIZE, scale=SCALE, seed=1)
+    write_train_val_faces(str(root), 4, SIZE, SCALE)
     return root
 
 

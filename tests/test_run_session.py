@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from launch_helpers import REPO_ROOT, launcher_env, read_training_log, write_real_face_pairs, write_yaml
+from launch_helpers import REPO_ROOT, launcher_env, read_training_log, write_train_val_faces, write_yaml
 from test_preflight import SCALE, SIZE, options
 
 from sfmnet_plugin import cpu_threads, launcher_cli
@@ -17,8 +17,7 @@ from sfmnet_plugin import cpu_threads, launcher_cli
 def two_runs(tmp_path_factory):
     """The same tiny training (3 iterations, validation at the last one) in two processes, with 2 threads."""
     tmp = tmp_path_factory.mktemp('runs')
-    write_real_face_pairs(str(tmp / 'train'), count=6, gt_size=SIZE, scale=SCALE, seed=0)
-    write_real_face_pairs(str(tmp / 'val'), count=2, gt_size=SIZE, scale=SCALE, seed=1)
+    write_train_val_faces(str(tmp), 6, SIZE, SCALE)
     opt = options(tmp, train__total_iter=3, val__val_freq=3, logger__save_checkpoint_freq=3)
     opt['train']['frequency_branch_pixel_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0}
     opt['train']['frequency_opt'] = {'type': 'FrequencyLoss', 'loss_weight': 0.01}

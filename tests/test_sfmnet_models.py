@@ -8,7 +8,15 @@ from os import path as osp
 import numpy as np
 import pytest
 import torch
-from launch_helpers import REPO_ROOT, free_port, read_training_log, run_launcher, write_real_face_pairs, write_yaml
+from launch_helpers import (
+    REPO_ROOT,
+    build_seeded_model,
+    free_port,
+    read_training_log,
+    run_launcher,
+    write_train_val_faces,
+    write_yaml,
+)
 
 SCALE, GT_SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,
@@ -56,13 +64,6 @@ def model_options(stage, **train_overrides):
     return opt
 
 
-def build_model(opt, seed=0):
-    from basicsr.models import build_model as basicsr_build_model
-
-    torch.manual_seed(seed)
-    return basicsr_build_model(copy.deepcopy(opt))
-
-
 def face_batch(seed=0):
     generator = torch.Generator().manual_seed(seed)
     gt = torch.rand(2, 3, GT_SIZE, GT_SIZE, generator=generator)
@@ -72,7 +73,7 @@ def face_batch(seed=0):
 
 
 def test_psnr_stage_optimizes_the_official_objective():
-    model = build_model(model_options('SFMNetModel'))
+    model = build_seeded_model(model_options('SFMNetModel'))
     model.feed_data(face_batch())
     model.optimize_parameters(1)
     log = model.get_current_log()
@@ -87,7 +88,7 @@ def test_psnr_stage_optimizes_the_official_objective():
 
 
 def test_psnr_stage_mixed_precision_and_clipping_stay_finite():
-    model = build_model(model_options('SFMNetModel', mixed_precision='bf16', grad_clip_norm=0.5))
+    model = build_seeded_model(model_options('SFMNetModel', mixed_precision='bf16', grad_clip_norm=0.5))
     model.feed_data(face_batch())
     model.optimize_parameters(1)
     assert all(torch.isfinite(torch.tensor(v)) for v in model.get_current_log().values())
@@ -97,7 +98,7 @@ def test_psnr_stage_mixed_precision_and_clipping_stay_finite():
 
 def test_mixed_precision_option_is_validated():
     with pytest.raises(ValueError, match='mixed_precision'):
-        build_model(model_options('SFMNetModel', mixed_precision='fp8'))
+        build_seeded_model(model_options('SFMNetModel', mixed_precision='fp8'))
 
 
 def generator_gradients(model):
@@ -111,7 +112,7 @@ def test_official_detached_perceptual_switch(official):
     for weight in (0.0, 50.0):
         options = model_options('SFMNetGANModel', official_detached_perceptual=official)
         options['train']['perceptual_opt']['perceptual_weight'] = weight
-        model = build_model(options)
+        model = build_seeded_model(options)
         model.feed_data(face_batch())
         model.optimize_parameters(1)
         grads.append(generator_gradients(model))
@@ -123,7 +124,7 @@ def test_official_detached_frequency_fake_switch(official):
     """Official code: D_frequency never learns from generated images, so its gradient ignores them."""
     grads = []
     for generator_seed in (1, 2):
-        model = build_model(model_options('SFMNetGANModel', official_detached_frequency_fake=official))
+        model = build_seeded_model(model_options('SFMNetGANModel', official_detached_frequency_fake=official))
         torch.manual_seed(generator_seed)  # a different generator gives different fakes, same D init
         for p in model.net_g.parameters():
             p.data.add_(0.05 * torch.randn_like(p))
@@ -160,8 +161,7 @@ def stage_options(name, data_root, stage, pretrain=None):
 @pytest.fixture(scope='module')
 def face_data(tmp_path_factory):
     root = tmp_path_factory.mktemp('faces')
-    write_real_face_pairs(str(root / 'train'), count=8, gt_size=GT_SIZE, scale=SCALE, seed=0)
-    write_real_face_pairs(str(root / 'val'), count=2, gt_size=GT_SIZE, scale=SCALE, seed=1)
+    write_train_val_faces(str(root), 8, GT_SIZE, SCALE)
     return root
 
 
@@ -233,7 +233,7 @@ def test_two_process_torchrun_matches_one_process(face_data, tmp_path, stage):
 # ------------------------------------------------------------------------------- FaceSRModel with SPARNet
 
 def test_face_sr_model_trains_sparnet_with_the_official_l1():
-    model = build_model(model_options('SPARNet'))
+    model = build_seeded_model(model_options('SPARNet'))
     assert type(model).__name__ == 'FaceSRModel'
     model.feed_data(face_batch())
     model.optimize_parameters(1)
@@ -248,7 +248,7 @@ def test_face_sr_model_serves_any_registered_network():
     """A BasicSR network (no SFMNet or SPARNet code involved) trains with the shared options."""
     options = model_options('SPARNet', mixed_precision='bf16', grad_clip_norm=0.5)
     options['network_g'] = {'type': 'SRVGGNetCompact', 'num_feat': 8, 'num_conv': 2, 'upscale': SCALE}
-    model = build_model(options)
+    model = build_seeded_model(options)
     model.feed_data(face_batch())
     model.optimize_parameters(1)
     assert set(model.get_current_log()) == {'l_pix', 'l_total'}
@@ -258,7 +258,7 @@ def test_face_sr_model_serves_any_registered_network():
 
 
 def test_batchnorm_network_tests_with_running_statistics_and_ema_copies_them():
-    model = build_model(model_options('SPARNet', ema_decay=0.5))
+    model = build_seeded_model(model_options('SPARNet', ema_decay=0.5))
     model.feed_data(face_batch())
     model.optimize_parameters(1)
     ema_buffers = dict(model.net_g_ema.named_buffers())
@@ -357,10 +357,10 @@ def test_sparnet_recipe_trains_resumes_and_tests_with_reports(face_data, tmp_pat
 
 
 def test_channels_last_option_trains_in_nhwc_and_saves_the_usual_checkpoint():
-    model = build_model(model_options('SFMNetModel', mixed_precision='bf16', channels_last=True))
+    model = build_seeded_model(model_options('SFMNetModel', mixed_precision='bf16', channels_last=True))
     convs = [m for m in model.net_g.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert convs and all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs)
-    plain = build_model(model_options('SFMNetModel', mixed_precision='bf16'))
+    plain = build_seeded_model(model_options('SFMNetModel', mixed_precision='bf16'))
     model.feed_data(face_batch())
     model.optimize_parameters(1)
     assert all(np.isfinite(value) for value in model.get_current_log().values())
@@ -371,7 +371,7 @@ def test_channels_last_option_trains_in_nhwc_and_saves_the_usual_checkpoint():
 def test_compile_option_compiles_in_place_and_keeps_the_checkpoint_keys():
     options = model_options('SPARNet', compile=True)
     options['network_g'] = {'type': 'SRVGGNetCompact', 'num_feat': 8, 'num_conv': 2, 'upscale': SCALE}
-    model = build_model(options)
+    model = build_seeded_model(options)
     assert model.net_g._compiled_call_impl is not None  # nn.Module.compile(): the module itself, compiled
     keys = set(model.net_g.state_dict())
     assert not any(key.startswith('_orig_mod.') for key in keys)

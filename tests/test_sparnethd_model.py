@@ -7,7 +7,14 @@ from os import path as osp
 
 import pytest
 import torch
-from launch_helpers import REPO_ROOT, read_training_log, run_launcher, write_real_face_pairs, write_yaml
+from launch_helpers import (
+    REPO_ROOT,
+    build_seeded_model,
+    read_training_log,
+    run_launcher,
+    write_train_val_faces,
+    write_yaml,
+)
 
 from sfmnet_plugin.inference import FaceRestorer
 from sfmnet_plugin.option_files import load_merged_options
@@ -34,13 +41,6 @@ def model_options(**train_overrides):
     return opt
 
 
-def build_model(opt, seed=0):
-    from basicsr.models import build_model as basicsr_build_model
-
-    torch.manual_seed(seed)
-    return basicsr_build_model(copy.deepcopy(opt))
-
-
 def face_batch(seed=0):
     generator = torch.Generator().manual_seed(seed)
     gt = torch.rand(2, 3, SIZE, SIZE, generator=generator)
@@ -48,7 +48,7 @@ def face_batch(seed=0):
 
 
 def test_one_step_computes_the_official_objective_term_by_term():
-    model = build_model(model_options(perceptual_min_size=0))
+    model = build_seeded_model(model_options(perceptual_min_size=0))
     batch = face_batch()
     # Copies of G and D before the step: the spectral norms' power iterations run in the same order on them.
     net_g, net_d = copy.deepcopy(model.net_g), copy.deepcopy(model.net_d)
@@ -78,7 +78,7 @@ def test_one_step_computes_the_official_objective_term_by_term():
 
 
 def test_ema_averages_the_whole_state_including_spectral_norm_vectors():
-    model = build_model(model_options(perceptual_min_size=0))
+    model = build_seeded_model(model_options(perceptual_min_size=0))
     before = {name: tensor.clone() for name, tensor in model.net_g.state_dict().items()}
     assert all(torch.equal(before[name], value) for name, value in model.net_g_ema.state_dict().items())
     model.feed_data(face_batch())
@@ -90,7 +90,7 @@ def test_ema_averages_the_whole_state_including_spectral_norm_vectors():
     for name, value in ema.items():  # BasicSR's model_ema would leave the u/v buffers at their initial values
         torch.testing.assert_close(value, 0.999 * before[name] + 0.001 * after[name], rtol=1e-6, atol=1e-7)
 
-    lagging = build_model(model_options(perceptual_min_size=0, official_ema_before_g_step=True))
+    lagging = build_seeded_model(model_options(perceptual_min_size=0, official_ema_before_g_step=True))
     start = {name: tensor.clone() for name, tensor in lagging.net_g.state_dict().items()}
     lagging.feed_data(face_batch())
     lagging.optimize_parameters(1)
@@ -99,7 +99,7 @@ def test_ema_averages_the_whole_state_including_spectral_norm_vectors():
 
 
 def test_perceptual_inputs_narrower_than_224_are_resized_as_the_official_code():
-    model = build_model(model_options())
+    model = build_seeded_model(model_options())
     seen = []
     original = model.cri_perceptual.forward
     model.cri_perceptual.forward = lambda x, gt: (seen.append((x.shape, gt.shape)), original(x, gt))[1]
@@ -129,8 +129,7 @@ def test_the_recipe_numbers():
 @pytest.fixture(scope='module')
 def face_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp('hd_faces')
-    write_real_face_pairs(str(root / 'train'), count=6, gt_size=SIZE, scale=1, seed=0)
-    write_real_face_pairs(str(root / 'val'), count=2, gt_size=SIZE, scale=1, seed=1)
+    write_train_val_faces(str(root), 6, SIZE, 1)
     return root
 
 
