@@ -4,8 +4,8 @@ import os
 
 import pytest
 import torch
-from launch_helpers import REPO_ROOT, launcher_env, write_paired_folders, write_yaml
-from test_sfmnet_models import build_model, face_batch, model_options
+from launch_helpers import REPO_ROOT, build_seeded_model, launcher_env, write_paired_folders, write_yaml
+from test_sfmnet_models import face_batch, model_options
 
 from sfmnet_plugin.nonfinite import NonFiniteError, check_finite_losses
 
@@ -22,7 +22,7 @@ def test_diverging_training_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     options = model_options('SFMNetModel')
     options['train']['optim_g']['lr'] = 1e30  # Adam moves every weight by ~lr: the next forward overflows
     options['path'] = {'models': str(tmp_path), 'training_states': str(tmp_path)}
-    model = build_model(options)
+    model = build_seeded_model(options)
     model.feed_data(face_batch())
     model.update_learning_rate(1)
     model.optimize_parameters(1)  # finite loss, then a step to astronomic weights
@@ -42,7 +42,7 @@ def test_diverging_training_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_validation_reports_no_metric_of_a_non_finite_output():
-    model = build_model(model_options('SFMNetModel'))
+    model = build_seeded_model(model_options('SFMNetModel'))
     for p in model.net_g.parameters():
         p.data.fill_(float('nan'))
     model.feed_data(face_batch())
