@@ -1,6 +1,5 @@
 """End-to-end runs of the training launchers: outputs, option inheritance, resume after a kill, CPU DDP."""
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -118,18 +117,15 @@ def test_auto_resume_after_kill_continues_from_last_state(toy_run, tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    states = sorted(int(s.split('.')[0]) for s in os.listdir(experiment / 'training_states'))
+    # Complete states only: the kill can leave '<iter>.state.partial' (atomic saving), which resume ignores.
+    states = sorted(int(name[:-len('.state')]) for name in os.listdir(experiment / 'training_states')
+                    if name.endswith('.state'))
     last = states[-1]
     resumed_total = last + 4
-    result = run_launcher([osp.join(REPO_ROOT, 'sfmnet_plugin/train.py'), '-opt', toy_run['options'],
-                           '--auto_resume', '--force_yml', f'train:total_iter={resumed_total}', 'val:val_freq=2'],
-                          toy_run['root'], cwd=tmp_path)
+    run_launcher([osp.join(REPO_ROOT, 'sfmnet_plugin/train.py'), '-opt', toy_run['options'], '--auto_resume',
+                  '--force_yml', f'train:total_iter={resumed_total}', 'val:val_freq=2'], toy_run['root'], cwd=tmp_path)
     log = read_training_log(experiment)
-    resumed = re.search(r'Resuming training from epoch: \d+, iter: (\d+)\.', log)
-    assert resumed, log[-2000:]
-    # The newest state, or the one before it when the kill cut the newest one short (skipped with a warning).
-    assert int(resumed.group(1)) == last or (int(resumed.group(1)) == states[-2]
-                                             and f'{last}.state' in result.stderr), result.stderr[-2000:]
+    assert 'Resuming training from epoch' in log and f'iter: {last}.' in log
     assert f'net_g_{resumed_total}.pth' in os.listdir(experiment / 'models')
     assert not [d for d in os.listdir(toy_run['experiment']) if '_archived_' in d], 'the run was archived'
 
