@@ -25,13 +25,13 @@ shared machine's load far better than absolute times (``--cpu-time`` steadies it
 reference comes from its own process (``sfmnet-reference``, in the default model list).
 
 MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
-(``sfmnet_plugin.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the spec's conv
+(``sfmnet_plugin.utils.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the spec's conv
 count (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not included.
 Peak memory: ``max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each model runs in its own
 process, so that includes the ~0.3-0.5 GB of torch itself). Prints a Markdown table.
 
 Allocator (CPU, glibc): ``import sfmnet_plugin`` lets glibc keep freed memory for reuse
-(:mod:`sfmnet_plugin.cpu_memory`), so the measuring processes do not page-fault their whole working set
+(:mod:`sfmnet_plugin.utils.cpu_memory`), so the measuring processes do not page-fault their whole working set
 (gigabytes for SFMNet at batch 8) again on every iteration. ``--return-freed-memory`` measures with glibc's
 default instead (every large tensor a fresh ``mmap``), as the spec's timings of the official code were taken.
 """
@@ -167,7 +167,7 @@ def measure(name, args):
     import torch
     import torch.nn.functional as F
 
-    from sfmnet_plugin.profiling import count_macs_per_image, time_runs
+    from sfmnet_plugin.utils.profiling import count_macs_per_image, time_runs
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -314,7 +314,7 @@ def main(argv=None):
     import torch
 
     if args.return_freed_memory:  # the spawned measuring processes inherit it
-        from sfmnet_plugin.cpu_memory import OPT_OUT_VARIABLE
+        from sfmnet_plugin.utils.cpu_memory import OPT_OUT_VARIABLE
 
         os.environ[OPT_OUT_VARIABLE] = '1'
     # spawn: a fresh interpreter per model, so the peak RSS of one model does not carry over to the next

@@ -4,7 +4,7 @@
         --opt demo_output/models/sfmnet.yml --lr demo_output/lr_inputs --widths 0 0.1 0.3 0.5 1.0
 
 For each width (radians; 0 is the official function) one row: the largest output change when the LR input moves
-by ``--delta`` (``sfmnet_plugin.numerics.input_sensitivity``, over ``--trials`` random sign patterns), how far the
+by ``--delta`` (``sfmnet_plugin.utils.numerics.input_sensitivity``, over ``--trials`` random sign patterns), how far the
 output is from the official function's (largest absolute difference, and PSNR of one against the other), the
 largest difference between two float32 runs that only order their sums differently (NCHW against channels_last
 weights: what separates ONNX Runtime, another GPU or another library from PyTorch), and, with ``--gt``, the PSNR
@@ -49,7 +49,7 @@ def measure(restorer_for_width, widths, lr, gt, delta, trials):
 
     import torch
 
-    from sfmnet_plugin.numerics import input_sensitivity, psnr
+    from sfmnet_plugin.utils.numerics import input_sensitivity, psnr
 
     rows, official = [], None
     for width in widths:
@@ -89,7 +89,8 @@ def main(argv=None):
     import torch
 
     import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
-    from sfmnet_plugin.inference import FaceRestorer, InferenceError, architecture, resolve_network_options
+    from sfmnet_plugin.inference import FaceRestorer, InferenceError
+    from sfmnet_plugin.inference.network_options import architecture, resolve_network_options
     from sfmnet_plugin.tools.infer import collect_inputs, network_options
 
     if args.threads:

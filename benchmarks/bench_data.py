@@ -41,8 +41,8 @@ from face_fixtures import (  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from sfmnet_plugin.data import prep_celeba  # noqa: E402
 from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset  # noqa: E402
+from sfmnet_plugin.prep import celeba as prep_celeba  # noqa: E402
 
 
 def write_synthetic_celeba(root, count, seed=0):

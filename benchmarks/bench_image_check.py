@@ -22,8 +22,8 @@ sys.path[:0] = [REPO_ROOT, osp.join(REPO_ROOT, 'benchmarks'), osp.join(REPO_ROOT
 
 from bench_data import time_preparation, write_synthetic_celeba  # noqa: E402
 
-from sfmnet_plugin import _compat  # noqa: E402
 from sfmnet_plugin.data.image_check import check_images_at_start  # noqa: E402
+from sfmnet_plugin.utils import lmdb_env  # noqa: E402
 
 CELEBA_TRAIN = 162_770
 
@@ -45,7 +45,7 @@ def main():
         for workers in args.workers:
             times = []
             for _ in range(args.repeats):
-                _compat._LMDB_ENVIRONMENTS.clear()
+                lmdb_env._LMDB_ENVIRONMENTS.clear()
                 start = time.perf_counter()
                 with contextlib.redirect_stderr(io.StringIO()):  # progress bars
                     check_images_at_start('bench', roots, workers)

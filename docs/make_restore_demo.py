@@ -3,7 +3,7 @@
 What it does (all offline; about 40 minutes on a 2-core CPU):
 
 1. FFHQ-aligned 128x128 training faces (jittered and mirrored) from the photos of the face set's registry packages
-   (``sfmnet_plugin.faces.sources``, fetched into the cache once); the two public-domain photos are held out.
+   (``sfmnet_plugin.demo.photo_sources``, fetched into the cache once); the two public-domain photos are held out.
 2. ``basicsr/train.py``: BasicSR's SRVGGNetCompact (upscale 1, 76k parameters) trained with L1 on
    ``DegradedFaceDataset``, whose LR comes from SPARNetHD's degradation chain (sizes scaled to 128-px faces).
    SPARNetHD itself needs FFHQ, a GPU and days (or the released weights); this shows the pipeline, not its quality.
@@ -27,10 +27,10 @@ import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import sfmnet_plugin  # noqa: E402,F401
+from sfmnet_plugin.demo.photo_sources import gather_photos  # noqa: E402
 from sfmnet_plugin.faces.align import Jitter, warp_face  # noqa: E402
 from sfmnet_plugin.faces.detect import MtcnnDetector  # noqa: E402
-from sfmnet_plugin.faces.sources import gather_photos  # noqa: E402
-from sfmnet_plugin.faces.whole_photo import ffhq_transform  # noqa: E402
+from sfmnet_plugin.inference.whole_photo import ffhq_transform  # noqa: E402
 from sfmnet_plugin.tools.restore import main as restore_main  # noqa: E402
 
 FACE_SIZE = 128

@@ -16,7 +16,7 @@ if __package__ in (None, ''):
     sys.path[0] = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 import sfmnet_plugin  # noqa: E402,F401  (compatibility fixes and registrations before basicsr)
-from sfmnet_plugin.launcher_cli import main as run_launcher  # noqa: E402
+from sfmnet_plugin.launch.cli import main as run_launcher  # noqa: E402
 
 
 def main(root_path=None, argv=None):

@@ -17,7 +17,7 @@ import lmdb
 import numpy as np
 from PIL import Image
 
-from sfmnet_plugin.faces.sources import public_domain_photos
+from sfmnet_plugin.demo.photo_sources import public_domain_photos
 
 # (left eye, right eye, nose, left mouth corner, right mouth corner) as (x, y), read off the photos.
 ASTRONAUT_POINTS = ((204, 101), (246, 102), (225, 126), (205, 141), (244, 142))

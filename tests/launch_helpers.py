@@ -105,7 +105,7 @@ def write_real_face_pairs(root, count, gt_size, scale, seed=0):
     """``count`` jittered face crops (``gt_size`` square, PIL bicubic) of the two public-domain faces,
     with their PIL-bicubic LR in ``root/lq``: tiny real-face training data."""
     rng = np.random.default_rng(seed)
-    from sfmnet_plugin.faces.sources import public_domain_photos
+    from sfmnet_plugin.demo.photo_sources import public_domain_photos
 
     photos = [(photo.image, PUBLIC_DOMAIN_FACE_BOXES[photo.key]) for photo in public_domain_photos()]
     for sub in ('gt', 'lq'):

@@ -17,17 +17,16 @@ from sfmnet_plugin.benchmark import (
     Network,
     SrFolder,
     TestSet,
-    markdown_table,
-    plot_quality_vs_cost,
     run_benchmark,
 )
-from sfmnet_plugin.data.prep_folder import convert_folder
+from sfmnet_plugin.benchmark.outputs import markdown_table, plot_quality_vs_cost
 from sfmnet_plugin.metrics.face_identity_metric import calculate_identity_similarity
 from sfmnet_plugin.metrics.face_landmark_metric import calculate_landmark_nme
 from sfmnet_plugin.metrics.face_psnr_ssim_metric import calculate_face_psnr, calculate_face_ssim
-from sfmnet_plugin.profiling import count_macs_per_image
+from sfmnet_plugin.prep.folder import convert_folder
 from sfmnet_plugin.tools import benchmark as benchmark_cli
 from sfmnet_plugin.tools import infer
+from sfmnet_plugin.utils.profiling import count_macs_per_image
 from tests.face_fixtures import aligned_public_domain_faces
 
 TINY = {'type': 'SFMNet', 'upscale': 8, 'num_feat': 8, 'num_heads': 2, 'num_levels': 3}

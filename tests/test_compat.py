@@ -9,8 +9,10 @@ import torch
 from launch_helpers import REPO_ROOT, write_yaml
 
 import sfmnet_plugin
-from sfmnet_plugin import _compat
-from sfmnet_plugin.option_files import load_merged_options, resolved_option_argv
+from sfmnet_plugin import compat as _compat
+from sfmnet_plugin.compat import checkpoints as compat_checkpoints
+from sfmnet_plugin.config.option_files import load_merged_options, resolved_option_argv
+from sfmnet_plugin.launch.pipeline import normalize_local_rank_argument
 
 # Every component the plugin registers, by registry; a missing one is a broken option file for users.
 EXPECTED_REGISTRATIONS = {
@@ -85,10 +87,10 @@ def test_init_dist_refuses_slurm_on_cpu_with_a_clear_message():
 
 
 def test_latest_training_state_picks_the_highest_iteration(tmp_path):
-    assert _compat.latest_training_state(str(tmp_path / 'missing')) is None
+    assert compat_checkpoints.latest_training_state(str(tmp_path / 'missing')) is None
     for name in ('8.state', '12.state', '100.state', 'notes.txt', 'x.state'):
         (tmp_path / name).write_text('')
-    assert _compat.latest_training_state(str(tmp_path)) == str(tmp_path / '100.state')
+    assert compat_checkpoints.latest_training_state(str(tmp_path)) == str(tmp_path / '100.state')
 
 
 def test_resume_state_from_the_experiment_folder_on_cpu(tmp_path):
@@ -120,7 +122,7 @@ def test_checkpoints_are_written_atomically(tmp_path):
     assert torch.load(tmp_path / '7.state', weights_only=False)['iter'] == 7
     # a save interrupted before its rename leaves only a '.partial' file, which resume ignores
     (tmp_path / '9.state.partial').write_bytes(b'trunc')
-    assert _compat.latest_training_state(str(tmp_path)) == str(tmp_path / '7.state')
+    assert compat_checkpoints.latest_training_state(str(tmp_path)) == str(tmp_path / '7.state')
 
 
 def test_one_lmdb_opened_by_two_readers(tmp_path):
@@ -138,7 +140,7 @@ def test_one_lmdb_opened_by_two_readers(tmp_path):
 
 def test_local_rank_argument_from_torch_launchers():
     argv = ['train.py', '--local-rank=1', '-opt', 'x.yml', '--local-rank', '0']
-    assert _compat.normalize_local_rank_argument(argv) == [
+    assert normalize_local_rank_argument(argv) == [
         'train.py', '--local_rank=1', '-opt', 'x.yml', '--local_rank', '0']
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
 from sfmnet_plugin.archs.sfmnet_blocks import DownSample, FFTBlock, fold_phase_at_branch_cut
 from sfmnet_plugin.archs.smlnet_arch import SMLNet
-from sfmnet_plugin.numerics import input_sensitivity, psnr
+from sfmnet_plugin.utils.numerics import input_sensitivity, psnr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_sfmnet_speed import real_faces  # noqa: E402

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from sfmnet_plugin.cpu_memory import OPT_OUT_VARIABLE, keep_freed_memory_default
+from sfmnet_plugin.utils.cpu_memory import OPT_OUT_VARIABLE, keep_freed_memory_default
 
 
 @pytest.mark.parametrize('environ', [

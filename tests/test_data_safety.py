@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sfmnet_plugin import _compat
-from sfmnet_plugin.data import atomic_output, prep_folder, prep_helen, verify
-from sfmnet_plugin.data.lmdb_io import read_meta_info
+from sfmnet_plugin.data.lmdb_reader import read_meta_info
+from sfmnet_plugin.prep import folder as prep_folder
+from sfmnet_plugin.prep import helen as prep_helen
+from sfmnet_plugin.prep import outputs as atomic_output
+from sfmnet_plugin.prep import verify
+from sfmnet_plugin.utils import lmdb_env
 
 
 def write_faces(folder, count, size=32, seed=0):
@@ -30,9 +33,9 @@ def helen_argv(source, out, *extra):
 
 def forget_lmdb_handles():
     """Close the process's shared LMDB handles: the test rebuilds paths that verify has already opened."""
-    for env in _compat._LMDB_ENVIRONMENTS.values():
+    for env in lmdb_env._LMDB_ENVIRONMENTS.values():
         env.close()
-    _compat._LMDB_ENVIRONMENTS.clear()
+    lmdb_env._LMDB_ENVIRONMENTS.clear()
 
 
 def error_lines(stderr):
@@ -63,7 +66,7 @@ def test_split_names_must_be_plain_names(tmp_path, capsys, name):
 
 
 def test_celeba_split_list_names_must_be_plain_names(tmp_path, capsys):
-    from sfmnet_plugin.data import prep_celeba
+    from sfmnet_plugin.prep import celeba as prep_celeba
 
     with pytest.raises(prep_celeba.DataPrepError, match='plain name'):
         prep_celeba.parse_split_list_option('../../somewhere:list.txt')
@@ -118,8 +121,8 @@ def _put_then_kill_on_third(original):
 # Where a rebuild is killed: (description, patch applied in the killed process).
 KILL_MOMENTS = {
     'while writing the new images': lambda mp: mp.setattr(
-        'sfmnet_plugin.data.lmdb_io.LmdbWriter.put',
-        _put_then_kill_on_third(__import__('sfmnet_plugin.data.lmdb_io', fromlist=['x']).LmdbWriter.put)),
+        'sfmnet_plugin.prep.lmdb_writer.LmdbWriter.put',
+        _put_then_kill_on_third(__import__('sfmnet_plugin.prep.lmdb_writer', fromlist=['x']).LmdbWriter.put)),
     'with the new output complete, before the swap': lambda mp: mp.setattr(atomic_output, '_swap_into_place',
                                                                            _kill_self),
     'just before the exchange': lambda mp: mp.setattr(atomic_output, '_exchange', _kill_self),

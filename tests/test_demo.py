@@ -15,7 +15,7 @@ import torch
 from launch_helpers import REPO_ROOT, write_real_face_pairs
 from PIL import Image
 
-from sfmnet_plugin.option_files import load_merged_options
+from sfmnet_plugin.config.option_files import load_merged_options
 from sfmnet_plugin.tools import demo
 from sfmnet_plugin.tools.demo import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
 

@@ -4,7 +4,7 @@ import torch
 from basicsr.archs import build_network
 
 from sfmnet_plugin.archs.lightcnn_discriminator_arch import SFMNetFrequencyDiscriminator, SFMNetSpatialDiscriminator
-from sfmnet_plugin.spectral import safe_angle
+from sfmnet_plugin.archs.spectral import safe_angle
 
 
 def count(module):

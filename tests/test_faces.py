@@ -11,20 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sfmnet_plugin.faces import (
-    FACE_TEMPLATE_128,
-    DetectedFace,
-    Jitter,
-    PhotoSource,
-    RegistryPackage,
-    align_face,
-    build_face_set,
-    face_transform,
-    gather_photos,
-    similarity_transform,
-)
+from sfmnet_plugin.demo import PhotoSource, RegistryPackage, build_face_set, gather_photos
+from sfmnet_plugin.demo.face_set import choose_test_groups
+from sfmnet_plugin.faces import FACE_TEMPLATE_128, DetectedFace, Jitter, align_face, face_transform, similarity_transform
 from sfmnet_plugin.faces.align import outside_fraction, source_side
-from sfmnet_plugin.faces.build import choose_test_groups
 
 # MTCNN's landmarks on the public-domain photos (facenet-pytorch 2.6.0), keyed by photo size.
 REFERENCE_LANDMARKS = {
@@ -204,8 +194,8 @@ def test_faces_that_would_not_make_clean_crops_are_recorded_and_skipped(tmp_path
 
 def test_mtcnn_finds_the_reference_landmarks(tmp_path):
     pytest.importorskip('facenet_pytorch', reason='MTCNN needs facenet-pytorch==2.6.0 (setup_env.sh installs it)')
+    from sfmnet_plugin.demo.photo_sources import public_domain_photos
     from sfmnet_plugin.faces import MtcnnDetector
-    from sfmnet_plugin.faces.sources import public_domain_photos
 
     detector = MtcnnDetector()
     for photo in public_domain_photos():

@@ -17,7 +17,8 @@ from face_fixtures import (
 )
 from PIL import Image
 
-from sfmnet_plugin.data import prep_folder, verify
+from sfmnet_plugin.prep import folder as prep_folder
+from sfmnet_plugin.prep import verify
 
 
 @pytest.fixture

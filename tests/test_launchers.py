@@ -91,7 +91,7 @@ def test_console_script_launcher(toy_run):
 
 
 def test_outputs_go_under_the_checkout_by_default(monkeypatch):
-    from sfmnet_plugin.option_files import ROOT_PATH_VARIABLE, default_root_path
+    from sfmnet_plugin.config.option_files import ROOT_PATH_VARIABLE, default_root_path
 
     monkeypatch.delenv(ROOT_PATH_VARIABLE, raising=False)
     assert default_root_path() == REPO_ROOT

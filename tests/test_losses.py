@@ -9,10 +9,10 @@ from basicsr.archs import vgg_arch
 from basicsr.losses import build_loss
 from torch.nn import functional as F
 
+from sfmnet_plugin.archs.spectral import safe_angle
 from sfmnet_plugin.losses.face_perceptual_loss import FacePerceptualLoss
 from sfmnet_plugin.losses.frequency_loss import FrequencyLoss, amplitude_phase_l1
-from sfmnet_plugin.pretrained import PRETRAINED_DIR_ENV_VAR, PretrainedFile, resolve_pretrained_file
-from sfmnet_plugin.spectral import safe_angle
+from sfmnet_plugin.utils.pretrained import PRETRAINED_DIR_ENV_VAR, PretrainedFile, resolve_pretrained_file
 
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
 

@@ -20,7 +20,7 @@ from sfmnet_plugin.metrics.face_psnr_ssim_metric import (
     rgb_to_y_truncated,
 )
 from sfmnet_plugin.metrics.lpips_metric import calculate_lpips, lpips_network
-from sfmnet_plugin.pretrained import PRETRAINED_DIR_ENV_VAR
+from sfmnet_plugin.utils.pretrained import PRETRAINED_DIR_ENV_VAR
 
 ALEXNET_URL = 'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth'
 

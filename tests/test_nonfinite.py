@@ -7,7 +7,7 @@ import torch
 from launch_helpers import REPO_ROOT, build_seeded_model, launcher_env, write_paired_folders, write_yaml
 from test_sfmnet_models import face_batch, model_options
 
-from sfmnet_plugin.nonfinite import NonFiniteError, check_finite_losses
+from sfmnet_plugin.utils.nonfinite import NonFiniteError, check_finite_losses
 
 
 def test_check_names_the_iteration_and_the_term():

@@ -5,7 +5,7 @@ from os import path as osp
 import pytest
 from launch_helpers import REPO_ROOT
 
-from sfmnet_plugin.option_files import load_merged_options
+from sfmnet_plugin.config.option_files import load_merged_options
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
 

@@ -6,8 +6,13 @@ from os import path as osp
 import pytest
 from launch_helpers import REPO_ROOT, write_yaml
 
-from sfmnet_plugin.option_files import load_merged_options
-from sfmnet_plugin.option_schema import OptionKeyError, option_key_problems, validate_option_file, validate_options
+from sfmnet_plugin.config.option_files import load_merged_options
+from sfmnet_plugin.config.option_schema import (
+    OptionKeyError,
+    option_key_problems,
+    validate_option_file,
+    validate_options,
+)
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
 STAGE_1 = osp.join(REPO_ROOT, 'options', 'train_SFMNet_x8.yml')
@@ -115,7 +120,7 @@ def test_force_yml_entries_are_checked_too(tmp_path):
 
 
 def test_the_launcher_stops_on_a_misspelt_key_before_creating_anything(tmp_path, capsys, monkeypatch):
-    from sfmnet_plugin.launch import check_option_file
+    from sfmnet_plugin.launch.pipeline import check_option_file
 
     opt = load_merged_options(STAGE_1)
     opt['train']['grad_clip_nrom'] = 1.0
@@ -133,8 +138,8 @@ def test_the_plugins_dataset_declares_every_key_it_reads():
     import inspect
     import re
 
+    from sfmnet_plugin.config.option_schema import LOADER_KEYS
     from sfmnet_plugin.data import face_augment, paired_face_dataset
-    from sfmnet_plugin.option_schema import LOADER_KEYS
 
     source = inspect.getsource(paired_face_dataset) + inspect.getsource(face_augment)
     read = set(re.findall(r"\bopt(?:\.get\(|\[)'(\w+)'", source))
@@ -148,7 +153,7 @@ def test_the_plugins_models_keys_are_in_the_table():
 
     from basicsr.utils.registry import MODEL_REGISTRY
 
-    from sfmnet_plugin.option_schema import _model_keys
+    from sfmnet_plugin.config.option_schema import _model_keys
 
     for name in ('SFMNetModel', 'SFMNetGANModel'):
         model_class = MODEL_REGISTRY.get(name)

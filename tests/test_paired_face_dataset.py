@@ -10,9 +10,9 @@ from face_fixtures import astronaut, grace_hopper, smooth_noise
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from sfmnet_plugin.data import prep_helen
-from sfmnet_plugin.data.lmdb_io import LmdbWriter
 from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset
+from sfmnet_plugin.prep import helen as prep_helen
+from sfmnet_plugin.prep.lmdb_writer import LmdbWriter
 
 
 def aligned_faces():

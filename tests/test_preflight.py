@@ -7,8 +7,8 @@ import sys
 import pytest
 from launch_helpers import REPO_ROOT, launcher_env, write_train_val_faces, write_yaml
 
-from sfmnet_plugin.data.lmdb_io import LmdbWriter
-from sfmnet_plugin.preflight import PreflightError, check_run, preparation_command
+from sfmnet_plugin.launch.preflight import PreflightError, check_run, preparation_command
+from sfmnet_plugin.prep.lmdb_writer import LmdbWriter
 
 SCALE, SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,

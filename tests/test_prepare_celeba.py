@@ -25,9 +25,9 @@ from face_fixtures import (
 )
 from PIL import Image
 
-from sfmnet_plugin.data import prep_celeba
-from sfmnet_plugin.data.atomic_output import OWNER_MARKER
-from sfmnet_plugin.data.face_crop import (
+from sfmnet_plugin.prep import celeba as prep_celeba
+from sfmnet_plugin.prep.celeba import DEFAULT_MARGIN
+from sfmnet_plugin.prep.face_crop import (
     SkipImage,
     SquareCrop,
     SquareRegion,
@@ -35,7 +35,7 @@ from sfmnet_plugin.data.face_crop import (
     square_from_bbox,
     square_from_five_points,
 )
-from sfmnet_plugin.data.prep_celeba import DEFAULT_MARGIN
+from sfmnet_plugin.prep.outputs import OWNER_MARKER
 
 SCALES = (4, 8, 16)
 SFMNET_FOLDERS = {'HR': 'HR', 'LR_x4': 'LR_x4_bicubic', 'LR_x8': 'LR_bicubic', 'LR_x16': 'LR_x16_bicubic'}

@@ -6,10 +6,10 @@ import pytest
 from face_fixtures import read_lines, read_lmdb_images, run_script, smooth_noise
 from PIL import Image
 
-from sfmnet_plugin.data.atomic_output import OWNER_MARKER
 from sfmnet_plugin.data.degraded_face_dataset import DegradedFaceDataset
-from sfmnet_plugin.data.prep_ffhq import cli
-from sfmnet_plugin.data.prep_ffhq import main as prepare_ffhq
+from sfmnet_plugin.prep.ffhq import cli
+from sfmnet_plugin.prep.ffhq import main as prepare_ffhq
+from sfmnet_plugin.prep.outputs import OWNER_MARKER
 
 SIZE = 64
 

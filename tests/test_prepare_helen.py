@@ -16,7 +16,7 @@ from face_fixtures import (
 )
 from PIL import Image
 
-from sfmnet_plugin.data import prep_helen
+from sfmnet_plugin.prep import helen as prep_helen
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,7 @@ import torch
 from launch_helpers import run_launcher, write_real_face_pairs, write_yaml
 from PIL import Image
 
-from sfmnet_plugin.reports import CONTACT_SHEET_COLUMNS, contact_sheet, summarize
+from sfmnet_plugin.utils.reports import CONTACT_SHEET_COLUMNS, contact_sheet, summarize
 
 SCALE, SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}

@@ -10,7 +10,8 @@ import torch
 from launch_helpers import REPO_ROOT, launcher_env, read_training_log, write_train_val_faces, write_yaml
 from test_preflight import SCALE, SIZE, options
 
-from sfmnet_plugin import cpu_threads, launcher_cli
+from sfmnet_plugin.launch import cli as launcher_cli
+from sfmnet_plugin.utils import cpu_threads
 
 
 @pytest.fixture(scope='module')

@@ -15,9 +15,9 @@ import pytest
 import torch
 from launch_helpers import REPO_ROOT, launcher_env
 
-from sfmnet_plugin import _compat
-from sfmnet_plugin.option_files import OptionFileError, load_merged_options
-from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_torch_file, load_yaml_file
+from sfmnet_plugin.compat import hardening
+from sfmnet_plugin.config.option_files import OptionFileError, load_merged_options
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file, load_yaml_file
 
 
 class _RunsCode:
@@ -119,11 +119,11 @@ def test_every_basicsr_torch_load_goes_through_the_safe_loader():
             if 'torch.load(' in f.read():
                 callers.add('basicsr.' + osp.relpath(path, root)[:-3].replace(os.sep, '.'))
     callers.discard('basicsr.version')
-    assert callers <= set(_compat.BASICSR_TORCH_LOAD_MODULES), callers - set(_compat.BASICSR_TORCH_LOAD_MODULES)
+    assert callers <= set(hardening.BASICSR_TORCH_LOAD_MODULES), callers - set(hardening.BASICSR_TORCH_LOAD_MODULES)
     import importlib
 
-    for name in _compat.BASICSR_TORCH_LOAD_MODULES:
-        assert isinstance(importlib.import_module(name).torch, _compat._WeightsOnlyTorch), name
+    for name in hardening.BASICSR_TORCH_LOAD_MODULES:
+        assert isinstance(importlib.import_module(name).torch, hardening._WeightsOnlyTorch), name
 
 
 def test_load_torch_file_reads_real_states_and_names_bad_files(tmp_path):
@@ -217,7 +217,7 @@ def test_sfmnet_infer_opt_never_runs_yaml_tags(tmp_path, capsys):
 
 
 def test_launch_check_refuses_yaml_tags_in_one_line(tmp_path, capsys):
-    from sfmnet_plugin.launch import check_option_file
+    from sfmnet_plugin.launch.pipeline import check_option_file
 
     marker = tmp_path / 'MARKER'
     evil = malicious_yaml(tmp_path / 'evil.yml', marker)
@@ -244,8 +244,8 @@ def test_force_yml_is_applied_safely_and_never_reaches_basicsr(tmp_path, capsys)
     """BasicSR applies --force_yml with exec/eval; the launchers apply it to the merged file with a safe loader."""
     import yaml
 
-    from sfmnet_plugin.launch import check_option_file
-    from sfmnet_plugin.option_files import resolved_option_argv
+    from sfmnet_plugin.config.option_files import resolved_option_argv
+    from sfmnet_plugin.launch.pipeline import check_option_file
 
     options = load_merged_options(osp.join(REPO_ROOT, 'options', 'train_SFMNet_x8.yml'))
     path = str(tmp_path / 'x.yml')

@@ -14,11 +14,11 @@ from launch_helpers import PUBLIC_DOMAIN_FACE_BOXES
 from PIL import Image
 
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
-from sfmnet_plugin.export import dft_by_matmul
-from sfmnet_plugin.faces.sources import public_domain_photos
+from sfmnet_plugin.archs.spectral import atan2_real, irfft2_real, rfft2_real
+from sfmnet_plugin.demo.photo_sources import public_domain_photos
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
-from sfmnet_plugin.numerics import input_sensitivity, psnr
-from sfmnet_plugin.spectral import atan2_real, irfft2_real, rfft2_real
+from sfmnet_plugin.inference.onnx import dft_by_matmul
+from sfmnet_plugin.utils.numerics import input_sensitivity, psnr
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
 from sfmnet_reference import ReferenceSFMNet  # noqa: E402
@@ -240,7 +240,7 @@ def test_export_is_generic_over_registered_networks(tmp_path):
     pytest.importorskip('onnxruntime')
     from basicsr.archs import build_network
 
-    from sfmnet_plugin.export import OnnxNetwork, export_onnx
+    from sfmnet_plugin.inference.onnx import OnnxNetwork, export_onnx
 
     torch.manual_seed(0)
     options = {'type': 'SPARNet', 'upscale': 8, 'min_ch': 8, 'max_ch': 16, 'in_size': 64, 'out_size': 64,

@@ -16,8 +16,8 @@ from launch_helpers import (
     write_yaml,
 )
 
+from sfmnet_plugin.config.option_files import load_merged_options
 from sfmnet_plugin.inference import FaceRestorer
-from sfmnet_plugin.option_files import load_merged_options
 
 SIZE = 64
 TINY_G = {'type': 'SPARNetHD', 'min_ch': 4, 'max_ch': 16, 'in_size': SIZE, 'out_size': SIZE, 'min_feat_size': 16,

@@ -16,8 +16,8 @@ from face_fixtures import ASTRONAUT_POINTS, GRACE_HOPPER_POINTS, astronaut, grac
 from PIL import Image
 
 from sfmnet_plugin.faces.detect import DetectedFace
-from sfmnet_plugin.faces.whole_photo import FFHQ_TEMPLATE_512, WholePhotoRestorer, feathered_mask, ffhq_transform
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
+from sfmnet_plugin.inference.whole_photo import FFHQ_TEMPLATE_512, WholePhotoRestorer, feathered_mask, ffhq_transform
 from sfmnet_plugin.tools.restore import main as restore_main
 
 FACE_SIZE = 64

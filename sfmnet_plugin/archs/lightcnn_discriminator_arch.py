@@ -13,7 +13,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.spectral import safe_angle
+from sfmnet_plugin.archs.spectral import safe_angle
 
 
 class MFMConv2d(nn.Module):

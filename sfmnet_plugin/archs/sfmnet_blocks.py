@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sfmnet_plugin.spectral import atan2_real, irfft2_real, rfft2_real
+from sfmnet_plugin.archs.spectral import atan2_real, irfft2_real, rfft2_real
 
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 _NORMALIZE_EPS = 1e-12  # F.normalize's default: the norm is floored there
@@ -65,7 +65,7 @@ class DownSample(nn.Module):
         return F.conv2d(x, self.folded_kernel(), stride=2, padding=1)
 
     def count_macs(self, args, out: Tensor) -> int:
-        """Multiply-adds of the official two convolutions for one call (``sfmnet_plugin.profiling`` counts
+        """Multiply-adds of the official two convolutions for one call (``sfmnet_plugin.utils.profiling`` counts
         these, the papers' convention, although the folded convolution does fewer)."""
         full_resolution_outputs = out.numel() * 4  # the 3x3 conv's output: C channels at 2H' x 2W'
         return (full_resolution_outputs * self.conv.in_channels * 9
@@ -177,7 +177,7 @@ class FFTBlock(nn.Module):
     Conditioning: ``angle`` jumps by 2 pi across the negative real axis and the phase conv net is not periodic,
     so a coefficient whose imaginary part is within rounding of 0 (on the negative side) flips its phase between
     +pi and -pi when the block input moves by 1e-7; that one bin then moves the network output by up to ~1e-2
-    (measured: ``sfmnet_plugin.numerics.input_sensitivity``). It is the official function's own discontinuity:
+    (measured: ``sfmnet_plugin.utils.numerics.input_sensitivity``). It is the official function's own discontinuity:
     any continuous replacement differs from it near the axis. ``phase_cut_width > 0`` is such a replacement
     (:func:`fold_phase_at_branch_cut`; same parameters, so official weights load); 0 is the official function.
     """
@@ -187,7 +187,7 @@ class FFTBlock(nn.Module):
         if not 0 <= phase_cut_width < math.pi:
             raise ValueError(f'phase_cut_width must be in [0, pi) radians, got {phase_cut_width!r}.')
         self.phase_cut_width = float(phase_cut_width)
-        # True: the transforms as real DFT matmuls (sfmnet_plugin.spectral), for ONNX export; set by export_onnx.
+        # True: the transforms as real DFT matmuls (sfmnet_plugin.archs.spectral), for ONNX export; set by export_onnx.
         self.dft_by_matmul = False
         self.in_conv = nn.Conv2d(num_feat, num_feat, 1)
         self.amplitude_refine = _spectral_refine_net(num_feat)

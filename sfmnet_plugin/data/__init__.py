@@ -1,4 +1,4 @@
 """The plugin's datasets (``DATASET_REGISTRY``): every ``*_dataset.py`` module here is imported and registered."""
-from sfmnet_plugin.registration import import_modules_with_suffix
+from sfmnet_plugin.utils.registration import import_modules_with_suffix
 
 registered_modules = import_modules_with_suffix(__name__, __path__, '_dataset')

@@ -1,13 +1,14 @@
 """``check_images_at_start``: decode every image of a dataset before training draws the first batch.
 
 A corrupt image inside a training LMDB otherwise crashes the run when it is first drawn, possibly
-hours in. The check is the verifier's fast path (:func:`sfmnet_plugin.data.verify.check_lmdb`:
+hours in. The check is the verifier's fast path (:func:`sfmnet_plugin.data.lmdb_reader.check_lmdb`:
 every stored PNG is decoded and compared with its ``meta_info.txt`` shape, in worker processes);
 folders get every file decoded with the plugin's decoder. It is opt-in because it reads the whole
 dataset once (measured cost in the README, "Security and data safety").
 """
 from sfmnet_plugin.data.image_io import ImageDecodeError, read_rgb_image
-from sfmnet_plugin.data.prep_pipeline import parallel_imap
+from sfmnet_plugin.data.lmdb_reader import check_lmdb
+from sfmnet_plugin.utils.parallel import parallel_imap
 
 _SHOWN = 5
 
@@ -27,8 +28,6 @@ def _decode_problem(path):
 def image_problems(root, backend, paths=(), workers=1):
     """Problems of every image of one dataset root: an LMDB (``backend == 'lmdb'``) or the files ``paths``."""
     if backend == 'lmdb':
-        from sfmnet_plugin.data.verify import check_lmdb
-
         return check_lmdb(root, workers)
     return [problem for problem in parallel_imap(_decode_problem, list(paths), workers) if problem]
 

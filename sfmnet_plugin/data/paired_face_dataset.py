@@ -11,7 +11,7 @@ from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, do
 from sfmnet_plugin.data.face_augment import RandomResizedFaceCrop
 from sfmnet_plugin.data.image_check import check_images_at_start
 from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
-from sfmnet_plugin.data.lmdb_io import read_meta_info
+from sfmnet_plugin.data.lmdb_reader import read_meta_info
 
 _SHOWN = 5
 
@@ -99,7 +99,7 @@ class PairedFaceDataset(data.Dataset):
     ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).
     """
 
-    # The options above, checked before training starts (sfmnet_plugin.option_schema): keep the two in step.
+    # The options above, checked before training starts (sfmnet_plugin.config.option_schema): keep the two in step.
     option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'io_backend', 'scale', 'downsampler', 'phase', 'use_hflip',
                              'use_rot', 'gt_size', 'meta_info_file', 'random_resized_crop', 'check_images_at_start'})
 

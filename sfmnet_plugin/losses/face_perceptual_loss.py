@@ -6,7 +6,7 @@ from basicsr.archs import vgg_arch
 from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils.registry import LOSS_REGISTRY
 
-from sfmnet_plugin.pretrained import PretrainedFile, resolve_pretrained_file, warn_random_weights
+from sfmnet_plugin.utils.pretrained import PretrainedFile, resolve_pretrained_file, warn_random_weights
 
 
 class _RandomInitTorchvisionVGG:
@@ -41,7 +41,7 @@ class FacePerceptualLoss(PerceptualLoss):
     """``PerceptualLoss`` (same options, same ``(percep, style)`` return) whose VGG weights come from local disk.
 
     The weights file is the torchvision one for ``vgg_type`` (``vgg19-dcbb9e9d.pth`` for vgg19), found by
-    :func:`sfmnet_plugin.pretrained.resolve_pretrained_file`: ``vgg_weights_path``, else
+    :func:`sfmnet_plugin.utils.pretrained.resolve_pretrained_file`: ``vgg_weights_path``, else
     ``$SFMNET_PRETRAINED_DIR``, else ``torch.hub.get_dir()/checkpoints``; if none has it, a
     ``FileNotFoundError`` says where to get it. Nothing is ever downloaded.
 

@@ -4,7 +4,7 @@ from basicsr.losses.basic_loss import l1_loss
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-from sfmnet_plugin.spectral import safe_angle
+from sfmnet_plugin.archs.spectral import safe_angle
 
 
 def amplitude_phase_l1(pred, target, weight=None, reduction='mean', eps=1e-6):

@@ -2,7 +2,7 @@
 
 ``lpips`` ships only its linear heads and lets torchvision download the ImageNet backbone, which fails offline
 (and a random backbone would give meaningless numbers). Here the backbone is built random and then overwritten
-with the torchvision state dict found by :func:`sfmnet_plugin.pretrained.resolve_pretrained_file`.
+with the torchvision state dict found by :func:`sfmnet_plugin.utils.pretrained.resolve_pretrained_file`.
 """
 import functools
 
@@ -12,7 +12,7 @@ from basicsr.metrics.metric_util import reorder_image
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from sfmnet_plugin.metrics.face_psnr_ssim_metric import rgb_to_y_rounded
-from sfmnet_plugin.pretrained import PretrainedFile, resolve_pretrained_file, warn_random_weights
+from sfmnet_plugin.utils.pretrained import PretrainedFile, resolve_pretrained_file, warn_random_weights
 
 LPIPS_PROTOCOLS = ('standard', 'sfmnet')
 # lpips' trunk name -> the torchvision model whose ImageNet weights it uses

@@ -7,8 +7,8 @@ from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from sfmnet_plugin.config.option_schema import register_model_keys
 from sfmnet_plugin.models.face_sr_model import FaceSRModel
-from sfmnet_plugin.option_schema import register_model_keys
 
 
 @MODEL_REGISTRY.register()
@@ -148,7 +148,7 @@ class SPARNetHDModel(FaceSRModel):
         super().save(epoch, current_iter)  # net_g_<iter>.pth (params and params_ema), then the training state
 
 
-# The option keys this model reads beyond FaceSRModel's (checked by sfmnet_plugin.option_schema).
+# The option keys this model reads beyond FaceSRModel's (checked by sfmnet_plugin.config.option_schema).
 register_model_keys('SPARNetHDModel', {
     '': {'network_d'},
     'path': {'pretrain_network_d', 'param_key_d', 'strict_load_d'},

@@ -11,7 +11,7 @@ Usage::
 Methods appear in the table in the order given. ``--network`` takes a BasicSR checkpoint (or an official one) and
 the option file whose ``network_g`` it was trained with (default: SFMNet at ``--scale``); ``--folder`` takes SR
 images written by any code, named like the HR images. Writes ``table.md``, ``table.csv``, ``per_image.csv``,
-``contact_sheet.png`` and ``quality_vs_cost.png`` into DIR (see ``sfmnet_plugin.benchmark``).
+``contact_sheet.png`` and ``quality_vs_cost.png`` into DIR (see ``sfmnet_plugin.benchmark.run``).
 """
 import argparse
 import sys

@@ -17,9 +17,9 @@ import sys
 import torch
 from basicsr.archs import build_network
 
-from sfmnet_plugin._compat import atomic_torch_save
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint, unwrap_checkpoint
-from sfmnet_plugin.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+from sfmnet_plugin.utils.atomic import atomic_torch_save
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
 
 def main(argv=None) -> int:

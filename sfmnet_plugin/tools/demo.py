@@ -31,8 +31,8 @@ from os import path as osp
 
 import yaml
 
-from sfmnet_plugin import cpu_threads
-from sfmnet_plugin.option_files import apply_overrides, default_root_path, load_merged_options
+from sfmnet_plugin.config.option_files import apply_overrides, default_root_path, load_merged_options
+from sfmnet_plugin.utils import cpu_threads
 
 TEST_SET = 'DemoFaces_test'
 LR_INPUTS = 'lr_inputs'
@@ -115,8 +115,8 @@ def build_parser():
 
 def step_environment(threads):
     """The environment of every step: ``threads`` OpenMP threads spinning briefly when idle (the plugin's default,
-    see sfmnet_plugin.cpu_threads). Each step imports the plugin, which lets glibc keep freed memory
-    (sfmnet_plugin.cpu_memory: CPU training steps about 2.5x faster)."""
+    see sfmnet_plugin.utils.cpu_threads). Each step imports the plugin, which lets glibc keep freed memory
+    (sfmnet_plugin.utils.cpu_memory: CPU training steps about 2.5x faster)."""
     environment = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cpu_threads.set_openmp_wait_policy_default(environment, modules={})
     return environment
@@ -180,7 +180,7 @@ def export_for_inference(output, label, checkpoint, network_options, lr_dir, pyt
 
 def gather_faces(faces_dir, cache_dir=None, jitter=6, seed=0):
     """Real aligned face crops in ``faces_dir/{train,test}/HR``; returns the printable summary."""
-    from sfmnet_plugin.faces import build_face_set
+    from sfmnet_plugin.demo import build_face_set
 
     return build_face_set(faces_dir, cache_dir=cache_dir, jitter=jitter, seed=seed)
 

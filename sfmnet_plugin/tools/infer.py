@@ -36,13 +36,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, read_rgb_image
-from sfmnet_plugin.inference import (
-    FACE_SIZE,
-    PRECISIONS,
-    FaceRestorer,
-    InferenceError,
-    network_options_from_file,
-)
+from sfmnet_plugin.inference import FaceRestorer, InferenceError
+from sfmnet_plugin.inference.face_restorer import PRECISIONS
+from sfmnet_plugin.inference.network_options import FACE_SIZE, network_options_from_file
 
 
 def build_parser():

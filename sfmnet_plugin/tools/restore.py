@@ -8,7 +8,7 @@ Usage::
                    [--no-before-after] [--save-faces] [--strict]
 
 Each photo's faces are detected (MTCNN, ``facenet-pytorch``), aligned to the FFHQ five-point template, restored by
-the network and pasted back with a soft mask (:class:`sfmnet_plugin.faces.whole_photo.WholePhotoRestorer`, on top
+the network and pasted back with a soft mask (:class:`sfmnet_plugin.inference.whole_photo.WholePhotoRestorer`, on top
 of :class:`sfmnet_plugin.inference.FaceRestorer`). Written to DIR: ``<stem>.png`` (the restored photo, ``--upscale``
 times the input) and ``<stem>_before_after.png`` ([input | restored]); with ``--save-faces`` also
 ``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output). Every file is written
@@ -28,10 +28,10 @@ from os import path as osp
 from PIL import Image
 from tqdm import tqdm
 
+from sfmnet_plugin.demo.photo_sources import load_rgb
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
-from sfmnet_plugin.faces.sources import load_rgb
-from sfmnet_plugin.faces.whole_photo import WholePhotoRestorer
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
+from sfmnet_plugin.inference.whole_photo import WholePhotoRestorer
 from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options, report
 
 

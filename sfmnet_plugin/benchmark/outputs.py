@@ -1,0 +1,133 @@
+"""The benchmark's files: the paper-style table, CSVs and plots, each written atomically."""
+import csv
+import math
+import os
+from os import path as osp
+
+from sfmnet_plugin.utils.reports import replace_atomically, write_contact_sheet
+
+OUTPUT_FILES = ('table.md', 'table.csv', 'per_image.csv', 'contact_sheet.png', 'quality_vs_cost.png')
+
+
+def write_outputs(result, out_dir, panels):
+    os.makedirs(out_dir, exist_ok=True)
+    result.files = {name: osp.join(out_dir, name) for name in OUTPUT_FILES}
+    replace_atomically(result.files['table.md'], lambda target: _write_text(target, markdown_table(result)))
+    replace_atomically(result.files['table.csv'], lambda target: _write_csv(target, *table_rows(result)))
+    per_image_header = ['image', 'method', *[column.name for column in result.columns]]
+    replace_atomically(result.files['per_image.csv'],
+                       lambda target: _write_csv(target, per_image_header, result.per_image))
+    if panels:
+        write_contact_sheet(result.files['contact_sheet.png'], panels, columns=('LR', *result.methods, 'HR'))
+    else:
+        del result.files['contact_sheet.png']
+    plot_quality_vs_cost(result, result.files['quality_vs_cost.png'])
+
+
+def _write_text(target, text):
+    with open(target, 'w', encoding='utf-8') as f:
+        f.write(text)
+
+
+def _write_csv(target, header, rows):
+    with open(target, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: ('' if value is None else repr(value) if isinstance(value, float) else value)
+                             for key, value in row.items()})
+
+
+def table_rows(result):
+    """Header and rows of ``table.csv``: the means at full precision, then the costs."""
+    header = ['method', 'kind', 'images', *[column.name for column in result.columns],
+              'parameters', 'macs', 'latency_ms']
+    images = len(result.per_image) // len(result.methods)
+    rows = [{'method': name, 'kind': result.kinds[name], 'images': images, **result.means[name],
+             'parameters': result.costs[name].parameters, 'macs': result.costs[name].macs,
+             'latency_ms': result.costs[name].latency_ms} for name in result.methods]
+    return header, rows
+
+
+def _best(values, higher_is_better):
+    finite = [v for v in values if not math.isnan(v)]
+    return (max if higher_is_better else min)(finite) if finite else None
+
+
+def _format_count(value, unit=''):
+    if value is None:
+        return '–'
+    for threshold, suffix in ((1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
+        if value >= threshold:
+            return f'{value / threshold:.2f} {suffix}{unit}'
+    return f'{value:g}{unit}' if value else '0'
+
+
+def markdown_table(result):
+    """The paper-style table: one row per method, best value of each metric in bold, then the costs."""
+    images = len(result.per_image) // len(result.methods)
+    header = ['Method', *[f'{column.title} {"↑" if column.higher_is_better else "↓"}' for column in result.columns],
+              'Params', 'MACs', 'Latency (ms)']
+    lines = [f'# {result.test_set}, x{result.scale}: {images} images', '',
+             '| ' + ' | '.join(header) + ' |', '|---|' + '---:|' * (len(header) - 1)]
+    best = {column.name: _best([result.means[name][column.name] for name in result.methods], column.higher_is_better)
+            for column in result.columns}
+    for name in result.methods:
+        cells = [name]
+        for column in result.columns:
+            value = result.means[name][column.name]
+            text = f'{value:.{column.digits}f}'
+            cells.append(f'**{text}**' if value == best[column.name] and len(result.methods) > 1 else text)
+        cost = result.costs[name]
+        cells += [_format_count(cost.parameters), _format_count(cost.macs),
+                  '–' if cost.latency_ms is None else f'{cost.latency_ms:.1f}']
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += [''] + [f'* {name}: {source}' for name, source in result.sources.items()]
+    lines += [''] + [f'* {note}' for note in result.notes]
+    return '\n'.join(lines) + '\n'
+
+
+def plot_metric_column(result):
+    """The column the plot shows: the first PSNR column (sfmnet, sparnet, dic order), else the first column."""
+    names = [column.name for column in result.columns]
+    for name in ('psnr_sfmnet', 'psnr_sparnet', 'psnr_dic'):
+        if name in names:
+            return result.columns[names.index(name)]
+    return result.columns[0]
+
+
+def plot_quality_vs_cost(result, path):
+    """Quality against parameters: a point per method with a known parameter count, a dashed line for the others.
+
+    Returns the legend labels (one per method, in table order).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    column = plot_metric_column(result)
+    figure = Figure(figsize=(6.4, 4.4), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    counts = [result.costs[name].parameters for name in result.methods if result.costs[name].parameters]
+    markers = 'osD^vP*Xh<>'
+    for index, name in enumerate(result.methods):
+        value, parameters = result.means[name][column.name], result.costs[name].parameters
+        if parameters:
+            axes.plot([parameters / 1e6], [value], markers[index % len(markers)], color=f'C{index % 10}', markersize=8,
+                      label=name)
+            axes.annotate(name, (parameters / 1e6, value), textcoords='offset points', xytext=(6, 4), fontsize=8)
+        else:
+            what = 'no parameters' if parameters == 0 else 'cost unknown'
+            axes.axhline(value, linestyle='--', linewidth=1, color=f'C{index % 10}', label=f'{name} ({what})')
+    if counts and max(counts) / min(counts) > 20:
+        axes.set_xscale('log')
+    elif counts:
+        axes.set_xlim(0, max(counts) / 1e6 * 1.25)  # a linear axis from zero parameters
+    axes.set_xlabel('parameters (M)')
+    axes.set_ylabel(f'{column.title} {"↑" if column.higher_is_better else "↓"}')
+    axes.set_title(f'{result.test_set}, x{result.scale}: quality vs parameters')
+    axes.grid(True, alpha=0.3)
+    legend = axes.legend(fontsize=8, loc='best')
+    figure.tight_layout()
+    replace_atomically(path, lambda target: figure.savefig(target, format='png'))
+    return [text.get_text() for text in legend.get_texts()]

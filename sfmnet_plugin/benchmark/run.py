@@ -1,0 +1,145 @@
+"""The benchmark run: score every method on every test image and write the comparison."""
+import os
+import platform
+from dataclasses import dataclass, field
+from os import path as osp
+
+import numpy as np
+import torch
+from basicsr.metrics import calculate_metric
+from tqdm import tqdm
+
+from sfmnet_plugin.benchmark.columns import METRIC_NOTES, resolve_columns
+from sfmnet_plugin.benchmark.errors import BenchmarkError
+from sfmnet_plugin.benchmark.methods import hr_sizes, tensor_to_rgb
+from sfmnet_plugin.benchmark.outputs import OUTPUT_FILES, write_outputs
+
+
+@dataclass
+class BenchmarkResult:
+    """Everything the benchmark measured; ``means[method][column]`` are what ``table.csv`` holds."""
+
+    test_set: str
+    scale: int
+    methods: list
+    kinds: dict
+    columns: list
+    per_image: list
+    means: dict
+    costs: dict
+    sources: dict = field(default_factory=dict)  # 'test set' and every method -> what it was made of
+    notes: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)
+
+
+def _check_methods(methods):
+    if not methods:
+        raise BenchmarkError('no method to compare: give at least one network, bicubic or SR folder.')
+    names = [method.name for method in methods]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise BenchmarkError(f'method names must be unique; repeated: {", ".join(repeated)}.')
+
+
+def _check_output_folder(out_dir, overwrite):
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise BenchmarkError(f'output folder {out_dir} is a file; choose a folder.')
+    existing = [name for name in OUTPUT_FILES if osp.exists(osp.join(out_dir, name))]
+    if existing and not overwrite:
+        raise BenchmarkError(f'{out_dir} already holds benchmark results ({", ".join(existing)}); choose another '
+                             'output folder or allow overwriting them (--overwrite).')
+
+
+def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, arcface_onnx=None, device='auto',
+                  latency_repeats=5, sheet_images=4, overwrite=False, progress=True):
+    """Score ``methods`` on ``test_set`` and write the comparison to ``out_dir``; returns a :class:`BenchmarkResult`.
+
+    Args:
+        test_set (TestSet): the HR (and LR) images.
+        methods (list): :class:`Network`, :class:`Bicubic` and :class:`SrFolder` objects, in table order.
+        out_dir (str): where the five output files go (created; existing results are kept unless ``overwrite``).
+        metrics (list[str], optional): metric groups from :data:`ALL_METRICS`. Default: :data:`DEFAULT_METRICS`
+            that can run here (LPIPS needs the AlexNet weights, identity and NME the face-metrics extra); those that
+            cannot are left out with a note in ``table.md``. A metric named explicitly must run.
+        lpips_weights, arcface_onnx (str, optional): local weight files (see ``calculate_lpips`` and
+            ``calculate_identity_similarity``).
+        device (str): where networks run: 'auto' | 'cpu' | 'cuda'.
+        latency_repeats (int): timed batch-1 forward passes per network (median reported); 0 skips latency.
+        sheet_images (int): rows of the contact sheet (evenly spread over the test set).
+        progress (bool): show a progress bar.
+    """
+    _check_methods(methods)
+    _check_output_folder(out_dir, overwrite)
+    notes = []
+    columns, metric_groups = resolve_columns(None if metrics is None else list(metrics), test_set.scale,
+                                             lpips_weights, arcface_onnx, notes)
+    dataset = test_set.dataset()
+    sizes = hr_sizes(dataset)
+    runners, costs = {}, {}
+    for method in methods:
+        runners[method.name], costs[method.name] = method.prepare(test_set, sizes, device, latency_repeats)
+    load_average = os.getloadavg()[0]  # right after the latency measurements: how busy the machine was
+
+    per_image, panels = _score_images(dataset, sizes, methods, runners, columns,
+                                      contact_sheet_keys(dataset.keys, sheet_images),
+                                      progress_title=f'benchmark {test_set.title}' if progress else None)
+    means = {method.name: {column.name: float(np.mean([row[column.name] for row in per_image
+                                                       if row['method'] == method.name]))
+                           for column in columns} for method in methods}
+    notes += [METRIC_NOTES[group] for group in metric_groups]
+    notes.append(_cost_note(device, latency_repeats, load_average))
+    sources = {'test set': test_set.describe(), **{method.name: method.describe() for method in methods}}
+    result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],
+                             {m.name: m.kind for m in methods}, columns, per_image, means, costs, sources, notes)
+    write_outputs(result, out_dir, panels)
+    return result
+
+
+def contact_sheet_keys(keys, count):
+    """``count`` keys spread evenly over ``keys`` (first and last included), in order."""
+    if not count:
+        return []
+    indices = np.linspace(0, len(keys) - 1, min(count, len(keys))).round().astype(int)
+    return [keys[i] for i in sorted(set(indices))]
+
+
+def _bgr(rgb_or_tensor):
+    rgb = tensor_to_rgb(rgb_or_tensor) if isinstance(rgb_or_tensor, torch.Tensor) else rgb_or_tensor
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def _score_images(dataset, sizes, methods, runners, columns, sheet_keys, progress_title):
+    """Per-image rows (one per image and method) and the contact-sheet panels of ``sheet_keys``."""
+    per_image, panels = [], []
+    with tqdm(total=len(dataset.keys) * len(methods), unit='img', desc=progress_title,
+              disable=None if progress_title else True) as bar:
+        for index, key in enumerate(dataset.keys):
+            try:
+                sample = dataset[index]
+            except (OSError, ValueError, KeyError) as error:
+                raise BenchmarkError(f'test set: {error}') from error
+            hr_bgr = _bgr(sample['gt'])
+            sr_images = []
+            for method in methods:
+                sr_bgr = _bgr(runners[method.name].super_resolve(key, sample['lq'], sizes[key]))
+                row = {'image': key, 'method': method.name}
+                for column in columns:  # BasicSR's metric call, as in validation: uint8 BGR, SR then HR
+                    row[column.name] = float(calculate_metric({'img': sr_bgr, 'img2': hr_bgr}, column.options))
+                per_image.append(row)
+                sr_images.append(sr_bgr)
+                bar.update()
+            if key in sheet_keys:
+                panels.append((key, [_bgr(sample['lq']), *sr_images, hr_bgr]))
+    return per_image, panels
+
+
+def _cost_note(device, latency_repeats, load_average):
+    macs = 'MACs: Conv2d + Linear multiply-accumulates per image.'
+    if not latency_repeats:
+        return f'{macs} Latency not measured.'
+    where = torch.cuda.get_device_name() if device != 'cpu' and torch.cuda.is_available() else \
+        f'CPU ({platform.processor() or platform.machine()}, torch threads: {torch.get_num_threads()})'
+    return (f'{macs} Latency: median of {latency_repeats} batch-1 forward passes on {where}; load average '
+            f'{load_average:.1f} when measured.')
+
+

@@ -1,0 +1,51 @@
+"""Fixes for the torchvision and lmdb releases that came after basicsr 1.4.2."""
+import importlib
+import sys
+
+from sfmnet_plugin.utils.lmdb_env import open_shared_lmdb
+
+_FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
+
+
+def alias_torchvision_functional_tensor():
+    """Expose ``torchvision.transforms._functional_tensor`` under its pre-0.17 name.
+
+    ``basicsr/data/degradations.py`` imports ``rgb_to_grayscale`` from the old module, and
+    ``basicsr/__init__`` imports every dataset module, so without the alias any ``import basicsr``
+    fails with ``ModuleNotFoundError``. The function keeps its signature in the renamed module.
+    """
+    if _FUNCTIONAL_TENSOR in sys.modules:
+        return
+    try:
+        importlib.import_module(_FUNCTIONAL_TENSOR)
+    except ImportError:
+        sys.modules[_FUNCTIONAL_TENSOR] = importlib.import_module('torchvision.transforms._functional_tensor')
+
+
+def patch_lmdb_shared_environments():
+    """Make BasicSR's lmdb backend use :func:`open_shared_lmdb`.
+
+    BasicSR opens one environment per dataset instance, so train and val on one LMDB, two val
+    sets, or workers forked after validation opened it all fail on lmdb >= 2.
+    """
+    from basicsr.utils import file_client
+
+    if getattr(file_client.LmdbBackend, 'sfmnet_patched', False):
+        return
+
+    class SharedLmdbBackend(file_client.LmdbBackend):
+        sfmnet_patched = True
+
+        def __init__(self, db_paths, client_keys='default', readonly=True, lock=False, readahead=False, **kwargs):
+            db_paths = [str(p) for p in db_paths] if isinstance(db_paths, (list, tuple)) else [str(db_paths)]
+            client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
+            if len(client_keys) != len(db_paths):
+                raise ValueError(f'{len(client_keys)} client keys for {len(db_paths)} lmdb paths.')
+            self.db_paths = db_paths
+            self._client = {
+                client: open_shared_lmdb(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+                for client, path in zip(client_keys, db_paths)
+            }
+
+    file_client.LmdbBackend = SharedLmdbBackend
+    file_client.FileClient._backends['lmdb'] = SharedLmdbBackend

@@ -1,0 +1,251 @@
+"""The inference API: one class that loads any face network of the family and restores LR faces.
+
+``FaceRestorer`` is what ``sfmnet-infer``, the whole-photo restorer, the benchmark and other people's code
+share (in the spirit of GFPGAN's ``GFPGANer``)::
+
+    import sfmnet_plugin
+    from sfmnet_plugin.inference import FaceRestorer
+
+    restorer = FaceRestorer('experiments/train_SFMNet_x8/models/net_g_latest.pth',
+                            network={'type': 'SFMNet', 'upscale': 8})
+    sr = restorer.restore(lr)                 # B x 3 x h x w tensor in [0, 1] -> B x 3 x H x W in [0, 1]
+    sr_rgb = restorer.restore_image(lr_rgb)   # h x w x 3 uint8 RGB array -> H x W x 3 uint8 RGB array
+    result = restorer.restore_photo(photo)    # every face of a whole photo, aligned, restored, pasted back
+
+The network is any architecture in BasicSR's registry, given as ``network_g`` options (a dict), a BasicSR option
+file (``FaceRestorer.from_option_file``) or by default SFMNet x8. The checkpoint is a BasicSR file
+(``params_ema`` preferred when present), a plain state dict, or an official checkpoint, converted on the fly.
+"""
+
+import numpy as np
+import torch
+from basicsr.archs import build_network
+
+from sfmnet_plugin.checkpoints import (
+    CheckpointConversionError,
+    convert_official_checkpoint,
+    format_keys,
+    recognise_official_checkpoint,
+    strip_module_prefix,
+    unwrap_checkpoint,
+)
+from sfmnet_plugin.inference.network_options import (
+    SCALE_OPTION_NAMES,
+    InferenceError,
+    declared_scale,
+    network_options_from_file,
+    resolve_network_options,
+)
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+
+BACKENDS = ('torch', 'onnxruntime')
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}  # autocast dtype of each
+
+
+def load_state_dict(path, param_key=None, keep_unused_attention=True) -> dict:
+    """The state dict in ``path``; official checkpoints are converted to the plugin's names on the fly."""
+    return load_checkpoint(path, param_key, keep_unused_attention)[0]
+
+
+def load_checkpoint(path, param_key=None, keep_unused_attention=True):
+    """``(state dict, OfficialNetwork or None)``: the state dict in ``path``, converted if it has an official
+    layout (SFMNet, SPARNet family; see :mod:`sfmnet_plugin.checkpoints`), and the network recognised."""
+    try:
+        checkpoint = load_torch_file(path)  # weights_only; one line naming the file when it is refused
+    except FileNotFoundError as error:
+        raise InferenceError(f'checkpoint not found: {path}') from error
+    except UnsafeOrInvalidFileError as error:
+        raise InferenceError(str(error)) from error
+    if param_key is None:
+        state_dict = unwrap_checkpoint(checkpoint)
+    elif isinstance(checkpoint, dict) and isinstance(checkpoint.get(param_key), dict):
+        state_dict = checkpoint[param_key]
+    else:
+        entries = sorted(checkpoint) if isinstance(checkpoint, dict) else []
+        raise InferenceError(f'checkpoint {path} has no {param_key!r} entry (top-level keys: {entries[:10]}).')
+    if not isinstance(state_dict, dict) or not all(isinstance(t, torch.Tensor) for t in state_dict.values()):
+        raise InferenceError(f'checkpoint {path} holds no state dict (a mapping of parameter names to tensors).')
+    state_dict = strip_module_prefix(state_dict)
+    official = recognise_official_checkpoint(state_dict, keep_unused_attention=keep_unused_attention)
+    if official is not None:
+        try:
+            state_dict, official = convert_official_checkpoint(state_dict, keep_unused_attention=keep_unused_attention)
+        except CheckpointConversionError as error:
+            raise InferenceError(f'official checkpoint {path} could not be converted: {error}') from error
+    return state_dict, official
+
+
+def _sfmnet_options_of(state_dict) -> dict:
+    """SFMNet options read off a state dict's key names and shapes; only used to phrase mismatch hints."""
+    def indices(prefix):
+        return sorted({int(key[len(prefix):].split('.')[0]) for key in state_dict if key.startswith(prefix)})
+
+    head = state_dict['spatial_branch.head.conv.weight']
+    temperatures = [t for key, t in state_dict.items() if key.endswith('.cross_attention.temperature')]
+    return {
+        'num_feat': head.shape[0],
+        'num_in_ch': head.shape[1],
+        'num_levels': len(indices('spatial_branch.downsamplers.')),
+        'num_resblocks': len(indices('spatial_branch.encoder_blocks.0.resblocks.')),
+        'num_heads': temperatures[0].shape[0] if temperatures else None,
+        'keep_unused_attention': any('.unused_attention.' in key for key in state_dict),
+        'fusion_positions': indices('interactions.'),
+    }
+
+
+def load_weights(model, state_dict, path, options):
+    """Load strictly; on a mismatch raise an error naming a few offending keys (for SFMNet: the differing options)."""
+    network_sd = model.state_dict()
+    expected = {key: tuple(t.shape) for key, t in network_sd.items()}
+    missing, unexpected = set(expected) - set(state_dict), set(state_dict) - set(expected)
+    mismatched = [f'{key} {tuple(state_dict[key].shape)} vs {expected[key]}'
+                  for key in sorted(set(expected) & set(state_dict)) if tuple(state_dict[key].shape) != expected[key]]
+    if not (missing or unexpected or mismatched):
+        model.load_state_dict(state_dict, strict=True)
+        return
+    lines = [format_keys(title, keys, limit=3) for title, keys in
+             [('missing keys', missing), ('unexpected keys', unexpected),
+              ('shape mismatches (checkpoint vs network)', mismatched)] if keys]
+    sfmnet_key = 'spatial_branch.head.conv.weight'
+    if sfmnet_key in state_dict and sfmnet_key in network_sd:  # both SFMNet: name the options that differ
+        ours, theirs = _sfmnet_options_of(network_sd), _sfmnet_options_of(state_dict)
+        if theirs['num_levels'] != ours['num_levels']:
+            del ours['fusion_positions']  # follows from num_levels: naming it too would only add noise
+        lines += [f'the checkpoint has {name} {theirs[name]} but the network has {ours[name]}'
+                  for name in ours if theirs[name] != ours[name]]
+    raise InferenceError(f'checkpoint {path} does not fit network_g {options}:\n  ' + '\n  '.join(lines)
+                         + '\nSet the matching network_g options with --opt or --arch-json.')
+
+
+def choose_device(name='auto'):
+    """``auto``: CUDA when available, else the CPU; ``cuda`` when CUDA is missing is an error."""
+    if name in (None, 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise InferenceError('--device cuda was requested but CUDA is not available.')
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------------------------- the restorer
+
+class FaceRestorer:
+    """A face SR network with its weights, in eval mode on ``device``, restoring LR faces.
+
+    Args:
+        checkpoint: BasicSR checkpoint, plain state dict or official checkpoint (converted on the fly).
+        network: ``network_g`` options (default: the network an official checkpoint was recognised as, e.g.
+            SPARNet x8, else SFMNet x8).
+        scale: sets the network's ``upscale`` (or ``scale``) option when given.
+        param_key: state dict inside a BasicSR checkpoint (default: ``params_ema`` when present).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
+        backend: ``torch`` (default) or ``onnxruntime``: then ``checkpoint`` is an ``.onnx`` file written by
+            ``sfmnet-export`` (network options, LR size and weights inside it) and ``network``/``scale`` are unused.
+        precision: ``fp32`` (default), ``bf16`` or ``fp16``: autocast to that dtype (networks keep their FFTs in
+            float32). bf16 pays off on CPUs with AVX512-BF16/AMX (0.6x the fp32 time of SFMNet here); on an H200
+            it was slower than fp32 at 128x128 (launch-bound, README "Speed"); fp16 is meant for GPUs.
+        channels_last: keep the network's weights in channels_last (NHWC) layout, which oneDNN's and cuDNN's
+            reduced-precision convolutions prefer. None (default): on for bf16/fp16, off for fp32 (there it gains
+            only a few percent and the fp32 path stays the reference computation).
+        compile: ``torch.compile`` the network (inductor). The first batch of each new shape pays the compilation
+            (about a minute for SFMNet on a 2-core CPU); worth it for many faces. See README "Speed".
+    """
+
+    def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto', precision='fp32',
+                 backend='torch', channels_last=None, compile=False):
+        if precision not in PRECISIONS:
+            raise InferenceError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}.')
+        if backend not in BACKENDS:
+            raise InferenceError(f'backend must be one of {BACKENDS}, got {backend!r}.')
+        if backend == 'onnxruntime' and (compile or channels_last):
+            raise InferenceError('compile and channels_last apply to the torch backend, not onnxruntime.')
+        self.precision, self.backend, self.checkpoint = precision, backend, checkpoint
+        self.device = device if isinstance(device, torch.device) else choose_device(device)
+        if backend == 'onnxruntime':
+            self._load_onnx(checkpoint, precision)
+            return
+        self.options = resolve_network_options(network, scale)
+        state_dict, self.official_network = load_checkpoint(
+            checkpoint, param_key, self.options.get('keep_unused_attention', True))
+        if network is None and self.official_network is not None:  # an official checkpoint names its network
+            self.options = resolve_network_options(self.official_network.network_options, scale)
+        try:
+            self.net = build_network(dict(self.options))
+        except (TypeError, ValueError) as error:
+            raise InferenceError(f'cannot build network_g {self.options}: {error}') from error
+        load_weights(self.net, state_dict, checkpoint, self.options)
+        self.net.eval().to(self.device)
+        if channels_last is None:
+            channels_last = precision != 'fp32'
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        # ``net`` stays the plain module (hooks, export, parameter counts); ``run`` is what restore() calls.
+        self.run = torch.compile(self.net) if compile else self.net
+
+    def _load_onnx(self, path, precision):
+        """``backend='onnxruntime'``: ``path`` is a file written by ``sfmnet-export``; the options come from it."""
+        from sfmnet_plugin.inference.onnx import ExportError, OnnxNetwork
+
+        if precision != 'fp32':
+            raise InferenceError('the onnxruntime backend runs the exported float32 graph: use precision fp32.')
+        if not str(path).endswith('.onnx'):
+            raise InferenceError(f'backend onnxruntime needs an .onnx file written by sfmnet-export, got {path}.')
+        try:
+            self.net = OnnxNetwork(path, device=self.device)
+        except ExportError as error:
+            raise InferenceError(str(error)) from error
+        self.run = self.net
+        self.options = dict(self.net.metadata.get('network_g') or {'type': 'unknown'})
+
+    @classmethod
+    def from_option_file(cls, checkpoint, option_path, **kwargs):
+        """The network of ``network_g`` in a BasicSR option file."""
+        return cls(checkpoint, network=network_options_from_file(option_path), **kwargs)
+
+    @property
+    def scale(self):
+        """The factor the network's options state (None when they state none)."""
+        if self.backend == 'onnxruntime':
+            return next((self.options[name] for name in SCALE_OPTION_NAMES if name in self.options), None)
+        return declared_scale(self.options)
+
+    @property
+    def num_parameters(self):
+        if self.backend == 'onnxruntime':
+            return self.net.metadata.get('num_parameters')
+        return sum(p.numel() for p in self.net.parameters())
+
+    @torch.inference_mode()
+    def restore(self, lr):
+        """SR of a ``B x 3 x h x w`` batch in [0, 1] (any device), returned on the CPU, not clamped.
+
+        Networks that return several outputs give the first (BasicSR's convention).
+        """
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
+            sr = self.run(lr.to(self.device))
+        if isinstance(sr, (tuple, list)):
+            sr = sr[0]
+        if not isinstance(sr, torch.Tensor) or sr.dim() != 4 or sr.shape[1] != 3:
+            raise InferenceError(f"network_g type {self.options['type']!r} did not return a B x 3 x H x W image.")
+        return sr.float().cpu()
+
+    def restore_images(self, images):
+        """SR of same-sized ``h x w x 3`` uint8 RGB arrays, as uint8 RGB arrays (clamped and rounded)."""
+        lr = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.)
+        sr = self.restore(lr)
+        return list((sr.clamp(0, 1) * 255.).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+
+    def restore_image(self, image):
+        """SR of one ``h x w x 3`` uint8 RGB array."""
+        return self.restore_images([np.asarray(image)])[0]
+
+    def restore_photo(self, photo, detector=None, **options):
+        """Restore every face of a whole photo (RGB PIL image or uint8 array): a ``PhotoResult``.
+
+        Faces are detected (MTCNN unless ``detector`` is given), aligned to the FFHQ template, restored and pasted
+        back; ``options`` are those of :class:`sfmnet_plugin.inference.whole_photo.WholePhotoRestorer` (``upscale``,
+        ``face_size``, ``min_score`` ...), which is also the class to keep for many photos.
+        """
+        from sfmnet_plugin.inference.whole_photo import WholePhotoRestorer
+
+        return WholePhotoRestorer(self, detector=detector, **options).restore_photo(photo)

@@ -1,0 +1,142 @@
+"""ONNX export of any registered face network, and ONNX Runtime inference behind the ``FaceRestorer`` interface.
+
+    from sfmnet_plugin.inference.onnx import export_onnx
+    export_onnx(restorer.net, 'sfmnet_x8.onnx', lr_size=(16, 16), network_options=restorer.options)
+
+The graph takes a ``B x 3 x h x w`` LR batch in [0, 1] (any batch size; the LR size is fixed at export, because the
+FFT networks hold DFT matrices of their feature sizes) and returns the first output of the network (the SR image),
+unclamped. Networks with FFT blocks are exported with their transforms as real DFT matmuls (any module with a
+``dft_by_matmul`` attribute, see :mod:`sfmnet_plugin.archs.spectral`): ONNX has no complex tensors, and the exporter's
+DFT translation does not reproduce ``rfft2``/``irfft2`` (measured: outputs 2e-2 away). The file carries the network
+options, the LR size and the parameter count as metadata, which :class:`OnnxNetwork` reads back.
+"""
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from os import path as osp
+
+import numpy as np
+import torch
+from torch import nn
+
+METADATA_KEY = 'sfmnet_plugin'
+DEFAULT_OPSET = 20
+
+
+class ExportError(Exception):
+    """A problem with an export or an ONNX file; its message is one line meant for the user."""
+
+
+def _require(module_name):
+    try:
+        return __import__(module_name)
+    except ImportError as error:
+        raise ExportError(f'{module_name} is not installed: pip install "sfmnet-plugin[onnx]" '
+                          '(or pip install onnx onnxruntime onnxscript).') from error
+
+
+class _FirstOutput(nn.Module):
+    """The network's SR image only (BasicSR convention: the first output when there are several)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, lr):
+        out = self.net(lr)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@contextmanager
+def dft_by_matmul(net):
+    """Switch every FFT block of ``net`` to real DFT matmuls for the duration of the block."""
+    blocks = [module for module in net.modules() if hasattr(module, 'dft_by_matmul')]
+    saved = [block.dft_by_matmul for block in blocks]
+    for block in blocks:
+        block.dft_by_matmul = True
+    try:
+        yield net
+    finally:
+        for block, value in zip(blocks, saved):
+            block.dft_by_matmul = value
+
+
+def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET):
+    """Write ``net`` (eval mode, float32, CPU) as an ONNX file at ``path``; returns ``path``.
+
+    ``lr_size`` is ``(h, w)`` of the LR input; the batch dimension stays dynamic. The file is written to a
+    temporary name next to ``path`` and renamed when complete, so an interrupted export leaves no partial file.
+    """
+    _require('onnxscript')
+    onnx = _require('onnx')
+    height, width = lr_size
+    net = net.eval().float().cpu()
+    # batch 2: torch.export specialises a dimension of size 1, and the batch must stay dynamic
+    example = torch.rand(2, net_input_channels(net), height, width)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix='.onnx.part', dir=folder)
+    os.close(handle)
+    try:
+        with dft_by_matmul(net), torch.no_grad():
+            net(example)  # fills lru caches of constant tensors (PIL resize weights) with real tensors first
+            torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=True, opset_version=opset,
+                              input_names=['lr'], output_names=['sr'], external_data=False, verbose=False,
+                              dynamic_shapes={'lr': {0: torch.export.Dim('batch', min=1, max=1024)}})
+        model = onnx.load(temporary)
+        metadata = {'network_g': network_options or {'type': type(net).__name__}, 'lr_size': [height, width],
+                    'num_parameters': sum(p.numel() for p in net.parameters())}
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+        onnx.checker.check_model(model)
+        onnx.save(model, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if osp.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path
+
+
+def net_input_channels(net):
+    """Input channels of the first convolution (3 for the face networks)."""
+    first = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    return first.in_channels if first is not None else 3
+
+
+class OnnxNetwork:
+    """An exported network run by ONNX Runtime, called like the torch network: ``B x 3 x h x w`` -> SR tensor.
+
+    Args:
+        path: ONNX file written by :func:`export_onnx`.
+        threads: ONNX Runtime intra-op threads (default: its own choice).
+        providers: execution providers (default: CUDA when ONNX Runtime has it and ``device`` is CUDA, else CPU).
+    """
+
+    def __init__(self, path, threads=None, device='cpu'):
+        ort = _require('onnxruntime')
+        if not osp.isfile(path):
+            raise ExportError(f'ONNX file not found: {path}')
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = ['CPUExecutionProvider']
+        if torch.device(device).type == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers():
+            providers.insert(0, 'CUDAExecutionProvider')
+        try:
+            self.session = ort.InferenceSession(path, options, providers=providers)
+        except Exception as error:  # onnxruntime raises its own exception types for a bad file
+            raise ExportError(f'cannot load ONNX file {path}: {error}') from error
+        raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        self.metadata = json.loads(raw) if raw else {}
+        self.input_name = self.session.get_inputs()[0].name
+        self.lr_size = tuple(self.metadata.get('lr_size') or self.session.get_inputs()[0].shape[-2:])
+        self.path = path
+
+    def __call__(self, lr):
+        if tuple(lr.shape[-2:]) != self.lr_size:
+            raise ValueError(f'{self.path} was exported for {self.lr_size[0]}x{self.lr_size[1]} LR inputs, got '
+                             f'{lr.shape[-2]}x{lr.shape[-1]}; export again with --lr-size.')
+        inputs = np.ascontiguousarray(lr.detach().float().cpu().numpy())
+        return torch.from_numpy(self.session.run(None, {self.input_name: inputs})[0])

@@ -1,0 +1,244 @@
+"""Whole-photo face restoration: detect every face, align it to the FFHQ template, restore it, paste it back.
+
+:class:`WholePhotoRestorer` wraps a :class:`~sfmnet_plugin.inference.FaceRestorer` (any face network of the
+family: SPARNetHD for real low-quality photos, or an SR network such as SFMNet x8) and a face detector (MTCNN by
+default; any callable ``detector(rgb_pil_image) -> [DetectedFace]`` can be injected)::
+
+    photo (H x W RGB) --detector--> five landmarks per face
+      for each face: similarity transform onto the FFHQ 5-point template at face_size (512 for SPARNetHD)
+        crop = warp of the photo at face_size / scale (antialiased)     # the network's input
+        face = restorer(crop)                                            # face_size x face_size
+        paste the face back into the (upscale x) photo through the inverse transform, blended with a
+        feathered square mask (1 inside, falling smoothly to 0 at the crop's border)
+    -> PhotoResult: the restored photo, every face with its matrices and crops, the skipped faces with reasons
+
+Faces are skipped, and reported with the reason, when the detector is unsure (``min_score``), when the face
+spans fewer than ``min_face_side`` photo pixels (nothing left to restore), or when it is so large that the
+restored ``face_size`` face would be enlarged more than ``max_face_enlargement`` times to cover it (the result
+would be blurrier than the photo). Pixels that no pasted face touches are left exactly as they were (upscaled with
+PIL bicubic when ``upscale`` > 1).
+
+Coordinates follow :mod:`sfmnet_plugin.faces.align`: continuous, pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)``.
+"""
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from sfmnet_plugin.faces.align import similarity_transform, source_side, warp_face
+from sfmnet_plugin.faces.detect import MtcnnDetector
+from sfmnet_plugin.inference.network_options import FACE_SIZE, InferenceError, architecture
+
+# The mean five points (eye centres, nose tip, mouth corners; the image's left first, MTCNN's order) of the
+# FFHQ-aligned 512x512 faces SPARNetHD was trained on: the template GFPGAN/facexlib (MIT) align to.
+FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.19360], [256.63416, 314.01935],
+                              [201.26117, 371.41043], [313.08905, 371.15118]])
+FFHQ_TEMPLATE_SIZE = 512
+# OpenCV puts pixel centres on integers: conjugate a continuous transform with half-pixel shifts.
+_TO_INTEGER_CENTRES = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+_FROM_INTEGER_CENTRES = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+
+
+def ffhq_transform(landmarks, size):
+    """3x3 matrix from photo to ``size`` x ``size`` crop coordinates that puts ``landmarks`` on the FFHQ template."""
+    template = FFHQ_TEMPLATE_512 * (size / FFHQ_TEMPLATE_SIZE)
+    return np.vstack([similarity_transform(landmarks, template), [0, 0, 1]])
+
+
+def feathered_mask(size, feather=0.04):
+    """``size`` x ``size`` float32 mask: 1 in the middle, a smooth fall to ~0 over the outer ``2.5 * feather``.
+
+    A square inset by ``2 * feather * size`` is blurred with sigma ``feather * size / 2``, so the border is four
+    sigmas from the square: below 1e-4.
+    """
+    margin = max(1, round(feather * size))
+    mask = np.zeros((size, size), np.float32)
+    mask[2 * margin:size - 2 * margin, 2 * margin:size - 2 * margin] = 1
+    return cv2.GaussianBlur(mask, (0, 0), sigmaX=margin / 2, borderType=cv2.BORDER_CONSTANT)
+
+
+def default_face_size(options):
+    """The face size a network restores: its ``out_size`` (SPARNet family: 128, SPARNetHD: 512), else 128."""
+    if 'out_size' in options:
+        return int(options['out_size'])
+    parameter = inspect.signature(architecture(options)).parameters.get('out_size')
+    return int(parameter.default) if parameter is not None and isinstance(parameter.default, int) else FACE_SIZE
+
+
+@dataclass
+class PhotoFace:
+    """One detected face and what happened to it.
+
+    ``matrix`` maps photo coordinates to the ``face_size`` crop; ``input_crop`` is what the network saw
+    (``face_size / scale``), ``restored`` its output. ``pasted_face`` is ``restored`` at the size it is pasted
+    (antialiased down when the face is smaller in the output photo) and ``paste_matrix`` maps its coordinates to
+    the output photo's. ``skip_reason`` is set (and the crops None) for a face that was not restored.
+    """
+
+    index: int
+    score: float
+    landmarks: np.ndarray
+    matrix: np.ndarray
+    source_side: float
+    skip_reason: Optional[str] = None
+    input_crop: Optional[np.ndarray] = None
+    restored: Optional[np.ndarray] = None
+    pasted_face: Optional[np.ndarray] = None
+    paste_matrix: Optional[np.ndarray] = None
+
+
+@dataclass
+class PhotoResult:
+    """The restored photo (``H*upscale x W*upscale x 3`` uint8 RGB), the input and every detected face."""
+
+    photo: np.ndarray
+    restored: np.ndarray
+    background: np.ndarray  # the input at the output size: what the untouched pixels hold
+    faces: List[PhotoFace] = field(default_factory=list)
+
+    @property
+    def restored_faces(self):
+        return [face for face in self.faces if face.skip_reason is None]
+
+    @property
+    def skipped_faces(self):
+        return [face for face in self.faces if face.skip_reason is not None]
+
+    def before_after(self, gap=8):
+        """[input (at the output size) | restored photo], side by side with a white gap."""
+        height = self.restored.shape[0]
+        spacer = np.full((height, gap, 3), 255, np.uint8)
+        return np.concatenate([self.background, spacer, self.restored], axis=1)
+
+
+class WholePhotoRestorer:
+    """Restore every face of ordinary photos with a :class:`~sfmnet_plugin.inference.face_restorer.FaceRestorer`.
+
+    Args:
+        restorer: the face network and its weights.
+        detector: ``detector(rgb_pil_image) -> [DetectedFace]``; default: MTCNN (created at the first photo).
+        face_size: side of the aligned face the network returns (default: the network's ``out_size``, 512 for
+            SPARNetHD, else 128). The network's input crop is ``face_size / scale``.
+        upscale: the output photo is ``upscale`` times the input (background by PIL bicubic); default 1.
+        min_score: faces the detector scores lower are skipped (reported).
+        min_face_side: faces whose aligned crop spans fewer photo pixels are skipped (reported).
+        max_face_enlargement: faces that would need the restored face enlarged more than this to cover them in the
+            output photo are skipped (reported).
+        feather: width of the paste mask's soft border, as a fraction of the face size.
+        batch_size: faces per forward pass.
+    """
+
+    def __init__(self, restorer, detector=None, face_size=None, upscale=1, min_score=0.9, min_face_side=16,
+                 max_face_enlargement=2.0, feather=0.04, batch_size=4):
+        self.restorer = restorer
+        self._detector = detector
+        self.face_size = int(face_size or default_face_size(restorer.options))
+        self.scale = restorer.scale or 1
+        if self.face_size % self.scale:
+            raise InferenceError(f'face_size {self.face_size} is not divisible by the network scale {self.scale}.')
+        self.input_size = self.face_size // self.scale
+        if not (isinstance(upscale, int) and upscale >= 1):
+            raise InferenceError(f'upscale must be a positive integer, got {upscale!r}.')
+        if batch_size < 1 or min_face_side < 0 or max_face_enlargement <= 0 or not 0 < feather < 0.2:
+            raise InferenceError('batch_size must be positive, min_face_side >= 0, max_face_enlargement > 0 and '
+                                 f'feather in (0, 0.2); got {batch_size}, {min_face_side}, {max_face_enlargement}, '
+                                 f'{feather}.')
+        self.upscale = upscale
+        self.min_score = min_score
+        self.min_face_side = min_face_side
+        self.max_face_enlargement = max_face_enlargement
+        self.feather = feather
+        self.batch_size = batch_size
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = MtcnnDetector()
+        return self._detector
+
+    # ------------------------------------------------------------------------------------------ one photo
+
+    def restore_photo(self, photo):
+        """Restore every face of ``photo`` (an RGB PIL image or ``H x W x 3`` uint8 array): a :class:`PhotoResult`."""
+        image = photo.convert('RGB') if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo))
+        faces = [self.examine(index, detected) for index, detected in enumerate(self.detector(image))]
+        todo = [face for face in faces if face.skip_reason is None]
+        for face in todo:
+            face.input_crop = np.asarray(warp_face(image, self.input_matrix(face.matrix), self.input_size))
+        for start in range(0, len(todo), self.batch_size):
+            batch = todo[start:start + self.batch_size]
+            for face, restored in zip(batch, self.restorer.restore_images([face.input_crop for face in batch])):
+                if restored.shape[:2] != (self.face_size, self.face_size):
+                    raise InferenceError(
+                        f"network_g type {self.restorer.options['type']!r} turned a {self.input_size}-px face into "
+                        f'{restored.shape[1]}x{restored.shape[0]}, not {self.face_size}x{self.face_size}; set '
+                        'face_size to what it returns.')
+                face.restored = restored
+
+        background = self.background(image)
+        output = background.copy()
+        for face in todo:
+            self.paste(output, face)
+        return PhotoResult(np.asarray(image), output, background, faces)
+
+    def examine(self, index, detected):
+        """A :class:`PhotoFace` for one detection, with ``skip_reason`` set when it is not to be restored."""
+        matrix = ffhq_transform(detected.landmarks, self.face_size)
+        side = source_side(matrix, self.face_size)
+        face = PhotoFace(index, detected.score, np.asarray(detected.landmarks, np.float64), matrix, side)
+        enlargement = self.upscale * side / self.face_size
+        if detected.score < self.min_score:
+            face.skip_reason = f'low detector score {detected.score:.3f} (min_score {self.min_score})'
+        elif side < self.min_face_side:
+            face.skip_reason = (f'too small: the face spans {side:.0f} px of the photo, below min_face_side '
+                                f'{self.min_face_side}')
+        elif enlargement > self.max_face_enlargement:
+            face.skip_reason = (f'too large: the face spans {side:.0f} px of the photo, so the {self.face_size}-px '
+                                f'restored face would be enlarged {enlargement:.1f}x (max_face_enlargement '
+                                f'{self.max_face_enlargement}); use a network with a larger face size or a smaller '
+                                'photo')
+        return face
+
+    def input_matrix(self, matrix):
+        """Photo -> network-input-crop coordinates (the ``face_size`` crop shrunk by the network's scale)."""
+        return np.diag([1 / self.scale, 1 / self.scale, 1.0]) @ matrix
+
+    def background(self, image):
+        """The input photo at the output size (PIL bicubic when ``upscale`` > 1)."""
+        if self.upscale == 1:
+            return np.array(image)
+        return np.array(image.resize((image.width * self.upscale, image.height * self.upscale), Image.BICUBIC))
+
+    def paste(self, output, face):
+        """Blend ``face.restored`` into ``output`` (in place) through the inverse of its alignment."""
+        enlargement = self.upscale * face.source_side / self.face_size
+        paste_size = self.face_size if enlargement >= 1 else max(1, round(self.face_size * enlargement))
+        face.pasted_face = face.restored if paste_size == self.face_size else np.array(
+            Image.fromarray(face.restored).resize((paste_size, paste_size), Image.BICUBIC))
+        ratio = self.face_size / paste_size
+        face.paste_matrix = (np.diag([self.upscale, self.upscale, 1.0]) @ np.linalg.inv(face.matrix)
+                             @ np.diag([ratio, ratio, 1.0]))
+
+        # Only the bounding box of the pasted square is warped: photos can be large.
+        corners = np.array([[0, 0, 1], [paste_size, 0, 1], [0, paste_size, 1], [paste_size, paste_size, 1]], float)
+        mapped = (face.paste_matrix @ corners.T)[:2]
+        height, width = output.shape[:2]
+        x0, y0 = (max(0, math.floor(v)) for v in mapped.min(1))
+        x1, y1 = min(width, math.ceil(mapped[0].max())), min(height, math.ceil(mapped[1].max()))
+        if x1 <= x0 or y1 <= y0:
+            return
+        to_box = np.array([[1.0, 0, -x0], [0, 1, -y0], [0, 0, 1]])
+        warp = (_TO_INTEGER_CENTRES @ to_box @ face.paste_matrix @ _FROM_INTEGER_CENTRES)[:2]
+        size = (x1 - x0, y1 - y0)
+        restored = cv2.warpAffine(face.pasted_face.astype(np.float32), warp, size, flags=cv2.INTER_CUBIC,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        mask = cv2.warpAffine(feathered_mask(paste_size, self.feather), warp, size, flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)[:, :, None]
+        region = output[y0:y1, x0:x1]
+        blended = np.clip(np.rint(region * (1 - mask) + np.clip(restored, 0, 255) * mask), 0, 255).astype(np.uint8)
+        touched = mask[:, :, 0] > 0  # untouched pixels keep their exact values
+        region[touched] = blended[touched]

@@ -1,0 +1,294 @@
+"""Pre-flight checks: find what a run is missing before BasicSR creates anything.
+
+BasicSR creates ``experiments/<name>/`` and ``tb_logger/<name>/`` (archiving an older folder of that
+name), prints its banner and options, builds the networks and only then opens the datasets, so a
+missing LMDB became a traceback after 170 lines, with an empty experiment folder left behind for every
+try. :func:`check_run` reads the same options BasicSR will (the ``-opt`` file with its ``_base_`` files
+and ``--force_yml`` edits) and checks, without building anything or touching BasicSR's logger:
+
+* every dataset path (``dataroot_gt``, ``dataroot_lq``, ``meta_info_file``): it exists, an LMDB is
+  complete (``data.mdb`` and ``meta_info.txt``, which the preparation scripts write last) and a folder
+  or LMDB holds images; for the plugin's and BasicSR's paired datasets also the pairing by name;
+* that the training set gives at least one full batch per epoch (BasicSR drops the last partial batch,
+  so a batch larger than the set trained zero iterations and reported success);
+* every pretrained file the run reads: ``path.pretrain_network_*`` and ``path.resume_state`` (and,
+  when testing, that a network is given at all: BasicSR would score a random one), the VGG weights of
+  the perceptual loss and the AlexNet/VGG weights of LPIPS.
+
+Each problem is one line naming the option, the path and the command that prepares it; all problems
+are reported together in a :class:`PreflightError`.
+"""
+import argparse
+import math
+import os
+import re
+from os import path as osp
+
+from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options, split_force_yml
+from sfmnet_plugin.data.image_io import list_image_files
+from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME, read_meta_info
+
+DATA_PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
+# Datasets whose images are the files of dataroot_gt (or the keys of its LMDB), paired with dataroot_lq by name.
+PAIRED_DATASETS = ('PairedFaceDataset', 'PairedImageDataset')
+DATA_README = 'datasets_prep/README.md'
+
+
+class PreflightError(Exception):
+    """What stops a run before it starts: ``problems``, one line each (``str()`` joins them)."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__('\n'.join(self.problems))
+
+
+# ----------------------------------------------------------------------------- reading the options
+
+
+def _launcher_arguments(argv):
+    """The launcher arguments that change which options BasicSR reads (unknown ones are BasicSR's business)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    parser.add_argument('--launcher', default='none')
+    parser.add_argument('--auto_resume', action='store_true')
+    return parser.parse_known_args(argv)[0]
+
+
+def read_run_options(argv):
+    """``(options, arguments)`` of a launcher command line (``_base_`` merged, ``--force_yml`` applied, as the
+    run will see them), or a PreflightError about the option file itself."""
+    argv, overrides = split_force_yml(argv)
+    args = _launcher_arguments(argv[1:])
+    if not args.opt:
+        raise PreflightError(['-opt: no option file given (e.g. -opt options/train_SFMNet_x8.yml).'])
+    if not osp.isfile(args.opt):
+        raise PreflightError([f'-opt: option file {args.opt!r} not found (relative paths start at {os.getcwd()}).'])
+    try:
+        opt = apply_overrides(load_merged_options(args.opt), overrides)
+    except Exception as error:  # a YAML, _base_ or --force_yml problem: several error types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PreflightError([f'-opt: cannot read option file {args.opt!r}: {first_line}']) from error
+    return opt, args
+
+
+# ----------------------------------------------------------------------------- what prepares a path
+
+
+def preparation_command(path):
+    """The command that writes a dataset at ``path`` (by the layout the preparation scripts use)."""
+    normalized = path.replace('\\', '/')
+    split = next((s for s in ('train', 'val', 'test') if f'/{s}/' in f'/{normalized}/'), 'test')
+    if 'demo_output' in normalized:
+        return 'sfmnet-demo (it gathers the demo faces and writes these LMDBs)'
+    if 'CelebA_aligned' in normalized:
+        return f'python datasets_prep/prepare_celeba.py --root /path/to/CelebA --protocol aligned (see {DATA_README})'
+    if 'CelebA' in normalized:
+        return f'python datasets_prep/prepare_celeba.py --root /path/to/CelebA (see {DATA_README})'
+    if 'Helen' in normalized or 'helen' in normalized:
+        if split == 'test':
+            return (f'python datasets_prep/prepare_helen.py --from-aligned /path/to/helen_test/HR --split-name test '
+                    f'(see {DATA_README})')
+        return f'python datasets_prep/prepare_helen.py --images ... --annotations ... (see {DATA_README})'
+    if normalized.rstrip('/').endswith('.lmdb'):
+        return f'python datasets_prep/folder_to_lmdb.py /path/to/your/images {path} (see {DATA_README})'
+    return f'a folder of images; or an LMDB written by datasets_prep/folder_to_lmdb.py (see {DATA_README})'
+
+
+def network_command(path):
+    """The command that writes a network file at ``path``."""
+    match = re.search(r'experiments/([^/]+)/models/', path.replace('\\', '/'))
+    if match:
+        name = match[1]
+        options = f'options/{name}.yml'
+        if osp.isfile(options):
+            return f'sfmnet-train -opt {options} (it writes {path})'
+        return f'train the experiment {name!r} first (its models/ folder holds this file)'
+    return (f'sfmnet-convert-official OFFICIAL_CHECKPOINT.pth {path} --drop-unused-attention '
+            '(README: "Model zoo"), or a path to a trained net_g_*.pth')
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _is_lmdb(path, dataset_opt):
+    backend = (dataset_opt.get('io_backend') or {}).get('type')
+    return backend == 'lmdb' or str(path).rstrip('/').endswith('.lmdb')
+
+
+def lmdb_problem(option, path):
+    """Why ``path`` is not a complete BasicSR LMDB, or None."""
+    if not osp.isdir(path):
+        return f'{option}: {path!r} is a file, not an LMDB folder. Prepare it with: {preparation_command(path)}'
+    missing = [name for name in ('data.mdb', META_INFO_NAME) if not osp.isfile(osp.join(path, name))]
+    if missing:
+        return (f'{option}: {path!r} is an incomplete LMDB (no {" or ".join(missing)}: its preparation was '
+                f'interrupted or is still running). Rebuild it with: {preparation_command(path)} --overwrite')
+    return None
+
+
+def path_problems(option_prefix, dataset_opt):
+    """Problems with the paths a dataset reads; an empty list when they all exist and are complete."""
+    problems = []
+    for key in DATA_PATH_KEYS:
+        path = dataset_opt.get(key)
+        if not isinstance(path, str) or not path:
+            continue
+        path = osp.expanduser(path)
+        option = f'{option_prefix}.{key}'
+        if not osp.exists(path):
+            what = 'file' if key == 'meta_info_file' else 'dataset'
+            problems.append(f'{option}: {what} {path!r} does not exist. Prepare it with: {preparation_command(path)}')
+        elif key != 'meta_info_file' and _is_lmdb(path, dataset_opt):
+            problem = lmdb_problem(option, path)
+            if problem:
+                problems.append(problem)
+        elif key != 'meta_info_file' and not osp.isdir(path):
+            problems.append(f'{option}: {path!r} is a file; expected a folder of images or an LMDB folder (*.lmdb).')
+    return problems
+
+
+def image_keys(path, dataset_opt):
+    """The image names a paired dataset reads from ``path`` (LMDB keys or image files)."""
+    if _is_lmdb(path, dataset_opt):
+        return set(read_meta_info(path))
+    return set(list_image_files(path))
+
+
+def paired_dataset_size(option_prefix, dataset_opt):
+    """``(number of pairs, problems)`` of a PairedFaceDataset / PairedImageDataset whose paths exist."""
+    gt_root, lq_root = osp.expanduser(dataset_opt['dataroot_gt']), dataset_opt.get('dataroot_lq')
+    try:
+        keys = image_keys(gt_root, dataset_opt)
+        if lq_root:
+            lq_keys = image_keys(osp.expanduser(lq_root), dataset_opt)
+            if dataset_opt.get('type') == 'PairedFaceDataset' and lq_keys != keys:
+                missing = sorted(keys ^ lq_keys)[:5]
+                return 0, [f'{option_prefix}: dataroot_gt {gt_root!r} and dataroot_lq {lq_root!r} do not hold the '
+                           f'same image names (e.g. {", ".join(missing)}); rebuild both with: '
+                           f'{preparation_command(gt_root)}']
+        if dataset_opt.get('meta_info_file'):
+            with open(osp.expanduser(dataset_opt['meta_info_file']), encoding='utf-8') as f:
+                keys = {line.split()[0] for line in f if line.strip()}
+    except (OSError, ValueError) as error:
+        return 0, [f'{option_prefix}: {error}']
+    if not keys:
+        return 0, [f'{option_prefix}.dataroot_gt: {gt_root!r} holds no images. Prepare it with: '
+                   f'{preparation_command(gt_root)}']
+    return len(keys), []
+
+
+def batch_problem(option_prefix, dataset_opt, size, world_size):
+    """A problem when the training set gives no full batch (BasicSR drops the last partial one), or None."""
+    batch = int(dataset_opt.get('batch_size_per_gpu') or 1)
+    ratio = int(dataset_opt.get('dataset_enlarge_ratio') or 1)
+    per_process = math.ceil(size * ratio / world_size)
+    if per_process >= batch:
+        return None
+    processes = f' shared by {world_size} processes' if world_size > 1 else ''
+    return (f'{option_prefix}.batch_size_per_gpu: {batch} is larger than the {per_process} training images per '
+            f'process ({size} in {dataset_opt["dataroot_gt"]!r} x dataset_enlarge_ratio {ratio}{processes}): '
+            f'BasicSR would train zero iterations. Use batch_size_per_gpu <= {per_process} or raise '
+            'dataset_enlarge_ratio.')
+
+
+def dataset_problems(opt, stage, world_size=1):
+    """Problems with every dataset the ``stage`` ('train' or 'test') builds."""
+    problems = []
+    for phase, dataset_opt in (opt.get('datasets') or {}).items():
+        if not isinstance(dataset_opt, dict):
+            continue
+        role = phase.split('_')[0]
+        if stage == 'train' and role not in ('train', 'val'):
+            continue
+        prefix = f'datasets.{phase}'
+        found = path_problems(prefix, dataset_opt)
+        problems += found
+        if found or dataset_opt.get('type') not in PAIRED_DATASETS or not dataset_opt.get('dataroot_gt'):
+            continue
+        size, found = paired_dataset_size(prefix, dataset_opt)
+        problems += found
+        if stage == 'train' and role == 'train' and size:
+            problem = batch_problem(prefix, dataset_opt, size, world_size)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+# ----------------------------------------------------------------------------- pretrained files
+
+
+def network_file_problems(opt, stage, auto_resume):
+    """Missing ``path.pretrain_network_*`` / ``path.resume_state`` files; a test without any network."""
+    paths = opt.get('path') or {}
+    problems = []
+    for key, value in paths.items():
+        if not isinstance(value, str) or not value:
+            continue
+        value = osp.expanduser(value)
+        if key.startswith('pretrain_network') and not osp.isfile(value):
+            problems.append(f'path.{key}: network file {value!r} not found. Make it with: {network_command(value)}')
+        elif key == 'resume_state' and not auto_resume and not osp.isfile(value):
+            problems.append(f'path.resume_state: training state {value!r} not found (use --auto_resume to continue '
+                            "from the experiment's newest state).")
+    if stage == 'test' and not paths.get('pretrain_network_g'):
+        problems.append('path.pretrain_network_g: not set, so the test would score a randomly initialised network. '
+                        'Set it to a trained net_g_*.pth or a converted official checkpoint.')
+    return problems
+
+
+def _weights_problem(pretrained, explicit_path, option):
+    from sfmnet_plugin.utils.pretrained import resolve_pretrained_file
+
+    try:
+        resolve_pretrained_file(pretrained, explicit_path, option_name=option)
+    except FileNotFoundError as error:
+        return f'{option}: {error}' if not str(error).startswith(option) else str(error)
+    return None
+
+
+def backbone_weight_problems(opt, stage):
+    """Missing VGG weights (perceptual loss) and AlexNet/VGG/SqueezeNet weights (LPIPS)."""
+    from sfmnet_plugin.metrics.lpips_metric import _TORCHVISION_TRUNKS
+    from sfmnet_plugin.utils.pretrained import PretrainedFile
+
+    problems = []
+    if stage == 'train':
+        perceptual = (opt.get('train') or {}).get('perceptual_opt') or {}
+        if perceptual.get('type') == 'FacePerceptualLoss' and not perceptual.get('random_backbone_for_tests'):
+            problems.append(_weights_problem(PretrainedFile.torchvision(perceptual.get('vgg_type', 'vgg19')),
+                                             perceptual.get('vgg_weights_path'),
+                                             'train.perceptual_opt.vgg_weights_path'))
+    validates = stage == 'test' or any(phase.startswith('val') for phase in (opt.get('datasets') or {}))
+    metrics = ((opt.get('val') or {}).get('metrics') or {}) if validates else {}
+    for name, metric in metrics.items():
+        if not isinstance(metric, dict) or metric.get('type') != 'calculate_lpips':
+            continue
+        if metric.get('random_backbone_for_tests') or metric.get('net', 'alex') not in _TORCHVISION_TRUNKS:
+            continue
+        problems.append(_weights_problem(PretrainedFile.torchvision(_TORCHVISION_TRUNKS[metric.get('net', 'alex')]),
+                                         metric.get('weights_path'), f'val.metrics.{name}.weights_path'))
+    return [problem for problem in problems if problem]
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+def world_size_of(args):
+    """Processes the run will have: torchrun's WORLD_SIZE under ``--launcher pytorch``, else 1."""
+    if args.launcher == 'none':
+        return 1
+    value = os.environ.get('WORLD_SIZE', '1')
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def check_run(stage, argv):
+    """Raise a :class:`PreflightError` listing everything the ``stage`` run of ``argv`` is missing.
+
+    ``argv`` is the launcher's command line (``sys.argv``); nothing is created or built.
+    """
+    opt, args = read_run_options(argv)
+    problems = dataset_problems(opt, stage, world_size_of(args))
+    problems += network_file_problems(opt, stage, args.auto_resume)
+    problems += backbone_weight_problems(opt, stage)
+    if problems:
+        raise PreflightError(problems)

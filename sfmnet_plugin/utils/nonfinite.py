@@ -1,0 +1,57 @@
+"""Stop training at the first non-finite loss, never save non-finite weights, never score non-finite outputs.
+
+With a learning rate that is far too high the loss becomes NaN within a few iterations; BasicSR
+trains on, saves NaN weights over the last good ones and validation still logs a finite "Best"
+PSNR (NaN pixels become 0 when images are converted to uint8). The checks here turn each of
+those moments into a :class:`NonFiniteError` naming the iteration and the loss term, network or
+output. :mod:`sfmnet_plugin.compat` (:func:`~sfmnet_plugin.compat.patch_nonfinite_guards`) calls
+them from hooks that every BasicSR model goes through, so no model has to remember them:
+
+* ``reduce_loss_dict`` (every model logs its loss terms through it) -> :func:`check_finite_losses`;
+* ``save_network`` -> :func:`check_finite_network`: the checkpoint of the last good iteration stays;
+* ``SRModel.test`` (validation and testing) -> :func:`check_finite_output`.
+
+A model that computes its losses elsewhere can call :func:`check_finite_losses` itself.
+"""
+import math
+
+import torch
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, weight or output became NaN or infinite; training or testing stops, nothing broken is saved."""
+
+
+_ADVICE = ('Training stopped; the last checkpoint saved before it is kept. Lower the learning rate (train.optim_g.lr), '
+           'set train.grad_clip_norm, or use train.mixed_precision: none, then resume with --auto_resume.')
+
+
+def _is_finite(value):
+    if isinstance(value, torch.Tensor):
+        return bool(torch.isfinite(value.detach()).all())
+    return math.isfinite(float(value))
+
+
+def check_finite_losses(losses, iteration):
+    """Raise :class:`NonFiniteError` naming ``iteration`` and the first term of ``losses`` (name -> value) that is
+    NaN or infinite."""
+    for name, value in losses.items():
+        if value is not None and not _is_finite(value):
+            shown = float(value.detach().float().mean()) if isinstance(value, torch.Tensor) else float(value)
+            raise NonFiniteError(f'iteration {iteration}: loss term {name} is {shown} (not finite). {_ADVICE}')
+
+
+def check_finite_network(net, label, iteration):
+    """Raise :class:`NonFiniteError` before ``net`` (saved as ``label``) is written if any parameter is not finite."""
+    for name, tensor in net.state_dict().items():
+        if tensor.is_floating_point() and not _is_finite(tensor):
+            raise NonFiniteError(f'iteration {iteration}: {label} parameter {name} is not finite, so it was not saved '
+                                 f'(the previous {label} checkpoint is kept). {_ADVICE}')
+
+
+def check_finite_output(output, iteration):
+    """Raise :class:`NonFiniteError` if a network output to be scored is not finite: its metrics would be fiction."""
+    if output is not None and not _is_finite(output):
+        when = f'after iteration {iteration}' if iteration is not None else 'when testing'
+        raise NonFiniteError(f'the network output is not finite (NaN or inf) {when}; no metric is reported for it. '
+                             'The weights are broken: test an earlier checkpoint.')
