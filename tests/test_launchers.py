@@ -178,3 +178,75 @@ def test_torchrun_two_nodes_equals_one_node_with_two_processes(toy_run):
     assert one_node.keys() == two_nodes.keys()
     for key in one_node:
         torch.testing.assert_close(two_nodes[key], one_node[key], rtol=0, atol=0, msg=key)
+
+
+STOP_AT_STATE = '''
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+import sfmnet_plugin  # noqa: F401  (the fixes, the patched save_training_state included)
+from basicsr.models.base_model import BaseModel
+from sfmnet_plugin.train import main
+
+upstream = BaseModel.save_training_state
+
+def save_training_state(self, epoch, current_iter):
+    upstream(self, epoch, current_iter)
+    if current_iter == {stop_at}:
+        os.kill(os.getpid(), signal.SIGTERM)  # as a cluster's pre-emption would, right after the checkpoint
+
+BaseModel.save_training_state = save_training_state
+main()
+'''
+
+
+def losses_and_metrics(experiment_dir, after_iter):
+    """The logged losses (per iteration) and validation results of the run's last log, after ``after_iter``."""
+    lines, iteration = [], 0
+    for line in read_training_log(experiment_dir).splitlines():
+        if 'iter:' in line and 'l_pix:' in line:
+            iteration = int(line.split('iter:')[1].split(',')[0])
+            line = line.split('] ')[0].split(', iter:')[1] + ' ' + line.split('l_pix:')[1]  # no times, no epoch
+        elif '# psnr:' not in line:
+            continue
+        if iteration > after_iter:
+            lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.slow
+def test_sigterm_then_auto_resume_equals_never_stopped(toy_run, tmp_path):
+    """8 iterations (3 per epoch, random flips and rotations) straight vs SIGTERM after the checkpoint at 4 (mid
+    epoch) and --auto_resume to 8: the same weights, optimizer state and validation numbers, bit for bit."""
+    write_paired_folders(str(tmp_path / 'data' / 'train6'), count=6, gt_size=32, scale=SCALE, seed=2)
+    base = toy_base_options(tmp_path / 'data')
+    base['datasets']['train'].update(dataroot_gt=f'{tmp_path}/data/train6/gt', dataroot_lq=f'{tmp_path}/data/train6/lq',
+                                     use_rot=True)
+    base['train']['total_iter'] = 8
+    base['logger']['use_tb_logger'] = False
+    options = write_yaml(tmp_path / 'options' / 'exact.yml', base)
+    run_launcher(['sfmnet_plugin/train.py', '-opt', str(options), '--force_yml', 'name=straight'], toy_run['root'])
+
+    driver = tmp_path / 'stop_at_4.py'
+    driver.write_text(STOP_AT_STATE.format(repo=REPO_ROOT, stop_at=4))
+    stopped = subprocess.run([sys.executable, str(driver), '-opt', str(options), '--force_yml', 'name=stopped'],
+                             cwd=REPO_ROOT, env=launcher_env(toy_run['root']), capture_output=True, text=True,
+                             timeout=300)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    experiment = toy_run['experiment'] / 'stopped'
+    assert sorted(os.listdir(experiment / 'training_states')) == ['2.state', '4.state']
+    assert 'SIGTERM: stopped after iteration 4; continue with --auto_resume' in read_training_log(experiment)
+    run_launcher(['sfmnet_plugin/train.py', '-opt', str(options), '--force_yml', 'name=stopped', '--auto_resume'],
+                 toy_run['root'])
+
+    straight = toy_run['experiment'] / 'straight'
+    for name in ('net_g_6.pth', 'net_g_8.pth', 'net_g_latest.pth'):
+        expected, resumed = (torch.load(folder / 'models' / name, weights_only=True)['params']
+                             for folder in (straight, experiment))
+        for key in expected:
+            assert torch.equal(resumed[key], expected[key]), f'{name}: {key}'
+    expected, resumed = (torch.load(folder / 'training_states' / '8.state', weights_only=True)
+                         for folder in (straight, experiment))
+    for key, value in expected['optimizers'][0]['state'][0].items():
+        assert torch.equal(torch.as_tensor(resumed['optimizers'][0]['state'][0][key]), torch.as_tensor(value)), key
+    resumed_log = losses_and_metrics(experiment, after_iter=4)
+    assert len(resumed_log) == 6 and resumed_log == losses_and_metrics(straight, after_iter=4)

@@ -3,6 +3,7 @@ import os
 import sys
 from os import path as osp
 
+from sfmnet_plugin.compat.resume import resume_extras
 from sfmnet_plugin.utils.atomic import atomic_torch_save
 
 
@@ -109,7 +110,7 @@ def patch_atomic_checkpoints():
         if current_iter == -1:  # upstream keeps no state for the final 'latest' save
             return
         state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+                 'schedulers': [s.state_dict() for s in self.schedulers], **resume_extras(self, current_iter)}
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     save_training_state.sfmnet_patched = True
