@@ -311,3 +311,87 @@ def test_check_images_at_start_names_a_corrupt_image_before_training(tmp_path, b
     forget_lmdb_handles()
     with pytest.raises(DatasetImageError, match=f'dataset faces: check_images_at_start found 1 problem.*{bad}'):
         PairedFaceDataset(dict(opt, check_images_at_start=True))
+
+
+# ------------------------------------------------------------------ issue 22: damaged LMDBs are one line, never SIGBUS
+
+
+def damaged_lmdb(tmp_path, damage):
+    """A 12-image HR.lmdb cut to half its size, or whose data.mdb is random bytes; returns its path."""
+    lmdb_path = tmp_path / 'HR.lmdb'
+    assert prep_folder.cli([write_faces(tmp_path / 'faces', 12, size=64), str(lmdb_path), '--workers', '1']) == 0
+    data = lmdb_path / 'data.mdb'
+    size = data.stat().st_size
+    if damage == 'truncated':
+        with open(data, 'r+b') as f:
+            f.truncate(size // 2)
+    else:
+        data.write_bytes(np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return lmdb_path
+
+
+def toy_lmdb_training_options(tmp_path, lmdb_path):
+    from launch_helpers import write_yaml
+
+    dataset = {'name': 'damaged', 'type': 'PairedFaceDataset', 'dataroot_gt': str(lmdb_path), 'scale': 4,
+               'io_backend': {'type': 'lmdb'}}
+    return write_yaml(tmp_path / 'train.yml', {
+        'name': 'damaged_lmdb', 'model_type': 'SRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'train': dict(dataset, phase='train', num_worker_per_gpu=0, batch_size_per_gpu=2,
+                                   dataset_enlarge_ratio=1)},
+        'network_g': {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 1,
+                      'upscale': 4},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'scheduler': {'type': 'MultiStepLR', 'milestones': [10]},
+                  'total_iter': 2, 'pixel_opt': {'type': 'L1Loss'}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
+    })
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'random bytes'])
+def test_a_damaged_lmdb_is_one_line_never_a_signal(tmp_path, damage):
+    """verify_lmdb.py, the benchmark and training (subprocesses: SIGBUS would kill pytest) each say in one line which
+    LMDB is damaged and point to verify_lmdb.py; the LMDB is left as it was."""
+    import subprocess
+
+    from launch_helpers import REPO_ROOT, launcher_env
+
+    lmdb_path = damaged_lmdb(tmp_path, damage)
+    before = (lmdb_path / 'data.mdb').read_bytes()
+    bin_dir = osp.dirname(sys.executable)
+    commands = {
+        'verify': [sys.executable, osp.join(REPO_ROOT, 'datasets_prep/verify_lmdb.py'), str(lmdb_path)],
+        'benchmark': [osp.join(bin_dir, 'sfmnet-benchmark'), '--gt', str(lmdb_path), '--scale', '4', '--bicubic',
+                      '--output', str(tmp_path / 'bench'), '--no-progress'],
+        'train': [sys.executable, osp.join(REPO_ROOT, 'sfmnet_plugin/train.py'),
+                  '-opt', str(toy_lmdb_training_options(tmp_path, lmdb_path))],
+    }
+    for tool, command in commands.items():
+        result = subprocess.run(command, cwd=tmp_path, env=launcher_env(tmp_path / 'runs'), capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode > 0, f'{tool}: exit {result.returncode}\n{result.stderr[-2000:]}'  # < 0: a signal
+        output = result.stdout + result.stderr
+        assert 'Traceback' not in output, f'{tool}: {output[-3000:]}'
+        assert f'LMDB {lmdb_path}: damaged' in output and 'verify_lmdb.py' in output, f'{tool}: {output[-2000:]}'
+    assert (lmdb_path / 'data.mdb').read_bytes() == before
+    assert not (tmp_path / 'runs' / 'experiments' / 'damaged_lmdb').exists()
+
+
+def test_a_page_that_does_not_read_is_one_line(tmp_path):
+    """An LMDB whose header is sound but whose pages were overwritten: MDB_CORRUPTED becomes a DamagedLmdbError."""
+    from basicsr.utils import FileClient
+
+    lmdb_path = tmp_path / 'HR.lmdb'
+    assert prep_folder.cli([write_faces(tmp_path / 'faces', 12, size=64), str(lmdb_path), '--workers', '1']) == 0
+    data = lmdb_path / 'data.mdb'
+    size = data.stat().st_size
+    with open(data, 'r+b') as f:
+        f.seek(2 * 4096)  # after the two meta pages
+        f.write(np.random.default_rng(0).integers(0, 256, size - 2 * 4096, dtype=np.uint8).tobytes())
+    forget_lmdb_handles()
+    assert any(f'LMDB {lmdb_path}: damaged' in problem for problem in verify.check_lmdb(str(lmdb_path)))
+    forget_lmdb_handles()
+    client = FileClient('lmdb', db_paths=[str(lmdb_path)], client_keys=['gt'])
+    with pytest.raises(lmdb_env.DamagedLmdbError, match='verify_lmdb.py'):
+        client.get('000', 'gt')
+    forget_lmdb_handles()

@@ -2,7 +2,7 @@
 import importlib
 import sys
 
-from sfmnet_plugin.utils.lmdb_env import open_shared_lmdb
+from sfmnet_plugin.utils.lmdb_env import damaged_lmdb, open_shared_lmdb
 
 _FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
 
@@ -23,10 +23,11 @@ def alias_torchvision_functional_tensor():
 
 
 def patch_lmdb_shared_environments():
-    """Make BasicSR's lmdb backend use :func:`open_shared_lmdb`.
+    """Make BasicSR's lmdb backend use :func:`open_shared_lmdb` (which checks the file before it is mapped).
 
     BasicSR opens one environment per dataset instance, so train and val on one LMDB, two val
-    sets, or workers forked after validation opened it all fail on lmdb >= 2.
+    sets, or workers forked after validation opened it all fail on lmdb >= 2. A page that does not
+    read (``MDB_CORRUPTED``) is a one-line ``DamagedLmdbError`` naming the database.
     """
     from basicsr.utils import file_client
 
@@ -46,6 +47,14 @@ def patch_lmdb_shared_environments():
                 client: open_shared_lmdb(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
                 for client, path in zip(client_keys, db_paths)
             }
+
+        def get(self, filepath, client_key):
+            import lmdb
+
+            try:
+                return super().get(filepath, client_key)
+            except lmdb.Error as error:
+                raise damaged_lmdb(self.db_paths[list(self._client).index(client_key)], error) from error
 
     file_client.LmdbBackend = SharedLmdbBackend
     file_client.FileClient._backends['lmdb'] = SharedLmdbBackend

@@ -16,7 +16,7 @@ from os import path as osp
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.utils.lmdb_env import open_shared_lmdb
+from sfmnet_plugin.utils.lmdb_env import damaged_lmdb, open_shared_lmdb
 from sfmnet_plugin.utils.parallel import parallel_imap
 
 META_INFO_NAME = 'meta_info.txt'
@@ -53,9 +53,14 @@ def read_meta_info(lmdb_path):
 
 def read_lmdb_keys(lmdb_path):
     """Every key actually stored in an LMDB (decoded as ASCII), without reading the values."""
+    import lmdb
+
     env = open_shared_lmdb(lmdb_path)
-    with env.begin(write=False) as txn:
-        return [key.decode('ascii', errors='replace') for key in txn.cursor().iternext(keys=True, values=False)]
+    try:
+        with env.begin(write=False) as txn:
+            return [key.decode('ascii', errors='replace') for key in txn.cursor().iternext(keys=True, values=False)]
+    except lmdb.Error as error:
+        raise damaged_lmdb(lmdb_path, error) from error
 
 
 def examples(names):
@@ -72,12 +77,17 @@ def stored_shape(content):
 
 
 def _check_chunk(task):
+    import lmdb
+
     lmdb_path, entries = task
     problems = []
     with open_shared_lmdb(lmdb_path).begin(write=False) as txn:
         for key, expected in entries:
             try:
                 shape, image_format = stored_shape(txn.get(key.encode('ascii')))
+            except lmdb.Error as err:
+                problems.append(f'{key}: does not read ({err})')
+                continue
             except (OSError, SyntaxError, Image.DecompressionBombError) as err:
                 problems.append(f'{key}: cannot decode ({err})')
                 continue
@@ -94,9 +104,9 @@ def check_lmdb(lmdb_path, workers=1):
         return [f'{lmdb_path} has no data.mdb']
     try:
         meta = read_meta_info(lmdb_path)
-    except (FileNotFoundError, ValueError) as err:
+        stored = set(read_lmdb_keys(lmdb_path))
+    except (FileNotFoundError, ValueError) as err:  # DamagedLmdbError included
         return [str(err)]
-    stored = set(read_lmdb_keys(lmdb_path))
     problems = []
     missing = [key for key in meta if key not in stored]
     if missing:
