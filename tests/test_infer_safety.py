@@ -83,6 +83,18 @@ def test_a_16_bit_png_is_decoded_as_in_preparation_not_saturated(tmp_path, check
     # the bicubic half is the decoded LR upsampled: mid-grey on average, not white (255) as a clipping decoder gives
     assert abs(float(bicubic.mean()) - float(expected_lr.mean())) < 3 and bicubic.max() < 255
 
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path, checkpoint, capsys, value):
+    """A network swallows a NaN and still writes plausible images: the checkpoint is refused, naming the tensor."""
+    state = torch.load(checkpoint, weights_only=True)
+    name = sorted(state['params'])[3]
+    state['params'][name].view(-1)[-1] = value
+    torch.save(state, checkpoint)
+    folder = lr_folder(tmp_path)
+    assert run([folder], tmp_path / 'out', checkpoint) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and f'tensor params.{name} is not finite' in err and checkpoint in err
+    assert not (tmp_path / 'out').exists()
 
 # ------------------------------------------------------------------ sfmnet-convert-official (finding 11)
 
@@ -95,7 +107,8 @@ def official_discriminator_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize('kind', ['missing', 'empty', 'random bytes', 'pickle with code', 'not a state dict'])
+@pytest.mark.parametrize('kind', ['missing', 'empty', 'random bytes', 'pickle with code', 'not a state dict',
+                                  'NaN weights'])
 def test_convert_official_bad_checkpoints_are_one_line(tmp_path, capsys, kind):
     from sfmnet_plugin.tools.convert_official import main as convert
 
@@ -110,8 +123,13 @@ def test_convert_official_bad_checkpoints_are_one_line(tmp_path, capsys, kind):
         malicious_torch_file(source, tmp_path / 'MARKER', payload_key='params')
     elif kind == 'not a state dict':
         torch.save({'params': [1, 2, 3]}, source)
+    elif kind == 'NaN weights':  # refused as it is loaded, before any conversion
+        torch.save({'conv_first.weight': torch.ones(4, 3, 3, 3), 'conv_first.bias': torch.tensor([0., float('nan')])},
+                   source)
     assert convert([str(source), str(tmp_path / 'out.pth')]) == 1
     err = capsys.readouterr().err.strip()
+    if kind == 'NaN weights':
+        assert 'tensor conv_first.bias is not finite' in err
     assert err.splitlines() == [err] and str(source) in err and 'Traceback' not in err
     assert not (tmp_path / 'MARKER').exists() and not (tmp_path / 'out.pth').exists()
 

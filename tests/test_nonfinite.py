@@ -73,3 +73,40 @@ def test_diverging_run_through_the_launcher_exits_non_zero(tmp_path):
     assert sorted(os.listdir(models)) == ['net_g_1.pth']
     weights = torch.load(models / 'net_g_1.pth', weights_only=True)['params']
     assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+# ------------------------------------------------------------------ issue 22: non-finite weights are never loaded
+
+
+def test_fine_tuning_from_non_finite_weights_is_refused(tmp_path):
+    """path.pretrain_network_g (BasicSR's load_network, also what a resume loads the networks with)."""
+    from sfmnet_plugin.utils.safe_loading import NonFiniteWeightsError
+
+    options = model_options('SFMNetModel')
+    params = build_seeded_model(options).net_g.state_dict()
+    name = sorted(params)[-1]
+    params[name].view(-1)[0] = float('-inf')
+    torch.save({'params': params}, tmp_path / 'net_g_nan.pth')
+    options['path'] = {'pretrain_network_g': str(tmp_path / 'net_g_nan.pth'), 'strict_load_g': True}
+    with pytest.raises(NonFiniteWeightsError, match=f'net_g_nan.pth: refused, tensor params.{name} is not finite'):
+        build_seeded_model(options)
+
+
+def test_resuming_from_a_non_finite_state_is_refused(tmp_path, capsys):
+    """An explicit path.resume_state is refused; --auto_resume skips it (with a warning) for the newest sound one."""
+    import basicsr.train
+
+    from sfmnet_plugin.utils.safe_loading import NonFiniteWeightsError
+
+    states = tmp_path / 'training_states'
+    states.mkdir()
+    sound = {'iter': 2, 'epoch': 0, 'optimizers': [{'state': {0: {'exp_avg': torch.zeros(3)}}}], 'schedulers': []}
+    torch.save(sound, states / '2.state')
+    torch.save(dict(sound, iter=4, optimizers=[{'state': {0: {'exp_avg': torch.tensor([0., float('nan'), 0.])}}}]),
+               states / '4.state')
+    with pytest.raises(NonFiniteWeightsError, match=r'4.state: refused, tensor optimizers.0.state.0.exp_avg'):
+        basicsr.train.load_resume_state({'auto_resume': False, 'num_gpu': 0,
+                                         'path': {'resume_state': str(states / '4.state')}})
+    opt = {'auto_resume': True, 'num_gpu': 0, 'path': {'training_states': str(states)}}
+    assert basicsr.train.load_resume_state(opt)['iter'] == 2
+    assert '4.state: refused, tensor optimizers.0.state.0.exp_avg is not finite' in capsys.readouterr().err

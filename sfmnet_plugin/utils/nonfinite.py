@@ -11,6 +11,10 @@ them from hooks that every BasicSR model goes through, so no model has to rememb
 * ``save_network`` -> :func:`check_finite_network`: the checkpoint of the last good iteration stays;
 * ``SRModel.test`` (validation and testing) -> :func:`check_finite_output`.
 
+Loading is guarded too: :func:`sfmnet_plugin.utils.safe_loading.load_torch_file`, the one way every
+checkpoint and training state is read (inference, conversion, fine-tuning, resume), refuses a file
+with a non-finite tensor and names it (:func:`first_nonfinite_tensor`).
+
 A model that computes its losses elsewhere can call :func:`check_finite_losses` itself.
 """
 import math
@@ -47,6 +51,24 @@ def check_finite_network(net, label, iteration):
         if tensor.is_floating_point() and not _is_finite(tensor):
             raise NonFiniteError(f'iteration {iteration}: {label} parameter {name} is not finite, so it was not saved '
                                  f'(the previous {label} checkpoint is kept). {_ADVICE}')
+
+
+def first_nonfinite_tensor(obj, name=''):
+    """The dotted name of the first floating-point tensor in ``obj`` (nested dicts, lists, tuples) holding NaN or
+    inf, or None when every tensor is finite."""
+    if isinstance(obj, torch.Tensor):
+        return (name or '<tensor>') if obj.is_floating_point() and not _is_finite(obj) else None
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for key, value in items:
+        found = first_nonfinite_tensor(value, f'{name}.{key}' if name else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def check_finite_output(output, iteration):

@@ -18,6 +18,10 @@ class UnsafeOrInvalidFileError(ValueError):
     """A file that cannot be read as plain data (an unsafe tag, a syntax error, a corrupt or code-carrying pickle)."""
 
 
+class NonFiniteWeightsError(UnsafeOrInvalidFileError):
+    """A checkpoint or training state holding NaN or inf: weights of a diverged run, useless for anything."""
+
+
 class SafePlainLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` whose refusal of a tag it does not know is one line naming the file and line.
 
@@ -83,7 +87,21 @@ def load_torch_file(path, map_location='cpu', what='checkpoint'):
 
     Anything else (a pickle that would import or call something, a truncated, empty or non-torch
     file) is an :class:`UnsafeOrInvalidFileError` naming ``path``, ``what`` it was meant to be and the cause.
+    A file with a NaN or infinite floating-point tensor is a :class:`NonFiniteWeightsError` naming the first
+    one: a network that swallows NaN still writes plausible images, so such weights are never used.
     """
+    loaded = _load_plain_data(path, map_location, what)
+    from sfmnet_plugin.utils.nonfinite import first_nonfinite_tensor
+
+    bad = first_nonfinite_tensor(loaded)
+    if bad is not None:
+        raise NonFiniteWeightsError(
+            f'{what} {path}: refused, tensor {bad} is not finite (NaN or inf): these are the weights of a run that '
+            'diverged; use an earlier checkpoint.')
+    return loaded
+
+
+def _load_plain_data(path, map_location, what):
     import pickle
 
     import torch
