@@ -96,6 +96,34 @@ def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path, checkpoint, c
     assert err.splitlines() == [err] and f'tensor params.{name} is not finite' in err and checkpoint in err
     assert not (tmp_path / 'out').exists()
 
+@pytest.mark.parametrize('output_name', ['0.png', '1_sbs.png'])
+def test_a_symlink_under_an_output_name_is_refused_never_written_through(tmp_path, checkpoint, capsys, output_name):
+    folder = lr_folder(tmp_path)
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('precious')
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / output_name).symlink_to(victim)
+    assert run([folder], out, checkpoint, '--side-by-side') == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and f'{out / output_name} is a symbolic link' in err
+    assert victim.read_text() == 'precious' and sorted(p.name for p in out.iterdir()) == [output_name]
+
+
+@pytest.mark.parametrize('clash', ['--checkpoint', '--opt'])
+def test_export_never_writes_over_its_checkpoint_or_option_file(tmp_path, checkpoint, capsys, clash):
+    from sfmnet_plugin.tools.export import main as export
+
+    options = tmp_path / 'net.yml'
+    options.write_text('network_g: {type: SFMNet, upscale: 4, num_feat: 8, num_heads: 2, num_levels: 2}\n')
+    target = checkpoint if clash == '--checkpoint' else str(options)
+    before = {path: open(path, 'rb').read() for path in (checkpoint, str(options))}
+    assert export(['--checkpoint', checkpoint, '--opt', str(options), '--lr-size', '8', '--overwrite',
+                   '--output', target.replace('/tiny.pth', '/./tiny.pth')]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and f'is the {clash} {target}' in err
+    assert {path: open(path, 'rb').read() for path in before} == before
+
 # ------------------------------------------------------------------ sfmnet-convert-official (finding 11)
 
 

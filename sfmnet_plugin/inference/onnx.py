@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sfmnet_plugin.utils.output_paths import default_file_mode
+
 METADATA_KEY = 'sfmnet_plugin'
 DEFAULT_OPSET = 20
 
@@ -91,6 +93,7 @@ def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET):
         entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
         onnx.checker.check_model(model)
         onnx.save(model, temporary)
+        os.chmod(temporary, default_file_mode())  # mkstemp's 0o600 would hide the file from the user's group
         os.replace(temporary, path)
     except BaseException:
         if osp.exists(temporary):

@@ -22,6 +22,7 @@ from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.onnx import DEFAULT_OPSET, ExportError, OnnxNetwork, export_onnx
 from sfmnet_plugin.tools.infer import add_network_arguments, network_options
 from sfmnet_plugin.utils.numerics import input_sensitivity
+from sfmnet_plugin.utils.output_paths import OutputPathError, refuse_inputs
 
 
 def build_parser():
@@ -53,6 +54,11 @@ def main(argv=None) -> int:
         return 1
     lr_size = (args.lr_size[0], args.lr_size[-1])
     output = args.output or osp.splitext(args.checkpoint)[0] + '.onnx'
+    try:
+        refuse_inputs(output, {'--checkpoint': args.checkpoint, '--opt': args.opt})
+    except OutputPathError as error:
+        print(f'sfmnet-export: error: {error}', file=sys.stderr)
+        return 1
     if osp.exists(output) and not args.overwrite:
         print(f'sfmnet-export: error: {output} exists; choose another --output or pass --overwrite.', file=sys.stderr)
         return 1

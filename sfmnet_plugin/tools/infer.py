@@ -39,6 +39,7 @@ from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, read_rgb_image
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.face_restorer import PRECISIONS
 from sfmnet_plugin.inference.network_options import FACE_SIZE, network_options_from_file
+from sfmnet_plugin.utils.output_paths import OutputPathError, refuse_links
 
 
 def build_parser():
@@ -206,10 +207,12 @@ def check_output_folder(args):
     input_files = {osp.realpath(path): path for path in inputs}
     for path in inputs:
         stem = osp.splitext(osp.basename(path))[0]
-        for name in (f'{stem}.png', f'{stem}_sbs.png'):
+        names = (f'{stem}.png', f'{stem}_sbs.png')
+        for name in names:
             if osp.join(output, name) in input_files:
                 raise InferenceError(f'--output {args.output}: writing {name} would overwrite the input '
                                  f'{input_files[osp.join(output, name)]}; choose another folder.')
+        refuse_links([osp.join(args.output, name) for name in names])
 
 
 def run(args) -> int:
@@ -247,7 +250,7 @@ def main(argv=None) -> int:
         return 1
     try:
         return run(args)
-    except InferenceError as error:
+    except (InferenceError, OutputPathError) as error:
         print(f'sfmnet-infer: error: {error}', file=sys.stderr)
         return 1
 
