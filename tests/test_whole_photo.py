@@ -125,7 +125,7 @@ def test_sr_network_and_upscaled_photo(group_photo, tmp_path):
     photo, detections = group_photo
     restorer = restorer_for(TINY_SR_X4, tmp_path)
     photo_restorer = WholePhotoRestorer(restorer, detector=given(detections), upscale=2, min_score=0.4,
-                                        max_face_enlargement=4)
+                                        max_face_enlargement=4, max_face_shrink=16)
     result = photo_restorer.restore_photo(Image.fromarray(photo))
     assert result.restored.shape == (2 * photo.shape[0], 2 * photo.shape[1], 3)
     expected_background = np.array(Image.fromarray(photo).resize((2 * photo.shape[1], 2 * photo.shape[0]),
@@ -140,10 +140,43 @@ def test_sr_network_and_upscaled_photo(group_photo, tmp_path):
     check_geometry(result, upscale=2)
 
 
+def test_a_face_is_never_shrunk_much_before_restoration(group_photo, tmp_path):
+    """An x4 network takes 16-px faces: a face spanning more than 32 px would lose its detail before the network
+    sees it; it is skipped, naming its size, the network's input size and what would work."""
+    photo, detections = group_photo
+    result = WholePhotoRestorer(restorer_for(TINY_SR_X4, tmp_path), detector=given(detections), upscale=4,
+                                max_face_enlargement=100).restore_photo(photo)
+    for face in result.faces:
+        if face.score >= 0.9 and face.source_side / 16 > 2:
+            assert face.skip_reason.startswith(f'too large for the network input: the face spans '
+                                               f'{face.source_side:.0f} px of the photo but SPARNet takes 16x16 faces')
+            assert 'SPARNetHD at 512' in face.skip_reason
+    assert result.restored_faces == [] and np.array_equal(result.restored, result.background)
+
+
+def test_restore_command_reports_a_photo_it_cannot_process_and_goes_on(group_photo, tmp_path, monkeypatch, capsys):
+    from sfmnet_plugin.tools import restore
+
+    photo, detections = group_photo
+    monkeypatch.setattr(restore, 'MtcnnDetector', lambda: given(detections))
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(photo[:3, :5]).save(photos / 'a_sliver.png')
+    Image.fromarray(photo).save(photos / 'group.png')
+    checkpoint = tmp_path / 'hd.pth'
+    torch.save({'params': build_network(dict(TINY_HD)).state_dict()}, checkpoint)
+    out = tmp_path / 'out'
+    assert restore_main([str(photos), '--output', str(out), '--checkpoint', str(checkpoint), '--arch-json',
+                         json.dumps(TINY_HD), '--device', 'cpu']) == 0
+    err = capsys.readouterr().err
+    assert f'{photos / "a_sliver.png"}: the photo is 5x3 px: too small to hold a face' in err
+    assert sorted(p.name for p in out.iterdir()) == ['group.png', 'group_before_after.png']
+
+
 def test_face_restorer_restore_photo_and_bad_settings(group_photo, tmp_path):
     photo, detections = group_photo
     restorer = restorer_for(TINY_HD, tmp_path)
-    result = restorer.restore_photo(photo, detector=given(detections), max_face_enlargement=4)
+    result = restorer.restore_photo(photo, detector=given(detections), max_face_enlargement=4, max_face_shrink=4)
     assert len(result.restored_faces) == 4  # the 1.0-scale astronaut fits now
     empty = restorer.restore_photo(photo, detector=lambda image: [])
     assert empty.faces == [] and np.array_equal(empty.restored, photo)

@@ -13,10 +13,12 @@ default; any callable ``detector(rgb_pil_image) -> [DetectedFace]`` can be injec
     -> PhotoResult: the restored photo, every face with its matrices and crops, the skipped faces with reasons
 
 Faces are skipped, and reported with the reason, when the detector is unsure (``min_score``), when the face
-spans fewer than ``min_face_side`` photo pixels (nothing left to restore), or when it is so large that the
-restored ``face_size`` face would be enlarged more than ``max_face_enlargement`` times to cover it (the result
-would be blurrier than the photo). Pixels that no pasted face touches are left exactly as they were (upscaled with
-PIL bicubic when ``upscale`` > 1).
+spans fewer than ``min_face_side`` photo pixels (nothing left to restore), or when it is too large at either end:
+the restored ``face_size`` face would be enlarged more than ``max_face_enlargement`` times to cover it, or the
+face would be shrunk more than ``max_face_shrink`` times to the network's input (``face_size / scale``, 16 px
+for an x8 network) before restoration; either way the result would be blurrier than the photo. A photo too
+small to hold a face, or one the detector fails on, is a :class:`PhotoError` (that photo only). Pixels that no
+pasted face touches are left exactly as they were (upscaled with PIL bicubic when ``upscale`` > 1).
 
 Coordinates follow :mod:`sfmnet_plugin.faces.align`: continuous, pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)``.
 """
@@ -39,6 +41,8 @@ FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.19360], [2
                               [201.26117, 371.41043], [313.08905, 371.15118]])
 FFHQ_TEMPLATE_SIZE = 512
 # OpenCV puts pixel centres on integers: conjugate a continuous transform with half-pixel shifts.
+# MTCNN's smallest face; a photo narrower than this holds nothing to detect or restore.
+MIN_PHOTO_SIDE = 12
 _TO_INTEGER_CENTRES = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
 _FROM_INTEGER_CENTRES = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
 
@@ -115,6 +119,10 @@ class PhotoResult:
         return np.concatenate([self.background, spacer, self.restored], axis=1)
 
 
+class PhotoError(InferenceError):
+    """A photo this restorer cannot process (too small, detection failed); other photos are not affected."""
+
+
 class WholePhotoRestorer:
     """Restore every face of ordinary photos with a :class:`~sfmnet_plugin.inference.face_restorer.FaceRestorer`.
 
@@ -128,12 +136,14 @@ class WholePhotoRestorer:
         min_face_side: faces whose aligned crop spans fewer photo pixels are skipped (reported).
         max_face_enlargement: faces that would need the restored face enlarged more than this to cover them in the
             output photo are skipped (reported).
+        max_face_shrink: faces that would be shrunk more than this to the network's input size are skipped
+            (reported): an x8 network's 16-px input cannot carry a 60-px face's detail.
         feather: width of the paste mask's soft border, as a fraction of the face size.
         batch_size: faces per forward pass.
     """
 
     def __init__(self, restorer, detector=None, face_size=None, upscale=1, min_score=0.9, min_face_side=16,
-                 max_face_enlargement=2.0, feather=0.04, batch_size=4):
+                 max_face_enlargement=2.0, feather=0.04, batch_size=4, max_face_shrink=2.0):
         self.restorer = restorer
         self._detector = detector
         self.face_size = int(face_size or default_face_size(restorer.options))
@@ -143,14 +153,16 @@ class WholePhotoRestorer:
         self.input_size = self.face_size // self.scale
         if not (isinstance(upscale, int) and upscale >= 1):
             raise InferenceError(f'upscale must be a positive integer, got {upscale!r}.')
-        if batch_size < 1 or min_face_side < 0 or max_face_enlargement <= 0 or not 0 < feather < 0.2:
-            raise InferenceError('batch_size must be positive, min_face_side >= 0, max_face_enlargement > 0 and '
-                                 f'feather in (0, 0.2); got {batch_size}, {min_face_side}, {max_face_enlargement}, '
-                                 f'{feather}.')
+        if (batch_size < 1 or min_face_side < 0 or max_face_enlargement <= 0 or max_face_shrink < 1
+                or not 0 < feather < 0.2):
+            raise InferenceError('batch_size must be positive, min_face_side >= 0, max_face_enlargement > 0, '
+                                 f'max_face_shrink >= 1 and feather in (0, 0.2); got {batch_size}, {min_face_side}, '
+                                 f'{max_face_enlargement}, {max_face_shrink}, {feather}.')
         self.upscale = upscale
         self.min_score = min_score
         self.min_face_side = min_face_side
         self.max_face_enlargement = max_face_enlargement
+        self.max_face_shrink = max_face_shrink
         self.feather = feather
         self.batch_size = batch_size
 
@@ -165,7 +177,15 @@ class WholePhotoRestorer:
     def restore_photo(self, photo):
         """Restore every face of ``photo`` (an RGB PIL image or ``H x W x 3`` uint8 array): a :class:`PhotoResult`."""
         image = photo.convert('RGB') if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo))
-        faces = [self.examine(index, detected) for index, detected in enumerate(self.detector(image))]
+        smallest = max(self.min_face_side, MIN_PHOTO_SIDE)
+        if min(image.size) < smallest:
+            raise PhotoError(f'the photo is {image.width}x{image.height} px: too small to hold a face '
+                             f'(at least {smallest:.0f} px on each side)')
+        try:
+            detections = self.detector(image)
+        except (RuntimeError, ValueError) as error:  # e.g. a photo of an extreme aspect ratio
+            raise PhotoError(f'face detection failed on this {image.width}x{image.height} photo: {error}') from error
+        faces = [self.examine(index, detected) for index, detected in enumerate(detections)]
         todo = [face for face in faces if face.skip_reason is None]
         for face in todo:
             face.input_crop = np.asarray(warp_face(image, self.input_matrix(face.matrix), self.input_size))
@@ -201,6 +221,14 @@ class WholePhotoRestorer:
                                 f'restored face would be enlarged {enlargement:.1f}x (max_face_enlargement '
                                 f'{self.max_face_enlargement}); use a network with a larger face size or a smaller '
                                 'photo')
+        elif side / self.input_size > self.max_face_shrink:
+            network = self.restorer.options.get('type', 'the network')
+            face.skip_reason = (f'too large for the network input: the face spans {side:.0f} px of the photo but '
+                                f'{network} takes {self.input_size}x{self.input_size} faces, so it would be shrunk '
+                                f'{side / self.input_size:.1f}x before restoration (max_face_shrink '
+                                f'{self.max_face_shrink}) and come out blurrier than the photo; use a network with a '
+                                f'larger input (e.g. SPARNetHD at 512) or faces at most '
+                                f'{self.input_size * self.max_face_shrink:.0f} px')
         return face
 
     def input_matrix(self, matrix):

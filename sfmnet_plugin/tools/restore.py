@@ -4,7 +4,8 @@ Usage::
 
     sfmnet-restore PHOTO_OR_FOLDER... --output DIR --checkpoint CKPT [--opt options/x.yml | --arch-json '{...}']
                    [--scale S] [--param-key params_ema|params] [--device auto|cpu|cuda] [--face-size N]
-                   [--upscale U] [--min-score P] [--min-face-side N] [--max-face-enlargement X] [--batch-size N]
+                   [--upscale U] [--min-score P] [--min-face-side N] [--max-face-enlargement X]
+                   [--max-face-shrink X] [--batch-size N]
                    [--no-before-after] [--save-faces] [--strict]
 
 Each photo's faces are detected (MTCNN, ``facenet-pytorch``), aligned to the FFHQ five-point template, restored by
@@ -16,8 +17,9 @@ atomically.
 
 The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
 it with ``--opt`` (e.g. ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of,
-faces too small to restore and faces too large for the network's face size are listed by photo with the reason;
-unreadable photos are reported and the rest processed. Exit status: 0 if at least one photo was written (and, with
+faces too small to restore and faces too large for the network's face size or input size are listed by photo
+with the reason; unreadable photos and photos that cannot be processed (e.g. a few pixels wide) are reported and
+the rest processed. Exit status: 0 if at least one photo was written (and, with
 ``--strict``, nothing was skipped), otherwise 1.
 """
 import argparse
@@ -31,7 +33,7 @@ from tqdm import tqdm
 from sfmnet_plugin.demo.photo_sources import load_rgb
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
-from sfmnet_plugin.inference.whole_photo import WholePhotoRestorer
+from sfmnet_plugin.inference.whole_photo import PhotoError, WholePhotoRestorer
 from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options, report
 
 
@@ -54,6 +56,9 @@ def build_parser():
     parser.add_argument('--max-face-enlargement', type=float, default=2.0,
                         help='skip faces for which the restored face would be enlarged more than this when pasted '
                              'back (default: %(default)s)')
+    parser.add_argument('--max-face-shrink', type=float, default=2.0,
+                        help="skip faces that would be shrunk more than this to the network's input size before "
+                             'restoration (default: %(default)s)')
     parser.add_argument('--batch-size', type=int, default=4, help='faces per forward pass (default: %(default)s)')
     parser.add_argument('--no-before-after', action='store_true', help='do not write <stem>_before_after.png')
     parser.add_argument('--save-faces', action='store_true',
@@ -82,7 +87,10 @@ def restore_one(photo_restorer, path, stem, args):
         image = load_rgb(path)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, [(path, f'unreadable image: {error}')]
-    result = photo_restorer.restore_photo(image)
+    try:
+        result = photo_restorer.restore_photo(image)
+    except PhotoError as error:
+        return None, [(path, str(error))]
     targets = {f'{stem}.png': result.restored}
     if not args.no_before_after:
         targets[f'{stem}_before_after.png'] = result.before_after()
@@ -108,7 +116,8 @@ def run(args) -> int:
     photo_restorer = WholePhotoRestorer(
         restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
         face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
-        min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement, batch_size=args.batch_size)
+        min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement,
+        max_face_shrink=args.max_face_shrink, batch_size=args.batch_size)
     bad = []
     paths = collect_inputs(args.inputs, bad)
     check_output_folder(args.output, args.inputs)
