@@ -395,3 +395,20 @@ def test_a_page_that_does_not_read_is_one_line(tmp_path):
     with pytest.raises(lmdb_env.DamagedLmdbError, match='verify_lmdb.py'):
         client.get('000', 'gt')
     forget_lmdb_handles()
+
+
+@pytest.mark.parametrize('existing', ['folder', 'file'])
+def test_folder_to_lmdb_onto_something_that_is_not_an_lmdb_is_an_error(tmp_path, capsys, existing):
+    source = write_faces(tmp_path / 'faces', 2)
+    target = tmp_path / 'HR.lmdb'
+    if existing == 'folder':
+        target.mkdir()
+        (target / 'notes.txt').write_text('mine')
+    else:
+        target.write_text('mine')
+    assert prep_folder.cli([source, str(target), '--workers', '1']) == 2
+    [err] = error_lines(capsys.readouterr().err)
+    assert f'{target} exists but is not an LMDB' in err
+    assert (target / 'notes.txt' if existing == 'folder' else target).read_text() == 'mine'
+    if existing == 'folder':
+        assert os.listdir(target) == ['notes.txt']

@@ -83,6 +83,10 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False)
     parent = osp.dirname(osp.abspath(lmdb_path))
     check_output_root(parent)
     recover_interrupted_swap(lmdb_path)
+    if osp.exists(lmdb_path) and not overwrite and not osp.isfile(osp.join(lmdb_path, 'data.mdb')):
+        # "already exists: skipped" would report success with no LMDB there
+        raise DataPrepError(f'{lmdb_path} exists but is not an LMDB (no data.mdb); it is left as it is: choose '
+                            'another output path.')
     if output_exists(lmdb_path, overwrite):
         return None
     images = list_image_files(source, recursive=recursive)
