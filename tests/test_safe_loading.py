@@ -13,6 +13,7 @@ from os import path as osp
 
 import pytest
 import torch
+import yaml
 from launch_helpers import REPO_ROOT, launcher_env
 
 from sfmnet_plugin.compat import hardening
@@ -265,3 +266,38 @@ def test_force_yml_is_applied_safely_and_never_reaches_basicsr(tmp_path, capsys)
         check_option_file(['train.py', '-opt', path, '--force_yml', evil])
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and '--force_yml' in err and not marker.exists()
+
+
+def alias_bomb(path, levels=9):
+    """A "billion laughs" option file: 9 levels of 9 aliases each, 9**9 values once expanded, in a dozen lines."""
+    lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x]']
+    lines += [f'a{i}: &a{i} [{", ".join([f"*a{i - 1}"] * 9)}]' for i in range(1, levels)]
+    path.write_text('\n'.join(lines + ['name: bomb', '']))
+    return str(path)
+
+
+def test_a_yaml_alias_bomb_fails_fast_in_one_line(tmp_path, capsys):
+    """Refused from the structure, before anything expands: the launch check and BasicSR's own parser."""
+    import time
+
+    import basicsr.utils.options as options
+
+    from sfmnet_plugin.launch.pipeline import check_option_file
+
+    bomb = alias_bomb(tmp_path / 'bomb.yml')
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        check_option_file(['train.py', '-opt', bomb])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and bomb in err and 'an alias bomb' in err
+    with pytest.raises(UnsafeOrInvalidFileError, match='alias bomb'):
+        with open(bomb, encoding='utf-8') as f:
+            yaml.load(f, Loader=options.ordered_yaml()[0])
+    assert time.monotonic() - start < 5
+    (tmp_path / 'loop.yml').write_text('a: &a [1, *a]\n')
+    with pytest.raises(UnsafeOrInvalidFileError, match='refers to its own anchor'):
+        load_yaml_file(str(tmp_path / 'loop.yml'))
+    # ordinary anchors and aliases still work
+    (tmp_path / 'ok.yml').write_text('base: &b {lr: 0.1}\ng: *b\nd: *b\n')
+    assert load_yaml_file(str(tmp_path / 'ok.yml'))['d'] == {'lr': 0.1}

@@ -22,12 +22,54 @@ class NonFiniteWeightsError(UnsafeOrInvalidFileError):
     """A checkpoint or training state holding NaN or inf: weights of a diverged run, useless for anything."""
 
 
+# Values an option file may expand to through YAML aliases (real option files have a few hundred).
+MAX_YAML_VALUES = 100_000
+
+
 class SafePlainLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` whose refusal of a tag it does not know is one line naming the file and line.
 
     That refusal is what keeps ``!!python/object/apply:os.system`` from running; it happens for
-    every caller of this loader, BasicSR's ``parse_options`` included.
+    every caller of this loader, BasicSR's ``parse_options`` included. Aliases are bounded too: a few
+    lines of nested aliases (a "billion laughs" file) expand to billions of values once anything walks
+    the options (merging, copying, printing them); a document that would expand to more than
+    :data:`MAX_YAML_VALUES` values, or an alias inside its own anchor, is refused before it is built.
     """
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _check_expanded_size(node, getattr(self, 'name', '<yaml>'))
+        return node
+
+
+def _check_expanded_size(root, name):
+    """Raise :class:`UnsafeOrInvalidFileError` if the node graph ``root`` expands to too many values."""
+    sizes, in_progress = {}, set()
+
+    def expanded(node):
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in in_progress:
+            raise UnsafeOrInvalidFileError(f'{name}: line {node.start_mark.line + 1}: a YAML alias refers to its own '
+                                           'anchor (a recursive structure); option files cannot hold one.')
+        in_progress.add(key)
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(expanded(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(expanded(k) + expanded(v) for k, v in node.value)
+        else:
+            size = 1
+        if size > MAX_YAML_VALUES:
+            raise UnsafeOrInvalidFileError(
+                f'{name}: line {node.start_mark.line + 1}: YAML aliases expand this document to more than '
+                f'{MAX_YAML_VALUES:,} values (an alias bomb?); option files need far fewer: write the values out.')
+        in_progress.discard(key)
+        sizes[key] = size
+        return size
+
+    expanded(root)
 
 
 def _refuse_tag(loader, node):
