@@ -1,4 +1,7 @@
 """The basicsr 1.4.2 compatibility fixes, one test per fix, and the registrations."""
+import errno
+import os
+import re
 import subprocess
 import sys
 from os import path as osp
@@ -162,3 +165,42 @@ def test_option_inheritance_merges_nested_keys_and_delete(tmp_path):
 
 def test_package_version():
     assert sfmnet_plugin.__version__
+
+
+@pytest.mark.parametrize('error, cause', [
+    (OSError(errno.ENOSPC, 'No space left on device'), 'no space left on the disk (disk full)'),
+    (OSError(errno.EROFS, 'Read-only file system'), 'read-only file system'),
+    (PermissionError(errno.EACCES, 'Permission denied'), 'permission denied'),
+    (RuntimeError('[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0'), 'unexpected pos 64 vs 0'),
+])
+def test_a_checkpoint_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, error, cause):
+    """Read-only folders, a full disk or a missing permission while saving: the path and the cause, nothing left."""
+    from basicsr.models.base_model import BaseModel
+
+    from sfmnet_plugin.utils.output_paths import OutputWriteError
+
+    def failing_save(obj, path, *args, **kwargs):
+        open(path, 'wb').write(b'half')  # a write cut short
+        raise error
+
+    model = BaseModel.__new__(BaseModel)
+    model.opt = {'dist': False, 'path': {'models': str(tmp_path), 'training_states': str(tmp_path)}}
+    model.optimizers, model.schedulers = [], []
+    monkeypatch.setattr(torch, 'save', failing_save)
+    with pytest.raises(OutputWriteError, match=re.escape(f'cannot write {tmp_path / "net_g_7.pth"}: {cause}')):
+        model.save_network(torch.nn.Linear(2, 1), 'net_g', 7)
+    with pytest.raises(OutputWriteError, match=re.escape(f'cannot write {tmp_path / "7.state"}: {cause}')):
+        model.save_training_state(1, 7)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_checkpoint_folder_that_is_a_file_is_one_line(tmp_path):
+    from basicsr.models.base_model import BaseModel
+
+    from sfmnet_plugin.utils.output_paths import OutputWriteError
+
+    (tmp_path / 'models').write_text('not a folder')
+    model = BaseModel.__new__(BaseModel)
+    model.opt = {'dist': False, 'path': {'models': str(tmp_path / 'models')}}
+    with pytest.raises(OutputWriteError, match='cannot write .*models/net_g_7.pth: Parent directory'):
+        model.save_network(torch.nn.Linear(2, 1), 'net_g', 7)

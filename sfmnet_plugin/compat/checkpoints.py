@@ -5,6 +5,16 @@ from os import path as osp
 
 from sfmnet_plugin.compat.resume import resume_extras
 from sfmnet_plugin.utils.atomic import atomic_torch_save
+from sfmnet_plugin.utils.output_paths import output_write_error
+
+
+def save_checkpoint_file(obj, path):
+    """:func:`atomic_torch_save`, with a read-only folder, a full disk or a missing permission as one
+    :class:`~sfmnet_plugin.utils.output_paths.OutputWriteError` line naming ``path`` and the cause."""
+    try:
+        atomic_torch_save(obj, path)
+    except (OSError, RuntimeError) as error:
+        raise output_write_error(path, error) from error
 
 
 def training_states_newest_first(states_dir):
@@ -103,7 +113,7 @@ def patch_atomic_checkpoints():
             state = self.get_bare_model(network).state_dict()
             checkpoint[key] = {name.removeprefix('module.'): tensor.cpu() for name, tensor in state.items()}
         label = 'latest' if current_iter == -1 else current_iter
-        atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+        save_checkpoint_file(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
     @master_only
     def save_training_state(self, epoch, current_iter):
@@ -111,7 +121,7 @@ def patch_atomic_checkpoints():
             return
         state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers], **resume_extras(self, current_iter)}
-        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        save_checkpoint_file(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     save_training_state.sfmnet_patched = True
     BaseModel.save_network = save_network

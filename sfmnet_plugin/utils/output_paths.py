@@ -8,7 +8,10 @@ tools call these functions with their planned output paths first; each problem i
 rename a temporary file onto the name replace a link itself and never write through it; they still
 call :func:`refuse_inputs` and give the file the normal permissions, :func:`default_file_mode`.)
 """
+import errno
 import os
+import re
+import shutil
 from os import path as osp
 
 
@@ -36,6 +39,37 @@ def refuse_links(paths, option='--output'):
         if osp.islink(path):
             raise OutputPathError(f'{option}: {path} is a symbolic link (to {os.readlink(path)}); writing it would '
                                   'overwrite the file the link points to: remove the link or choose another folder.')
+
+
+class OutputWriteError(OSError):
+    """An output that could not be written (read-only, disk full, no permission); the message names path and cause."""
+
+
+_CAUSES = {
+    errno.ENOSPC: 'no space left on the disk (disk full)',
+    errno.EDQUOT: 'disk quota exceeded',
+    errno.EROFS: 'read-only file system',
+    errno.EACCES: 'permission denied (is the folder read-only for this user?)',
+    errno.EPERM: 'operation not permitted (is the folder read-only for this user?)',
+}
+
+
+def output_write_error(path, error):
+    """The :class:`OutputWriteError` for ``error`` (an OSError, or torch's RuntimeError "file write failed")
+    raised while writing ``path``: one line with the path and the cause in words."""
+    if isinstance(error, OSError) and error.errno in _CAUSES:
+        cause = _CAUSES[error.errno]
+    elif isinstance(error, OSError):
+        cause = error.strerror or str(error)
+    else:  # torch's writer reports a failed write without errno: say whether the disk is full
+        text = re.sub(r'^\[enforce fail at [^\]]*\]\s*\.?\s*', '', str(error).strip())
+        cause = text.splitlines()[0].rstrip('.') if text else type(error).__name__
+        try:
+            if shutil.disk_usage(osp.dirname(osp.abspath(path))).free < 1 << 20:
+                cause = f'{_CAUSES[errno.ENOSPC]}; {cause}'
+        except OSError:
+            pass
+    return OutputWriteError(f'cannot write {path}: {cause}.')
 
 
 def default_file_mode():
