@@ -32,12 +32,12 @@ from sfmnet_plugin.prep.outputs import (  # noqa: F401  (build_atomically: also 
     build_atomically,
     recover_interrupted_swap,
 )
+from sfmnet_plugin.utils.output_paths import is_plain_name
 from sfmnet_plugin.utils.parallel import parallel_imap
 
 HR_LABEL = 'HR'
 REPORT_NAME = 'prepare_report.txt'
 CONTENTS_PREFIX = 'contents: '  # the report's second line: what the split must hold (verify_lmdb checks it)
-_PLAIN_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]*$')
 
 
 class DataPrepError(Exception):
@@ -229,8 +229,8 @@ def output_exists(final_path, overwrite):
 
 def check_split_name(split):
     """Split names become folder names under ``--out``: plain names only, never a path."""
-    if not _PLAIN_NAME.match(str(split)):
-        raise DataPrepError(f'split name {split!r}: use a plain name of letters, digits, "_" and "-" '
+    if not is_plain_name(split):
+        raise DataPrepError(f'split name {split!r}: use a plain name of letters, digits, ".", "_" and "-" '
                             '(e.g. test); a split name is a folder under --out, never a path.')
 
 

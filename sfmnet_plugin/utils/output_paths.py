@@ -19,6 +19,16 @@ class OutputPathError(ValueError):
     """An output path that would destroy an input or write through a symbolic link."""
 
 
+# A name that becomes one folder or file name, never a path: no separator, no leading '.' (so never '..').
+_PLAIN_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
+
+
+def is_plain_name(value):
+    """True for a name (a string, or an integer) of letters, digits, '.', '_' and '-' that starts with a letter or
+    digit: safe to join under an output root."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and bool(_PLAIN_NAME.match(str(value)))
+
+
 def _same_file(first, second):
     if osp.exists(first) and osp.exists(second):
         return osp.samefile(first, second)

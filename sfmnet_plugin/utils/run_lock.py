@@ -1,0 +1,81 @@
+"""One live run per experiment (or results) folder: a lock file held while the run uses the folder.
+
+Two ``sfmnet-train`` runs with the same ``name`` at once used to share one folder: the second archived the
+first, live run's folder (BasicSR's ``mkdir_and_rename``) and the first run's checkpoints then landed in the
+second run's folder, both exiting 0. A run now holds an exclusive ``fcntl.flock`` on ``<folder>/.run.lock``
+(which records its PID) from before it touches the folder until it ends; a second run finds the lock
+taken and stops with :class:`RunFolderInUseError` naming the folder and the running PID, before it
+archives, creates or writes anything. The kernel releases a flock when its process dies, however it
+dies, so a killed run's folder is usable again at once (the stale file is simply locked anew).
+"""
+import fcntl
+import os
+from os import path as osp
+
+LOCK_NAME = '.run.lock'
+
+
+class RunFolderInUseError(RuntimeError):
+    """The experiment or results folder is in use by another live run."""
+
+
+class FolderLock:
+    """An exclusive, non-blocking flock on ``<folder>/.run.lock`` holding this process's PID."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.path = osp.join(folder, LOCK_NAME)
+        self._fd = None
+
+    def acquire(self):
+        """Take the lock (creating the lock file), or raise :class:`RunFolderInUseError` if a live run holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
+            os.close(fd)
+            raise RunFolderInUseError(
+                f'{self.folder} is in use by a running process (PID {holder}); wait for it to finish or stop it, '
+                'or give this run another name.') from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f'{os.getpid()}\n'.encode('ascii'), 0)
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+class RunFolderLocks:
+    """The folders one run holds; :meth:`claim` before a folder is archived or used, :meth:`release_all` at the end."""
+
+    def __init__(self):
+        self.locks = {}
+
+    def claim(self, folder):
+        """Lock ``folder`` (it must exist) for this run, unless this run holds it already."""
+        key = osp.realpath(folder)
+        if key not in self.locks:
+            self.locks[key] = FolderLock(folder).acquire()
+
+    def wrap_mkdir_and_rename(self, mkdir_and_rename):
+        """BasicSR's ``mkdir_and_rename(path)`` that never archives a folder a live run holds and locks the new one."""
+        def locked_mkdir_and_rename(path):
+            # The old folder's lock is held through the archive rename: a live run's folder is never moved.
+            old = FolderLock(path).acquire() if osp.isdir(path) and osp.realpath(path) not in self.locks else None
+            try:
+                mkdir_and_rename(path)
+            finally:
+                if old is not None:
+                    old.release()
+            self.claim(path)
+
+        return locked_mkdir_and_rename
+
+    def release_all(self):
+        for lock in self.locks.values():
+            lock.release()
+        self.locks.clear()
