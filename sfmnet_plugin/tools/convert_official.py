@@ -19,6 +19,7 @@ from basicsr.archs import build_network
 
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint, unwrap_checkpoint
 from sfmnet_plugin.utils.atomic import atomic_torch_save
+from sfmnet_plugin.utils.output_paths import output_write_error
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
 
@@ -55,8 +56,7 @@ def main(argv=None) -> int:
     try:
         atomic_torch_save({'params': converted}, args.output)  # OUT is either absent or complete
     except (OSError, RuntimeError) as error:  # a missing or read-only folder, a full disk
-        return fail(f'cannot write {args.output}: '
-                    f'{getattr(error, "strerror", None) or str(error).strip().splitlines()[0]}')
+        return fail(str(output_write_error(args.output, error)))
     with torch.device('meta'):  # count the parameters (not the buffers) of the network the weights are for
         num_params = sum(p.numel() for p in build_network(dict(found.network_options)).parameters())
     print(f'Found: {found.name}. Wrote {args.output}: {len(converted)} tensors, {num_params:,} parameters; '
