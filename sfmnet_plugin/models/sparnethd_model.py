@@ -1,4 +1,4 @@
-"""SPARNetHD's GAN training (``shared/reference/sparnet_spec.md`` section 7) on the plugin's face-model base."""
+"""SPARNetHD's GAN training (``docs/fidelity.md`` §B7) on the plugin's face-model base."""
 from collections import OrderedDict
 
 import torch
@@ -41,7 +41,7 @@ class SPARNetHDModel(FaceSRModel):
     * ``BaseModel.model_ema``: it averages parameters only. Every conv of SPARNetHD is spectral-normalised, and the
       spectral norm's power-iteration vectors ``u``/``v`` are buffers; left at their initial values they give the
       EMA generator a wrong normalisation, i.e. garbage outputs. The official EMA averages the whole state dict
-      (``H <- 0.999 H + 0.001 G``, spec 7 and 9.15): :meth:`model_ema` does that for every floating-point entry
+      (``H <- 0.999 H + 0.001 G``, §B7 and §B9 item 15): :meth:`model_ema` does that for every floating-point entry
       (parameters and buffers) and copies the others.
     * ``PerceptualLoss`` input size: the official code resizes images narrower than 224 pixels to 224x224
       (bilinear) before VGG; ``train.perceptual_min_size`` (default 224) does it here (no effect at 512).
