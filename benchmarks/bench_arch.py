@@ -12,8 +12,9 @@ SMLNet) its stage-1 loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of ang
 official L1 (and SPARNetHD L1 alone, without its GAN and perceptual terms), a discriminator
 ``BCEWithLogits(logits, 1)`` (summed over the scales of the multi-scale one). Inputs are random data in [0, 1]: SFMNet
 and SPARNet get the LR face (``--size / --scale``) and upsample it themselves, a discriminator the ``--size`` image;
-SPARNetHD and its discriminator take a ``--hd-size`` image (SPARNetHD restores a face already at its output size). SPARNetHD is heavy
-(181 GMACs at the default --hd-size 256, 724 G at its native 512x512), so it is not among the default models.
+SPARNetHD and its discriminator take a ``--hd-size`` image (SPARNetHD restores a face already at its output size).
+SPARNetHD is heavy (181 GMACs at the default --hd-size 256, 724 G at its native 512x512), so it is not among the
+default models.
 
 Ratios (``--ratio-modes``): every generator is also timed alternately, in the same process, in each speed mode
 against its baseline: for ``sfmnet`` and ``sfmnet-tiny`` the frozen copy of the pre-optimisation network

@@ -1,5 +1,6 @@
 """SPARNet, SPARNetHD and the multi-scale patch discriminator: parameter counts and layouts of the official networks
-(docs/fidelity.md §B3, §B7), shapes, the [0, 1] contract, BatchNorm at inference, the official initialisation and deterministic spectral norm.
+(docs/fidelity.md §B3, §B7), shapes, the [0, 1] contract, BatchNorm at inference, the official initialisation and
+deterministic spectral norm.
 
 Full-size networks are built on the meta device (no memory, no initialisation) for counts and shapes; forward
 passes run on narrow configurations and small images, plus one default-width SPARNet forward at 16x16 -> 128x128.
