@@ -55,7 +55,7 @@ def build_parser():
                              '(default: %(default)s)')
     parser.add_argument('--precision', choices=sorted(PRECISIONS), default='fp32',
                         help='autocast dtype: bf16 takes about 0.6x the fp32 time on CPUs with AVX512-BF16/AMX '
-                             '(not on GPUs at face sizes: see README "Speed") (default: %(default)s)')
+                             '(not on GPUs at face sizes: see docs/speed.md) (default: %(default)s)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the network: the first batch compiles (about a minute on a small CPU), '
                              'the following ones run faster; for folders of many faces')

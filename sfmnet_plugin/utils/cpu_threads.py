@@ -6,12 +6,11 @@ barrier; by default a libgomp thread that reaches a barrier or finishes its shar
 (spins ~300,000 times) before it sleeps. With two threads on two cores and one other busy process,
 three runnable threads share two cores: our spinning threads burn the time slices that the thread
 still holding work needs, and the tiny network's thousands of small regions per step each pay it
-(measured in ``benchmarks/bench_threads.py``; numbers in the README).
+(``benchmarks/bench_threads.py`` measures it; the numbers are in docs/speed.md).
 
 ``GOMP_SPINCOUNT=10000`` bounds that spinning to a few microseconds before a waiting thread sleeps: on a
-quiet machine that is as fast as the default (a step of the demo's network: 0.73-0.77 s against 0.77-0.78 s),
-while ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once) made every region pay a wake-up (1.05-1.12 s); beside one
-busy process it takes 2.7-3.2 s where PASSIVE takes 2.1 s and the default did not finish 7 steps in 240 s.
+quiet machine that is as fast as the default, while ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once) makes every
+region pay a wake-up; beside busy processes it avoids the default's collapse.
 libgomp reads these variables once, when torch loads it, so :func:`set_openmp_wait_policy_default` runs at the
 top of ``import sfmnet_plugin`` (before torch is imported) and only sets a default: ``OMP_WAIT_POLICY`` or
 ``GOMP_SPINCOUNT`` in the environment wins, and nothing is changed when torch was imported first.
