@@ -93,7 +93,7 @@ class PairedFaceDataset(data.Dataset):
         meta_info_file (str, optional): use only the images it names (first token per line).
         check_images_at_start (bool): decode every image once when the dataset is built, so a
             corrupt image stops the run at once, naming it, instead of when it is first drawn
-            (default False; costs one pass over the data, see the README).
+            (default False; costs one pass over the data, see docs/safety.md).
 
     Each sample: ``lq`` (3 x h x w) and ``gt`` (3 x H x W) float32 RGB in [0, 1], ``lq_path`` and
     ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).

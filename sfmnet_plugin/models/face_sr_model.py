@@ -83,7 +83,7 @@ class FaceSRModel(SRModel):
       scaler for fp16); the losses are computed in float32.
     * ``train.grad_clip_norm``: clip the generator's gradient norm (off when absent).
     * ``train.channels_last``: the trained networks keep their weights in channels_last (NHWC) layout, which
-      oneDNN's and cuDNN's reduced-precision convolutions prefer (off by default; README "Speed" has the numbers).
+      oneDNN's and cuDNN's reduced-precision convolutions prefer (off by default; docs/speed.md has the numbers).
     * ``train.compile``: ``torch.compile`` the trained networks in place (``nn.Module.compile``: checkpoints keep
       their keys); the first iterations pay the compilation. Off by default: it did not speed up a CPU step.
     * EMA (``ema_decay`` > 0) also copies the buffers (BatchNorm running statistics) into the EMA
