@@ -65,7 +65,7 @@ GPU_BUDGET = ['datasets:train:batch_size_per_gpu=8', 'datasets:train:num_worker_
               'train:scheduler:milestones=[15000]', 'train:optim_g:lr=!!float 2e-4', 'val:val_freq=2000',
               'logger:save_checkpoint_freq=2000']
 # The CPU preset is the option files as written: widths chosen so the three trainings, the face gathering and the
-# benchmark take minutes on a small CPU (timings in the README, Results).
+# benchmark take minutes on a small CPU (timings in docs/speed.md).
 DEMO_NETWORKS = (
     DemoNetwork('SFMNet', 'options/demo_SFMNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
