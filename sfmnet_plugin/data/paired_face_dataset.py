@@ -84,7 +84,7 @@ class PairedFaceDataset(data.Dataset):
             ``matlab_bicubic`` (BasicSR's ``imresize``), for on-the-fly LR.
         phase (str): augmentation and cropping happen only when it is ``train``.
         use_hflip, use_rot (bool): BasicSR flips/rotations; default False (SFMNet used none).
-        random_resized_crop (dict, optional): SPARNet's augmentation (§B5.1), e.g.
+        random_resized_crop (dict, optional): SPARNet's augmentation (docs/fidelity.md §B5.1), e.g.
             ``{scale: [0.7, 1.0], ratio: [0.75, 1.3333], probability: 0.974}``: after the flip, a
             random box of the HR face is resized back to the face's size (PIL bicubic), and the LR
             is made from that HR by ``downsampler``, so it needs no ``dataroot_lq``. See

@@ -11,7 +11,7 @@ from sfmnet_plugin.models.sfmnet_model import SFMNetModel
 
 @MODEL_REGISTRY.register()
 class SFMNetGANModel(SFMNetModel):
-    """SFMNet-GAN (§A6): the stage-1 objective plus perceptual and two adversarial terms.
+    """SFMNet-GAN (docs/fidelity.md §A6): the stage-1 objective plus perceptual and two adversarial terms.
 
     Warm-starts from a PSNR-stage checkpoint (``path.pretrain_network_g``). Networks and losses::
 

@@ -8,7 +8,7 @@ from sfmnet_plugin.models.face_sr_model import FaceSRModel, build_optional_loss
 class SFMNetModel(FaceSRModel):
     """SFMNet's first (PSNR) stage: the dual pixel loss and the frequency loss.
 
-    The official objective (§A5) is
+    The official objective (docs/fidelity.md §A5) is
     ``L1(sr, gt) + L1(sr_frequency, gt) + 0.01 * (L1 of amplitudes + L1 of phases)(sr_frequency, gt)``,
     configured in ``train`` as::
 
