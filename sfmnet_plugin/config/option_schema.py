@@ -259,10 +259,3 @@ def validate_options(opt, source='options'):
     problems = option_key_problems(opt)
     if problems:
         raise OptionKeyError(f'{source}: ' + '; '.join(problems) + '.')
-
-
-def validate_option_file(option_path, force_yml=()):
-    """Read ``option_path`` safely (``_base_`` merged), apply ``--force_yml`` entries, raise on unknown keys."""
-    from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options
-
-    validate_options(apply_overrides(load_merged_options(option_path), force_yml), option_path)
