@@ -166,3 +166,39 @@ def test_the_plugins_models_keys_are_in_the_table():
                 read = set(re.findall(rf"{section}_opt(?:\.get\(|\[)'(\w+)'", source))
                 read |= set(re.findall(rf"opt\['{section}'\](?:\.get\(|\[)'(\w+)'", source))
                 assert read <= keys[section], (name, cls.__name__, section, read - keys[section])
+
+
+def test_option_keys_are_declared_once_on_the_plugins_classes():
+    """The plugin's models and datasets carry their keys as a class attribute; the schema's tables hold only
+    BasicSR's own classes, which cannot carry one."""
+    from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
+
+    from sfmnet_plugin.config import option_schema
+
+    for registry in (MODEL_REGISTRY, DATASET_REGISTRY):
+        ours = [cls for _, cls in registry if cls.__module__.startswith('sfmnet_plugin.')]
+        assert ours and all('option_keys' in vars(cls) for cls in ours), registry._name
+        names = {cls.__name__ for cls in ours}
+        assert not names & (set(option_schema.BASICSR_MODEL_KEYS) | set(option_schema.BASICSR_DATASET_KEYS))
+    assert not [name for name in vars(option_schema) if name.startswith('register_')]
+
+
+def test_a_model_of_your_own_is_checked_once_it_declares_its_keys():
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    from sfmnet_plugin.models.sfmnet_model import SFMNetModel
+
+    class DeclaringModel(SFMNetModel):
+        option_keys = {'train': {'its_own_key'}}
+
+    MODEL_REGISTRY._obj_map['DeclaringModel'] = DeclaringModel
+    try:
+        opt = copy.deepcopy(load_merged_options(STAGE_1))
+        opt['model_type'] = 'DeclaringModel'
+        opt['train']['its_own_key'] = 1
+        opt['train']['frequency_opt']['loss_weight'] = 0.01  # a parent's section, still valid
+        assert option_key_problems(opt) == []
+        opt['train']['its_own_kye'] = 1
+        assert any("train.its_own_kye" in p and "'its_own_key'" in p for p in option_key_problems(opt))
+    finally:
+        del MODEL_REGISTRY._obj_map['DeclaringModel']
