@@ -31,8 +31,8 @@ of the official code's convs (30.57 G for SFMNet); FFTs, attention matmuls and e
 Peak memory: ``max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each model runs in its own
 process, so that includes the ~0.3-0.5 GB of torch itself). Prints a Markdown table.
 
-Allocator (CPU, glibc): ``import sfmnet_plugin`` lets glibc keep freed memory for reuse
-(:mod:`sfmnet_plugin.utils.cpu_memory`), so the measuring processes do not page-fault their whole working set
+Allocator (CPU, glibc): each measuring process applies the plugin's entry-point settings, which let glibc keep
+freed memory for reuse (:mod:`sfmnet_plugin.utils.cpu_memory`), so it does not page-fault its whole working set
 (gigabytes for SFMNet at batch 8) again on every iteration. ``--return-freed-memory`` measures with glibc's
 default instead (every large tensor a fresh ``mmap``), as the official code's timings (docs/fidelity.md §A9) were taken.
 """
@@ -84,6 +84,9 @@ def parse_args(argv=None):
 def build_model(name, args):
     """``(model, input size, kind)``; kind: 'sfmnet', 'generator' (one image out) or 'discriminator'."""
     import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+
+    apply_process_settings()  # glibc keeps freed memory, as in the plugin's commands (unless --return-freed-memory)
     from sfmnet_plugin.archs.lightcnn_discriminator_arch import (
         SFMNetFrequencyDiscriminator,
         SFMNetSpatialDiscriminator,

@@ -99,7 +99,7 @@ class PairedFaceDataset(data.Dataset):
     ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).
     """
 
-    # The options above, checked before training starts (sfmnet_plugin.config.option_schema): keep the two in step.
+    # The options above (besides the data loader's), checked before training starts (config.option_schema).
     option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'io_backend', 'scale', 'downsampler', 'phase', 'use_hflip',
                              'use_rot', 'gt_size', 'meta_info_file', 'random_resized_crop', 'check_images_at_start'})
 

@@ -99,6 +99,10 @@ class FaceSRModel(SRModel):
       ``<dataset>_contact_sheet.png`` (``val.contact_sheet`` images, default 8) in ``results/<name>/``.
     """
 
+    # The option keys this class reads beyond its parents' (section -> keys; checked by config.option_schema).
+    option_keys = {'train': {'mixed_precision', 'grad_clip_norm', 'channels_last', 'compile'},
+                   'val': {'compare_bicubic', 'contact_sheet', 'sr_quantization'}}
+
     # ------------------------------------------------------------------ training
 
     def init_training_settings(self):

@@ -37,6 +37,13 @@ class SFMNetGANModel(SFMNetModel):
     ``net_d_iters`` and ``net_d_init_iters`` behave as in BasicSR's ``SRGANModel``.
     """
 
+    option_keys = {'': {'network_d', 'network_d_frequency'},  # beyond SFMNetModel's
+                   'path': {'pretrain_network_d', 'strict_load_d', 'pretrain_network_d_frequency',
+                            'strict_load_d_frequency'},
+                   'train': {'optim_d', 'optim_d_frequency', 'gan_opt', 'gan_frequency_opt', 'frequency_d_loss_weight',
+                             'official_detached_perceptual', 'official_detached_frequency_fake', 'net_d_iters',
+                             'net_d_init_iters'}}
+
     def init_training_settings(self):
         self.net_d = self.build_discriminator('network_d', 'pretrain_network_d', 'strict_load_d')
         self.net_d_frequency = None

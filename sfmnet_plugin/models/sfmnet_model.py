@@ -21,6 +21,8 @@ class SFMNetModel(FaceSRModel):
     trained too, as long as no frequency-branch loss is set.
     """
 
+    option_keys = {'train': {'frequency_branch_pixel_opt', 'frequency_opt'}}  # beyond FaceSRModel's
+
     def init_training_settings(self):
         super().init_training_settings()
         train_opt = self.opt['train']

@@ -222,6 +222,8 @@ def benchmark_family(output, test_lmdb, scale, models):
 
 
 def main(argv=None):
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    apply_process_settings()
     args = build_parser().parse_args(argv)
     if args.threads < 1:
         raise SystemExit('sfmnet-demo: --threads must be at least 1.')

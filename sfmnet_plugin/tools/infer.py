@@ -241,6 +241,8 @@ def report(summary, written, bad, skipped_noun, strict) -> int:
 
 
 def main(argv=None) -> int:
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    apply_process_settings()
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or (args.size is not None and args.size < 1) or args.max_input_side < 1:
         print('sfmnet-infer: error: --batch-size, --size and --max-input-side must be positive.', file=sys.stderr)

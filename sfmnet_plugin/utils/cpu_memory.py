@@ -5,12 +5,13 @@ unmaps it on free, and trims the top of its heap after frees. A network step on 
 the same feature maps (megabytes to gigabytes) every iteration, so each iteration page-faults its whole working
 set again, which can cost more than the arithmetic of an elementwise op (numbers in docs/speed.md).
 
-:func:`keep_freed_memory_default` raises both thresholds with ``mallopt`` when ``import sfmnet_plugin`` runs,
-so every plugin command and every program that imports the plugin reuses freed blocks. The cost is memory the
-process keeps after its peak (a higher peak RSS, also in docs/speed.md). It only sets a
-default: ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``glibc.malloc`` tunables in the environment
-win, ``SFMNET_RETURN_FREED_MEMORY=1`` switches it off, and nothing happens outside Linux/glibc. Forked children
-(DataLoader workers) inherit the setting; spawned ones (torchrun ranks) import the plugin again.
+:func:`keep_freed_memory_default` raises both thresholds with ``mallopt``; the plugin's commands call it at
+start (:func:`sfmnet_plugin.utils.cpu_tuning.apply_process_settings`), importing the library does not. The
+cost is memory the process keeps after its peak (a higher peak RSS, in docs/speed.md).
+It only sets a default: ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``glibc.malloc`` tunables in
+the environment win, ``SFMNET_RETURN_FREED_MEMORY=1`` switches it off, and nothing happens outside
+Linux/glibc. Forked children (DataLoader workers) inherit the setting; spawned ones (torchrun ranks) run the
+launcher, which applies it again.
 """
 import ctypes
 import os
