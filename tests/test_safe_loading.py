@@ -285,12 +285,12 @@ def test_a_yaml_alias_bomb_fails_fast_in_one_line(tmp_path, capsys):
 
     import basicsr.utils.options as options
 
-    from sfmnet_plugin.launch.pipeline import check_option_file
+    from sfmnet_plugin.launch.cli import main as launch
 
     bomb = alias_bomb(tmp_path / 'bomb.yml')
     start = time.monotonic()
     with pytest.raises(SystemExit) as exit_info:
-        check_option_file(['train.py', '-opt', bomb])
+        launch('train', str(tmp_path / 'root'), ['-opt', bomb])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and bomb in err and 'an alias bomb' in err

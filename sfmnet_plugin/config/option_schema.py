@@ -31,6 +31,8 @@ import inspect
 
 import torch
 
+from sfmnet_plugin.config.option_values import option_value_problems
+
 # What basicsr 1.4.2 reads for every model (utils/options.py, train.py, test.py, utils/logger.py,
 # models/base_model.py, data/__init__.py); the launcher-set keys are accepted too (a parsed file may hold them).
 BASE_KEYS = {
@@ -260,7 +262,9 @@ def option_key_problems(opt):
 
 
 def validate_options(opt, source='options'):
-    """Raise :class:`OptionKeyError` (``source: problem; problem``) if ``opt`` has unknown keys or types."""
-    problems = option_key_problems(opt)
+    """Raise :class:`OptionKeyError` (``source: problem; problem``) if ``opt`` has unknown keys or types, or values
+    of a wrong type or range, or a name that is a path
+    (:func:`~sfmnet_plugin.config.option_values.option_value_problems`)."""
+    problems = option_key_problems(opt) + option_value_problems(opt)
     if problems:
         raise OptionKeyError(f'{source}: ' + '; '.join(problems) + '.')

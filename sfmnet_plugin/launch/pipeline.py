@@ -18,6 +18,8 @@ from sfmnet_plugin.config.option_files import write_merged_options
 from sfmnet_plugin.data.image_check import DatasetImageError
 from sfmnet_plugin.launch.session import run_session
 from sfmnet_plugin.utils.nonfinite import NonFiniteError
+from sfmnet_plugin.utils.output_paths import OutputWriteError
+from sfmnet_plugin.utils.run_lock import RunFolderInUseError
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 PIPELINES = {'train': ('basicsr.train', 'train_pipeline'), 'test': ('basicsr.test', 'test_pipeline')}
@@ -59,8 +61,10 @@ def run_basicsr_pipeline(request):
             command_line(request.basicsr_argv(option_file)):
         try:
             pipeline(request.root_path)
-        except (NonFiniteError, DatasetImageError, UnsafeOrInvalidFileError) as error:
-            # a diverged run, corrupt data, a checkpoint or state refused: one line in the log and on stderr
+        except (NonFiniteError, DatasetImageError, UnsafeOrInvalidFileError, RunFolderInUseError,
+                OutputWriteError) as error:
+            # a diverged run, corrupt data, a checkpoint or state refused, the folder in use by another run, a
+            # checkpoint that cannot be written: one line in the log and on stderr
             from basicsr.utils import get_root_logger
 
             get_root_logger().error(str(error))

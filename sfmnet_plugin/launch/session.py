@@ -13,7 +13,10 @@ launcher's :class:`~sfmnet_plugin.launch.request.RunRequest`):
 * if the run fails before its first training iteration (testing: before it tests), e.g. on a broken
   dataset file or a network that cannot be built, the experiment and TensorBoard folders this run
   created are removed and a folder BasicSR archived to make room (``<name>_archived_<time>``) gets its
-  name back.
+  name back;
+* the run holds a lock on its experiment (testing: results) folder, taken before BasicSR archives or uses
+  it (:mod:`sfmnet_plugin.utils.run_lock`): a second run of the same name stops with the first one's PID
+  instead of archiving a live run's folder.
 
 Every change is undone when the ``with`` block ends.
 """
@@ -27,6 +30,7 @@ from datetime import timedelta
 from os import path as osp
 
 from sfmnet_plugin.utils.cpu_threads import busy_machine_warning
+from sfmnet_plugin.utils.run_lock import RunFolderLocks
 
 LOGGER_NAME = 'basicsr'
 # INFO records of these BasicSR call sites (module, function) go to the log file only: the options,
@@ -265,8 +269,15 @@ def run_session(request):
 
     stage = request.stage
     pipeline = basicsr_train if stage == 'train' else basicsr_test
-    datasets, folders, progress = [], CreatedFolders(), RunProgress()
+    datasets, folders, progress, locks = [], CreatedFolders(), RunProgress(), RunFolderLocks()
     build_dataset, build_model = pipeline.build_dataset, pipeline.build_model
+    load_resume_state = basicsr_train.load_resume_state
+
+    def locking_load_resume_state(opt):
+        resume_state = load_resume_state(opt)
+        if resume_state is not None and opt.get('rank', 0) == 0:
+            locks.claim(opt['path']['experiments_root'])
+        return resume_state
 
     def recording_build_dataset(dataset_opt):
         dataset = build_dataset(dataset_opt)
@@ -290,9 +301,13 @@ def run_session(request):
             _patch(stack, pipeline, name, lambda *args, _function=function: LogFileOnly(_function(*args)))
         if stage == 'train':
             _patch(stack, basicsr_train, 'MessageLogger', eta_message_logger_class(basicsr_train.MessageLogger))
+        stack.callback(locks.release_all)
         for owner in (pipeline, basicsr_misc):  # the tb_logger folder, and make_exp_dirs
             if hasattr(owner, 'mkdir_and_rename'):
-                _patch(stack, owner, 'mkdir_and_rename', folders.wrap(owner.mkdir_and_rename))
+                _patch(stack, owner, 'mkdir_and_rename',
+                       folders.wrap(locks.wrap_mkdir_and_rename(owner.mkdir_and_rename)))
+        if stage == 'train':  # a resumed run uses its folder as it is (no mkdir_and_rename): lock it first
+            _patch(stack, basicsr_train, 'load_resume_state', locking_load_resume_state)
         try:
             yield
         except BaseException:
