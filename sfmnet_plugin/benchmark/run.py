@@ -15,8 +15,7 @@ from sfmnet_plugin.benchmark.methods import hr_sizes, tensor_to_rgb
 from sfmnet_plugin.benchmark.outputs import OUTPUT_FILES, write_outputs
 from sfmnet_plugin.benchmark.set_metrics import HR_ROW, VerificationRun, prepare_fid
 from sfmnet_plugin.metrics.fid import FidError
-
-NIQE_MIN_SIZE = (96, 192)  # BasicSR's NIQE fits a Gaussian to 96x96 blocks: it needs two of them at least
+from sfmnet_plugin.metrics.no_reference import niqe_size_problem
 
 
 @dataclass
@@ -148,12 +147,10 @@ def _bgr(rgb_or_tensor):
 def _check_niqe_size(metric_groups, sizes):
     if 'niqe' not in metric_groups:
         return
-    small = sorted(key for key, size in sizes.items() if min(size) < NIQE_MIN_SIZE[0] or max(size) < NIQE_MIN_SIZE[1])
+    small = sorted(key for key, size in sizes.items() if niqe_size_problem(*size))
     if small:
-        height, width = sizes[small[0]]
-        raise BenchmarkError(f'metric niqe needs images of at least {NIQE_MIN_SIZE[1]}x{NIQE_MIN_SIZE[0]} pixels '
-                             f'(two of its 96x96 blocks); {len(small)} test images are smaller, e.g. {small[0]} '
-                             f'({width}x{height}). Leave niqe out for small faces.')
+        raise BenchmarkError(f'metric niqe cannot score {len(small)} test images, e.g. {small[0]}: '
+                             f'{niqe_size_problem(*sizes[small[0]])}; leave niqe out for small faces.')
 
 
 def _score_images(dataset, sizes, methods, runners, columns, sheet_keys, progress_title, set_metrics=(None, None)):

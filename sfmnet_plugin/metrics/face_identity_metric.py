@@ -124,6 +124,7 @@ def identity_embedding(rgb, hr_rgb, backend='dlib', onnx_path=None):
     Face verification on SR faces embeds each face this way, so an SR face is aligned exactly as its HR is.
     ``rgb`` and ``hr_rgb``: uint8 RGB HxWx3 crops of one size.
     """
+    rgb = np.ascontiguousarray(rgb)
     if backend == 'dlib':
         return dlib_embedding(rgb, _dlib_shape(hr_rgb))
     return onnx_embedding(rgb, arcface_warp(hr_rgb, onnx_session(onnx_path)[2]), onnx_path).ravel()

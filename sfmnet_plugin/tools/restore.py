@@ -5,14 +5,15 @@ Usage::
     sfmnet-restore PHOTO_OR_FOLDER... --output DIR --checkpoint CKPT [--opt options/x.yml | --arch-json '{...}']
                    [--scale S] [--param-key params_ema|params] [--device auto|cpu|cuda] [--face-size N]
                    [--upscale U] [--min-score P] [--min-face-side N] [--max-face-enlargement X] [--batch-size N]
-                   [--no-before-after] [--save-faces] [--strict]
+                   [--no-before-after] [--save-faces] [--niqe] [--strict]
 
 Each photo's faces are detected (MTCNN, ``facenet-pytorch``), aligned to the FFHQ five-point template, restored by
 the network and pasted back with a soft mask (:class:`sfmnet_plugin.inference.whole_photo.WholePhotoRestorer`, on top
 of :class:`sfmnet_plugin.inference.FaceRestorer`). Written to DIR: ``<stem>.png`` (the restored photo, ``--upscale``
 times the input) and ``<stem>_before_after.png`` ([input | restored]); with ``--save-faces`` also
-``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output). Every file is written
-atomically.
+``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output); with ``--niqe`` also
+``niqe.csv``, the no-reference NIQE of every restored face before (its aligned input, bicubic-enlarged to the
+output size) and after (lower is better; faces of at least 192x96 pixels). Every file is written atomically.
 
 The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
 it with ``--opt`` (e.g. ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of,
@@ -21,6 +22,7 @@ unreadable photos are reported and the rest processed. Exit status: 0 if at leas
 ``--strict``, nothing was skipped), otherwise 1.
 """
 import argparse
+import csv
 import os
 import sys
 from os import path as osp
@@ -32,7 +34,9 @@ from sfmnet_plugin.demo.photo_sources import load_rgb
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.whole_photo import WholePhotoRestorer
+from sfmnet_plugin.metrics.no_reference import niqe_before_after
 from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options, report
+from sfmnet_plugin.utils.reports import replace_atomically
 
 
 def build_parser():
@@ -58,6 +62,8 @@ def build_parser():
     parser.add_argument('--no-before-after', action='store_true', help='do not write <stem>_before_after.png')
     parser.add_argument('--save-faces', action='store_true',
                         help="also write every face's aligned input and restored crop")
+    parser.add_argument('--niqe', action='store_true',
+                        help="report every restored face's NIQE before and after (niqe.csv; no ground truth needed)")
     parser.add_argument('--strict', action='store_true', help='exit with status 1 if any photo or face was skipped')
     return parser
 
@@ -96,6 +102,14 @@ def restore_one(photo_restorer, path, stem, args):
             return None, [(path, f'not written: {target} would replace the input photo itself')]
     for target, rgb in targets.items():
         write_png(target, rgb)
+    if args.niqe:
+        for face in result.restored_faces:
+            row = {'photo': path, 'face': face.index}
+            try:
+                row['niqe_before'], row['niqe_after'] = niqe_before_after(face.input_crop, face.restored)
+            except ValueError as error:
+                row['note'] = str(error)
+            args.niqe_rows.append(row)
     skipped = [(f'{path} face {face.index}', face.skip_reason) for face in result.skipped_faces]
     if not result.faces:
         skipped.append((path, 'no face found; written unchanged'))
@@ -126,14 +140,32 @@ def run(args) -> int:
             written += 1
             tqdm.write(f'{path}: {len(result.restored_faces)} face(s) restored, {len(result.skipped_faces)} skipped')
 
+    if args.niqe:
+        write_niqe_report(osp.join(args.output, 'niqe.csv'), args.niqe_rows)
     return report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
                   args.strict)
+
+
+def write_niqe_report(path, rows):
+    """Write ``niqe.csv`` (photo, face, NIQE before and after, note) and print one line per face."""
+    def write(target):
+        with open(target, 'w', newline='', encoding='utf-8') as f:
+            writer = csv.DictWriter(f, fieldnames=['photo', 'face', 'niqe_before', 'niqe_after', 'note'])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    replace_atomically(path, write)
+    for row in rows:
+        scores = (f"NIQE {row['niqe_before']:.3f} -> {row['niqe_after']:.3f}" if 'niqe_after' in row
+                  else f"no NIQE: {row['note']}")
+        print(f"{row['photo']} face {row['face']}: {scores}")
 
 
 def main(argv=None) -> int:
     from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
+    args.niqe_rows = []
     try:
         return run(args)
     except (InferenceError, DetectorUnavailable) as error:
