@@ -22,6 +22,7 @@ from sfmnet_plugin.metrics.fid import (
     save_fid_statistics,
 )
 from sfmnet_plugin.metrics.no_reference import niqe, niqe_before_after, niqe_size_problem
+from sfmnet_plugin.metrics.verification import evaluate_verification
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter
 from sfmnet_plugin.tools.benchmark import main as benchmark_main
 from tests.face_fixtures import astronaut, grace_hopper
@@ -235,10 +236,14 @@ def test_verification_on_real_faces_hr_above_bicubic_with_roc(real_faces, tmp_pa
     with open(out / 'pair_scores.csv', newline='') as f:
         scores = list(csv.DictReader(f))
     assert len(scores) == pairs == 136 and sum(row['same'] == '1' for row in scores) == 3
+    same = np.array([row['same'] == '1' for row in scores])
+    folds = np.array([int(row['fold']) for row in scores])
+    hr = evaluate_verification(np.array([float(row['HR']) for row in scores]), same, folds)
+    hr_accuracy, hr_auc = hr.accuracy.mean, hr.auc
+    recomputed = evaluate_verification(np.array([float(row['Bicubic']) for row in scores]), same, folds)
+    assert float(bicubic['verification_accuracy']) == pytest.approx(recomputed.accuracy.mean)
     table_md = (out / 'table.md').read_text()
-    hr_accuracy = float(table_md.split('HR faces (upper bound): accuracy ')[1].split(' ')[0])
-    hr_auc = float(table_md.split('HR faces (upper bound): accuracy ')[1].split('AUC ')[1].rstrip('.\n').split()[0]
-                   .rstrip('.'))
+    assert f'HR faces (upper bound): accuracy {hr_accuracy:.4f}' in table_md
     assert hr_accuracy >= 0.97 and hr_auc >= 0.99
     assert float(bicubic['verification_accuracy']) < hr_accuracy
     assert float(bicubic['verification_auc']) < hr_auc - 0.02
@@ -299,3 +304,31 @@ def test_benchmark_fid_and_niqe_columns(tmp_path, monkeypatch):
     Image.fromarray(astronaut()[:128, :128]).save(small / 'a.png')
     with pytest.raises(BenchmarkError, match='metric niqe cannot score 1 test images, e.g. a: NIQE needs'):
         run_benchmark(TestSet(str(small)), [Bicubic()], str(tmp_path / 'out2'), metrics=['niqe'], progress=False)
+
+
+def test_validation_logs_fid_over_the_whole_set(tmp_path, monkeypatch):
+    """``val.fid`` in a FaceSRModel's options: FID of all SR images against the reference, tracked like a metric."""
+    from basicsr.models import build_model
+    from torch.utils.data import DataLoader
+
+    from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset
+
+    hr = tmp_path / 'HR'
+    hr.mkdir()
+    for index, face in enumerate(noise_faces(3, size=32)):
+        Image.fromarray(face).save(hr / f'{index}.png')
+    monkeypatch.setattr('sfmnet_plugin.metrics.fid.fid_inception', lambda *args, **kwargs: ChannelMeans())
+    torch.manual_seed(0)
+    model = build_model({
+        'name': 'unit', 'model_type': 'FaceSRModel', 'is_train': False, 'dist': False, 'num_gpu': 0, 'rank': 0,
+        'world_size': 1, 'scale': 4, 'path': {},
+        'network_g': {'type': 'SRVGGNetCompact', 'num_feat': 8, 'num_conv': 2, 'upscale': 4},
+        'val': {'compare_bicubic': False, 'contact_sheet': 0,
+                'metrics': {'psnr': {'type': 'calculate_face_psnr', 'protocol': 'sparnet'}},
+                'fid': {'reference': str(hr)}}})
+    model.opt['is_train'] = True  # validation during training: no report files, only the logged means
+    dataset = PairedFaceDataset({'name': 'faces', 'dataroot_gt': str(hr), 'scale': 4, 'phase': 'val'})
+    model.nondist_validation(DataLoader(dataset), 1, None, False)
+    assert set(model.metric_results) == {'psnr', 'fid'} and model.metric_results['fid'] > 0
+    assert model.best_metric_results['faces']['fid'] == {'better': 'lower', 'val': model.metric_results['fid'],
+                                                         'iter': 1}

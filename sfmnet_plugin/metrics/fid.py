@@ -175,7 +175,11 @@ class FidScorer:
         self.features.setdefault(set_name, []).append(inception_features(self.network, [rgb])[0])
 
     def fid(self, set_name):
-        statistics = feature_statistics(np.stack(self.features.get(set_name, [])))
+        return self.fid_of(np.asarray(self.features.get(set_name, [])))
+
+    def fid_of(self, features):
+        """FID of (N, D) features (e.g. gathered from several processes) against the reference."""
+        statistics = feature_statistics(features)
         if statistics[0].shape != self.reference[0].shape:
             raise FidError(f'FID reference statistics have {len(self.reference[0])} features, the network gives '
                            f'{len(statistics[0])}.')
