@@ -192,13 +192,18 @@ def resolve_pairs(pair_list, keys):
     """
     keys = list(keys)
     available = set(keys)
+    below = {}  # folder -> the keys anywhere below it, for set sides
+    if pair_list.sets:
+        for key in keys:
+            parts = key.split('/')
+            for depth in range(1, len(parts)):
+                below.setdefault('/'.join(parts[:depth]), []).append(key)
     sides = []
     for pair in pair_list.pairs:
         resolved = []
         for reference in (pair.first, pair.second):
             if pair_list.sets:
-                prefix = reference + '/'
-                found = tuple(key for key in keys if key.startswith(prefix))
+                found = tuple(below.get(reference, ()))
             else:
                 stem = _strip_extension(reference)
                 found = next(((candidate,) for candidate in (stem, stem.rsplit('/', 1)[-1]) if candidate in available),
