@@ -98,7 +98,7 @@ def test_fid_references_folder_lmdb_and_npz_give_the_same_statistics(random_ince
         reference_statistics(str(tmp_path / 'bad.npz'), random_inception)
 
 
-@pytest.mark.slow  # one 2048x2048 matrix square root: half a minute on a busy 2-core machine
+@pytest.mark.slow  # one 2048x2048 matrix square root (scipy.linalg.sqrtm): slow on a CPU
 def test_fid_scorer_of_a_set_against_itself_is_zero(random_inception, tmp_path, monkeypatch):
     faces = noise_faces(3)
     (tmp_path / 'ref').mkdir()
