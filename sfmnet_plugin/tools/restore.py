@@ -102,14 +102,6 @@ def restore_one(photo_restorer, path, stem, args):
             return None, [(path, f'not written: {target} would replace the input photo itself')]
     for target, rgb in targets.items():
         write_png(target, rgb)
-    if args.niqe:
-        for face in result.restored_faces:
-            row = {'photo': path, 'face': face.index}
-            try:
-                row['niqe_before'], row['niqe_after'] = niqe_before_after(face.input_crop, face.restored)
-            except ValueError as error:
-                row['note'] = str(error)
-            args.niqe_rows.append(row)
     skipped = [(f'{path} face {face.index}', face.skip_reason) for face in result.skipped_faces]
     if not result.faces:
         skipped.append((path, 'no face found; written unchanged'))
@@ -127,7 +119,7 @@ def run(args) -> int:
     paths = collect_inputs(args.inputs, bad)
     check_output_folder(args.output, args.inputs)
     os.makedirs(args.output, exist_ok=True)
-    written, stems = 0, {}
+    written, stems, niqe_rows = 0, {}, []
     for path in tqdm(paths, unit='photo', disable=None):
         stem = osp.splitext(osp.basename(path))[0]
         if stem in stems:  # a.png and a.jpg would write the same a.png
@@ -135,15 +127,30 @@ def run(args) -> int:
             continue
         stems[stem] = path
         result, problems = restore_one(photo_restorer, path, stem, args)
+        if result is not None and args.niqe:
+            niqe_rows += face_niqe_rows(path, result)
         bad += problems
         if result is not None:
             written += 1
             tqdm.write(f'{path}: {len(result.restored_faces)} face(s) restored, {len(result.skipped_faces)} skipped')
 
     if args.niqe:
-        write_niqe_report(osp.join(args.output, 'niqe.csv'), args.niqe_rows)
+        write_niqe_report(osp.join(args.output, 'niqe.csv'), niqe_rows)
     return report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
                   args.strict)
+
+
+def face_niqe_rows(path, result):
+    """One ``niqe.csv`` row per restored face: NIQE before and after, or why it has none (a face too small)."""
+    rows = []
+    for face in result.restored_faces:
+        row = {'photo': path, 'face': face.index}
+        try:
+            row['niqe_before'], row['niqe_after'] = niqe_before_after(face.input_crop, face.restored)
+        except ValueError as error:
+            row['note'] = str(error)
+        rows.append(row)
+    return rows
 
 
 def write_niqe_report(path, rows):
@@ -165,7 +172,6 @@ def main(argv=None) -> int:
     from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
-    args.niqe_rows = []
     try:
         return run(args)
     except (InferenceError, DetectorUnavailable) as error:
