@@ -332,3 +332,16 @@ def test_validation_logs_fid_over_the_whole_set(tmp_path, monkeypatch):
     assert set(model.metric_results) == {'psnr', 'fid'} and model.metric_results['fid'] > 0
     assert model.best_metric_results['faces']['fid'] == {'better': 'lower', 'val': model.metric_results['fid'],
                                                          'iter': 1}
+
+
+def test_faces_the_detector_misses_are_kept_and_counted(tmp_path):
+    pytest.importorskip('dlib')
+    hr = tmp_path / 'HR'
+    hr.mkdir()
+    for index, face in enumerate(noise_faces(4, size=128)):
+        Image.fromarray(face).save(hr / f'p{index}.png')
+    (tmp_path / 'pairs.csv').write_text('image_a,image_b,same\np0,p1,1\np2,p3,1\np0,p2,0\np1,p3,0\n')
+    result = run_benchmark(TestSet(str(hr)), [Bicubic()], str(tmp_path / 'out'), metrics=['sfmnet'],
+                           pairs=str(tmp_path / 'pairs.csv'), latency_repeats=0, sheet_images=0, progress=False)
+    assert len(result.pair_scores) == 4 and all(np.isfinite(row['Bicubic']) for row in result.pair_scores)
+    assert any(note.startswith('Verification: dlib found no face in 4 of 4 HR faces') for note in result.notes)
