@@ -25,6 +25,7 @@ from sfmnet_plugin.benchmark import (
     TestSet,
     run_benchmark,
 )
+from sfmnet_plugin.tools.common import add_device_argument
 
 
 class _AppendMethod(argparse.Action):
@@ -63,8 +64,7 @@ def build_parser():
     parser.add_argument('--arcface-onnx', help='local ArcFace-style ONNX model for identity_arcface')
     parser.add_argument('--output', required=True, help='folder for the results (created)')
     parser.add_argument('--overwrite', action='store_true', help='replace the results of an earlier benchmark there')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                        help='where networks run (default: %(default)s)')
+    add_device_argument(parser, 'where networks run (default: %(default)s)')
     parser.add_argument('--latency-repeats', type=int, default=5,
                         help='timed batch-1 forward passes per network, 0 to skip (default: %(default)s)')
     parser.add_argument('--sheet-images', type=int, default=4,

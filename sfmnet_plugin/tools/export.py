@@ -20,7 +20,7 @@ import torch
 
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.onnx import DEFAULT_OPSET, ExportError, OnnxNetwork, export_onnx
-from sfmnet_plugin.tools.infer import add_network_arguments, network_options
+from sfmnet_plugin.tools.common import add_network_arguments, network_options
 from sfmnet_plugin.utils.numerics import input_sensitivity
 
 

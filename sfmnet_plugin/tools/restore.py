@@ -12,7 +12,9 @@ the network and pasted back with a soft mask (:class:`sfmnet_plugin.inference.wh
 of :class:`sfmnet_plugin.inference.FaceRestorer`). Written to DIR: ``<stem>.png`` (the restored photo, ``--upscale``
 times the input) and ``<stem>_before_after.png`` ([input | restored]); with ``--save-faces`` also
 ``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output). Every file is written
-atomically.
+atomically. Photos are decoded as ``sfmnet-infer`` decodes its inputs
+(:func:`sfmnet_plugin.data.image_io.read_rgb_image`: alpha composited over white, 16-bit scaled to 8 bits), and
+turned upright by their EXIF orientation.
 
 The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
 it with ``--opt`` (e.g. ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of,
@@ -28,11 +30,17 @@ from os import path as osp
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.demo.photo_sources import load_rgb
+from sfmnet_plugin.data.image_io import read_rgb_image, write_png
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.whole_photo import WholePhotoRestorer
-from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options, report
+from sfmnet_plugin.tools.common import (
+    add_device_argument,
+    add_network_arguments,
+    collect_inputs,
+    network_options,
+    report,
+)
 
 
 def build_parser():
@@ -41,8 +49,7 @@ def build_parser():
     parser.add_argument('inputs', nargs='+', metavar='PHOTO', help='photos and/or folders of photos')
     parser.add_argument('--output', required=True, help='folder for the restored photos (created if needed)')
     add_network_arguments(parser, example='{"type": "SPARNetHD"}')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                        help='auto: cuda when available (default: %(default)s)')
+    add_device_argument(parser)
     parser.add_argument('--face-size', type=int,
                         help="side of the restored aligned face (default: the network's out_size, 512 for "
                              'SPARNetHD, else 128)')
@@ -62,13 +69,6 @@ def build_parser():
     return parser
 
 
-def write_png(path, rgb):
-    """Write an RGB uint8 array as PNG via a temporary name, so ``path`` is either absent, old or complete."""
-    partial = f'{path}.partial'
-    Image.fromarray(rgb).save(partial, format='PNG')
-    os.replace(partial, path)
-
-
 def check_output_folder(output, inputs):
     """Refuse an output folder that is one of the input folders (its results would mix with, or replace, photos)."""
     for item in inputs:
@@ -79,7 +79,7 @@ def check_output_folder(output, inputs):
 def restore_one(photo_restorer, path, stem, args):
     """Restore one photo and write its files: ``(PhotoResult or None when nothing was written, [(what, reason)])``."""
     try:
-        image = load_rgb(path)
+        image, _ = read_rgb_image(path, upright=True)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, [(path, f'unreadable image: {error}')]
     result = photo_restorer.restore_photo(image)
