@@ -25,7 +25,7 @@ from sfmnet_plugin.benchmark import (
     TestSet,
     run_benchmark,
 )
-from sfmnet_plugin.tools.common import add_device_argument
+from sfmnet_plugin.tools.common import add_device_argument, tool_parser
 
 
 class _AppendMethod(argparse.Action):
@@ -41,8 +41,7 @@ class _AppendMethod(argparse.Action):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-benchmark', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser('sfmnet-benchmark', __doc__)
     data = parser.add_argument_group('test set')
     data.add_argument('--gt', required=True, help='HR images: an LMDB (*.lmdb) or a folder')
     data.add_argument('--lq', help='LR images with the same names (default: made from the HR by --downsampler)')

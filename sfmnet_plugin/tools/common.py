@@ -18,6 +18,18 @@ from sfmnet_plugin.prep.outputs import NotOurOutputError
 from sfmnet_plugin.prep.pipeline import DataPrepError, SampleSpec
 
 
+def tool_parser(prog, description):
+    """The parser of a console script whose module docstring (``description``) is its manual."""
+    return argparse.ArgumentParser(prog=prog, description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_inputs_and_output(parser, metavar, inputs_help, output_help):
+    """Positional image files and/or folders (see :func:`collect_inputs`) and the ``--output`` folder."""
+    parser.add_argument('inputs', nargs='+', metavar=metavar, help=inputs_help)
+    parser.add_argument('--output', required=True, help=output_help)
+
+
 def add_network_arguments(parser, example='{"type": "SFMNet", "num_feat": 32}'):
     """The options every tool that loads a network shares: checkpoint, network_g source, scale, state-dict key."""
     parser.add_argument('--checkpoint', required=True,

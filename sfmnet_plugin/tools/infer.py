@@ -23,7 +23,6 @@ Unreadable files, sizes the network cannot take, inputs larger than an LR face (
 output names are reported at the end while the rest is processed. Exit status: 0 if at least one image was
 written (and, with ``--strict``, no input was bad), otherwise 1.
 """
-import argparse
 import os
 import sys
 from os import path as osp
@@ -38,23 +37,16 @@ from sfmnet_plugin.data.image_io import read_rgb_image, write_png
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.face_restorer import PRECISIONS
 from sfmnet_plugin.inference.network_options import FACE_SIZE
-from sfmnet_plugin.tools.common import (
-    add_device_argument,
-    add_network_arguments,
-    collect_inputs,
-    network_options,
-    report,
-)
+from sfmnet_plugin.tools import common
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-infer', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('inputs', nargs='+', metavar='INPUT', help='LR face images and/or folders of them')
-    parser.add_argument('--output', required=True, help='folder for the SR PNGs (created if needed)')
-    add_network_arguments(parser)
+    parser = common.tool_parser('sfmnet-infer', __doc__)
+    common.add_inputs_and_output(parser, 'INPUT', 'LR face images and/or folders of them',
+                          'folder for the SR PNGs (created if needed)')
+    common.add_network_arguments(parser)
     parser.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default: %(default)s)')
-    add_device_argument(parser)
+    common.add_device_argument(parser)
     parser.add_argument('--backend', choices=['torch', 'onnxruntime'], default='torch',
                         help='onnxruntime: --checkpoint is an .onnx file written by sfmnet-export '
                              '(default: %(default)s)')
@@ -96,7 +88,7 @@ def read_inputs(args, scale, bad):
     Everything is read first (LR faces are small) so that same-sized images can share batches.
     """
     groups, output_names = {}, {}
-    for path in collect_inputs(args.inputs, bad):
+    for path in common.collect_inputs(args.inputs, bad):
         stem = osp.splitext(osp.basename(path))[0]
         if stem in output_names:  # e.g. a.png and a.jpg: one would silently overwrite the other
             bad.append((path, f'same output name {stem}.png as {output_names[stem]}'))
@@ -162,7 +154,7 @@ def check_output_folder(args):
     output = osp.realpath(args.output)
     if osp.exists(output) and not osp.isdir(output):
         raise InferenceError(f'--output {args.output}: is a file, not a folder; choose a folder for the SR images.')
-    inputs = collect_inputs(args.inputs, [])
+    inputs = common.collect_inputs(args.inputs, [])
     for folder in [item for item in args.inputs if osp.isdir(item)]:
         if osp.realpath(folder) == output:
             raise InferenceError(f'--output {args.output} is the input folder {folder}: the SR images would be written '
@@ -178,7 +170,7 @@ def check_output_folder(args):
 
 def run(args) -> int:
     check_output_folder(args)
-    restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+    restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device, precision=args.precision, backend=args.backend,
                             compile=args.compile)
     bad = []
@@ -190,7 +182,7 @@ def run(args) -> int:
         raise InferenceError(f'cannot write the SR images to {args.output}: '
                              f'{error.strerror or error} (is the disk full or the folder read-only?)') from error
 
-    return report(f'Wrote {written} SR image(s) to {args.output}.', written, bad, 'input(s)', args.strict)
+    return common.report(f'Wrote {written} SR image(s) to {args.output}.', written, bad, 'input(s)', args.strict)
 
 
 def main(argv=None) -> int:

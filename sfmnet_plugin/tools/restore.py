@@ -22,7 +22,6 @@ faces too small to restore and faces too large for the network's face size are l
 unreadable photos are reported and the rest processed. Exit status: 0 if at least one photo was written (and, with
 ``--strict``, nothing was skipped), otherwise 1.
 """
-import argparse
 import os
 import sys
 from os import path as osp
@@ -34,22 +33,15 @@ from sfmnet_plugin.data.image_io import read_rgb_image, write_png
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.whole_photo import WholePhotoRestorer
-from sfmnet_plugin.tools.common import (
-    add_device_argument,
-    add_network_arguments,
-    collect_inputs,
-    network_options,
-    report,
-)
+from sfmnet_plugin.tools import common
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-restore', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('inputs', nargs='+', metavar='PHOTO', help='photos and/or folders of photos')
-    parser.add_argument('--output', required=True, help='folder for the restored photos (created if needed)')
-    add_network_arguments(parser, example='{"type": "SPARNetHD"}')
-    add_device_argument(parser)
+    parser = common.tool_parser('sfmnet-restore', __doc__)
+    common.add_inputs_and_output(parser, 'PHOTO', 'photos and/or folders of photos',
+                          'folder for the restored photos (created if needed)')
+    common.add_network_arguments(parser, example='{"type": "SPARNetHD"}')
+    common.add_device_argument(parser)
     parser.add_argument('--face-size', type=int,
                         help="side of the restored aligned face (default: the network's out_size, 512 for "
                              'SPARNetHD, else 128)')
@@ -103,14 +95,14 @@ def restore_one(photo_restorer, path, stem, args):
 
 
 def run(args) -> int:
-    restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+    restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device)
     photo_restorer = WholePhotoRestorer(
         restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
         face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
         min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement, batch_size=args.batch_size)
     bad = []
-    paths = collect_inputs(args.inputs, bad)
+    paths = common.collect_inputs(args.inputs, bad)
     check_output_folder(args.output, args.inputs)
     os.makedirs(args.output, exist_ok=True)
     written, stems = 0, {}
@@ -126,7 +118,7 @@ def run(args) -> int:
             written += 1
             tqdm.write(f'{path}: {len(result.restored_faces)} face(s) restored, {len(result.skipped_faces)} skipped')
 
-    return report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
+    return common.report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
                   args.strict)
 
 
