@@ -8,7 +8,7 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
-from sfmnet_plugin.data.image_io import read_rgb_image
+from sfmnet_plugin.data.image_io import read_photo, read_rgb_image
 from sfmnet_plugin.tools.infer import main
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
@@ -94,7 +94,7 @@ def test_the_one_decoder_composites_alpha_and_turns_photos_upright_only_when_ask
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
     image.save(tmp_path / 'photo.png', exif=exif)
     stored, mode = read_rgb_image(tmp_path / 'photo.png')
-    upright, _ = read_rgb_image(tmp_path / 'photo.png', upright=True)
+    upright = read_photo(tmp_path / 'photo.png')  # what sfmnet-restore and the README's example use
     assert mode == 'RGBA' and stored.size == (6, 4) and upright.size == (4, 6)
     stored = np.asarray(stored)
     assert tuple(stored[0, 0]) == (10, 20, 30) and (stored[1:] == 255).all()

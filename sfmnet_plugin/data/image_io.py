@@ -54,6 +54,11 @@ def read_rgb_image(file_path, upright=False):
         return _decode_rgb_image(f.read(), file_path, upright)
 
 
+def read_photo(file_path):
+    """A photo as ``sfmnet-restore`` reads it: an upright RGB PIL image (:func:`read_rgb_image` with ``upright``)."""
+    return read_rgb_image(file_path, upright=True)[0]
+
+
 def _decode_rgb_image(content, name, upright=False):
     if not content:
         raise ImageDecodeError(f'{name}: empty image data.')

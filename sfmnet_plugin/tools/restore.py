@@ -13,7 +13,7 @@ of :class:`sfmnet_plugin.inference.FaceRestorer`). Written to DIR: ``<stem>.png`
 times the input) and ``<stem>_before_after.png`` ([input | restored]); with ``--save-faces`` also
 ``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output). Every file is written
 atomically. Photos are decoded as ``sfmnet-infer`` decodes its inputs
-(:func:`sfmnet_plugin.data.image_io.read_rgb_image`: alpha composited over white, 16-bit scaled to 8 bits), and
+(:func:`sfmnet_plugin.data.image_io.read_photo`: alpha composited over white, 16-bit scaled to 8 bits), and
 turned upright by their EXIF orientation.
 
 The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
@@ -29,7 +29,7 @@ from os import path as osp
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.data.image_io import read_rgb_image, write_png
+from sfmnet_plugin.data.image_io import read_photo, write_png
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.whole_photo import WholePhotoRestorer
@@ -71,7 +71,7 @@ def check_output_folder(output, inputs):
 def restore_one(photo_restorer, path, stem, args):
     """Restore one photo and write its files: ``(PhotoResult or None when nothing was written, [(what, reason)])``."""
     try:
-        image, _ = read_rgb_image(path, upright=True)
+        image = read_photo(path)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, [(path, f'unreadable image: {error}')]
     result = photo_restorer.restore_photo(image)
