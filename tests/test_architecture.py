@@ -74,3 +74,14 @@ def test_long_library_modules_state_why():
         if text.count('\n') > MAX_LIBRARY_LINES and LENGTH_REASON not in (ast.get_docstring(ast.parse(text)) or ''):
             too_long.append(f'{path.relative_to(REPO)} ({text.count(chr(10))} lines)')
     assert not too_long, f'split these, or say in the docstring why each is "{LENGTH_REASON}": {too_long}'
+
+
+def test_every_console_script_is_a_main_in_tools():
+    """setup.py's console scripts are the thin tools' mains (the library holds no command lines)."""
+    import importlib
+
+    scripts = re.findall(r"'([\w-]+) = (sfmnet_plugin[\w.]*):(\w+)'", (REPO / 'setup.py').read_text(encoding='utf-8'))
+    assert {'sfmnet-prepare-celeba', 'sfmnet-folder-to-lmdb', 'sfmnet-verify-lmdb'} <= {name for name, _, _ in scripts}
+    for name, module, function in scripts:
+        assert module.startswith('sfmnet_plugin.tools.') or module in ('sfmnet_plugin.train', 'sfmnet_plugin.test')
+        assert callable(getattr(importlib.import_module(module), function)), name
