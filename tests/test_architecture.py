@@ -3,7 +3,8 @@ top-level modules; no long library files without a stated reason.
 
 The contracts (import-linter, run as ``lint-imports``) count imports inside functions as much as those at the top
 of a module: the library never imports ``sfmnet_plugin.tools``; ``data`` never imports ``prep``; ``archs`` import
-nothing above them; no import cycles, neither between subpackages nor between the modules of one.
+nothing above them; no import cycles, neither between subpackages nor between the modules of one; the console
+scripts never import each other.
 """
 import ast
 import os
@@ -47,6 +48,7 @@ def test_the_import_contracts_pass():
     ('data/lmdb_reader.py', 'from sfmnet_plugin.prep import outputs', 'never imports the offline preparation'),
     ('archs/spectral.py', 'from sfmnet_plugin.losses import frequency_loss', 'nothing above them'),
     ('utils/atomic.py', 'from sfmnet_plugin.data import image_io', 'No import cycles'),
+    ('tools/export.py', 'from sfmnet_plugin.tools.infer import read_image', 'never import each other'),
 ])
 def test_a_forbidden_import_breaks_its_contract(tmp_path, module, added, contract):
     """Even inside a function, where it would not run at import time (the last case closes a utils <-> data cycle:
@@ -85,3 +87,15 @@ def test_every_console_script_is_a_main_in_tools():
     for name, module, function in scripts:
         assert module.startswith('sfmnet_plugin.tools.') or module in ('sfmnet_plugin.train', 'sfmnet_plugin.test')
         assert callable(getattr(importlib.import_module(module), function)), name
+
+
+def test_the_independence_contract_lists_every_tool():
+    """A new console script is covered by 'never import each other' only once .importlinter lists it."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / '.importlinter', encoding='utf-8')
+    listed = set(config['importlinter:contract:tools-never-import-each-other']['modules'].split())
+    tools = {f'sfmnet_plugin.tools.{path.stem}' for path in (PACKAGE / 'tools').glob('*.py')
+             if path.stem not in ('__init__', 'common')}
+    assert listed == tools
