@@ -62,6 +62,18 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path, module, added, contrac
     assert contract in broken_contracts(result.stdout), result.stdout  # others may break too (a cycle, indirectly)
 
 
+def test_no_module_imports_one_that_imports_it_back():
+    """Module by module, also a package's ``__init__`` and its own submodules (which acyclic_siblings leaves out);
+    imports inside functions count (grimp, import-linter's graph, reads every import statement)."""
+    import grimp
+
+    graph = grimp.build_graph('sfmnet_plugin', cache_dir=None)
+    cycles = sorted(f'{module} -> {imported}' for module in graph.modules
+                    for imported in graph.find_modules_directly_imported_by(module)
+                    if graph.chain_exists(importer=imported, imported=module))
+    assert not cycles, cycles
+
+
 def test_no_loose_modules_at_the_top_of_the_package():
     """Everything but the package face, the version and the two launchers lives in a folder of one concern."""
     loose = {path.name for path in PACKAGE.glob('*.py')} - TOP_LEVEL_MODULES
