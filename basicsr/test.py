@@ -4,13 +4,10 @@ This folder deliberately has no ``__init__.py``: it is not a package and never s
 installed ``basicsr``; it only holds this script, which runs the plugin's test launcher exactly as
 ``python sfmnet_plugin/test.py`` does (outputs under the repository root).
 """
-import sys
+import runpy
 from os import path as osp
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path[0] = REPO_ROOT  # this script's folder would otherwise be first on sys.path
-
-from sfmnet_plugin.test import main  # noqa: E402
 
 if __name__ == '__main__':
-    main()
+    runpy.run_path(osp.join(REPO_ROOT, 'sfmnet_plugin', 'test.py'), run_name='__main__')

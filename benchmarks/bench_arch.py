@@ -5,15 +5,16 @@
     python benchmarks/bench_arch.py --models sparnethd sparnethd-d --hd-size 256   # SPARNetHD at a small size
     python benchmarks/bench_arch.py --device cuda --amp bf16 --channels-last --compile
 
-Method (the spec's section 9 harness, extended): ``--warmup`` untimed runs, then the median (and min) of
-``--repeats`` timed runs. Forward: ``eval()`` under ``no_grad`` for each ``--batch-sizes``. Training step:
-``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; SFMNet (and SMLNet) its stage-1
-loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), on sr_fre)``, SPARNet its official L1 (and
-SPARNetHD L1 alone, without its GAN and perceptual terms), a discriminator ``BCEWithLogits(logits, 1)`` (summed
-over the scales of the multi-scale one). Inputs are random data in [0, 1]: SFMNet and SPARNet get the LR face
-(``--size / --scale``) and upsample it themselves, a discriminator the ``--size`` image; SPARNetHD and its
-discriminator take a ``--hd-size`` image (SPARNetHD restores a face already at its output size). SPARNetHD is
-heavy (181 GMACs at the default --hd-size 256, 724 G at its native 512x512), so it is not among the default models.
+Method (docs/fidelity.md §A9, the one that timed the official code, extended): ``--warmup`` untimed runs, then the
+median (and min) of ``--repeats`` timed runs. Forward: ``eval()`` under ``no_grad`` for each ``--batch-sizes``.
+Training step: ``train()``, forward + loss + backward (no optimiser step) at ``--train-batch-size``; SFMNet (and
+SMLNet) its stage-1 loss ``L1(sr) + L1(sr_fre) + 0.01 (L1 of |rfft2| + L1 of angle(rfft2), on sr_fre)``, SPARNet its
+official L1 (and SPARNetHD L1 alone, without its GAN and perceptual terms), a discriminator
+``BCEWithLogits(logits, 1)`` (summed over the scales of the multi-scale one). Inputs are random data in [0, 1]: SFMNet
+and SPARNet get the LR face (``--size / --scale``) and upsample it themselves, a discriminator the ``--size`` image;
+SPARNetHD and its discriminator take a ``--hd-size`` image (SPARNetHD restores a face already at its output size).
+SPARNetHD is heavy (181 GMACs at the default --hd-size 256, 724 G at its native 512x512), so it is not among the
+default models.
 
 Ratios (``--ratio-modes``): every generator is also timed alternately, in the same process, in each speed mode
 against its baseline: for ``sfmnet`` and ``sfmnet-tiny`` the frozen copy of the pre-optimisation network
@@ -25,15 +26,15 @@ shared machine's load far better than absolute times (``--cpu-time`` steadies it
 reference comes from its own process (``sfmnet-reference``, in the default model list).
 
 MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
-(``sfmnet_plugin.utils.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the spec's conv
-count (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not included.
+(``sfmnet_plugin.utils.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the count
+of the official code's convs (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not included.
 Peak memory: ``max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each model runs in its own
 process, so that includes the ~0.3-0.5 GB of torch itself). Prints a Markdown table.
 
-Allocator (CPU, glibc): ``import sfmnet_plugin`` lets glibc keep freed memory for reuse
-(:mod:`sfmnet_plugin.utils.cpu_memory`), so the measuring processes do not page-fault their whole working set
+Allocator (CPU, glibc): each measuring process applies the plugin's entry-point settings, which let glibc keep
+freed memory for reuse (:mod:`sfmnet_plugin.utils.cpu_memory`), so it does not page-fault its whole working set
 (gigabytes for SFMNet at batch 8) again on every iteration. ``--return-freed-memory`` measures with glibc's
-default instead (every large tensor a fresh ``mmap``), as the spec's timings of the official code were taken.
+default instead (every large tensor a fresh ``mmap``), as the official code's timings (docs/fidelity.md §A9) were taken.
 """
 import argparse
 import multiprocessing
@@ -83,6 +84,9 @@ def parse_args(argv=None):
 def build_model(name, args):
     """``(model, input size, kind)``; kind: 'sfmnet', 'generator' (one image out) or 'discriminator'."""
     import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+
+    apply_process_settings()  # glibc keeps freed memory, as in the plugin's commands (unless --return-freed-memory)
     from sfmnet_plugin.archs.lightcnn_discriminator_arch import (
         SFMNetFrequencyDiscriminator,
         SFMNetSpatialDiscriminator,
@@ -149,7 +153,7 @@ def discriminator_loss(outputs):
 
 
 def stage1_loss(outputs, target):
-    """SFMNet's PSNR-stage loss (spec section 5); the Fourier terms in float32 with autocast off."""
+    """SFMNet's PSNR-stage loss (§A5); the Fourier terms in float32 with autocast off."""
     import torch
     import torch.nn.functional as F
 

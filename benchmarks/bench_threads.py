@@ -8,8 +8,8 @@ Each measurement runs in a fresh interpreter (libgomp reads its settings once, w
 x8, batch ``--batch-size``: forward, stage-1 loss, backward, Adam step), with the demo's allocator settings.
 The median step time is kept. Settings:
 
-* ``2 threads, libgomp default``: torch imported before the plugin, ``OMP_WAIT_POLICY`` unset (idle threads spin);
-* ``2 threads, GOMP_SPINCOUNT=10000``: the plugin's default (idle threads spin briefly, then sleep);
+* ``2 threads, libgomp default``: neither ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT`` set (idle threads spin);
+* ``2 threads, GOMP_SPINCOUNT=10000``: the plugin's launchers' default (idle threads spin briefly, then sleep);
 * ``2 threads, OMP_WAIT_POLICY=PASSIVE``: idle threads sleep at once;
 * ``1 thread``.
 
@@ -31,7 +31,7 @@ HERE = osp.dirname(osp.abspath(__file__))
 REPO_ROOT = osp.dirname(HERE)
 
 SETTINGS = {
-    '2 threads, libgomp default (spinning)': {'OMP_NUM_THREADS': '2', 'import_torch_first': True},
+    '2 threads, libgomp default (spinning)': {'OMP_NUM_THREADS': '2'},
     '2 threads, GOMP_SPINCOUNT=10000 (default)': {'OMP_NUM_THREADS': '2', 'GOMP_SPINCOUNT': '10000'},
     '2 threads, OMP_WAIT_POLICY=PASSIVE': {'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE'},
     '1 thread': {'OMP_NUM_THREADS': '1'},
@@ -40,11 +40,11 @@ SETTINGS = {
 # Runs in the measuring interpreter; prints the median step time as JSON.
 MEASURE = r'''
 import json, sys, time, statistics
-if {import_torch_first}:
-    import torch  # before the plugin: libgomp keeps its default wait policy
 sys.path[:0] = [{repo!r}, {here!r}]
 import sfmnet_plugin  # noqa
 import torch
+from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+apply_process_settings()  # the allocator setting; torch has read the wait setting of the environment already
 from bench_arch import TINY_SFMNET, stage1_loss
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
 torch.manual_seed(0)
@@ -78,11 +78,9 @@ def parse_args(argv=None):
 
 def measure(setting, args):
     """Median step time (s) of one setting in a fresh interpreter, or None when it ran past ``--timeout``."""
-    options = dict(setting)
-    code = MEASURE.format(import_torch_first=options.pop('import_torch_first', False), repo=REPO_ROOT, here=HERE,
-                          batch=args.batch_size, warmup=args.warmup, repeats=args.repeats)
+    code = MEASURE.format(repo=REPO_ROOT, here=HERE, batch=args.batch_size, warmup=args.warmup, repeats=args.repeats)
     env = {k: v for k, v in os.environ.items() if k not in ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')}
-    env.update(options)  # the measured script imports sfmnet_plugin, which keeps freed memory (cpu_memory)
+    env.update(setting)
     try:
         result = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                                 timeout=args.timeout, check=True)

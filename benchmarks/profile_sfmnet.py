@@ -47,6 +47,9 @@ def main(argv=None):
 
     import sfmnet_plugin  # noqa: F401
     from sfmnet_plugin.archs.sfmnet_arch import SFMNet
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+
+    apply_process_settings()  # glibc keeps freed memory, as in the plugin's commands
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

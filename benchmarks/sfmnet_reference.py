@@ -6,7 +6,7 @@ benchmarks and tests import this module; it must never change (it is the "before
 
 Same parameter names and shapes as :class:`sfmnet_plugin.archs.sfmnet_arch.SFMNet`, so
 ``ReferenceSFMNet(**opts).load_state_dict(SFMNet(**opts).state_dict())`` works. It is a plain re-statement of
-the specification (``shared/reference/sfmnet_spec.md`` sections 2-3) in straightforward PyTorch.
+the official network (``docs/fidelity.md`` §A2-§A3) in straightforward PyTorch.
 """
 from functools import partial
 

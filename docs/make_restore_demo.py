@@ -37,7 +37,7 @@ FACE_SIZE = 128
 HELD_OUT = ('astronaut', 'grace_hopper')
 NETWORK = {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 32, 'num_conv': 8,
            'upscale': 1, 'act_type': 'prelu'}
-# SPARNetHD's chain (spec 7) with its sizes scaled from 512- to 128-px faces, and a milder blur.
+# SPARNetHD's chain (docs/fidelity.md §B7) with its sizes scaled from 512- to 128-px faces, and a milder blur.
 DEGRADATION = {'gaussian_sigma_range': [0.5, 2.5], 'average_kernel_range': [2, 4], 'median_kernel_range': [3, 3],
                'motion_kernel_range': [3, 7], 'down_size_range': [32, 96], 'jpeg_quality_range': [20, 70]}
 

@@ -2,18 +2,11 @@
 
 Importing this package applies the basicsr 1.4.2 compatibility fixes (:mod:`sfmnet_plugin.compat`)
 and registers every architecture, dataset, loss, model and metric it ships in BasicSR's
-registries, so ``type: SFMNet`` (and the rest) can be used in any BasicSR option file. When it is
-imported before torch, it also bounds how long torch's idle OpenMP threads spin before they sleep
-(``GOMP_SPINCOUNT=10000`` unless a wait setting is given; see :mod:`sfmnet_plugin.utils.cpu_threads`), and it
-lets glibc keep freed memory for reuse, which makes CPU steps much faster (unless the user set the
-allocator; see :mod:`sfmnet_plugin.utils.cpu_memory`).
+registries, so ``type: SFMNet`` (and the rest) can be used in any BasicSR option file. It changes
+nothing else in the process: the CPU settings the plugin's commands use (glibc keeping freed memory,
+a bounded OpenMP spin) are one opt-in call, :func:`sfmnet_plugin.utils.cpu_tuning.apply_process_settings`.
 """
-from sfmnet_plugin.utils import cpu_memory, cpu_threads
-
-cpu_threads.set_openmp_wait_policy_default()  # before torch loads libgomp, which reads it once
-cpu_memory.keep_freed_memory_default()
-
-from sfmnet_plugin import compat  # noqa: E402
+from sfmnet_plugin import compat
 
 compat.apply_all()
 

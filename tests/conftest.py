@@ -8,7 +8,6 @@ import torch
 import sfmnet_plugin  # noqa: F401  (compatibility fixes and registrations before any basicsr import)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_ROOT = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
 
 
 @pytest.fixture(scope='session')

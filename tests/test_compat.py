@@ -11,8 +11,10 @@ from launch_helpers import REPO_ROOT, write_yaml
 import sfmnet_plugin
 from sfmnet_plugin import compat as _compat
 from sfmnet_plugin.compat import checkpoints as compat_checkpoints
-from sfmnet_plugin.config.option_files import load_merged_options, resolved_option_argv
-from sfmnet_plugin.launch.pipeline import normalize_local_rank_argument
+from sfmnet_plugin.config.option_files import load_merged_options
+from sfmnet_plugin.launch.cli import parse_command_line
+from sfmnet_plugin.launch.pipeline import basicsr_option_file
+from sfmnet_plugin.utils.safe_loading import load_yaml_file
 
 # Every component the plugin registers, by registry; a missing one is a broken option file for users.
 EXPECTED_REGISTRATIONS = {
@@ -139,10 +141,14 @@ def test_one_lmdb_opened_by_two_readers(tmp_path):
         FileClient('lmdb', db_paths=[str(tmp_path / 'missing.lmdb')], client_keys=['gt'])
 
 
-def test_local_rank_argument_from_torch_launchers():
-    argv = ['train.py', '--local-rank=1', '-opt', 'x.yml', '--local-rank', '0']
-    assert normalize_local_rank_argument(argv) == [
-        'train.py', '--local_rank=1', '-opt', 'x.yml', '--local_rank', '0']
+def test_local_rank_argument_from_torch_launchers(tmp_path):
+    """torch >= 2 launchers pass ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
+    option_file = str(write_yaml(tmp_path / 'x.yml', {'name': 'x'}))
+    for argv in (['--local-rank=1', '-opt', option_file], ['-opt', option_file, '--local-rank', '1']):
+        request = parse_command_line('train', [*argv, '--launcher', 'pytorch'], program='train.py')
+        assert request.local_rank == 1
+        assert request.basicsr_argv('x.yml') == ['train.py', '-opt', 'x.yml', '--launcher', 'pytorch',
+                                                 '--local_rank', '1']
 
 
 def test_option_inheritance_merges_nested_keys_and_delete(tmp_path):
@@ -153,12 +159,16 @@ def test_option_inheritance_merges_nested_keys_and_delete(tmp_path):
     merged = load_merged_options(str(child))
     assert merged == {'name': 'child', 'train': {'lr': 2e-4, 'betas': [0.9, 0.99]},
                       'val': {'metrics': {'psnr': {'type': 'c'}}}}
-    with resolved_option_argv(['x', '-opt', str(child), '--debug']) as argv:
-        assert osp.basename(argv[2]) == 'child.yml' and argv[2] != str(child) and argv[3] == '--debug'
-        merged_path = argv[2]
-    assert not osp.exists(merged_path), 'the temporary merged file outlived the run'
-    with resolved_option_argv(['x', '-opt', str(tmp_path / 'base.yml')]) as argv:
-        assert argv[2] == str(tmp_path / 'base.yml')
+    request = parse_command_line('train', ['-opt', str(child), '--debug'], program='x')
+    assert request.options == merged
+    with basicsr_option_file(request) as option_file:
+        assert osp.basename(option_file) == 'child.yml' and option_file != str(child)
+        assert load_yaml_file(option_file) == merged
+        assert request.basicsr_argv(option_file) == ['x', '-opt', option_file, '--debug']
+    assert not osp.exists(option_file), 'the temporary merged file outlived the run'
+    base_request = parse_command_line('train', ['-opt', str(tmp_path / 'base.yml')])
+    with basicsr_option_file(base_request) as option_file:
+        assert option_file == str(tmp_path / 'base.yml')
 
 
 def test_package_version():

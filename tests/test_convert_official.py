@@ -1,4 +1,5 @@
-"""Official SFMNet checkpoints -> plugin weights, checked against the official key list of the reference folder."""
+"""Official SFMNet checkpoints -> plugin weights, checked against the released networks' key list
+(``tests/data/sfmnet_official_keys.txt``: names and shapes of the official generator and both discriminators)."""
 import ast
 import os
 
@@ -18,11 +19,11 @@ from sfmnet_plugin.checkpoints.sfmnet import (
 from sfmnet_plugin.tools.convert_official import main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OFFICIAL_KEYS = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'reference', 'sfmnet_official_keys.txt')
+OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'sfmnet_official_keys.txt')
 
 
 def official_shapes(network):
-    """{key: shape} of one official network ('G', 'D' or 'DF') from the reference key list."""
+    """{key: shape} of one official network ('G', 'D' or 'DF') from the official key list."""
     shapes = {}
     with open(OFFICIAL_KEYS, encoding='utf-8') as f:
         for line in f:

@@ -1,5 +1,5 @@
 """Official SPARNet-family checkpoints: recognised, checked and loaded, on state dicts built from the official key list
-(``../shared/reference/sparnet_official_keys.txt``: names, shapes and dtypes of all four released networks).
+(``tests/data/sparnet_official_keys.txt``: names, shapes and dtypes of all four released networks).
 
 The two large networks (SPARNetHD G and D) are handled on the meta device: shapes only, no memory.
 """
@@ -25,7 +25,7 @@ from sfmnet_plugin.tools.convert_official import main as convert_main
 from sfmnet_plugin.tools.infer import main as infer_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OFFICIAL_KEYS = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'reference', 'sparnet_official_keys.txt')
+OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'sparnet_official_keys.txt')
 
 # key-file section title -> (name the converter reports, tensors, parameters) from the section headers
 SECTIONS = {

@@ -13,7 +13,14 @@ from PIL import Image
 
 from sfmnet_plugin.demo import PhotoSource, RegistryPackage, build_face_set, gather_photos
 from sfmnet_plugin.demo.face_set import choose_test_groups
-from sfmnet_plugin.faces import FACE_TEMPLATE_128, DetectedFace, Jitter, align_face, face_transform, similarity_transform
+from sfmnet_plugin.faces import (
+    FACE_TEMPLATE_128,
+    DetectedFace,
+    Jitter,
+    align_face,
+    face_transform,
+    similarity_transform,
+)
 from sfmnet_plugin.faces.align import outside_fraction, source_side
 
 # MTCNN's landmarks on the public-domain photos (facenet-pytorch 2.6.0), keyed by photo size.

@@ -18,7 +18,7 @@ VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
 
 
 def official_frequency_loss(pred, target):
-    """SFMNet's formula with torch.angle (spec 5): 0.01 * (L1 of amplitudes + L1 of raw phases)."""
+    """SFMNet's formula with torch.angle (docs/fidelity.md §A5): 0.01 * (L1 of amplitudes + L1 of raw phases)."""
     pred_spectrum, target_spectrum = torch.fft.rfft2(pred, norm='backward'), torch.fft.rfft2(target, norm='backward')
     return 0.01 * (F.l1_loss(pred_spectrum.abs(), target_spectrum.abs())
                    + F.l1_loss(pred_spectrum.angle(), target_spectrum.angle()))

@@ -45,7 +45,7 @@ def test_option_file_builds(path):
 
 
 def test_paper_recipe_numbers():
-    """The stage-1 and stage-2 numbers the option files trace to the official code (spec sections 4-6)."""
+    """The stage-1 and stage-2 numbers the option files trace to the official code (docs/fidelity.md §A4-§A6)."""
     stage1 = load_merged_options(osp.join(REPO_ROOT, 'options', 'train_SFMNet_x8.yml'))
     train = stage1['train']
     assert train['optim_g']['lr'] == 1e-4 and train['optim_g']['betas'] == [0.9, 0.99]
@@ -59,7 +59,7 @@ def test_paper_recipe_numbers():
 
 
 def test_sparnet_recipe_numbers():
-    """The SPARNet option files' numbers against the released recipe (sparnet_spec.md sections 4-6)."""
+    """The SPARNet option files' numbers against the released recipe (docs/fidelity.md §B4-§B6)."""
     import torch
     from basicsr.losses import build_loss
 

@@ -7,12 +7,8 @@ import pytest
 from launch_helpers import REPO_ROOT, write_yaml
 
 from sfmnet_plugin.config.option_files import load_merged_options
-from sfmnet_plugin.config.option_schema import (
-    OptionKeyError,
-    option_key_problems,
-    validate_option_file,
-    validate_options,
-)
+from sfmnet_plugin.config.option_schema import OptionKeyError, option_key_problems, validate_options
+from sfmnet_plugin.launch.cli import parse_command_line
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '*.yml')))
 STAGE_1 = osp.join(REPO_ROOT, 'options', 'train_SFMNet_x8.yml')
@@ -114,22 +110,25 @@ def test_third_party_models_keep_their_own_keys():
 
 def test_force_yml_entries_are_checked_too(tmp_path):
     path = str(write_yaml(tmp_path / 'x.yml', load_merged_options(STAGE_1)))
-    validate_option_file(path, ['train:total_iter=6'])
+    request = parse_command_line('train', ['-opt', path, '--force_yml', 'train:total_iter=6'])
+    validate_options(request.options, path)
+    request = parse_command_line('train', ['-opt', path, '--force_yml', 'train:totl_iter=6'])
     with pytest.raises(OptionKeyError, match='train.totl_iter'):
-        validate_option_file(path, ['train:totl_iter=6'])
+        validate_options(request.options, path)
 
 
-def test_the_launcher_stops_on_a_misspelt_key_before_creating_anything(tmp_path, capsys, monkeypatch):
-    from sfmnet_plugin.launch.pipeline import check_option_file
+def test_the_launcher_stops_on_a_misspelt_key_before_creating_anything(tmp_path, capsys):
+    from sfmnet_plugin.launch.cli import main
 
     opt = load_merged_options(STAGE_1)
     opt['train']['grad_clip_nrom'] = 1.0
     path = str(write_yaml(tmp_path / 'typo.yml', opt))
     with pytest.raises(SystemExit) as exit_info:
-        check_option_file(['train.py', '-opt', path])
+        main('train', root_path=str(tmp_path / 'root'), argv=['-opt', path])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and 'train.grad_clip_nrom' in err and "'grad_clip_norm'" in err
+    assert not (tmp_path / 'root').exists()
 
 
 def test_the_plugins_dataset_declares_every_key_it_reads():
@@ -167,3 +166,39 @@ def test_the_plugins_models_keys_are_in_the_table():
                 read = set(re.findall(rf"{section}_opt(?:\.get\(|\[)'(\w+)'", source))
                 read |= set(re.findall(rf"opt\['{section}'\](?:\.get\(|\[)'(\w+)'", source))
                 assert read <= keys[section], (name, cls.__name__, section, read - keys[section])
+
+
+def test_option_keys_are_declared_once_on_the_plugins_classes():
+    """The plugin's models and datasets carry their keys as a class attribute; the schema's tables hold only
+    BasicSR's own classes, which cannot carry one."""
+    from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
+
+    from sfmnet_plugin.config import option_schema
+
+    for registry in (MODEL_REGISTRY, DATASET_REGISTRY):
+        ours = [cls for _, cls in registry if cls.__module__.startswith('sfmnet_plugin.')]
+        assert ours and all('option_keys' in vars(cls) for cls in ours), registry._name
+        names = {cls.__name__ for cls in ours}
+        assert not names & (set(option_schema.BASICSR_MODEL_KEYS) | set(option_schema.BASICSR_DATASET_KEYS))
+    assert not [name for name in vars(option_schema) if name.startswith('register_')]
+
+
+def test_a_model_of_your_own_is_checked_once_it_declares_its_keys():
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    from sfmnet_plugin.models.sfmnet_model import SFMNetModel
+
+    class DeclaringModel(SFMNetModel):
+        option_keys = {'train': {'its_own_key'}}
+
+    MODEL_REGISTRY._obj_map['DeclaringModel'] = DeclaringModel
+    try:
+        opt = copy.deepcopy(load_merged_options(STAGE_1))
+        opt['model_type'] = 'DeclaringModel'
+        opt['train']['its_own_key'] = 1
+        opt['train']['frequency_opt']['loss_weight'] = 0.01  # a parent's section, still valid
+        assert option_key_problems(opt) == []
+        opt['train']['its_own_kye'] = 1
+        assert any("train.its_own_kye" in p and "'its_own_key'" in p for p in option_key_problems(opt))
+    finally:
+        del MODEL_REGISTRY._obj_map['DeclaringModel']

@@ -7,6 +7,8 @@ import sys
 import pytest
 from launch_helpers import REPO_ROOT, launcher_env, write_train_val_faces, write_yaml
 
+from sfmnet_plugin.config.option_files import OptionFileError
+from sfmnet_plugin.launch.cli import parse_command_line
 from sfmnet_plugin.launch.preflight import PreflightError, check_run, preparation_command
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter
 
@@ -52,7 +54,7 @@ def faces(tmp_path_factory):
 def problems_of(tmp_path, opt, stage='train', extra_args=()):
     path = write_yaml(tmp_path / 'run.yml', opt)
     try:
-        check_run(stage, ['sfmnet-train', '-opt', str(path), *extra_args])
+        check_run(parse_command_line(stage, ['-opt', str(path), *extra_args]))
     except PreflightError as error:
         assert str(error) == '\n'.join(error.problems)
         return error.problems
@@ -170,15 +172,17 @@ def test_missing_vgg_and_alexnet_weights(faces, tmp_path, monkeypatch):
 def test_force_yml_is_applied_before_checking(faces, tmp_path):
     opt = options(faces, datasets__train__dataroot_gt='nowhere/HR')
     path = write_yaml(tmp_path / 'run.yml', opt)
-    check_run('train', ['x', '-opt', str(path), '--force_yml', f"datasets:train:dataroot_gt={faces / 'train' / 'gt'}"])
+    check_run(parse_command_line('train', ['-opt', str(path), '--force_yml',
+                                           f"datasets:train:dataroot_gt={faces / 'train' / 'gt'}"]))
 
 
 def test_bad_option_file(tmp_path):
-    with pytest.raises(PreflightError, match=r"^-opt: option file '.*nothing.yml' not found"):
-        check_run('train', ['x', '-opt', str(tmp_path / 'nothing.yml')])
+    """The option file is read once, when the command line is parsed; errors name the file."""
+    with pytest.raises(FileNotFoundError, match=r"Option file not found: '.*nothing.yml'"):
+        parse_command_line('train', ['-opt', str(tmp_path / 'nothing.yml')])
     (tmp_path / 'broken.yml').write_text('name: [unclosed\n')
-    with pytest.raises(PreflightError, match=r"^-opt: cannot read option file '.*broken.yml': "):
-        check_run('train', ['x', '-opt', str(tmp_path / 'broken.yml')])
+    with pytest.raises(OptionFileError, match='broken.yml'):
+        parse_command_line('train', ['-opt', str(tmp_path / 'broken.yml')])
 
 
 def run_train(args, root):

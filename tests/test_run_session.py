@@ -111,14 +111,65 @@ def test_wait_policy_default_is_set_only_before_torch_and_never_over_a_user_valu
     assert environ == {}
 
 
-def test_launchers_get_the_bounded_spin_count():
-    code = 'import sfmnet_plugin, os; print(os.environ["GOMP_SPINCOUNT"])'
+# Prints GOMP_SPINCOUNT at the moment torch is first imported (when torch loads libgomp, which reads it once),
+# then runs the statement given as argv[1] with the rest of argv as the command line.
+TORCH_LOAD_PROBE = '''
+import os, runpy, sys
+
+class TorchLoadProbe:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'torch':
+            print('torch loads with GOMP_SPINCOUNT', os.environ.get('GOMP_SPINCOUNT'), flush=True)
+            sys.meta_path.remove(self)
+
+sys.meta_path.insert(0, TorchLoadProbe())
+statement, sys.argv = sys.argv[1], sys.argv[2:]
+exec(statement)
+'''
+
+
+def torch_load_spin_counts(statement, *argv):
+    """What GOMP_SPINCOUNT was each time torch loaded, running ``statement`` as a program without a wait setting."""
     env = dict(launcher_env(REPO_ROOT))
     env.pop('OMP_WAIT_POLICY', None)
     env.pop('GOMP_SPINCOUNT', None)
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.stdout.strip() == '10000'
+    result = subprocess.run([sys.executable, '-c', TORCH_LOAD_PROBE, statement, *argv], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=240)
+    lines = result.stdout.splitlines()
+    return [line.split()[-1] for line in lines if line.startswith('torch loads')], lines, result
+
+
+def test_import_alone_leaves_the_spin_count_unset():
+    statement = 'import sfmnet_plugin, os; print("after", os.environ.get("GOMP_SPINCOUNT"))'
+    loads, lines, _ = torch_load_spin_counts(statement)
+    assert loads == ['None'] and lines[-1] == 'after None'
+
+
+@pytest.mark.parametrize('script', ['sfmnet_plugin/train.py', 'sfmnet_plugin/test.py', 'basicsr/train.py',
+                                    'basicsr/test.py'])
+def test_script_launchers_set_the_spin_count_before_torch_loads(script):
+    loads, _, result = torch_load_spin_counts('runpy.run_path(sys.argv[0], run_name="__main__")', script, '--help')
+    assert result.returncode == 0 and 'examples:' in result.stdout
+    assert loads == ['10000']
+
+
+def test_entry_points_never_override_a_user_setting():
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+
+    for user_setting in ({'OMP_WAIT_POLICY': 'PASSIVE'}, {'GOMP_SPINCOUNT': '0'}):
+        environ = dict(user_setting, SFMNET_RETURN_FREED_MEMORY='1')
+        apply_process_settings(restart=True, environ=environ, modules={'torch': torch})  # no restart: returns
+        assert environ == dict(user_setting, SFMNET_RETURN_FREED_MEMORY='1')
+
+
+def test_entry_points_restart_once_when_torch_was_loaded_first():
+    """``sfmnet-train`` and ``python -m sfmnet_plugin.train`` import torch (through the package) before their main
+    runs: once a run is about to start, the launcher re-executes its command line with the variable set."""
+    statement = ('import sfmnet_plugin; from sfmnet_plugin.utils.cpu_tuning import apply_process_settings; '
+                 'apply_process_settings(restart=True); print("run")')
+    loads, lines, result = torch_load_spin_counts(statement)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert loads == ['None', '10000'] and lines.count('run') == 1
 
 
 def test_busy_machine_warning():

@@ -217,15 +217,16 @@ def test_sfmnet_infer_opt_never_runs_yaml_tags(tmp_path, capsys):
 
 
 def test_launch_check_refuses_yaml_tags_in_one_line(tmp_path, capsys):
-    from sfmnet_plugin.launch.pipeline import check_option_file
+    from sfmnet_plugin.launch.cli import main
 
     marker = tmp_path / 'MARKER'
     evil = malicious_yaml(tmp_path / 'evil.yml', marker)
     with pytest.raises(SystemExit) as exit_info:
-        check_option_file(['train.py', '-opt', evil])
+        main('train', root_path=str(tmp_path / 'root'), argv=['-opt', evil])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert evil in err and len(err.splitlines()) == 1 and not marker.exists()
+    assert not (tmp_path / 'root').exists()
 
 
 def test_training_launcher_refuses_yaml_tags_in_a_base_before_anything_runs(tmp_path):
@@ -244,24 +245,26 @@ def test_force_yml_is_applied_safely_and_never_reaches_basicsr(tmp_path, capsys)
     """BasicSR applies --force_yml with exec/eval; the launchers apply it to the merged file with a safe loader."""
     import yaml
 
-    from sfmnet_plugin.config.option_files import resolved_option_argv
-    from sfmnet_plugin.launch.pipeline import check_option_file
+    from sfmnet_plugin.launch.cli import main, parse_command_line
+    from sfmnet_plugin.launch.pipeline import basicsr_option_file
 
     options = load_merged_options(osp.join(REPO_ROOT, 'options', 'train_SFMNet_x8.yml'))
     path = str(tmp_path / 'x.yml')
     with open(path, 'w') as f:
         yaml.safe_dump(options, f)
-    argv = ['train.py', '-opt', path, '--force_yml', 'train:total_iter=6', 'train:optim_g:lr=!!float 2e-4',
+    argv = ['-opt', path, '--force_yml', 'train:total_iter=6', 'train:optim_g:lr=!!float 2e-4',
             'train:scheduler:milestones=[15000]', 'network_g:num_feat=none', '--auto_resume']
-    with resolved_option_argv(argv) as resolved:
-        assert '--force_yml' not in resolved and resolved[-1] == '--auto_resume'
-        merged = load_yaml_file(resolved[2])
+    request = parse_command_line('train', argv, program='train.py')
+    with basicsr_option_file(request) as option_file:
+        assert request.basicsr_argv(option_file) == ['train.py', '-opt', option_file, '--auto_resume']
+        merged = load_yaml_file(option_file)
     assert merged['train']['total_iter'] == 6 and merged['train']['optim_g']['lr'] == 2e-4
     assert merged['train']['scheduler']['milestones'] == [15000] and merged['network_g']['num_feat'] is None
 
     marker = tmp_path / 'MARKER'
     evil = f'name=!!python/object/apply:builtins.open ["{marker}", "w"]'
-    with pytest.raises(SystemExit):
-        check_option_file(['train.py', '-opt', path, '--force_yml', evil])
+    with pytest.raises(SystemExit) as exit_info:
+        main('train', root_path=str(tmp_path / 'root'), argv=['-opt', path, '--force_yml', evil])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and '--force_yml' in err and not marker.exists()

@@ -1,4 +1,5 @@
-"""SFMNet generator: parameter counts from the spec, shapes, sizes, gradients, numerics, BasicSR integration.
+"""SFMNet generator: parameter counts of the official network (docs/fidelity.md §A3), shapes, sizes, gradients,
+numerics, BasicSR integration.
 
 Forward passes use a tiny width (num_feat=8, num_heads=2) and small images unless a test is about the default
 width, which only runs on 16x16 HR images (plus one 128x128 forward) to keep the file fast on two CPU cores.

@@ -1,5 +1,6 @@
-"""SPARNet, SPARNetHD and the multi-scale patch discriminator: parameter counts and layouts from the spec, shapes,
-the [0, 1] contract, BatchNorm at inference, the official initialisation and deterministic spectral norm.
+"""SPARNet, SPARNetHD and the multi-scale patch discriminator: parameter counts and layouts of the official networks
+(docs/fidelity.md §B3, §B7), shapes, the [0, 1] contract, BatchNorm at inference, the official initialisation and
+deterministic spectral norm.
 
 Full-size networks are built on the meta device (no memory, no initialisation) for counts and shapes; forward
 passes run on narrow configurations and small images, plus one default-width SPARNet forward at 16x16 -> 128x128.
@@ -150,7 +151,7 @@ def test_odd_intermediate_sizes_are_repaired_and_wrong_sizes_rejected():
 
 def test_without_a_norm_the_input_is_not_overwritten_and_the_official_bug_is_an_option():
     torch.manual_seed(0)
-    block = FaceAttentionUnit(8, 8, norm_type='none')  # official in-place LeakyReLU overwrote x here (spec 9.2)
+    block = FaceAttentionUnit(8, 8, norm_type='none')  # official in-place LeakyReLU overwrote x here (§B9 item 2)
     buggy = FaceAttentionUnit(8, 8, norm_type='none', official_inplace_preactivation=True)
     buggy.load_state_dict(block.state_dict())
     x = torch.randn(1, 8, 8, 8)

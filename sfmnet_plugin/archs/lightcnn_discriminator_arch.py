@@ -1,4 +1,4 @@
-"""The two LightCNN-9 discriminators of SFMNet's GAN stage (spec sections 6.1 and 6.2).
+"""The two LightCNN-9 discriminators of SFMNet's GAN stage (docs/fidelity.md §A6.1 and §A6.2).
 
 Both share one feature stack built from max-feature-map (MFM) layers: a convolution or linear layer with
 twice the wanted outputs whose two halves are reduced by an element-wise maximum, the only nonlinearity of

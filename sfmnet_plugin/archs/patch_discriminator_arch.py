@@ -1,4 +1,4 @@
-"""The multi-scale patch discriminator of SPARNetHD (``shared/reference/sparnet_spec.md`` section 7).
+"""The multi-scale patch discriminator of SPARNetHD (``docs/fidelity.md`` §B7).
 
 A pix2pixHD-style discriminator: ``num_D`` patch discriminators look at the image at full, half, quarter ...
 resolution; each is built from the SPARNet :class:`~sfmnet_plugin.archs.sparnet_blocks.ConvLayer` (reflect

@@ -1,7 +1,7 @@
 """SFMNet: spatial-frequency mutual learning for face super-resolution (Wang et al., CVPR 2023).
 
-Re-implemented from the written specification of the official code (``shared/reference/sfmnet_spec.md``,
-sections 1-3 and 10). With the default arguments the network is the official ``TwoBranch``: 8,799,622
+Re-implemented from the written specification of the official code (``docs/fidelity.md``,
+§A1-§A3 and §A10). With the default arguments the network is the official ``TwoBranch``: 8,799,622
 parameters, the same operations in the same order, and official checkpoints load after
 :func:`sfmnet_plugin.checkpoints.sfmnet.convert_official_state_dict` renames their keys.
 
@@ -53,7 +53,7 @@ class UNetBranch(nn.Module):
     The skips are additions made after the refine block of the neck and of every decoder level; they add the
     head output and the encoder refine outputs, deepest first. ``at_position(index, feature)`` is called on
     the ``4 L + 2`` position features in order and returns the feature to continue with; a skip always uses
-    the feature from *before* that call (official: the spatial skips bypass the fusion, spec 10.9).
+    the feature from *before* that call (official: the spatial skips bypass the fusion, §A10 item 9).
     """
 
     def __init__(self, make_block, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_levels: int = 3):

@@ -1,7 +1,7 @@
 """Building blocks of SFMNet (Wang et al., "Spatial-Frequency Mutual Learning for Face Super-Resolution", CVPR 2023).
 
-Re-implemented from the written specification of the official code (``shared/reference/sfmnet_spec.md``,
-section 2); no official code is reused. Numerically relevant quirks of the official network are kept on
+Re-implemented from the written specification of the official code (``docs/fidelity.md``,
+§A2); no official code is reused. Numerically relevant quirks of the official network are kept on
 purpose and marked "official:" in the comments. Shapes below use ``C = num_feat`` (64 in the paper).
 
 Blocks, in the order the network uses them:
@@ -34,7 +34,7 @@ class ConvPReLU(nn.Module):
     """Bias-free convolution followed by a single-slope PReLU (official ``ConvBNReLU2D`` with act='PReLU').
 
     ``B x in_ch x H x W -> B x out_ch x H x W``. Also used as the output layer of both branches, where the
-    PReLU acts on the residual image (official quirk, spec 10.7).
+    PReLU acts on the residual image (official quirk, §A10 item 7).
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3):
@@ -156,7 +156,7 @@ def _spectral_refine_net(num_feat: int) -> nn.Sequential:
 class FFTBlock(nn.Module):
     """The frequency-branch stage: residual refinement of the amplitude and phase of the feature spectrum.
 
-    ``B x C x H x W -> B x C x H x W``. In order (spec 2.6):
+    ``B x C x H x W -> B x C x H x W``. In order (§A2.6):
 
     1. ``z = in_conv(x) + 1e-8`` (1x1 conv);
     2. ``Z = rfft2(z, norm='backward')``: complex ``B x C x H x (W//2+1)``, unscaled, DC at (0, 0), no shift;
@@ -259,7 +259,7 @@ class ChannelCrossAttention(nn.Module):
         query, key, value = (
             t.reshape(batch, self.num_heads, channels // self.num_heads, height * width) for t in (query, key, value))
         # cos(q_i, k_j) * temperature, as F.normalize(q) @ F.normalize(k)^T would give it, but the norms divide the
-        # small C/heads x C/heads logits instead of the two B x C x H*W operands (2.6x faster here, and in backward).
+        # small C/heads x C/heads logits instead of the two B x C x H*W operands (less memory traffic; backward too).
         query_norm = torch.linalg.vector_norm(query, dim=-1, keepdim=True).clamp_min(_NORMALIZE_EPS)
         key_norm = torch.linalg.vector_norm(key, dim=-1, keepdim=True).clamp_min(_NORMALIZE_EPS)
         scale = self.temperature / (query_norm * key_norm.transpose(-2, -1))
@@ -273,7 +273,7 @@ class FrequencySpatialInteraction(nn.Module):
     """Frequency-spatial interaction block (the paper's FSIB; official ``FuseBlock7``): frequency -> spatial only.
 
     ``forward(spatial, frequency)``, both ``B x C x H x W`` -> fused ``B x C x H x W`` that replaces the spatial
-    feature (the frequency branch never receives anything back; spec 10.3):
+    feature (the frequency branch never receives anything back; §A10 item 3):
 
     1. ``s = spatial_conv(spatial)``, ``f = frequency_conv(frequency)`` (3x3 convs with bias);
     2. ``s = s + attn(s, f)`` (queries from spatial, keys/values from frequency), then

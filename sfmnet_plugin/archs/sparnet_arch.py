@@ -1,7 +1,7 @@
 """SPARNet and SPARNetHD generators (Chen et al., "Learning Spatial Attention for Face Super-Resolution", TIP 2021).
 
-Re-implemented from the written specification of the official code (``shared/reference/sparnet_spec.md``
-sections 1-3 and 7; the official code is CC BY-NC-SA and none of it is copied). With the defaults,
+Re-implemented from the written specification of the official code (``docs/fidelity.md``
+§B1-§B3 and §B7; the official code is CC BY-NC-SA and none of it is copied). With the defaults,
 :class:`SPARNet` is the released x8 network (``SPARNet-V16-S4-epoch20.pth``): 10,518,867 parameters and the
 official state-dict names, so the released weights load as they are (``sfmnet_plugin.checkpoints`` checks them).
 
@@ -35,7 +35,7 @@ from sfmnet_plugin.archs.sparnet_blocks import (
 )
 
 # The official hourglass depth rule starts from log2(64 / bottleneck_size): the 64 is a hard-coded constant
-# (the first FAU's output size at in_size 128), not derived from the input size (spec 3.1 and 9.4).
+# (the first FAU's output size at in_size 128), not derived from the input size (§B3.1 and §B9 item 4).
 HOURGLASS_DEPTH_REFERENCE = 64
 
 
@@ -47,11 +47,11 @@ def _log2_int(value: float, name: str) -> int:
 
 @ARCH_REGISTRY.register()
 class SPARNet(nn.Module):
-    """SPARNet generator: encoder of down-FAUs, a body of FAUs, decoder of up-FAUs (spec 3).
+    """SPARNet generator: encoder of down-FAUs, a body of FAUs, decoder of up-FAUs (§B3).
 
     Args:
         upscale: the LR input (``B x 3 x h x w`` in [0, 1]) is first resized to ``(h * upscale, w * upscale)`` with a
-            PIL-exact bicubic, which is what the official data loader fed the network (spec 5.1); 1 means the input
+            PIL-exact bicubic, which is what the official data loader fed the network (§B5.1); 1 means the input
             is already that upsampled image. The weights do not depend on it.
         min_ch, max_ch: channel range; every width is clipped to ``[min_ch, max_ch]`` (32, 128).
         in_size, out_size, min_feat_size: define the structure as in the official code (128, 128, 16):
@@ -70,7 +70,7 @@ class SPARNet(nn.Module):
             (see :class:`~sfmnet_plugin.archs.sparnet_blocks.FaceAttentionUnit`); no effect with a norm.
 
     ``forward(x)``: ``B x 3 x h x w`` -> ``B x 3 x (h * upscale) x (w * upscale)``; the upsampled size must be a
-    multiple of ``2 ** down_steps`` (the official network returns a larger image otherwise, spec 3.3).
+    multiple of ``2 ** down_steps`` (the official network returns a larger image otherwise, §B3.3).
 
     Variants: ``SPARNet()`` = released SPARNet (10,518,867 params); ``SPARNet(res_depth=1, att_name='spar3d')`` =
     SPARNet-Light-Attn3D (5,242,211); :class:`SPARNetHD` = the 512x512 GAN generator.
@@ -161,13 +161,13 @@ class SPARNet(nn.Module):
 
 @ARCH_REGISTRY.register()
 class SPARNetHD(SPARNet):
-    """SPARNetHD generator (spec 7): :class:`SPARNet` at 512x512 with InstanceNorm and spectral norm on every conv.
+    """SPARNetHD generator (§B7): :class:`SPARNet` at 512x512 with InstanceNorm and spectral norm on every conv.
 
     Structure with the defaults (85,793,412 parameters with 'spar', 90,093,793 with 'spar3d'): conv 3 -> 102, FAU-down
     102 -> 204 -> 408 -> 512 -> 512 (hourglass depth 4, 3, 2, 1) to 32x32, 9 body FAUs at 512 channels (depth 1),
     FAU-up 512 -> 512 -> 408 -> 204 -> 102 (depth 2, 3, 4, 5), conv 102 -> 3. Every hourglass bottoms out at 16x16.
 
-    ``upscale`` defaults to 1: SPARNetHD restores a degraded face already resized to the output size (spec 7,
+    ``upscale`` defaults to 1: SPARNetHD restores a degraded face already resized to the output size (§B7,
     data). Any size that is a multiple of 16 runs. The released ``net_H`` weights are the EMA generator.
     """
 

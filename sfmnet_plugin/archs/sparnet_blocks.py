@@ -1,9 +1,9 @@
-"""Building blocks of the SPARNet family (``shared/reference/sparnet_spec.md`` section 2).
+"""Building blocks of the SPARNet family (``docs/fidelity.md`` §B2).
 
 Re-implemented from the written specification of the official code (chaofengc/Face-SPARNet, whose code is
 CC BY-NC-SA; none of it is copied here). The attribute names (``conv2d``, ``norm.norm``, ``preact_func``,
 ``att_func``, ``b1_4``, ...) are the official ones on purpose: the state-dict keys of these modules are then
-exactly those of the released checkpoints (``shared/reference/sparnet_official_keys.txt``), so released
+exactly those of the released checkpoints (listed in ``tests/data/sparnet_official_keys.txt``), so released
 weights load into the plugin's networks with BasicSR's own loader, and the converter only has to check them.
 
 * :class:`ConvLayer`: [nearest x2] -> reflect pad -> conv (stride 2 for 'down') -> norm -> activation (2.1).
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 NORM_TYPES = ('bn', 'in', 'none')
 RELU_TYPES = ('leakyrelu', 'prelu', 'relu', 'selu', 'none')
 ATTENTION_TYPES = ('spar', 'spar3d')
-HOURGLASS_CHANNELS = 64  # the hourglass works at 64 channels whatever the trunk width (spec 2.3)
+HOURGLASS_CHANNELS = 64  # the hourglass works at 64 channels whatever the trunk width (§B2.3)
 
 
 def check_choice(name: str, value, choices) -> None:
@@ -32,7 +32,7 @@ def check_choice(name: str, value, choices) -> None:
 class NormLayer(nn.Module):
     """``B x C x H x W -> B x C x H x W``: BatchNorm, affine InstanceNorm (no running statistics) or identity.
 
-    A wrapper only so that the state-dict names are the official ``<layer>.norm.norm.weight`` (spec 2.1).
+    A wrapper only so that the state-dict names are the official ``<layer>.norm.norm.weight`` (§B2.1).
     """
 
     def __init__(self, channels: int, norm_type: str = 'bn'):
@@ -51,7 +51,7 @@ class NormLayer(nn.Module):
 
 def make_activation(relu_type: str, channels: int) -> nn.Module:
     """The activation named ``relu_type``. Never in place: the official in-place LeakyReLU overwrote the identity
-    shortcut's input when ``norm_type='none'`` (spec 9.2); without in-place the result is the intended one."""
+    shortcut's input when ``norm_type='none'`` (§B9 item 2); without in-place the result is the intended one."""
     check_choice('relu_type', relu_type, RELU_TYPES)
     if relu_type == 'leakyrelu':
         return nn.LeakyReLU(0.2)
@@ -68,7 +68,7 @@ class ConvLayer(nn.Module):
     """``B x in_ch x H x W -> B x out_ch x H' x W'`` with ``H' = 2H`` ('up'), ``ceil(H / 2)`` ('down') or ``H``.
 
     [nearest x2 if 'up'] -> ReflectionPad(k // 2) (if ``use_pad``) -> conv k x k (stride 2 if 'down') -> norm ->
-    activation. The conv has a bias only without a norm (spec 2.1).
+    activation. The conv has a bias only without a norm (§B2.1).
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, scale: str = 'none', norm_type: str = 'none',
@@ -93,7 +93,7 @@ class HourGlassAttention(nn.Module):
     """Attention mask by a recursive hourglass: ``x (B x C x H x W) -> x * M``, ``M`` is ``B x c_mask x H x W``.
 
     ``c_mask`` is 1 for 'spar' (a spatial mask shared by all channels) and ``C`` for 'spar3d'. All inner layers
-    are 3x3 :class:`ConvLayer` at 64 channels with the block's norm and activation (spec 2.3). Level ``L``
+    are 3x3 :class:`ConvLayer` at 64 channels with the block's norm and activation (§B2.3). Level ``L``
     (``depth`` down to 1) with input ``u``::
 
         up1  = b1_L(u)                       # stride 1, H x W
@@ -146,7 +146,7 @@ class HourGlassAttention(nn.Module):
 
 
 class FaceAttentionUnit(nn.Module):
-    """Face Attention Unit (official ``ResidualBlock``): ``y = shortcut(x) + r * M(r)`` (spec 2.2).
+    """Face Attention Unit (official ``ResidualBlock``): ``y = shortcut(x) + r * M(r)`` (§B2.2).
 
     ``B x in_ch x H x W -> B x out_ch x H' x W'`` (``H' = 2H`` for 'up', ``ceil(H/2)`` for 'down', else ``H``)::
 
@@ -156,10 +156,10 @@ class FaceAttentionUnit(nn.Module):
         conv2:         conv out_ch -> out_ch (stride 2 for 'down') -> norm
         att_func:      r -> r * M(r), M from an hourglass of depth ``hg_depth`` (identity if ``hg_depth`` is 0)
 
-    The mask multiplies only the residual branch, not the sum (spec 9.5).
+    The mask multiplies only the residual branch, not the sum (§B9 item 5).
 
     ``official_inplace_preactivation``: with ``norm_type='none'`` and an identity shortcut, the official in-place
-    activation overwrote the block input before it was added, so the shortcut carried ``act(x)`` (spec 9.2). True
+    activation overwrote the block input before it was added, so the shortcut carried ``act(x)`` (§B9 item 2). True
     reproduces that result (without modifying the caller's tensor); the default adds ``x``. No released network is
     affected (all have a norm).
     """
@@ -192,7 +192,7 @@ class FaceAttentionUnit(nn.Module):
 
 
 def official_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:
-    """The official initialisation (spec 4): conv/linear weights N(0, gain) and biases 0; BatchNorm weights
+    """The official initialisation (§B4): conv/linear weights N(0, gain) and biases 0; BatchNorm weights
     N(1, gain) and biases 0. InstanceNorm keeps PyTorch's (1, 0). Spectral-normed convs get it on ``weight_orig``."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):

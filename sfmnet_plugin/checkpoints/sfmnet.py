@@ -5,7 +5,8 @@ tensors under readable names, so a conversion is a pure renaming plus checks:
 
 * every official key must be known and present, and every tensor must have the plugin's shape;
 * official ``conv_fuse.<i>.fre`` processes the *spatial* feature and ``conv_fuse.<i>.spa`` the frequency
-  feature (spec 10.2); they become ``interactions.<i>.spatial_conv`` and ``interactions.<i>.frequency_conv``;
+  feature (docs/fidelity.md §A10 item 2); they become ``interactions.<i>.spatial_conv`` and
+  ``interactions.<i>.frequency_conv``;
 * official ``spa_att`` (never called) becomes ``unused_attention``, or is dropped with ``keep_unused_attention=False``.
 """
 import re

@@ -2,11 +2,11 @@
 
 The plugin's :class:`~sfmnet_plugin.archs.sparnet_arch.SPARNet`, :class:`~sfmnet_plugin.archs.sparnet_arch.SPARNetHD`
 and :class:`~sfmnet_plugin.archs.patch_discriminator_arch.MultiScalePatchDiscriminator` use the official
-parameter names (``shared/reference/sparnet_official_keys.txt``), so converting is checking: the network's options
+parameter names (listed in ``tests/data/sparnet_official_keys.txt``), so converting is checking: the network's options
 are read off the key names and shapes (number of FAUs, hourglass depth, mask channels, widths, norm, spectral
 norm), the network is built with them on the meta device, and every key and shape must match it.
 
-Released networks (``sparnet_spec.md``): SPARNet x8 (``SPARNet-V16-S4-epoch20.pth``, 10,518,867 parameters),
+Released networks (``docs/fidelity.md`` §B3, §B7): SPARNet x8 (``SPARNet-V16-S4-epoch20.pth``, 10,518,867 parameters),
 SPARNet-Light-Attn3D (5,242,211), the SPARNetHD generator (85,793,412; its EMA copy ``net_H`` has the same keys) and
 the SPARNetHD multi-scale discriminator (11,750,403). A checkpoint of another configuration of these networks (one
 trained with the plugin, say) is recognised as well, and named by the options that differ.
@@ -32,7 +32,7 @@ PUBLISHED_NETWORKS = {
     'SPARNetHD multi-scale discriminator': {'type': 'MultiScalePatchDiscriminator'},
 }
 NETWORK_CLASSES = {network.__name__: network for network in (SPARNet, SPARNetHD, MultiScalePatchDiscriminator)}
-HOURGLASS_DEPTH_REFERENCE = 64  # the official depth rule: depth = log2(64 / bottleneck_size) (spec 3.1)
+HOURGLASS_DEPTH_REFERENCE = 64  # the official depth rule: depth = log2(64 / bottleneck_size) (§B3.1)
 
 
 def _indices(state_dict, prefix):
@@ -86,7 +86,7 @@ def generator_options(state_dict) -> dict:
              if re.fullmatch(r'.*\.att_func\.out_block\.0\.conv2d\.weight(_orig)?', key)]
     hourglass_depth = len({match.group(1) for key in state_dict
                            if (match := re.match(r'encoder\.1\.att_func\.(b1_\d+)\.', key))})
-    min_feat_size = 32 if spectral_norm else 16  # SPARNetHD's min_feat_size: 32 (spec 7); SPARNet's: 16
+    min_feat_size = 32 if spectral_norm else 16  # SPARNetHD's min_feat_size: 32 (§B7); SPARNet's: 16
     options = {
         'type': 'SPARNetHD' if spectral_norm else 'SPARNet',
         'min_ch': min_ch, 'max_ch': max_ch,

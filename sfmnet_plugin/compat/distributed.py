@@ -6,7 +6,7 @@ def patch_init_dist_for_cpu():
 
     Upstream ``init_dist`` calls ``torch.cuda.set_device(rank % device_count())`` (a
     ZeroDivisionError on CPU) and forces the ``spawn`` start method, which makes CPU DataLoader
-    workers re-import everything (7x slower here); on CPU we keep the platform default.
+    workers re-import everything at start-up; on CPU we keep the platform default.
     """
     import basicsr.utils.dist_util as dist_util
     import basicsr.utils.options as options

@@ -3,21 +3,18 @@
 BasicSR's ``parse_options`` opens the ``-opt`` path itself, so inheritance is a pre-processing
 step: the file and its bases are merged with mmengine's ``Config`` semantics (``_base_`` is a
 path or a list of paths relative to the file; nested dicts merge key by key; ``_delete_: true``
-inside a dict replaces the base's dict instead of merging), the result is written under the
-original file name into a fresh temporary folder, and ``-opt`` is pointed at it. BasicSR then
-copies that merged file into the experiment folder, so what is saved with a run is exactly what
-it ran with.
+inside a dict replaces the base's dict instead of merging); the launcher writes the result under
+the original file name into a fresh temporary folder (:func:`write_merged_options`) and points
+``-opt`` at it. BasicSR then copies that merged file into the experiment folder, so what is saved
+with a run is exactly what it ran with.
 
-``--force_yml`` entries are applied to the merged file too (:func:`apply_overrides`), instead of
-by BasicSR's ``exec``. Every file is read here with a safe YAML loader
+``--force_yml`` entries are applied to the merged options too (:func:`apply_overrides`), instead of
+by BasicSR's ``exec`` of a string built from the command line. Every file is read here with a safe YAML loader
 (:func:`sfmnet_plugin.utils.safe_loading.load_yaml_file`) rather than by mmengine, whose loader builds
 Python objects from YAML tags and which would execute a ``.py`` base file: bases must be YAML
 (or JSON) files.
 """
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from os import path as osp
 
 import yaml
@@ -36,7 +33,7 @@ class OptionFileError(UnsafeOrInvalidFileError):
 def read_option_file(option_path):
     """The top-level mapping of one option file (no ``_base_`` resolution), read with a safe loader."""
     if not osp.isfile(option_path):
-        raise FileNotFoundError(f'Option file not found: {option_path!r}')
+        raise FileNotFoundError(f'Option file not found: {option_path!r} (relative paths start at {os.getcwd()}).')
     try:
         content = load_yaml_file(option_path)
     except UnsafeOrInvalidFileError as error:
@@ -44,11 +41,6 @@ def read_option_file(option_path):
     if not isinstance(content, dict):
         raise OptionFileError(f'{option_path}: an option file must hold a mapping (key: value lines) at the top level.')
     return content
-
-
-def has_base(option_path):
-    """Whether the YAML file at ``option_path`` declares ``_base_``."""
-    return BASE_KEY in read_option_file(option_path)
 
 
 def merge_options(child, base):
@@ -81,13 +73,17 @@ def _base_paths(option_path, content):
     return paths
 
 
-def load_merged_options(option_path, _chain=()):
+def load_merged_options(option_path):
     """Return the options of ``option_path`` with every ``_base_`` file merged in, as a plain dict.
 
     Bases are merged in order (two bases may not set the same top-level key, as in mmengine), then
     the file itself on top. Every file is read with a safe loader; errors name the file.
     """
-    content = read_option_file(option_path)
+    return merge_bases(option_path, read_option_file(option_path))
+
+
+def merge_bases(option_path, content, _chain=()):
+    """``content`` (the mapping read from ``option_path``) with its ``_base_`` files merged in."""
     here = osp.abspath(option_path)
     if here in _chain:
         raise OptionFileError(f'{option_path}: {BASE_KEY} files include each other: '
@@ -96,7 +92,7 @@ def load_merged_options(option_path, _chain=()):
     for base_path in _base_paths(option_path, content):
         if not osp.isfile(base_path):
             raise OptionFileError(f'{option_path}: {BASE_KEY} file not found: {base_path}')
-        base = load_merged_options(base_path, (*_chain, here))
+        base = merge_bases(base_path, read_option_file(base_path), (*_chain, here))
         for key in base:
             if key in owner:
                 raise OptionFileError(f'{option_path}: key {key!r} is set by two {BASE_KEY} files, '
@@ -111,25 +107,6 @@ def load_merged_options(option_path, _chain=()):
 
 
 FORCE_YML = '--force_yml'
-
-
-def split_force_yml(argv):
-    """``(argv without --force_yml and its entries, [entries])`` of a BasicSR command line.
-
-    BasicSR applies ``--force_yml train:ema_decay=0.999`` entries by ``exec`` of a string built from
-    the command line (and ``eval`` of list values); the launchers apply them here instead
-    (:func:`apply_overrides`), so that BasicSR never sees them.
-    """
-    rest, entries, collecting = [], [], False
-    for arg in argv:
-        if arg == FORCE_YML:
-            collecting = True
-        elif collecting and not arg.startswith('-'):
-            entries.append(arg)
-        else:
-            collecting = False
-            rest.append(arg)
-    return rest, entries
 
 
 def override_value(text):
@@ -161,49 +138,15 @@ def apply_overrides(options, entries):
     return options
 
 
-def write_merged_options(option_path, out_dir, overrides=()):
-    """Merge ``option_path`` with its bases (and ``--force_yml`` entries) into ``out_dir/<same file name>``."""
-    merged_path = osp.join(out_dir, osp.basename(option_path))
+def write_merged_options(options, source_path, out_dir, overrides=()):
+    """Write ``options`` (``source_path`` merged with its bases, ``overrides`` applied) to
+    ``out_dir/<source file name>``, with a header naming where they came from; returns the path."""
+    merged_path = osp.join(out_dir, osp.basename(source_path))
     with open(merged_path, 'w', encoding='utf-8') as f:
-        f.write(f'# Merged from {osp.abspath(option_path)} and its _base_ files.\n')
+        f.write(f'# Merged from {osp.abspath(source_path)} and its _base_ files.\n')
         f.writelines(f'# {FORCE_YML} {entry}\n' for entry in overrides)
-        options = apply_overrides(load_merged_options(option_path), overrides)
         yaml.safe_dump(options, f, sort_keys=False, default_flow_style=None)
     return merged_path
-
-
-def _option_argument_index(argv):
-    for i, arg in enumerate(argv[:-1]):
-        if arg == '-opt':
-            return i + 1
-    return None
-
-
-def option_file_argument(argv):
-    """The ``-opt`` path of a BasicSR command line, or None."""
-    index = _option_argument_index(argv)
-    return None if index is None else argv[index]
-
-
-@contextmanager
-def resolved_option_argv(argv):
-    """Yield ``argv`` with its ``-opt`` file replaced by the merged file when it uses ``_base_`` or
-    ``--force_yml`` (whose entries are applied to the merged file and removed from ``argv``).
-
-    The temporary folder lives as long as the ``with`` block (the whole run).
-    """
-    argv, overrides = split_force_yml(argv)
-    index = _option_argument_index(argv)
-    if index is None or (not overrides and not has_base(argv[index])):
-        yield list(argv)
-        return
-    out_dir = tempfile.mkdtemp(prefix='sfmnet_options_')
-    try:
-        resolved = list(argv)
-        resolved[index] = write_merged_options(argv[index], out_dir, overrides)
-        yield resolved
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 ROOT_PATH_VARIABLE = 'SFMNET_ROOT_PATH'

@@ -15,13 +15,16 @@ Where the valid keys come from:
   arguments are the valid keys.
 * model-level sections (top level, ``path``, ``train``, ``val``, ``logger``) - from
   :data:`BASE_KEYS` (what basicsr 1.4.2's parser, trainer, tester, logger and ``BaseModel`` read)
-  plus :data:`MODEL_KEYS` per model class along its MRO. A model class that is in neither table
-  (a third-party model) may read anything, so these sections are then not checked.
-* datasets - the data-loader keys BasicSR reads plus the dataset class's own ``option_keys``
-  attribute (the plugin's datasets declare it) or its :data:`DATASET_KEYS` entry (BasicSR's); a
-  dataset class with neither is not checked.
+  plus, for every class along the model's MRO, the keys that class reads beyond its parents': the
+  class's own ``option_keys`` attribute (``{section: keys}``, '' for the top level; every model of
+  the plugin declares it) or, for BasicSR's classes, which cannot carry it, their
+  :data:`BASICSR_MODEL_KEYS` entry. A model with a class that declares nothing (a third-party
+  model) may read anything, so these sections are then not checked.
+* datasets - the data-loader keys BasicSR reads (:data:`LOADER_KEYS`) plus the dataset class's
+  ``option_keys`` attribute (every key it reads; the plugin's datasets declare it) or, for BasicSR's
+  datasets, their :data:`BASICSR_DATASET_KEYS` entry; a dataset class with neither is not checked.
 
-Other code registers its own classes with :func:`register_model_keys` / :func:`register_dataset_keys`.
+Your own model or dataset class is checked once it declares ``option_keys``; there is no table to edit.
 """
 import difflib
 import inspect
@@ -43,28 +46,21 @@ BASE_KEYS = {
     'logger.wandb': {'project', 'resume_id'},
 }
 
-# Keys a model class reads on top of its parent's (section -> keys; '' is the top level).
-MODEL_KEYS = {
+# BasicSR's model classes (which cannot carry an ``option_keys`` attribute): the keys each reads on top of its
+# parent's (section -> keys; '' is the top level). The plugin's models declare theirs on the class.
+BASICSR_MODEL_KEYS = {
     'BaseModel': {},
     'SRModel': {},
     'SRGANModel': {'': {'network_d'}, 'path': {'pretrain_network_d', 'param_key_d', 'strict_load_d'},
                    'train': {'optim_d', 'ldl_opt', 'gan_opt', 'net_d_iters', 'net_d_init_iters'}},
     'ESRGANModel': {},
-    'FaceSRModel': {'train': {'mixed_precision', 'grad_clip_norm', 'channels_last', 'compile'},
-                    'val': {'compare_bicubic', 'contact_sheet', 'sr_quantization'}},
-    'SFMNetModel': {'train': {'frequency_branch_pixel_opt', 'frequency_opt'}},
-    'SFMNetGANModel': {'': {'network_d', 'network_d_frequency'},
-                       'path': {'pretrain_network_d', 'strict_load_d', 'pretrain_network_d_frequency',
-                                'strict_load_d_frequency'},
-                       'train': {'optim_d', 'optim_d_frequency', 'gan_opt', 'gan_frequency_opt',
-                                 'frequency_d_loss_weight', 'official_detached_perceptual',
-                                 'official_detached_frequency_fake', 'net_d_iters', 'net_d_init_iters'}},
 }
 
 # Every dataset section: what basicsr's build_dataset / build_dataloader / parse_options read.
 LOADER_KEYS = {'name', 'type', 'phase', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
                'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers', 'use_shuffle'}
-DATASET_KEYS = {
+# BasicSR's dataset classes: every key each reads besides the loader's. The plugin's declare theirs on the class.
+BASICSR_DATASET_KEYS = {
     'PairedImageDataset': {'dataroot_gt', 'dataroot_lq', 'io_backend', 'meta_info_file', 'filename_tmpl', 'gt_size',
                            'use_hflip', 'use_rot', 'color', 'mean', 'std'},
     'SingleImageDataset': {'dataroot_lq', 'io_backend', 'meta_info_file', 'color', 'mean', 'std'},
@@ -82,14 +78,22 @@ class OptionKeyError(ValueError):
     """Unknown option keys; the message names each one, its place and the closest valid key."""
 
 
-def register_model_keys(model_name, section_keys):
-    """Declare the option keys model class ``model_name`` reads beyond its parents' (``{'train': {...}}``)."""
-    MODEL_KEYS[model_name] = {section: set(keys) for section, keys in section_keys.items()}
+def _is_basicsr_class(cls):
+    return cls.__module__.split('.')[0] == 'basicsr'
 
 
-def register_dataset_keys(dataset_name, keys):
-    """Declare the option keys dataset class ``dataset_name`` reads beyond the data loader's."""
-    DATASET_KEYS[dataset_name] = set(keys)
+def declared_model_keys(cls):
+    """The keys model class ``cls`` itself reads beyond its parents' (``{section: keys}``), or None if undeclared."""
+    if _is_basicsr_class(cls):
+        return BASICSR_MODEL_KEYS.get(cls.__name__)
+    return vars(cls).get('option_keys')  # its own declaration, not a parent's
+
+
+def declared_dataset_keys(cls):
+    """Every key dataset class ``cls`` reads besides the data loader's, or None if undeclared."""
+    if _is_basicsr_class(cls):
+        return BASICSR_DATASET_KEYS.get(cls.__name__)
+    return getattr(cls, 'option_keys', None)
 
 
 def _closest(key, valid):
@@ -150,9 +154,10 @@ def _model_keys(model_class):
     for cls in model_class.__mro__:
         if cls.__name__ == 'BaseModel':
             return keys
-        if cls.__name__ not in MODEL_KEYS:
+        declared = declared_model_keys(cls)
+        if declared is None:
             return None
-        for section, values in MODEL_KEYS[cls.__name__].items():
+        for section, values in declared.items():
             keys.setdefault(section, set()).update(values)
     return None
 
@@ -178,7 +183,7 @@ def _check_datasets(checker, datasets):
         dataset_class = checker.registered(DATASET_REGISTRY, dataset.get('type'), f'{place}.type', 'dataset')
         if dataset_class is None:
             continue
-        keys = getattr(dataset_class, 'option_keys', None) or DATASET_KEYS.get(dataset_class.__name__)
+        keys = declared_dataset_keys(dataset_class)
         if keys is not None:
             checker.unknown(dataset, place, LOADER_KEYS | set(keys), f' for {dataset_class.__name__}')
 
@@ -259,10 +264,3 @@ def validate_options(opt, source='options'):
     problems = option_key_problems(opt)
     if problems:
         raise OptionKeyError(f'{source}: ' + '; '.join(problems) + '.')
-
-
-def validate_option_file(option_path, force_yml=()):
-    """Read ``option_path`` safely (``_base_`` merged), apply ``--force_yml`` entries, raise on unknown keys."""
-    from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options
-
-    validate_options(apply_overrides(load_merged_options(option_path), force_yml), option_path)

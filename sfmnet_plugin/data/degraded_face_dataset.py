@@ -15,7 +15,7 @@ class DegradedFaceDataset(PairedFaceDataset):
 
     The HR faces are read exactly as :class:`PairedFaceDataset` reads them (LMDB or folder, keys, ``meta_info_file``,
     any image mode to RGB); there is no stored LR. Each sample runs the SPARNetHD chain (random grey, one of four
-    blurs, a random down-and-up resize, noise, JPEG; ``shared/reference/sparnet_spec.md`` section 7).
+    blurs, a random down-and-up resize, noise, JPEG; ``docs/fidelity.md`` §B7).
 
     Options (``opt``), besides PairedFaceDataset's ``dataroot_gt``, ``io_backend``, ``meta_info_file``, ``phase``:
         scale (int): LR size = HR size / scale; 1 (SPARNetHD) gives an LR as large as the HR.
@@ -29,8 +29,8 @@ class DegradedFaceDataset(PairedFaceDataset):
             ``manual_seed``, so a run is reproducible for a given number of workers.
         num_images (int, optional): use only the first ``num_images`` images (sorted keys), e.g. a quick
             validation subset of FFHQ's 10,000 validation faces.
-        use_hflip (bool): random horizontal flip of the HR with p 0.5 (training only; default False, the spec
-            names none).
+        use_hflip (bool): random horizontal flip of the HR with p 0.5 (training only; default False, the official
+            loader has none).
 
     Each sample: ``lq`` and ``gt`` (3 x H x W float32 RGB in [0, 1]; ``gt`` is grey when the grey step was
     drawn), ``lq_path`` = ``gt_path`` (the HR's key or file).

@@ -1,6 +1,6 @@
 """SPARNet's training augmentation of the HR face: a random resized crop back to the face's own size.
 
-SPARNet's loader (spec section 5.1) flips the 128 x 128 HR face, then applies its "Scale" step:
+SPARNet's loader (docs/fidelity.md §B5.1) flips the 128 x 128 HR face, then applies its "Scale" step:
 draw ``s ~ U(1.0, 1.3)`` and, when ``int(128 * s) > 128``, replace the face by a torchvision
 ``RandomResizedCrop`` of it (area fraction in [0.7, 1.0], aspect ratio log-uniform in [3/4, 4/3],
 resized to 128 x 128 with PIL bicubic). The step fires when ``s >= 129 / 128``, i.e. with

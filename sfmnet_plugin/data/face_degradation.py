@@ -1,6 +1,7 @@
 """SPARNetHD's degradation chain: a real-looking low-quality face made from a clean HR face.
 
-The official SPARNetHD data loader (``shared/reference/sparnet_spec.md`` section 7, "Data (FFHQ)") made each
+The official SPARNetHD data loader (``data/ffhq_dataset.py`` of chaofengc/Face-SPARNet,
+``docs/fidelity.md`` §B7) made each
 training input on the fly with ``imgaug``; this module re-implements that chain with BasicSR's degradation
 functions (``basicsr.data.degradations``: the Gaussian kernel and the Gaussian noise) and OpenCV, without imgaug::
 
@@ -38,7 +39,7 @@ GAUSSIAN_TRUNCATE = 3.0  # kernel radius in sigmas (what OpenCV's GaussianBlur u
 
 @dataclass(frozen=True)
 class FaceDegradation:
-    """Probabilities and ranges of the chain (defaults: SPARNetHD's official values, spec section 7).
+    """Probabilities and ranges of the chain (defaults: SPARNetHD's official values, §B7).
 
     Ranges are inclusive ``(low, high)`` pairs; integer ranges (kernel sizes, sizes, qualities) are drawn
     uniformly among the integers, float ranges (sigmas) uniformly in the interval.

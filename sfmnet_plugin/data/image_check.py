@@ -4,7 +4,7 @@ A corrupt image inside a training LMDB otherwise crashes the run when it is firs
 hours in. The check is the verifier's fast path (:func:`sfmnet_plugin.data.lmdb_reader.check_lmdb`:
 every stored PNG is decoded and compared with its ``meta_info.txt`` shape, in worker processes);
 folders get every file decoded with the plugin's decoder. It is opt-in because it reads the whole
-dataset once (measured cost in the README, "Security and data safety").
+dataset once (its cost: docs/safety.md).
 """
 from sfmnet_plugin.data.image_io import ImageDecodeError, read_rgb_image
 from sfmnet_plugin.data.lmdb_reader import check_lmdb

@@ -84,7 +84,7 @@ class PairedFaceDataset(data.Dataset):
             ``matlab_bicubic`` (BasicSR's ``imresize``), for on-the-fly LR.
         phase (str): augmentation and cropping happen only when it is ``train``.
         use_hflip, use_rot (bool): BasicSR flips/rotations; default False (SFMNet used none).
-        random_resized_crop (dict, optional): SPARNet's augmentation (spec section 5.1), e.g.
+        random_resized_crop (dict, optional): SPARNet's augmentation (docs/fidelity.md §B5.1), e.g.
             ``{scale: [0.7, 1.0], ratio: [0.75, 1.3333], probability: 0.974}``: after the flip, a
             random box of the HR face is resized back to the face's size (PIL bicubic), and the LR
             is made from that HR by ``downsampler``, so it needs no ``dataroot_lq``. See
@@ -93,13 +93,13 @@ class PairedFaceDataset(data.Dataset):
         meta_info_file (str, optional): use only the images it names (first token per line).
         check_images_at_start (bool): decode every image once when the dataset is built, so a
             corrupt image stops the run at once, naming it, instead of when it is first drawn
-            (default False; costs one pass over the data, see the README).
+            (default False; costs one pass over the data, see docs/safety.md).
 
     Each sample: ``lq`` (3 x h x w) and ``gt`` (3 x H x W) float32 RGB in [0, 1], ``lq_path`` and
     ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).
     """
 
-    # The options above, checked before training starts (sfmnet_plugin.config.option_schema): keep the two in step.
+    # The options above (besides the data loader's), checked before training starts (config.option_schema).
     option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'io_backend', 'scale', 'downsampler', 'phase', 'use_hflip',
                              'use_rot', 'gt_size', 'meta_info_file', 'random_resized_crop', 'check_images_at_start'})
 
@@ -184,7 +184,7 @@ class PairedFaceDataset(data.Dataset):
         check_divisible(height, width, self.scale, f'{self.gt_root}: {key}')
         train = self.opt.get('phase') == 'train'
         if train and self.random_resized_crop:
-            # SPARNet's order (spec section 5.1): flip, random resized crop, then the LR from that HR.
+            # SPARNet's order (§B5.1): flip, random resized crop, then the LR from that HR.
             img_gt = augment(img_gt, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
             img_gt = self.random_resized_crop(img_gt)
         if self.lq_root:

@@ -141,13 +141,13 @@ class FaceRestorer:
         backend: ``torch`` (default) or ``onnxruntime``: then ``checkpoint`` is an ``.onnx`` file written by
             ``sfmnet-export`` (network options, LR size and weights inside it) and ``network``/``scale`` are unused.
         precision: ``fp32`` (default), ``bf16`` or ``fp16``: autocast to that dtype (networks keep their FFTs in
-            float32). bf16 pays off on CPUs with AVX512-BF16/AMX (0.6x the fp32 time of SFMNet here); on an H200
-            it was slower than fp32 at 128x128 (launch-bound, README "Speed"); fp16 is meant for GPUs.
+            float32). bf16 pays off on CPUs with AVX512-BF16/AMX; on GPUs, face-sized inputs are launch-bound and bf16
+            only adds cast kernels (docs/speed.md); fp16 is meant for GPUs.
         channels_last: keep the network's weights in channels_last (NHWC) layout, which oneDNN's and cuDNN's
             reduced-precision convolutions prefer. None (default): on for bf16/fp16, off for fp32 (there it gains
             only a few percent and the fp32 path stays the reference computation).
         compile: ``torch.compile`` the network (inductor). The first batch of each new shape pays the compilation
-            (about a minute for SFMNet on a 2-core CPU); worth it for many faces. See README "Speed".
+            once; worth it for many faces (docs/speed.md).
     """
 
     def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto', precision='fp32',

@@ -1,12 +1,20 @@
-"""The command lines of ``sfmnet-train`` and ``sfmnet-test``: help, usage errors, pre-flight errors.
+"""The command lines of ``sfmnet-train`` and ``sfmnet-test``: help, usage errors, what stops a run.
 
-BasicSR parses the same arguments again inside its pipeline; this parser is checked first so that
-``--help`` explains the command (BasicSR's bare parser offered ``--auto_resume`` for testing too), a
-wrong argument is a usage error, and a :class:`~sfmnet_plugin.launch.preflight.PreflightError` is printed
-as one line per problem, without a traceback, with exit status 2.
+The command line is parsed once, here, into a :class:`~sfmnet_plugin.launch.request.RunRequest`, so that
+``--help`` explains the command (BasicSR's bare parser offered ``--auto_resume`` for testing too) and a
+wrong argument is a usage error. Whatever stops a run before anything is created is printed without a
+traceback, with exit status 2: an option file that cannot be read or has unknown keys as one ``error:``
+line naming the file, a :class:`~sfmnet_plugin.launch.preflight.PreflightError` as one line per problem.
 """
 import argparse
 import sys
+
+from sfmnet_plugin.config.option_schema import OptionKeyError, validate_options
+from sfmnet_plugin.launch.pipeline import run_basicsr_pipeline
+from sfmnet_plugin.launch.preflight import PreflightError, check_run
+from sfmnet_plugin.launch.request import RunRequest
+from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 DESCRIPTIONS = {
     'train': '''Train a network with BasicSR's trainer and the plugin's components (SFMNet, PairedFaceDataset,
@@ -59,25 +67,36 @@ def build_parser(stage, prog=None):
     parser.add_argument('--debug', action='store_true',
                         help='BasicSR debug mode: name prefixed with debug_, frequent logs, no TensorBoard')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument('--force_yml', nargs='+', metavar='KEY:KEY=VALUE',
+    parser.add_argument('--force_yml', nargs='+', action='extend', metavar='KEY:KEY=VALUE',
                         help='override existing options, e.g. train:total_iter=1000 '
                              'datasets:train:batch_size_per_gpu=4')
     return parser
 
 
+def parse_command_line(stage, argv, root_path=None, program=None):
+    """The :class:`RunRequest` of the launcher arguments ``argv`` (without the program name).
+
+    A usage error or ``--help`` exits here (argparse); an option file that cannot be read raises
+    ``FileNotFoundError`` or :class:`~sfmnet_plugin.config.option_files.OptionFileError`.
+    """
+    args = build_parser(stage).parse_args(argv)
+    return RunRequest.read(stage, args, program or sys.argv[0], root_path)
+
+
 def main(stage, root_path=None, argv=None):
     """Check the command line (``argv``, default ``sys.argv[1:]``), then run the pipeline on it.
 
-    Returns when the run finished; exits with status 2 and one line per problem when it cannot start.
+    Returns when the run finished; exits with status 2 and one line per problem when it cannot start. With
+    ``argv=None`` the command line is this process's own, and the process-wide CPU settings
+    (:func:`~sfmnet_plugin.utils.cpu_tuning.apply_process_settings`) may restart it once to take effect.
     """
-    from sfmnet_plugin.launch.pipeline import run_basicsr_pipeline
-    from sfmnet_plugin.launch.preflight import PreflightError
-
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    build_parser(stage).parse_args(sys.argv[1:])
     try:
-        run_basicsr_pipeline(stage, root_path)
+        request = parse_command_line(stage, sys.argv[1:] if argv is None else argv, root_path)
+        validate_options(request.options, request.option_path)
+        check_run(request)  # missing data or weights
+    except (UnsafeOrInvalidFileError, OptionKeyError, FileNotFoundError) as error:
+        print(f'error: {error}', file=sys.stderr)  # one line naming the option file
+        sys.exit(2)
     except PreflightError as error:
         lines = error.problems
         print(f'sfmnet-{stage}: cannot start, {len(lines)} problem{"s" if len(lines) != 1 else ""} '
@@ -85,3 +104,5 @@ def main(stage, root_path=None, argv=None):
         for line in lines:
             print(f'  - {line}', file=sys.stderr)
         sys.exit(2)
+    apply_process_settings(restart=argv is None)
+    run_basicsr_pipeline(request)

@@ -1,18 +1,21 @@
-"""What every launcher does before BasicSR's pipeline takes over the command line."""
+"""The hand-off of a checked :class:`~sfmnet_plugin.launch.request.RunRequest` to BasicSR's pipeline.
+
+BasicSR's ``train_pipeline`` / ``test_pipeline`` parse ``sys.argv`` and open the ``-opt`` file themselves.
+:func:`run_basicsr_pipeline` therefore writes the request's merged options to a temporary file (when the
+file uses ``_base_`` or ``--force_yml``; otherwise BasicSR reads, and saves with the run, the file itself),
+sets ``sys.argv`` to the request's BasicSR command line for the duration of the pipeline (the one place the
+plugin sets it) and restores it afterwards.
+"""
 import importlib
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 
 import torch
 
-from sfmnet_plugin.config.option_files import (
-    default_root_path,
-    option_file_argument,
-    resolved_option_argv,
-    split_force_yml,
-)
-from sfmnet_plugin.config.option_schema import OptionKeyError, validate_option_file
+from sfmnet_plugin.config.option_files import write_merged_options
 from sfmnet_plugin.data.image_check import DatasetImageError
-from sfmnet_plugin.launch.preflight import check_run
 from sfmnet_plugin.launch.session import run_session
 from sfmnet_plugin.utils.nonfinite import NonFiniteError
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
@@ -20,27 +23,42 @@ from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 PIPELINES = {'train': ('basicsr.train', 'train_pipeline'), 'test': ('basicsr.test', 'test_pipeline')}
 
 
-def normalize_local_rank_argument(argv):
-    """Rewrite torch >= 2's ``--local-rank`` into the ``--local_rank`` that BasicSR parses."""
-    return [('--local_rank' + arg[len('--local-rank'):]) if arg.startswith('--local-rank') else arg for arg in argv]
+@contextmanager
+def basicsr_option_file(request):
+    """Yield the path BasicSR reads as ``-opt``: the request's merged options in a temporary folder that lives as
+    long as the ``with`` block (the whole run), or the option file itself when it needs no merging."""
+    if not request.writes_merged_file:
+        yield request.option_path
+        return
+    out_dir = tempfile.mkdtemp(prefix='sfmnet_options_')
+    try:
+        yield write_merged_options(request.options, request.option_path, out_dir, request.overrides)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def run_basicsr_pipeline(stage, root_path=None):
-    """Run BasicSR's ``stage`` pipeline on ``sys.argv`` with ``_base_`` options merged and torch
-    launchers' ``--local-rank`` understood; outputs go under ``root_path`` (default: see
-    :func:`sfmnet_plugin.config.option_files.default_root_path`).
+@contextmanager
+def command_line(argv):
+    """``sys.argv = argv`` inside the ``with`` block: BasicSR's ``parse_options`` reads nothing else."""
+    saved = sys.argv
+    sys.argv = list(argv)
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
-    The caller has imported ``sfmnet_plugin`` (fixes and registrations) before this module.
+
+def run_basicsr_pipeline(request):
+    """Run BasicSR's pipeline of ``request.stage`` on the request; outputs go under ``request.root_path``.
+
+    The caller has imported ``sfmnet_plugin`` (fixes and registrations) and checked the request.
     """
-    module_name, function_name = PIPELINES[stage]
+    module_name, function_name = PIPELINES[request.stage]
     pipeline = getattr(importlib.import_module(module_name), function_name)
-    argv = normalize_local_rank_argument(sys.argv)
-    check_option_file(argv)
-    check_run(stage, argv)  # missing data or weights: a PreflightError before anything is created
-    with resolved_option_argv(argv) as argv, run_session(stage):
-        sys.argv = argv
+    with basicsr_option_file(request) as option_file, run_session(request), \
+            command_line(request.basicsr_argv(option_file)):
         try:
-            pipeline(root_path or default_root_path())
+            pipeline(request.root_path)
         except (NonFiniteError, DatasetImageError, UnsafeOrInvalidFileError) as error:
             # a diverged run, corrupt data, a checkpoint or state refused: one line in the log and on stderr
             from basicsr.utils import get_root_logger
@@ -53,20 +71,3 @@ def run_basicsr_pipeline(stage, root_path=None):
             # ("terminate called without an active exception") after a successful run.
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
-
-
-def check_option_file(argv):
-    """Read the ``-opt`` file safely and check its keys before BasicSR builds anything.
-
-    An unsafe or invalid YAML file, a bad ``_base_`` or an unknown key is one ``error:`` line
-    naming the file (exit status 2), not a traceback after half a run was set up.
-    """
-    argv, overrides = split_force_yml(argv)
-    option_path = option_file_argument(argv)
-    if option_path is None:
-        return  # BasicSR's own parser reports the missing -opt
-    try:
-        validate_option_file(option_path, overrides)
-    except (UnsafeOrInvalidFileError, OptionKeyError, FileNotFoundError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        sys.exit(2)

@@ -3,8 +3,10 @@
 BasicSR creates ``experiments/<name>/`` and ``tb_logger/<name>/`` (archiving an older folder of that
 name), prints its banner and options, builds the networks and only then opens the datasets, so a
 missing LMDB became a traceback after 170 lines, with an empty experiment folder left behind for every
-try. :func:`check_run` reads the same options BasicSR will (the ``-opt`` file with its ``_base_`` files
-and ``--force_yml`` edits) and checks, without building anything or touching BasicSR's logger:
+try. :func:`check_run` reads the options of the launcher's
+:class:`~sfmnet_plugin.launch.request.RunRequest`, the same ones BasicSR will read (the ``-opt`` file with
+its ``_base_`` files and ``--force_yml`` edits), and checks, without building anything or touching
+BasicSR's logger:
 
 * every dataset path (``dataroot_gt``, ``dataroot_lq``, ``meta_info_file``): it exists, an LMDB is
   complete (``data.mdb`` and ``meta_info.txt``, which the preparation scripts write last) and a folder
@@ -18,13 +20,10 @@ and ``--force_yml`` edits) and checks, without building anything or touching Bas
 Each problem is one line naming the option, the path and the command that prepares it; all problems
 are reported together in a :class:`PreflightError`.
 """
-import argparse
 import math
-import os
 import re
 from os import path as osp
 
-from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options, split_force_yml
 from sfmnet_plugin.data.image_io import list_image_files
 from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME, read_meta_info
 
@@ -40,35 +39,6 @@ class PreflightError(Exception):
     def __init__(self, problems):
         self.problems = list(problems)
         super().__init__('\n'.join(self.problems))
-
-
-# ----------------------------------------------------------------------------- reading the options
-
-
-def _launcher_arguments(argv):
-    """The launcher arguments that change which options BasicSR reads (unknown ones are BasicSR's business)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt')
-    parser.add_argument('--launcher', default='none')
-    parser.add_argument('--auto_resume', action='store_true')
-    return parser.parse_known_args(argv)[0]
-
-
-def read_run_options(argv):
-    """``(options, arguments)`` of a launcher command line (``_base_`` merged, ``--force_yml`` applied, as the
-    run will see them), or a PreflightError about the option file itself."""
-    argv, overrides = split_force_yml(argv)
-    args = _launcher_arguments(argv[1:])
-    if not args.opt:
-        raise PreflightError(['-opt: no option file given (e.g. -opt options/train_SFMNet_x8.yml).'])
-    if not osp.isfile(args.opt):
-        raise PreflightError([f'-opt: option file {args.opt!r} not found (relative paths start at {os.getcwd()}).'])
-    try:
-        opt = apply_overrides(load_merged_options(args.opt), overrides)
-    except Exception as error:  # a YAML, _base_ or --force_yml problem: several error types
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PreflightError([f'-opt: cannot read option file {args.opt!r}: {first_line}']) from error
-    return opt, args
 
 
 # ----------------------------------------------------------------------------- what prepares a path
@@ -104,7 +74,7 @@ def network_command(path):
             return f'sfmnet-train -opt {options} (it writes {path})'
         return f'train the experiment {name!r} first (its models/ folder holds this file)'
     return (f'sfmnet-convert-official OFFICIAL_CHECKPOINT.pth {path} --drop-unused-attention '
-            '(README: "Model zoo"), or a path to a trained net_g_*.pth')
+            '(docs/inference.md, "Model zoo"), or a path to a trained net_g_*.pth')
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -273,22 +243,16 @@ def backbone_weight_problems(opt, stage):
 # ----------------------------------------------------------------------------- the check
 
 
-def world_size_of(args):
-    """Processes the run will have: torchrun's WORLD_SIZE under ``--launcher pytorch``, else 1."""
-    if args.launcher == 'none':
-        return 1
-    value = os.environ.get('WORLD_SIZE', '1')
-    return int(value) if value.isdigit() and int(value) > 0 else 1
+def check_run(request):
+    """Raise a :class:`PreflightError` listing everything the run of ``request`` (a
+    :class:`~sfmnet_plugin.launch.request.RunRequest`) is missing; nothing is created or built.
 
-
-def check_run(stage, argv):
-    """Raise a :class:`PreflightError` listing everything the ``stage`` run of ``argv`` is missing.
-
-    ``argv`` is the launcher's command line (``sys.argv``); nothing is created or built.
+    Each check reads ``request.options`` (merged, with ``--force_yml`` applied) and returns its problems; a new
+    check is one more line here.
     """
-    opt, args = read_run_options(argv)
-    problems = dataset_problems(opt, stage, world_size_of(args))
-    problems += network_file_problems(opt, stage, args.auto_resume)
+    opt, stage = request.options, request.stage
+    problems = dataset_problems(opt, stage, request.world_size)
+    problems += network_file_problems(opt, stage, request.auto_resume)
     problems += backbone_weight_problems(opt, stage)
     if problems:
         raise PreflightError(problems)

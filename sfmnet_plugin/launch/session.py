@@ -1,6 +1,7 @@
 """What a run shows on the terminal, and what a run that never started leaves behind.
 
-:func:`run_session` wraps one BasicSR train or test pipeline run by the plugin's launchers:
+:func:`run_session` wraps one BasicSR train or test pipeline run by the plugin's launchers (it receives the
+launcher's :class:`~sfmnet_plugin.launch.request.RunRequest`):
 
 * the terminal gets a one-screen start banner (network and parameters, data sizes, iterations, device
   and threads, where the log goes) instead of BasicSR's ~1,150 lines of ASCII art, options and network
@@ -255,12 +256,14 @@ def _announce(opt, model, datasets):
 
 
 @contextmanager
-def run_session(stage):
-    """Apply the behaviour of the module docstring to the ``stage`` ('train' | 'test') pipeline run inside."""
+def run_session(request):
+    """Apply the behaviour of the module docstring to the pipeline run inside, the one of ``request.stage``
+    (a :class:`~sfmnet_plugin.launch.request.RunRequest`)."""
     import basicsr.test as basicsr_test
     import basicsr.train as basicsr_train
     import basicsr.utils.misc as basicsr_misc
 
+    stage = request.stage
     pipeline = basicsr_train if stage == 'train' else basicsr_test
     datasets, folders, progress = [], CreatedFolders(), RunProgress()
     build_dataset, build_model = pipeline.build_dataset, pipeline.build_model

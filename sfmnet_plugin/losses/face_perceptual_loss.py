@@ -45,7 +45,7 @@ class FacePerceptualLoss(PerceptualLoss):
     ``$SFMNET_PRETRAINED_DIR``, else ``torch.hub.get_dir()/checkpoints``; if none has it, a
     ``FileNotFoundError`` says where to get it. Nothing is ever downloaded.
 
-    SFMNet's GAN stage (spec 6.3/6.4): VGG19 ``conv5_4`` before its ReLU, images in [0, 1] fed without
+    SFMNet's GAN stage (docs/fidelity.md §A6.3/§A6.4): VGG19 ``conv5_4`` before its ReLU, images in [0, 1] fed without
     ImageNet normalisation, L1, weight 0.1::
 
         perceptual_opt:

@@ -13,7 +13,7 @@ class MultiScaleFeatureMatchingLoss(nn.Module):
     ``return_features=True``): one list per scale, the intermediate feature maps followed by the logits. The logits
     (the last entry of each list) are left to the adversarial loss. Per scale, the term is
     ``sum_k mean |fake_k - real_k|`` over the intermediate maps, with the real features detached; the loss is
-    ``loss_weight`` times the mean over scales. SPARNetHD (``shared/reference/sparnet_spec.md`` section 7) uses
+    ``loss_weight`` times the mean over scales. SPARNetHD (``docs/fidelity.md`` §B7) uses
     ``loss_weight`` 10 over 3 scales of 5 feature maps: ``10 * FM / 3``.
 
     BasicSR has no feature-matching loss (its ``MultiScaleGANLoss`` handles the logits of the same outputs).

@@ -5,9 +5,9 @@ DIC (Ma et al., CVPR 2020) and SPARNet report landmark detection on SR faces; lo
     NME = mean over the 68 points of ||p_SR - p_HR|| / d_HR
 
 with ``p`` the 68 iBUG 300-W landmarks of dlib's ``shape_predictor_68_face_landmarks.dat`` (from the
-``face-metrics`` extra; **non-commercial use only**, see the README), both predicted inside the face box found on
-the HR image (:mod:`.face_models`), and ``d_HR`` the HR's inter-ocular distance: between the outer eye corners
-(points 37 and 46 in 1-based iBUG numbering; ``normalization: inter_ocular``, the 300-W convention and the
+``face-metrics`` extra; **non-commercial use only**, see docs/metrics_and_benchmark.md), both predicted inside the
+face box found on the HR image (:mod:`.face_models`), and ``d_HR`` the HR's inter-ocular distance: between the outer
+eye corners (points 37 and 46 in 1-based iBUG numbering; ``normalization: inter_ocular``, the 300-W convention and the
 default) or between the eye centres (``inter_pupil``). A fraction, not a percentage; 0 for identical images.
 
 How it differs from DIC's ``eval_landmark.py``: DIC runs its own 4-stack hourglass network (heatmaps, trained on

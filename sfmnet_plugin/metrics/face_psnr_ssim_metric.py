@@ -13,8 +13,8 @@ dic        float, not rounded (BasicSR)      ``crop_border`` =      10·log10(25
                                              scale (required)                              σ 1.5 (BasicSR)
 =========  ================================  =====================  =====================  ===========================
 
-'sfmnet' follows SFMNet's ``utils/metric.py`` (spec 8.1), 'sparnet' SPARNet's ``psnr_ssim.py`` (also used by
-CTCNet, WFEN, ...), and 'dic' is BasicSR's ``calculate_psnr``/``calculate_ssim`` with ``test_y_channel=True``.
+'sfmnet' follows SFMNet's ``utils/metric.py`` (docs/fidelity.md §A8.1), 'sparnet' SPARNet's ``psnr_ssim.py`` (§B6;
+also CTCNet's, WFEN's), and 'dic' is BasicSR's ``calculate_psnr``/``calculate_ssim`` with ``test_y_channel=True``.
 All take the uint8 images that BasicSR's validation passes (``tensor2img``: rounded, **BGR**, HWC); the
 quantisation is therefore BasicSR's rounding (SPARNet's own scripts read PNGs that its test script saved with
 truncation, a step outside the metric).

@@ -85,9 +85,9 @@ def calculate_lpips(img,
         weights_path (str, optional): Local torchvision trunk weights (``alexnet-owt-7be5be79.pth`` for alex);
             default: ``$SFMNET_PRETRAINED_DIR`` or ``torch.hub.get_dir()/checkpoints``; missing -> FileNotFoundError.
         protocol (str): 'standard' (default): LPIPS v0.1 on RGB in [-1, 1], no crop, as ``lpips_2dirs.py``.
-            'sfmnet': SFMNet's ``eval_lpips.py`` exactly (spec 8.2): the Y channel, 8-px crop, values in [16, 235]
-            copied to three channels. **Non-standard numbers**: only comparable with SFMNet's paper tables,
-            never with standard LPIPS.
+            'sfmnet': SFMNet's ``eval_lpips.py`` exactly (docs/fidelity.md §A8.2): the Y channel, 8-px crop,
+            values in [16, 235] copied to three channels. **Non-standard numbers**: only comparable with SFMNet's
+            paper tables, never with standard LPIPS.
         device (str, optional): Default: 'cuda' if available, else 'cpu'.
         random_backbone_for_tests (bool): Random trunk, for offline tests only (warns; meaningless values).
     """

@@ -83,7 +83,7 @@ class FaceSRModel(SRModel):
       scaler for fp16); the losses are computed in float32.
     * ``train.grad_clip_norm``: clip the generator's gradient norm (off when absent).
     * ``train.channels_last``: the trained networks keep their weights in channels_last (NHWC) layout, which
-      oneDNN's and cuDNN's reduced-precision convolutions prefer (off by default; README "Speed" has the numbers).
+      oneDNN's and cuDNN's reduced-precision convolutions prefer (off by default; docs/speed.md has the numbers).
     * ``train.compile``: ``torch.compile`` the trained networks in place (``nn.Module.compile``: checkpoints keep
       their keys); the first iterations pay the compilation. Off by default: it did not speed up a CPU step.
     * EMA (``ema_decay`` > 0) also copies the buffers (BatchNorm running statistics) into the EMA
@@ -98,6 +98,10 @@ class FaceSRModel(SRModel):
     * when testing: ``<dataset>_metrics.csv`` (per image), ``<dataset>_summary.md`` and
       ``<dataset>_contact_sheet.png`` (``val.contact_sheet`` images, default 8) in ``results/<name>/``.
     """
+
+    # The option keys this class reads beyond its parents' (section -> keys; checked by config.option_schema).
+    option_keys = {'train': {'mixed_precision', 'grad_clip_norm', 'channels_last', 'compile'},
+                   'val': {'compare_bicubic', 'contact_sheet', 'sr_quantization'}}
 
     # ------------------------------------------------------------------ training
 

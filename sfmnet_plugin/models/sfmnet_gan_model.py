@@ -11,7 +11,7 @@ from sfmnet_plugin.models.sfmnet_model import SFMNetModel
 
 @MODEL_REGISTRY.register()
 class SFMNetGANModel(SFMNetModel):
-    """SFMNet-GAN (spec section 6): the stage-1 objective plus perceptual and two adversarial terms.
+    """SFMNet-GAN (docs/fidelity.md §A6): the stage-1 objective plus perceptual and two adversarial terms.
 
     Warm-starts from a PSNR-stage checkpoint (``path.pretrain_network_g``). Networks and losses::
 
@@ -36,6 +36,13 @@ class SFMNetGANModel(SFMNetModel):
     The official script also re-creates its Adam optimisers every epoch; this model keeps their state.
     ``net_d_iters`` and ``net_d_init_iters`` behave as in BasicSR's ``SRGANModel``.
     """
+
+    option_keys = {'': {'network_d', 'network_d_frequency'},  # beyond SFMNetModel's
+                   'path': {'pretrain_network_d', 'strict_load_d', 'pretrain_network_d_frequency',
+                            'strict_load_d_frequency'},
+                   'train': {'optim_d', 'optim_d_frequency', 'gan_opt', 'gan_frequency_opt', 'frequency_d_loss_weight',
+                             'official_detached_perceptual', 'official_detached_frequency_fake', 'net_d_iters',
+                             'net_d_init_iters'}}
 
     def init_training_settings(self):
         self.net_d = self.build_discriminator('network_d', 'pretrain_network_d', 'strict_load_d')

@@ -8,7 +8,7 @@ from sfmnet_plugin.models.face_sr_model import FaceSRModel, build_optional_loss
 class SFMNetModel(FaceSRModel):
     """SFMNet's first (PSNR) stage: the dual pixel loss and the frequency loss.
 
-    The official objective (spec section 5) is
+    The official objective (docs/fidelity.md §A5) is
     ``L1(sr, gt) + L1(sr_frequency, gt) + 0.01 * (L1 of amplitudes + L1 of phases)(sr_frequency, gt)``,
     configured in ``train`` as::
 
@@ -20,6 +20,8 @@ class SFMNetModel(FaceSRModel):
     baseline, test reports) is :class:`FaceSRModel`'s. A network without a frequency branch can be
     trained too, as long as no frequency-branch loss is set.
     """
+
+    option_keys = {'train': {'frequency_branch_pixel_opt', 'frequency_opt'}}  # beyond FaceSRModel's
 
     def init_training_settings(self):
         super().init_training_settings()

@@ -1,4 +1,4 @@
-"""SPARNetHD's GAN training (``shared/reference/sparnet_spec.md`` section 7) on the plugin's face-model base."""
+"""SPARNetHD's GAN training (``docs/fidelity.md`` §B7) on the plugin's face-model base."""
 from collections import OrderedDict
 
 import torch
@@ -7,7 +7,6 @@ from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from sfmnet_plugin.config.option_schema import register_model_keys
 from sfmnet_plugin.models.face_sr_model import FaceSRModel
 
 
@@ -41,7 +40,7 @@ class SPARNetHDModel(FaceSRModel):
     * ``BaseModel.model_ema``: it averages parameters only. Every conv of SPARNetHD is spectral-normalised, and the
       spectral norm's power-iteration vectors ``u``/``v`` are buffers; left at their initial values they give the
       EMA generator a wrong normalisation, i.e. garbage outputs. The official EMA averages the whole state dict
-      (``H <- 0.999 H + 0.001 G``, spec 7 and 9.15): :meth:`model_ema` does that for every floating-point entry
+      (``H <- 0.999 H + 0.001 G``, §B7 and §B9 item 15): :meth:`model_ema` does that for every floating-point entry
       (parameters and buffers) and copies the others.
     * ``PerceptualLoss`` input size: the official code resizes images narrower than 224 pixels to 224x224
       (bilinear) before VGG; ``train.perceptual_min_size`` (default 224) does it here (no effect at 512).
@@ -49,6 +48,11 @@ class SPARNetHDModel(FaceSRModel):
     Official quirk as an option: ``train.official_ema_before_g_step`` (default false) updates the EMA before the
     generator step, as the official loop does (the EMA then lags one step); BasicSR updates it after.
     """
+
+    option_keys = {'': {'network_d'},  # beyond FaceSRModel's
+                   'path': {'pretrain_network_d', 'param_key_d', 'strict_load_d'},
+                   'train': {'optim_d', 'feature_matching_opt', 'gan_opt', 'd_loss_weight', 'perceptual_min_size',
+                             'official_ema_before_g_step', 'net_d_iters', 'net_d_init_iters'}}
 
     def init_training_settings(self):
         self.net_d = self.model_to_device(build_network(self.opt['network_d']))
@@ -146,12 +150,3 @@ class SPARNetHDModel(FaceSRModel):
         # networks. File names follow BasicSR's resume convention (network_d -> net_d_<iter>.pth).
         self.save_network(self.net_d, 'net_d', current_iter)
         super().save(epoch, current_iter)  # net_g_<iter>.pth (params and params_ema), then the training state
-
-
-# The option keys this model reads beyond FaceSRModel's (checked by sfmnet_plugin.config.option_schema).
-register_model_keys('SPARNetHDModel', {
-    '': {'network_d'},
-    'path': {'pretrain_network_d', 'param_key_d', 'strict_load_d'},
-    'train': {'optim_d', 'feature_matching_opt', 'gan_opt', 'd_loss_weight', 'perceptual_min_size',
-              'official_ema_before_g_step', 'net_d_iters', 'net_d_init_iters'},
-})

@@ -9,7 +9,7 @@ Three crop protocols:
 * ``aligned``: the centre ``--aligned-crop-size`` square of ``img_align_celeba`` (178 x 218; 178
   = the whole width, rows 20-197; 138 = the tighter crop of several GAN/SR papers), PIL bicubic
   to the HR size.
-* ``mtcnn`` (SPARNet, spec section 5.1): MTCNN run on ``img_celeba``; the square on the box of the
+* ``mtcnn`` (SPARNet, docs/fidelity.md §B5.1): MTCNN run on ``img_celeba``; the square on the box of the
   annotated face (the one around the official landmarks), side = the box's longer edge x
   ``--margin`` (default 1.0 here), no alignment; only faces whose square is at least 128 px
   (``--min-crop-size``, default 128 here) are kept; PIL bicubic to the HR size.
@@ -48,7 +48,7 @@ DEFAULT_MIN_CROP = 64  # wild and aligned: the preparation scripts' --min-crop-s
 # mtcnn: the square on the longer edge of MTCNN's box already frames the face like the wild
 # protocol's default (1.07-1.13 x the 68-landmark box on the two public-domain test photos).
 DEFAULT_MTCNN_MARGIN = 1.0
-# mtcnn: SPARNet kept only faces larger than 128 x 128 (maintainer, spec section 5.1).
+# mtcnn: SPARNet kept only faces larger than 128 x 128 (maintainer, §B5.1).
 DEFAULT_MTCNN_MIN_CROP = 128
 
 

@@ -156,7 +156,7 @@ def process_face_detector():
 
 @dataclass(frozen=True)
 class DetectedBoxCrop:
-    """SPARNet's CelebA crop (spec section 5.1): the square on the MTCNN face box, no alignment.
+    """SPARNet's CelebA crop (docs/fidelity.md §B5.1): the square on the MTCNN face box, no alignment.
 
     MTCNN runs on the whole photo; of the faces it finds, the largest whose box contains
     ``reference`` (a point on the wanted face; for CelebA the mean of its 5 official landmarks, so a

@@ -2,7 +2,7 @@
 
 FFHQ (NVlabs/ffhq-dataset) ships 70,000 aligned 1024x1024 PNGs, ``images1024x1024/00000/00000.png`` ...
 ``images1024x1024/69000/69999.png`` (mirrors also store them in one flat folder). SPARNetHD's loader resized each
-to 512x512 with PIL's bicubic and made the LR on the fly (``shared/reference/sparnet_spec.md`` section 7), which
+to 512x512 with PIL's bicubic and made the LR on the fly (``docs/fidelity.md`` §B7), which
 is what this preparation stores: ``<out>/<split>/HR.lmdb`` (keys ``00000`` ...), made for
 :class:`~sfmnet_plugin.data.degraded_face_dataset.DegradedFaceDataset`. LR scales (``--scales``) add bicubic
 LR LMDBs for non-blind SR networks.

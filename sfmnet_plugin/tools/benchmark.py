@@ -81,6 +81,8 @@ def to_method(option, values):
 
 
 def main(argv=None) -> int:
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    apply_process_settings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.latency_repeats < 0 or args.sheet_images < 0 or args.scale < 1:

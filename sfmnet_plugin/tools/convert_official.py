@@ -23,6 +23,8 @@ from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torc
 
 
 def main(argv=None) -> int:
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    apply_process_settings()
     parser = argparse.ArgumentParser(
         prog='sfmnet-convert-official',
         description="Convert an official SFMNet or SPARNet-family checkpoint to the plugin's names, saved as "

@@ -65,7 +65,7 @@ GPU_BUDGET = ['datasets:train:batch_size_per_gpu=8', 'datasets:train:num_worker_
               'train:scheduler:milestones=[15000]', 'train:optim_g:lr=!!float 2e-4', 'val:val_freq=2000',
               'logger:save_checkpoint_freq=2000']
 # The CPU preset is the option files as written: widths chosen so the three trainings, the face gathering and the
-# benchmark take about 10 minutes on a quiet 2-core machine (README, Results).
+# benchmark take minutes on a small CPU (timings in docs/speed.md).
 DEMO_NETWORKS = (
     DemoNetwork('SFMNet', 'options/demo_SFMNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
@@ -115,7 +115,7 @@ def build_parser():
 def step_environment(threads):
     """The environment of every step: ``threads`` OpenMP threads spinning briefly when idle (the plugin's default,
     see sfmnet_plugin.utils.cpu_threads). Each step imports the plugin, which lets glibc keep freed memory
-    (sfmnet_plugin.utils.cpu_memory: CPU training steps about 2.5x faster)."""
+    (sfmnet_plugin.utils.cpu_memory: no page faults on every step's feature maps)."""
     environment = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cpu_threads.set_openmp_wait_policy_default(environment, modules={})
     return environment
@@ -221,6 +221,8 @@ def benchmark_family(output, test_lmdb, scale, models):
 
 
 def main(argv=None):
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    apply_process_settings()
     args = build_parser().parse_args(argv)
     if args.threads < 1:
         raise SystemExit('sfmnet-demo: --threads must be at least 1.')

@@ -45,6 +45,8 @@ def check_against_torch(net, onnx_path, lr_size):
 
 
 def main(argv=None) -> int:
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    apply_process_settings()
     args = build_parser().parse_args(argv)
     if len(args.lr_size) > 2 or min(args.lr_size) < 1:
         print('sfmnet-export: error: --lr-size takes one or two positive sizes (H [W]).', file=sys.stderr)

@@ -52,7 +52,7 @@ def build_parser():
                              '(default: %(default)s)')
     parser.add_argument('--precision', choices=sorted(PRECISIONS), default='fp32',
                         help='autocast dtype: bf16 takes about 0.6x the fp32 time on CPUs with AVX512-BF16/AMX '
-                             '(not on GPUs at face sizes: see README "Speed") (default: %(default)s)')
+                             '(not on GPUs at face sizes: see docs/speed.md) (default: %(default)s)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the network: the first batch compiles (about a minute on a small CPU), '
                              'the following ones run faster; for folders of many faces')
@@ -186,6 +186,8 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    apply_process_settings()
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or (args.size is not None and args.size < 1) or args.max_input_side < 1:
         print('sfmnet-infer: error: --batch-size, --size and --max-input-side must be positive.', file=sys.stderr)

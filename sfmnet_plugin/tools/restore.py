@@ -123,6 +123,8 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
+    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    apply_process_settings()
     args = build_parser().parse_args(argv)
     try:
         return run(args)

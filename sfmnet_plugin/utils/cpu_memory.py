@@ -3,15 +3,15 @@
 By default glibc serves every allocation above a (dynamic, at most 32 MiB) threshold with a fresh ``mmap`` and
 unmaps it on free, and trims the top of its heap after frees. A network step on the CPU frees and re-allocates
 the same feature maps (megabytes to gigabytes) every iteration, so each iteration page-faults its whole working
-set again: an elementwise op on a 33 MB tensor took 17.7 ms with the default and 5.7 ms with freed memory kept
-(this project's machine), and SFMNet's training steps were about 2.5x faster (README "Speed").
+set again, which can cost more than the arithmetic of an elementwise op (numbers in docs/speed.md).
 
-:func:`keep_freed_memory_default` raises both thresholds with ``mallopt`` when ``import sfmnet_plugin`` runs,
-so every plugin command and every program that imports the plugin reuses freed blocks. The cost is memory the
-process keeps after its peak (SFMNet's batch-8 training: peak RSS 7.6 GiB against 6.7 GiB). It only sets a
-default: ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``glibc.malloc`` tunables in the environment
-win, ``SFMNET_RETURN_FREED_MEMORY=1`` switches it off, and nothing happens outside Linux/glibc. Forked children
-(DataLoader workers) inherit the setting; spawned ones (torchrun ranks) import the plugin again.
+:func:`keep_freed_memory_default` raises both thresholds with ``mallopt``; the plugin's commands call it at
+start (:func:`sfmnet_plugin.utils.cpu_tuning.apply_process_settings`), importing the library does not. The
+cost is memory the process keeps after its peak (a higher peak RSS, in docs/speed.md).
+It only sets a default: ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``glibc.malloc`` tunables in
+the environment win, ``SFMNET_RETURN_FREED_MEMORY=1`` switches it off, and nothing happens outside
+Linux/glibc. Forked children (DataLoader workers) inherit the setting; spawned ones (torchrun ranks) run the
+launcher, which applies it again.
 """
 import ctypes
 import os

@@ -6,15 +6,16 @@ barrier; by default a libgomp thread that reaches a barrier or finishes its shar
 (spins ~300,000 times) before it sleeps. With two threads on two cores and one other busy process,
 three runnable threads share two cores: our spinning threads burn the time slices that the thread
 still holding work needs, and the tiny network's thousands of small regions per step each pay it
-(measured in ``benchmarks/bench_threads.py``; numbers in the README).
+(``benchmarks/bench_threads.py`` measures it; the numbers are in docs/speed.md).
 
 ``GOMP_SPINCOUNT=10000`` bounds that spinning to a few microseconds before a waiting thread sleeps: on a
-quiet machine that is as fast as the default (a step of the demo's network: 0.73-0.77 s against 0.77-0.78 s),
-while ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once) made every region pay a wake-up (1.05-1.12 s); beside one
-busy process it takes 2.7-3.2 s where PASSIVE takes 2.1 s and the default did not finish 7 steps in 240 s.
-libgomp reads these variables once, when torch loads it, so :func:`set_openmp_wait_policy_default` runs at the
-top of ``import sfmnet_plugin`` (before torch is imported) and only sets a default: ``OMP_WAIT_POLICY`` or
-``GOMP_SPINCOUNT`` in the environment wins, and nothing is changed when torch was imported first.
+quiet machine that is as fast as the default, while ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once) makes every
+region pay a wake-up; beside busy processes it avoids the default's collapse (numbers in docs/speed.md).
+libgomp reads these variables once, when torch loads it, so the plugin's entry points set the default before
+torch is imported, or restart once with it (:mod:`sfmnet_plugin.utils.cpu_tuning`); importing the library
+sets nothing. It is only a default: ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment wins. This
+module needs only the standard library, so the script launchers run it by path, before the package (and
+torch) is imported.
 
 The thread count is a numerical setting, not only a speed one: oneDNN splits convolutions
 differently for different thread counts, so 1 and 2 threads give results that differ in the last
@@ -31,6 +32,11 @@ SPIN_COUNT_VARIABLE = 'GOMP_SPINCOUNT'
 DEFAULT_SPIN_COUNT = '10000'
 
 
+def openmp_wait_is_default(environ=os.environ):
+    """Whether ``environ`` leaves libgomp's wait policy to the plugin (no ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``)."""
+    return not any(name in environ for name in WAIT_VARIABLES)
+
+
 def set_openmp_wait_policy_default(environ=os.environ, modules=sys.modules):
     """Set ``GOMP_SPINCOUNT=10000`` unless a wait setting is in the environment or torch (and its libgomp) is
     already loaded.
@@ -38,7 +44,7 @@ def set_openmp_wait_policy_default(environ=os.environ, modules=sys.modules):
     Returns whether the default was set. Child processes (DataLoader workers, torchrun ranks, the demo's
     steps) inherit it.
     """
-    if any(name in environ for name in WAIT_VARIABLES) or 'torch' in modules:
+    if not openmp_wait_is_default(environ) or 'torch' in modules:
         return False
     environ[SPIN_COUNT_VARIABLE] = DEFAULT_SPIN_COUNT
     return True

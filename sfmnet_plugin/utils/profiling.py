@@ -1,10 +1,10 @@
 """What a network costs: parameters, multiply-accumulates per image and latency (``benchmarks/``, the benchmark).
 
 MACs count every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks (``output elements x in_channels / groups x
-kernel area``; ``output elements x in_features``), the convention of the papers' tables and of the SFMNet spec
-(30.57 G for SFMNet x8): FFTs, attention matmuls and element-wise operations are not included. A module with a
-``count_macs(args, output)`` method reports its own count (SFMNet's folded down-sampler counts the two official
-convolutions it replaces).
+kernel area``; ``output elements x in_features``), the convention of the papers' tables and of the official SFMNet
+count (30.57 G for SFMNet x8, ``docs/fidelity.md`` §A3.4): FFTs, attention matmuls and element-wise operations are
+not included. A module with a ``count_macs(args, output)`` method reports its own count (SFMNet's folded
+down-sampler counts the two official convolutions it replaces).
 """
 import statistics
 import time
