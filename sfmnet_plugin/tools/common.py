@@ -16,6 +16,7 @@ from sfmnet_plugin.inference import InferenceError
 from sfmnet_plugin.inference.network_options import network_options_from_file
 from sfmnet_plugin.prep.outputs import NotOurOutputError
 from sfmnet_plugin.prep.pipeline import DataPrepError, SampleSpec
+from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
 
 
 def tool_parser(prog, description):
@@ -139,12 +140,13 @@ def describe_os_error(err):
 
 
 def run_prep_tool(main_function, argv):
-    """Run a preparation script's main and return its exit code.
+    """Apply the process settings of the plugin's entry points, run a preparation script's main, return its exit code.
 
     DataPrepError, ValueError and OSError (a missing, read-only or full output, a file where a
     folder is expected, an output the tools did not create) become one ``error: ...`` line naming
     the path, and exit code 2; Ctrl-C becomes a one-line message and exit code 130.
     """
+    apply_process_settings()
     try:
         return main_function(argv)
     except (DataPrepError, ValueError, NotOurOutputError) as err:

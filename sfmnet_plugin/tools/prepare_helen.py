@@ -43,8 +43,6 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry point: errors print ``error: ...`` and exit with 2."""
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
-    apply_process_settings()
     return run_prep_tool(run, argv)
 
 
