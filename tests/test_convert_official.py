@@ -14,7 +14,6 @@ from sfmnet_plugin.checkpoints.sfmnet import (
     convert_official_discriminator_state_dict,
     convert_official_state_dict,
     is_official_state_dict,
-    load_sfmnet_checkpoint,
     official_to_plugin_key_map,
 )
 from sfmnet_plugin.tools.convert_official import main
@@ -166,18 +165,6 @@ def test_cli_reports_a_wrong_checkpoint_clearly(tmp_path, official_sd, capsys):
     assert main([str(source), str(tmp_path / 'converted.pth')]) == 1
     assert 'missing keys (1): head.0.act.weight' in capsys.readouterr().err
     assert not (tmp_path / 'converted.pth').exists()
-
-
-def test_load_sfmnet_checkpoint_accepts_official_and_basicsr_files(tmp_path, official_sd):
-    official_path, basicsr_path = tmp_path / 'official.pth', tmp_path / 'basicsr.pth'
-    torch.save(official_sd, official_path)
-    assert main([str(official_path), str(basicsr_path), '--drop-unused-attention']) == 0
-    expected = official_sd['up2.1.body.0.layers.0.layers.weight']
-    for path, kwargs in [(official_path, {}), (official_path, {'keep_unused_attention': False}),
-                         (basicsr_path, {'keep_unused_attention': False})]:
-        model = load_sfmnet_checkpoint(path, **kwargs)
-        assert not model.training
-        assert torch.equal(model.spatial_branch.decoder_blocks[1].resblocks[0].conv1.weight, expected)
 
 
 @pytest.mark.parametrize('network, plugin_class', [('D', SFMNetSpatialDiscriminator),

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sfmnet_plugin.data.lmdb_reader import read_meta_info
-from sfmnet_plugin.prep import folder as prep_folder
-from sfmnet_plugin.prep import helen as prep_helen
+from sfmnet_plugin.data.lmdb_reader import check_lmdb, read_meta_info
 from sfmnet_plugin.prep import outputs as atomic_output
 from sfmnet_plugin.prep import verify
+from sfmnet_plugin.tools import folder_to_lmdb, prepare_helen, verify_lmdb
 from sfmnet_plugin.utils import lmdb_env
 
 
@@ -46,7 +45,7 @@ def error_lines(stderr):
 
 def verify_split(split_dir):
     forget_lmdb_handles()
-    return verify.main([str(split_dir), '--workers', '1'])
+    return verify_lmdb.main([str(split_dir), '--workers', '1'])
 
 
 # ------------------------------------------------------------------ finding 3: names and deletions
@@ -58,7 +57,7 @@ def test_split_names_must_be_plain_names(tmp_path, capsys, name):
     victim.mkdir()
     (victim / 'precious.txt').write_text('user data')
     source = write_faces(tmp_path / 'faces', 2)
-    assert prep_helen.cli(['--from-aligned', source, '--split-name', name, '--out', str(tmp_path / 'out' / 'x'),
+    assert prepare_helen.main(['--from-aligned', source, '--split-name', name, '--out', str(tmp_path / 'out' / 'x'),
                            '--hr-size', '32', '--scales', '4', '--min-crop-size', '0', '--workers', '1',
                            '--overwrite']) == 2
     assert 'plain name' in capsys.readouterr().err
@@ -66,10 +65,10 @@ def test_split_names_must_be_plain_names(tmp_path, capsys, name):
 
 
 def test_celeba_split_list_names_must_be_plain_names(tmp_path, capsys):
-    from sfmnet_plugin.prep import celeba as prep_celeba
+    from sfmnet_plugin.tools import prepare_celeba
 
-    with pytest.raises(prep_celeba.DataPrepError, match='plain name'):
-        prep_celeba.parse_split_list_option('../../somewhere:list.txt')
+    with pytest.raises(prepare_celeba.DataPrepError, match='plain name'):
+        prepare_celeba.parse_split_list_option('../../somewhere:list.txt')
 
 
 def test_overwrite_never_replaces_a_folder_the_tool_did_not_make(tmp_path, capsys):
@@ -77,7 +76,7 @@ def test_overwrite_never_replaces_a_folder_the_tool_did_not_make(tmp_path, capsy
     user_folder = tmp_path / 'out' / 'test'
     user_folder.mkdir(parents=True)
     (user_folder / 'thesis.tex').write_text('years of work')
-    assert prep_helen.cli(helen_argv(source, tmp_path / 'out', '--overwrite')) == 2
+    assert prepare_helen.main(helen_argv(source, tmp_path / 'out', '--overwrite')) == 2
     assert 'was not created by this tool' in capsys.readouterr().err
     assert os.listdir(user_folder) == ['thesis.tex']
     assert sorted(os.listdir(tmp_path / 'out')) == ['test']
@@ -88,7 +87,7 @@ def test_a_leftover_partial_folder_is_removed_only_if_the_tool_made_it(tmp_path,
     foreign = tmp_path / 'out' / 'test.partial'
     foreign.mkdir(parents=True)
     (foreign / 'notes.txt').write_text('not a preparation leftover')
-    assert prep_helen.cli(helen_argv(source, tmp_path / 'out')) == 2
+    assert prepare_helen.main(helen_argv(source, tmp_path / 'out')) == 2
     assert 'refusing to delete' in capsys.readouterr().err and os.listdir(foreign) == ['notes.txt']
 
 
@@ -155,7 +154,7 @@ def run_killed(argv, moment):
             with pytest.MonkeyPatch.context() as mp:
                 KILL_MOMENTS[moment](mp)
                 sys.stdout = sys.stderr = open(os.devnull, 'w')
-                prep_helen.cli(argv)
+                prepare_helen.main(argv)
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)
@@ -166,30 +165,30 @@ def run_killed(argv, moment):
 def test_a_killed_rebuild_leaves_the_old_or_the_new_complete_split(tmp_path, moment):
     out, split = tmp_path / 'out', tmp_path / 'out' / 'test'
     old_source, new_source = write_faces(tmp_path / 'old', 2, seed=0), write_faces(tmp_path / 'new', 3, seed=1)
-    assert prep_helen.cli(helen_argv(old_source, out)) == 0
+    assert prepare_helen.main(helen_argv(old_source, out)) == 0
     assert run_killed(helen_argv(new_source, out, '--overwrite', '--save-png'), moment)
 
     if not split.exists():  # only between two renames: the old output waits beside it to be restored
         assert (out / 'test.old').exists() and moment.startswith('between')
-        assert prep_helen.cli(helen_argv(new_source, out)) == 0  # no --overwrite: restores, then skips
+        assert prepare_helen.main(helen_argv(new_source, out)) == 0  # no --overwrite: restores, then skips
     forget_lmdb_handles()
     lmdbs = [name for name in os.listdir(split) if name.endswith('.lmdb')]
     assert sorted(lmdbs) == ['HR.lmdb', 'LR_x4.lmdb']
-    assert all(verify.check_lmdb(str(split / name)) == [] for name in lmdbs)
+    assert all(check_lmdb(str(split / name)) == [] for name in lmdbs)
     # the split matches its report; at most a marked leftover of the killed run waits beside it
     assert all('left over from an interrupted run' in p for p in verify.check_split_report(str(split)))
     count = len(read_meta_info(str(split / 'HR.lmdb')))
     assert count in (2, 3)
     assert osp.isdir(split / 'HR') == (count == 3)  # the new output has its PNGs, the old one none
     # the next rebuild cleans up and completes
-    assert prep_helen.cli(helen_argv(new_source, out, '--overwrite', '--save-png')) == 0
+    assert prepare_helen.main(helen_argv(new_source, out, '--overwrite', '--save-png')) == 0
     assert verify_split(split) == 0 and sorted(os.listdir(out)) == ['test']
     assert len(os.listdir(split / 'HR')) == 3
 
 
 def test_verify_detects_a_split_that_does_not_match_its_report(tmp_path, capsys):
     source = write_faces(tmp_path / 'faces', 3)
-    assert prep_helen.cli(helen_argv(source, tmp_path / 'out', '--save-png')) == 0
+    assert prepare_helen.main(helen_argv(source, tmp_path / 'out', '--save-png')) == 0
     split = tmp_path / 'out' / 'test'
     assert verify_split(split) == 0
     os.remove(split / 'HR' / '001.png')  # part of the PNGs, as the killed rebuild of the issue left them
@@ -220,7 +219,7 @@ def test_disk_full_while_writing_an_lmdb_is_one_line(tmp_path, capsys, monkeypat
 
     real_open = lmdb.open
     monkeypatch.setattr(lmdb, 'open', lambda *a, **k: FullDisk(real_open(*a, **k)))
-    assert prep_helen.cli(helen_argv(source, tmp_path / 'out')) == 2
+    assert prepare_helen.main(helen_argv(source, tmp_path / 'out')) == 2
     [err] = error_lines(capsys.readouterr().err)
     assert 'test.partial/HR.lmdb' in err and 'Input/output error' in err and 'is the disk full' in err
     assert not (tmp_path / 'out' / 'test').exists() and not (tmp_path / 'out' / 'test.partial').exists()
@@ -229,10 +228,10 @@ def test_disk_full_while_writing_an_lmdb_is_one_line(tmp_path, capsys, monkeypat
 def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
     source = write_faces(tmp_path / 'faces', 1)
     (tmp_path / 'out').write_text('a file')
-    assert prep_helen.cli(helen_argv(source, tmp_path / 'out')) == 2
+    assert prepare_helen.main(helen_argv(source, tmp_path / 'out')) == 2
     [err] = error_lines(capsys.readouterr().err)
     assert f'--out {tmp_path / "out"}: is a file' in err
-    assert prep_folder.cli([source, str(tmp_path / 'out' / 'x.lmdb'), '--workers', '1']) == 2
+    assert folder_to_lmdb.main([source, str(tmp_path / 'out' / 'x.lmdb'), '--workers', '1']) == 2
     [err] = error_lines(capsys.readouterr().err)
     assert 'is a file' in err
 
@@ -244,7 +243,7 @@ def test_read_only_out_is_one_line(tmp_path, capsys):
     out.mkdir()
     out.chmod(0o555)
     try:
-        assert prep_helen.cli(helen_argv(source, out)) == 2
+        assert prepare_helen.main(helen_argv(source, out)) == 2
     finally:
         out.chmod(0o755)
     [err] = error_lines(capsys.readouterr().err)
@@ -258,7 +257,7 @@ def test_folder_to_lmdb_lists_images_in_subfolders_it_skips(tmp_path, capsys):
     source = tmp_path / 'faces'
     write_faces(source, 1)
     write_faces(source / 'person1', 2, seed=1)
-    assert prep_folder.cli([str(source), str(tmp_path / 'a.lmdb'), '--workers', '1']) == 0
+    assert folder_to_lmdb.main([str(source), str(tmp_path / 'a.lmdb'), '--workers', '1']) == 0
     out = capsys.readouterr().out
     assert 'person1/000.png: skipped, in a subfolder' in out and 'person1/001.png: skipped' in out
     assert 'wrote 1 image; skipped 2 (in a subfolder 2)' in out
@@ -270,12 +269,12 @@ def test_folder_to_lmdb_recursive_keys_are_relative_paths(tmp_path, capsys):
     write_faces(source, 1)
     write_faces(source / 'person1', 2, seed=1)
     write_faces(source / 'person2' / 'close', 1, seed=2)
-    assert prep_folder.cli([str(source), str(tmp_path / 'a.lmdb'), '--workers', '1', '--recursive']) == 0
+    assert folder_to_lmdb.main([str(source), str(tmp_path / 'a.lmdb'), '--workers', '1', '--recursive']) == 0
     assert 'skipped' not in capsys.readouterr().out
     keys = list(read_meta_info(str(tmp_path / 'a.lmdb')))
     assert keys == ['000', 'person1/000', 'person1/001', 'person2/close/000']
     forget_lmdb_handles()
-    assert verify.check_lmdb(str(tmp_path / 'a.lmdb')) == []
+    assert check_lmdb(str(tmp_path / 'a.lmdb')) == []
 
 
 # ------------------------------------------------------------------ finding 13: check the images at start
@@ -296,7 +295,7 @@ def test_check_images_at_start_names_a_corrupt_image_before_training(tmp_path, b
 
     source = write_faces(tmp_path / 'faces', 4)
     if backend == 'lmdb':
-        assert prep_folder.cli([source, str(tmp_path / 'HR.lmdb'), '--workers', '1']) == 0
+        assert folder_to_lmdb.main([source, str(tmp_path / 'HR.lmdb'), '--workers', '1']) == 0
         root = str(tmp_path / 'HR.lmdb')
         corrupt_lmdb_value(root, '002')
         bad = '002: cannot decode'
@@ -319,7 +318,7 @@ def test_check_images_at_start_names_a_corrupt_image_before_training(tmp_path, b
 def damaged_lmdb(tmp_path, damage):
     """A 12-image HR.lmdb cut to half its size, or whose data.mdb is random bytes; returns its path."""
     lmdb_path = tmp_path / 'HR.lmdb'
-    assert prep_folder.cli([write_faces(tmp_path / 'faces', 12, size=64), str(lmdb_path), '--workers', '1']) == 0
+    assert folder_to_lmdb.main([write_faces(tmp_path / 'faces', 12, size=64), str(lmdb_path), '--workers', '1']) == 0
     data = lmdb_path / 'data.mdb'
     size = data.stat().st_size
     if damage == 'truncated':
@@ -382,14 +381,14 @@ def test_a_page_that_does_not_read_is_one_line(tmp_path):
     from basicsr.utils import FileClient
 
     lmdb_path = tmp_path / 'HR.lmdb'
-    assert prep_folder.cli([write_faces(tmp_path / 'faces', 12, size=64), str(lmdb_path), '--workers', '1']) == 0
+    assert folder_to_lmdb.main([write_faces(tmp_path / 'faces', 12, size=64), str(lmdb_path), '--workers', '1']) == 0
     data = lmdb_path / 'data.mdb'
     size = data.stat().st_size
     with open(data, 'r+b') as f:
         f.seek(2 * 4096)  # after the two meta pages
         f.write(np.random.default_rng(0).integers(0, 256, size - 2 * 4096, dtype=np.uint8).tobytes())
     forget_lmdb_handles()
-    assert any(f'LMDB {lmdb_path}: damaged' in problem for problem in verify.check_lmdb(str(lmdb_path)))
+    assert any(f'LMDB {lmdb_path}: damaged' in problem for problem in check_lmdb(str(lmdb_path)))
     forget_lmdb_handles()
     client = FileClient('lmdb', db_paths=[str(lmdb_path)], client_keys=['gt'])
     with pytest.raises(lmdb_env.DamagedLmdbError, match='verify_lmdb.py'):
@@ -406,7 +405,7 @@ def test_folder_to_lmdb_onto_something_that_is_not_an_lmdb_is_an_error(tmp_path,
         (target / 'notes.txt').write_text('mine')
     else:
         target.write_text('mine')
-    assert prep_folder.cli([source, str(target), '--workers', '1']) == 2
+    assert folder_to_lmdb.main([source, str(target), '--workers', '1']) == 2
     [err] = error_lines(capsys.readouterr().err)
     assert f'{target} exists but is not an LMDB' in err
     assert (target / 'notes.txt' if existing == 'folder' else target).read_text() == 'mine'

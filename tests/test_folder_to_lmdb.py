@@ -17,8 +17,10 @@ from face_fixtures import (
 )
 from PIL import Image
 
+from sfmnet_plugin.data.lmdb_reader import check_lmdb
 from sfmnet_plugin.prep import folder as prep_folder
 from sfmnet_plugin.prep import verify
+from sfmnet_plugin.tools import folder_to_lmdb, verify_lmdb
 
 
 @pytest.fixture
@@ -62,8 +64,8 @@ def test_folder_becomes_an_rgb_png_lmdb_keyed_by_file_stem(mixed_folder, tmp_pat
 def test_verify_cli_exit_codes(mixed_folder, tmp_path, capsys):
     folder, _ = mixed_folder
     out = tmp_path / 'faces.lmdb'
-    assert prep_folder.cli([str(folder), str(out), '--workers', '1']) == 0
-    assert verify.cli([str(out), '--workers', '1']) == 0
+    assert folder_to_lmdb.main([str(folder), str(out), '--workers', '1']) == 0
+    assert verify_lmdb.main([str(out), '--workers', '1']) == 0
     assert f'OK   {out}: 5 images' in capsys.readouterr().out
     with open(out / 'meta_info.txt', 'a') as f:
         f.write('ghost.png (128,128,3) 1\n')
@@ -86,11 +88,11 @@ def sfmnet_layout(root, keys=('000001', '000002', '000003')):
 def test_sfmnet_layout_becomes_named_lmdbs_that_pair_up(tmp_path, capsys):
     source = sfmnet_layout(tmp_path / 'test')
     out = tmp_path / 'lmdb'
-    assert prep_folder.cli(['--sfmnet-layout', str(source), str(out), '--workers', '1']) == 0
+    assert folder_to_lmdb.main(['--sfmnet-layout', str(source), str(out), '--workers', '1']) == 0
     assert sorted(os.listdir(out)) == ['HR.lmdb', 'LR_x16.lmdb', 'LR_x4.lmdb', 'LR_x8.lmdb']
     assert np.array_equal(read_lmdb_images(out / 'LR_x8.lmdb')['000002'],
                           np.array(Image.open(source / 'LR_bicubic' / '000002.png')))
-    assert verify.cli([str(out), '--workers', '1']) == 0
+    assert verify_lmdb.main([str(out), '--workers', '1']) == 0
     assert capsys.readouterr().out.count('OK ') == 4 + 3
 
 
@@ -98,7 +100,7 @@ def test_sfmnet_layout_reports_lr_images_that_do_not_pair(tmp_path, capsys):
     source = sfmnet_layout(tmp_path / 'test')
     (source / 'LR_x4_bicubic' / '000003.png').unlink()
     Image.fromarray(np.zeros((20, 16, 3), np.uint8)).save(source / 'LR_bicubic' / '000002.png')
-    assert prep_folder.cli(['--sfmnet-layout', str(source), str(tmp_path / 'lmdb'), '--workers', '1']) == 1
+    assert folder_to_lmdb.main(['--sfmnet-layout', str(source), str(tmp_path / 'lmdb'), '--workers', '1']) == 1
     printed = capsys.readouterr().out
     assert 'missing from' in printed and '000003' in printed
     assert 'not 8 x their LR image' in printed and '000002 (HR (128, 128, 3), LR (20, 16, 3))' in printed
@@ -107,12 +109,12 @@ def test_sfmnet_layout_reports_lr_images_that_do_not_pair(tmp_path, capsys):
 def test_existing_lmdb_is_kept_unless_overwrite(mixed_folder, tmp_path, capsys):
     folder, _ = mixed_folder
     out = tmp_path / 'faces.lmdb'
-    assert prep_folder.cli([str(folder), str(out), '--workers', '1']) == 0
+    assert folder_to_lmdb.main([str(folder), str(out), '--workers', '1']) == 0
     (folder / 'rgb_png.png').unlink()
-    assert prep_folder.cli([str(folder), str(out), '--workers', '1']) == 0
+    assert folder_to_lmdb.main([str(folder), str(out), '--workers', '1']) == 0
     assert 'already exists: skipped' in capsys.readouterr().out
     assert 'rgb_png' in read_lmdb_images(out)
-    assert prep_folder.cli([str(folder), str(out), '--workers', '1', '--overwrite']) == 0
+    assert folder_to_lmdb.main([str(folder), str(out), '--workers', '1', '--overwrite']) == 0
     assert 'rgb_png' not in read_lmdb_images(out)
 
 
@@ -124,7 +126,7 @@ def test_existing_lmdb_is_kept_unless_overwrite(mixed_folder, tmp_path, capsys):
 def test_bad_names_are_refused_before_writing(tmp_path, capsys, file_name, output, expected):
     (tmp_path / 'in').mkdir()
     Image.fromarray(astronaut()[:64, :64]).save(tmp_path / 'in' / file_name)
-    assert prep_folder.cli([str(tmp_path / 'in'), str(tmp_path / output)]) == 2
+    assert folder_to_lmdb.main([str(tmp_path / 'in'), str(tmp_path / output)]) == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / output).exists()
 
@@ -153,7 +155,7 @@ def test_verify_finds_missing_extra_undecodable_and_misshapen_images(sound_pair)
     _tamper(hr, lambda txn: txn.put(b'000002', b'\x89PNG\r\n\x1a\n not really'))
     meta = read_lines(hr / 'meta_info.txt')
     (hr / 'meta_info.txt').write_text('\n'.join(meta[:2] + ['000003.png (64,128,3) 1']) + '\n')
-    problems = verify.check_lmdb(str(hr), workers=1)
+    problems = check_lmdb(str(hr), workers=1)
     assert any('not stored: 000001' in problem for problem in problems)
     assert any('not in meta_info.txt: stray' in problem for problem in problems)
     assert any(problem.startswith('000002: cannot decode') for problem in problems)
@@ -163,11 +165,11 @@ def test_verify_finds_missing_extra_undecodable_and_misshapen_images(sound_pair)
 def test_verify_reports_a_malformed_meta_info_line(sound_pair):
     lr = sound_pair / 'LR_x8.lmdb'
     (lr / 'meta_info.txt').write_text('000001.png (16,16,3) 1\n000002.png 16x16 1\n')
-    problems = verify.check_lmdb(str(lr))
+    problems = check_lmdb(str(lr))
     assert len(problems) == 1 and 'meta_info.txt, line 2: expected' in problems[0]
 
 
 def test_verify_pair_checks_the_stated_scale(sound_pair, capsys):
     assert verify.check_pair(str(sound_pair / 'HR.lmdb'), str(sound_pair / 'LR_x8.lmdb'), 8) == []
-    assert verify.cli(['--pair', str(sound_pair / 'HR.lmdb'), str(sound_pair / 'LR_x8.lmdb'), '4']) == 1
+    assert verify_lmdb.main(['--pair', str(sound_pair / 'HR.lmdb'), str(sound_pair / 'LR_x8.lmdb'), '4']) == 1
     assert 'HR images are not 4 x their LR image' in capsys.readouterr().out

@@ -8,7 +8,7 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
-from sfmnet_plugin.data.image_io import read_rgb_image
+from sfmnet_plugin.data.image_io import read_photo, read_rgb_image
 from sfmnet_plugin.tools.infer import main
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
@@ -123,6 +123,23 @@ def test_export_never_writes_over_its_checkpoint_or_option_file(tmp_path, checkp
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and f'is the {clash} {target}' in err
     assert {path: open(path, 'rb').read() for path in before} == before
+
+def test_the_one_decoder_composites_alpha_and_turns_photos_upright_only_when_asked(tmp_path):
+    """sfmnet-restore and sfmnet-infer share read_rgb_image: transparent pixels are white (not their stored black),
+    and upright=True (photos) applies the EXIF orientation that the datasets' annotations do not."""
+    rgba = np.zeros((4, 6, 4), np.uint8)  # transparent black, 6 wide and 4 high
+    rgba[0, 0] = (10, 20, 30, 255)
+    image = Image.fromarray(rgba, 'RGBA')
+    exif = image.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    image.save(tmp_path / 'photo.png', exif=exif)
+    stored, mode = read_rgb_image(tmp_path / 'photo.png')
+    upright = read_photo(tmp_path / 'photo.png')  # what sfmnet-restore and the README's example use
+    assert mode == 'RGBA' and stored.size == (6, 4) and upright.size == (4, 6)
+    stored = np.asarray(stored)
+    assert tuple(stored[0, 0]) == (10, 20, 30) and (stored[1:] == 255).all()
+    assert tuple(np.asarray(upright)[0, -1]) == (10, 20, 30)  # the top-left pixel turned to the top-right
+
 
 # ------------------------------------------------------------------ sfmnet-convert-official (finding 11)
 

@@ -11,8 +11,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset
-from sfmnet_plugin.prep import helen as prep_helen
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter
+from sfmnet_plugin.tools import prepare_helen
 
 
 def aligned_faces():
@@ -33,8 +33,9 @@ def prepared(tmp_path_factory):
     for name, face in aligned_faces().items():
         Image.fromarray(face).save(root / 'aligned' / f'{name}.png')
     for downsampler in ('pil_bicubic', 'matlab_bicubic'):
-        assert prep_helen.cli(['--from-aligned', str(root / 'aligned'), '--split-name', downsampler, '--out', str(root),
-                               '--scales', '4', '8', '--downsampler', downsampler, '--save-png', '--workers', '1']) == 0
+        assert prepare_helen.main(['--from-aligned', str(root / 'aligned'), '--split-name', downsampler,
+                                   '--out', str(root), '--scales', '4', '8', '--downsampler', downsampler,
+                                   '--save-png', '--workers', '1']) == 0
     return root
 
 

@@ -25,7 +25,6 @@ from face_fixtures import (
 )
 from PIL import Image
 
-from sfmnet_plugin.prep import celeba as prep_celeba
 from sfmnet_plugin.prep.celeba import DEFAULT_MARGIN
 from sfmnet_plugin.prep.face_crop import (
     SkipImage,
@@ -36,6 +35,7 @@ from sfmnet_plugin.prep.face_crop import (
     square_from_five_points,
 )
 from sfmnet_plugin.prep.outputs import OWNER_MARKER
+from sfmnet_plugin.tools.prepare_celeba import main as prepare_celeba
 
 SCALES = (4, 8, 16)
 SFMNET_FOLDERS = {'HR': 'HR', 'LR_x4': 'LR_x4_bicubic', 'LR_x8': 'LR_bicubic', 'LR_x16': 'LR_x16_bicubic'}
@@ -138,7 +138,7 @@ def test_aligned_protocol_with_split_lists(celeba, tmp_path):
     for split, names in lists.items():
         (tmp_path / f'{split}.txt').write_text('\n'.join(names) + '\n')
     out = tmp_path / 'aligned'
-    assert prep_celeba.cli(['--root', celeba.root, '--protocol', 'aligned', '--aligned-crop-size', '138',
+    assert prepare_celeba(['--root', celeba.root, '--protocol', 'aligned', '--aligned-crop-size', '138',
                             '--split-list', f'test:{tmp_path / "test.txt"}',
                             '--split-list', f'val:{tmp_path / "val.txt"}',
                             '--scales', '8', '--out', str(out), '--workers', '1']) == 0
@@ -157,7 +157,7 @@ def test_aligned_protocol_with_split_lists(celeba, tmp_path):
 def test_crop_from_bbox_uses_the_official_face_box(celeba, tmp_path):
     (tmp_path / 'list.txt').write_text('000002.jpg\n')
     out = tmp_path / 'bbox'
-    assert prep_celeba.cli(['--root', celeba.root, '--crop-from', 'bbox', '--margin', '1.0', '--scales', '8',
+    assert prepare_celeba(['--root', celeba.root, '--crop-from', 'bbox', '--margin', '1.0', '--scales', '8',
                             '--split-list', f'test:{tmp_path / "list.txt"}', '--out', str(out), '--workers', '1']) == 0
     row = next(line for line in read_lines(osp.join(celeba.root, 'Anno', 'list_bbox_celeba.txt'))
                if line.startswith('000002.jpg'))
@@ -201,7 +201,7 @@ def _set(line_no, text):
 ])
 def test_malformed_annotations_name_the_file_and_line(celeba, tmp_path, capsys, relative, edit, expected):
     root, path = _broken_release(celeba, tmp_path, relative, edit)
-    assert prep_celeba.cli(['--root', str(root), '--out', str(tmp_path / 'out'), '--workers', '1']) == 2
+    assert prepare_celeba(['--root', str(root), '--out', str(tmp_path / 'out'), '--workers', '1']) == 2
     error = capsys.readouterr().err
     assert str(path) in error and expected in error
     assert not (tmp_path / 'out').exists()
@@ -209,7 +209,7 @@ def test_malformed_annotations_name_the_file_and_line(celeba, tmp_path, capsys, 
 
 def test_split_list_names_must_be_annotated(celeba, tmp_path, capsys):
     (tmp_path / 'list.txt').write_text('000001.jpg\n\n999999.jpg\n')
-    assert prep_celeba.cli(['--root', celeba.root, '--split-list', f'test:{tmp_path / "list.txt"}',
+    assert prepare_celeba(['--root', celeba.root, '--split-list', f'test:{tmp_path / "list.txt"}',
                             '--out', str(tmp_path / 'out')]) == 2
     assert f'{tmp_path / "list.txt"}, line 3: 999999.jpg is not in the annotation file' in capsys.readouterr().err
 
@@ -221,17 +221,17 @@ def test_existing_output_is_kept_leftovers_removed_and_overwrite_rebuilds(celeba
     (out / 'test.partial' / OWNER_MARKER).touch()
     argv = ['--root', celeba.root, '--split-list', f'test:{tmp_path / "list.txt"}', '--scales', '8',
             '--out', str(out), '--workers', '1']
-    assert prep_celeba.cli(argv) == 0
+    assert prepare_celeba(argv) == 0
     assert 'Removing' in capsys.readouterr().out
     assert sorted(os.listdir(out)) == ['test']
     meta = out / 'test' / 'HR.lmdb' / 'meta_info.txt'
     first_mtime = meta.stat().st_mtime_ns
 
-    assert prep_celeba.cli(argv) == 0
+    assert prepare_celeba(argv) == 0
     assert 'already exists: skipped' in capsys.readouterr().out
     assert meta.stat().st_mtime_ns == first_mtime
 
-    assert prep_celeba.cli(argv + ['--overwrite', '--scales', '4']) == 0
+    assert prepare_celeba(argv + ['--overwrite', '--scales', '4']) == 0
     assert sorted(os.listdir(out)) == ['test']
     assert sorted(os.listdir(out / 'test')) == ['HR.lmdb', 'LR_x4.lmdb', 'prepare_report.txt']
 
@@ -303,7 +303,7 @@ def test_mtcnn_protocol_crops_the_detected_face_box_of_large_enough_faces(celeba
     out = tmp_path / 'CelebA_mtcnn'
     common = ['--root', celeba.root, '--protocol', 'mtcnn', '--split-list', f'train:{names}', '--scales', '8',
               '--workers', '1']
-    assert prep_celeba.cli(common + ['--out', str(out)]) == 0
+    assert prepare_celeba(common + ['--out', str(out)]) == 0
     report = '\n'.join(read_lines(out / 'train' / 'prepare_report.txt'))
     assert 'wrote 1 image;' in report
     assert '000001.jpg: skipped, too small: face crop of 1' in report  # the 128-px rule of SPARNet
@@ -325,5 +325,5 @@ def test_mtcnn_protocol_crops_the_detected_face_box_of_large_enough_faces(celeba
     assert np.hypot((x0 + x1) / 2 - wild.cx, (y0 + y1) / 2 - wild.cy) < 0.15 * wild.side
 
     # A lower --min-crop-size keeps the smaller face too.
-    assert prep_celeba.cli(common + ['--out', str(tmp_path / 'small'), '--min-crop-size', '64']) == 0
+    assert prepare_celeba(common + ['--out', str(tmp_path / 'small'), '--min-crop-size', '64']) == 0
     assert sorted(read_lmdb_images(tmp_path / 'small' / 'train' / 'HR.lmdb')) == ['000001', '000002']

@@ -7,9 +7,9 @@ from face_fixtures import read_lines, read_lmdb_images, run_script, smooth_noise
 from PIL import Image
 
 from sfmnet_plugin.data.degraded_face_dataset import DegradedFaceDataset
-from sfmnet_plugin.prep.ffhq import cli
-from sfmnet_plugin.prep.ffhq import main as prepare_ffhq
 from sfmnet_plugin.prep.outputs import OWNER_MARKER
+from sfmnet_plugin.tools.prepare_ffhq import main as cli
+from sfmnet_plugin.tools.prepare_ffhq import run as prepare_ffhq
 
 SIZE = 64
 

@@ -16,7 +16,7 @@ from face_fixtures import (
 )
 from PIL import Image
 
-from sfmnet_plugin.prep import helen as prep_helen
+from sfmnet_plugin.tools import prepare_helen
 
 
 @pytest.fixture(scope='module')
@@ -81,7 +81,7 @@ def _annotation_copy(helen, tmp_path, edit):
 def test_malformed_annotation_files_name_the_file_and_line(helen, tmp_path, capsys, edit, expected):
     annotations = _annotation_copy(helen, tmp_path, edit)
     argv = ['--images', helen.images[0], '--annotations', str(annotations), '--out', str(tmp_path / 'out')]
-    assert prep_helen.cli(argv) == 2
+    assert prepare_helen.main(argv) == 2
     error = capsys.readouterr().err
     assert str(annotations / '1.txt') in error and expected in error
     assert not (tmp_path / 'out').exists()
@@ -91,7 +91,7 @@ def test_test_list_names_must_be_annotated(helen, tmp_path, capsys):
     (tmp_path / 'list.txt').write_text('2908549_1\nno_such_face\n')
     argv = ['--images', helen.images[0], '--annotations', helen.annotations, '--test-list', str(tmp_path / 'list.txt'),
             '--out', str(tmp_path / 'out')]
-    assert prep_helen.cli(argv) == 2
+    assert prepare_helen.main(argv) == 2
     assert f'{tmp_path / "list.txt"}, line 2: no_such_face has no annotation file' in capsys.readouterr().err
 
 
@@ -102,7 +102,7 @@ def test_a_photo_missing_for_an_annotation_is_reported_and_skipped(helen, tmp_pa
     argv = ['--annotations', str(annotations), '--out', str(tmp_path / 'out'), '--scales', '8', '--workers', '1']
     for folder in helen.images:
         argv += ['--images', folder]
-    assert prep_helen.cli(argv) == 0
+    assert prepare_helen.main(argv) == 0
     assert 'not_downloaded_1.jpg: skipped, unreadable: No such file or directory' in capsys.readouterr().out
     written = read_lmdb_images(tmp_path / 'out' / 'train' / 'HR.lmdb')
     assert sorted(written) == sorted(helen.test_names + helen.train_names)
@@ -118,7 +118,8 @@ def test_from_aligned_keeps_hr_sized_crops_resizes_others_and_rejects_non_square
     Image.fromarray(exact).convert('L').save(aligned / 'grey.png')
     Image.fromarray(face[:, :200]).save(aligned / 'narrow.png')
     out = tmp_path / 'out'
-    assert prep_helen.cli(['--from-aligned', str(aligned), '--out', str(out), '--scales', '8', '--workers', '1']) == 0
+    assert prepare_helen.main(['--from-aligned', str(aligned), '--out', str(out), '--scales', '8',
+                               '--workers', '1']) == 0
     printed = capsys.readouterr().out
     assert 'narrow.png: skipped, not square: image 200x256' in printed
     assert 'grey.png: converted L to RGB' in printed

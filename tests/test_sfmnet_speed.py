@@ -189,9 +189,9 @@ def test_onnx_runtime_matches_torch_on_real_faces_within_the_sensitivity(exporte
 
 def test_export_refuses_to_overwrite_and_onnx_backend_errors(exported, tmp_path, capsys):
     _, _, onnx_path, main = exported
-    from sfmnet_plugin.utils.output_paths import default_file_mode
-
-    assert os.stat(onnx_path).st_mode & 0o777 == default_file_mode()  # not mkstemp's 0o600
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(onnx_path).st_mode & 0o777 == 0o666 & ~umask  # the usual mode, not mkstemp's 0o600
     before = os.path.getmtime(onnx_path)
     assert main(['--checkpoint', 'unused.pth', '--lr-size', '32', '--output', str(onnx_path)]) == 1
     assert 'exists' in capsys.readouterr().err and os.path.getmtime(onnx_path) == before

@@ -218,8 +218,12 @@ def test_restore_command_detects_faces_and_writes_photos(group_photo, tmp_path, 
     out = tmp_path / 'out'
     argv = [str(photos), '--output', str(out), '--checkpoint', str(checkpoint), '--arch-json', json.dumps(TINY_HD),
             '--device', 'cpu', '--save-faces']
-    assert restore_main(argv) == 0
+    assert restore_main([*argv, '--niqe']) == 0
     captured = capsys.readouterr()
+    niqe_rows = (out / 'niqe.csv').read_text().splitlines()
+    assert niqe_rows[0] == 'photo,face,niqe_before,niqe_after,note' and len(niqe_rows) >= 3
+    assert all('NIQE needs at least two 96x96 blocks' in row for row in niqe_rows[1:])  # 64x64 faces
+    assert ': no NIQE: NIQE needs' in captured.out
     assert 'broken.jpg: unreadable image' in captured.err
     assert 'too large' in captured.err  # the 1.0-scale astronaut is found by MTCNN and reported
     restored = np.array(Image.open(out / 'group.png'))

@@ -10,13 +10,18 @@ from sfmnet_plugin.metrics.face_psnr_ssim_metric import PROTOCOLS
 
 @dataclass(frozen=True)
 class Column:
-    """One metric column: the registered metric and its options, which way is better, the table's format."""
+    """One metric column: the registered metric and its options, which way is better, the table's format.
+
+    ``per_image``: False for the set-level metrics (FID, verification), computed over a method's whole output and
+    absent from ``per_image.csv``.
+    """
 
     name: str
     title: str
     options: dict
     higher_is_better: bool
     digits: int
+    per_image: bool = True
 
 
 def metric_columns(metric, scale, lpips_weights=None, arcface_onnx=None):
@@ -41,10 +46,15 @@ def metric_columns(metric, scale, lpips_weights=None, arcface_onnx=None):
                        True, 4)]
     if metric == 'nme':
         return [Column('nme', 'NME', {'type': 'calculate_landmark_nme'}, False, 4)]
+    if metric == 'niqe':  # no reference: the SR image alone (BasicSR's NIQE, its shipped pristine parameters)
+        return [Column('niqe', 'NIQE', {'type': 'calculate_niqe', 'crop_border': 0}, False, 4)]
+    if metric == 'fid':  # computed over the whole set by benchmark.set_metrics
+        return [Column('fid', 'FID', {}, False, 2, per_image=False)]
     raise BenchmarkError(f'unknown metric {metric!r}; choose from {ALL_METRICS}.')
 
 
-ALL_METRICS = ('sfmnet', 'sparnet', 'dic', 'lpips', 'identity', 'nme', 'identity_arcface')
+ALL_METRICS = ('sfmnet', 'sparnet', 'dic', 'lpips', 'identity', 'nme', 'identity_arcface', 'niqe', 'fid')
+NEEDS_NOTHING = (*PROTOCOLS, 'niqe', 'fid')  # nothing to probe here: niqe's size and fid's weights are checked by run
 
 
 DEFAULT_METRICS = ('sfmnet', 'sparnet', 'dic', 'lpips', 'identity', 'nme')
@@ -60,6 +70,9 @@ METRIC_NOTES = {
     'identity_arcface': 'ID sim. (ArcFace): cosine similarity of ArcFace ONNX embeddings, ArcFace-aligned by the HR '
                         'landmarks.',
     'nme': 'NME: dlib 68-point landmarks of SR vs HR, normalised by the HR inter-ocular distance (lower is better).',
+    'niqe': "NIQE: BasicSR's no-reference NIQE of the SR image alone (Y channel, 96x96 blocks; lower is better).",
+    'fid': 'FID: pytorch-fid/BasicSR definition (FID Inception pool3, 299x299 bilinear), SR set vs the reference set; '
+           'depends on the set size (lower is better).',
 }
 
 
@@ -82,7 +95,7 @@ def resolve_columns(metrics, scale, lpips_weights, arcface_onnx, notes):
     chosen = []
     for metric in dict.fromkeys(metrics if explicit else DEFAULT_METRICS):  # each once, in the given order
         columns = metric_columns(metric, scale, lpips_weights, arcface_onnx)
-        if metric in PROTOCOLS:  # nothing to load: always available
+        if metric in NEEDS_NOTHING:
             chosen.append((metric, columns))
             continue
         problem = check_metric_available(columns[0])

@@ -4,24 +4,33 @@ import math
 import os
 from os import path as osp
 
-from sfmnet_plugin.utils.reports import replace_atomically, write_contact_sheet
+from sfmnet_plugin.utils.atomic import atomic_write
+from sfmnet_plugin.utils.reports import write_contact_sheet
 
-OUTPUT_FILES = ('table.md', 'table.csv', 'per_image.csv', 'contact_sheet.png', 'quality_vs_cost.png')
+OUTPUT_FILES = ('table.md', 'table.csv', 'per_image.csv', 'contact_sheet.png', 'quality_vs_cost.png', 'roc.png',
+                'pair_scores.csv')
 
 
 def write_outputs(result, out_dir, panels):
     os.makedirs(out_dir, exist_ok=True)
     result.files = {name: osp.join(out_dir, name) for name in OUTPUT_FILES}
-    replace_atomically(result.files['table.md'], lambda target: _write_text(target, markdown_table(result)))
-    replace_atomically(result.files['table.csv'], lambda target: _write_csv(target, *table_rows(result)))
-    per_image_header = ['image', 'method', *[column.name for column in result.columns]]
-    replace_atomically(result.files['per_image.csv'],
+    atomic_write(result.files['table.md'], lambda target: _write_text(target, markdown_table(result)))
+    atomic_write(result.files['table.csv'], lambda target: _write_csv(target, *table_rows(result)))
+    per_image_header = ['image', 'method', *[column.name for column in result.columns if column.per_image]]
+    atomic_write(result.files['per_image.csv'],
                        lambda target: _write_csv(target, per_image_header, result.per_image))
     if panels:
         write_contact_sheet(result.files['contact_sheet.png'], panels, columns=('LR', *result.methods, 'HR'))
     else:
         del result.files['contact_sheet.png']
     plot_quality_vs_cost(result, result.files['quality_vs_cost.png'])
+    if result.roc_curves:
+        plot_roc(result, result.files['roc.png'])
+        pair_header = list(result.pair_scores[0])
+        atomic_write(result.files['pair_scores.csv'],
+                     lambda target: _write_csv(target, pair_header, result.pair_scores))
+    else:
+        del result.files['roc.png'], result.files['pair_scores.csv']
 
 
 def _write_text(target, text):
@@ -40,10 +49,12 @@ def _write_csv(target, header, rows):
 
 def table_rows(result):
     """Header and rows of ``table.csv``: the means at full precision, then the costs."""
+    spread_names = list(dict.fromkeys(column for spreads in result.spreads.values() for column in spreads))
     header = ['method', 'kind', 'images', *[column.name for column in result.columns],
-              'parameters', 'macs', 'latency_ms']
+              *[f'{name}_std' for name in spread_names], 'parameters', 'macs', 'latency_ms']
     images = len(result.per_image) // len(result.methods)
     rows = [{'method': name, 'kind': result.kinds[name], 'images': images, **result.means[name],
+             **{f'{column}_std': std for column, std in result.spreads.get(name, {}).items()},
              'parameters': result.costs[name].parameters, 'macs': result.costs[name].macs,
              'latency_ms': result.costs[name].latency_ms} for name in result.methods]
     return header, rows
@@ -77,7 +88,9 @@ def markdown_table(result):
         for column in result.columns:
             value = result.means[name][column.name]
             text = f'{value:.{column.digits}f}'
-            cells.append(f'**{text}**' if value == best[column.name] and len(result.methods) > 1 else text)
+            text = f'**{text}**' if value == best[column.name] and len(result.methods) > 1 else text
+            spread = result.spreads.get(name, {}).get(column.name)
+            cells.append(text if spread is None else f'{text} ± {spread:.{column.digits}f}')
         cost = result.costs[name]
         cells += [_format_count(cost.parameters), _format_count(cost.macs),
                   '–' if cost.latency_ms is None else f'{cost.latency_ms:.1f}']
@@ -129,5 +142,28 @@ def plot_quality_vs_cost(result, path):
     axes.grid(True, alpha=0.3)
     legend = axes.legend(fontsize=8, loc='best')
     figure.tight_layout()
-    replace_atomically(path, lambda target: figure.savefig(target, format='png'))
+    atomic_write(path, lambda target: figure.savefig(target, format='png'))
     return [text.get_text() for text in legend.get_texts()]
+
+
+def plot_roc(result, path):
+    """Verification ROC curves: one per method and the HR faces' (the upper bound), AUC in the legend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.6, 5.0), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for index, (name, (far, tar, auc)) in enumerate(result.roc_curves.items()):
+        axes.plot(far, tar, color='black' if index == len(result.roc_curves) - 1 else f'C{index % 10}',
+                  linestyle='--' if index == len(result.roc_curves) - 1 else '-', label=f'{name} (AUC {auc:.4f})')
+    axes.plot([0, 1], [0, 1], color='grey', linewidth=0.8, linestyle=':')
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.01)
+    axes.set_xlabel('false accept rate (FAR)')
+    axes.set_ylabel('true accept rate (TAR)')
+    axes.set_title(f'{result.test_set}, x{result.scale}: face verification ROC')
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc='lower right')
+    figure.tight_layout()
+    atomic_write(path, lambda target: figure.savefig(target, format='png'))

@@ -13,6 +13,9 @@ from sfmnet_plugin.benchmark.columns import METRIC_NOTES, resolve_columns
 from sfmnet_plugin.benchmark.errors import BenchmarkError
 from sfmnet_plugin.benchmark.methods import hr_sizes, tensor_to_rgb
 from sfmnet_plugin.benchmark.outputs import OUTPUT_FILES, write_outputs
+from sfmnet_plugin.benchmark.set_metrics import HR_ROW, VerificationRun, prepare_fid
+from sfmnet_plugin.metrics.fid import FidError
+from sfmnet_plugin.metrics.no_reference import niqe_size_problem
 
 
 @dataclass
@@ -30,6 +33,9 @@ class BenchmarkResult:
     sources: dict = field(default_factory=dict)  # 'test set' and every method -> what it was made of
     notes: list = field(default_factory=list)
     files: dict = field(default_factory=dict)
+    spreads: dict = field(default_factory=dict)  # method -> column -> standard deviation shown as "mean ± std"
+    roc_curves: dict = field(default_factory=dict)  # method (and HR) -> (FAR, TAR, AUC)
+    pair_scores: list = field(default_factory=list)  # rows of pair_scores.csv
 
 
 def _check_methods(methods):
@@ -51,7 +57,8 @@ def _check_output_folder(out_dir, overwrite):
 
 
 def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, arcface_onnx=None, device='auto',
-                  latency_repeats=5, sheet_images=4, overwrite=False, progress=True):
+                  latency_repeats=5, sheet_images=4, overwrite=False, progress=True, pairs=None, recognizer='dlib',
+                  fid_reference=None, fid_weights=None):
     """Score ``methods`` on ``test_set`` and write the comparison to ``out_dir``; returns a :class:`BenchmarkResult`.
 
     Args:
@@ -67,6 +74,14 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
         latency_repeats (int): timed batch-1 forward passes per network (median reported); 0 skips latency.
         sheet_images (int): rows of the contact sheet (evenly spread over the test set).
         progress (bool): show a progress bar.
+        pairs (str, optional): a verification pair list (LFW ``pairs.txt``, CSV or YTF ``splits.txt``, see
+            :mod:`sfmnet_plugin.metrics.verification`) naming test images: adds 10-fold verification accuracy, AUC
+            and TAR@FAR columns, ``roc.png`` and ``pair_scores.csv`` (HR faces as the upper bound).
+        recognizer (str): the verification's recognition network, 'dlib' (default) | 'arcface' (``arcface_onnx``).
+        fid_reference (str, optional): metric ``fid``'s reference: a folder, an LMDB or an ``.npz`` of statistics
+            (default: the test set's HR images).
+        fid_weights (str, optional): local ``pt_inception-2015-12-05-6726825d.pth`` (default: the pretrained
+            folders, see :mod:`sfmnet_plugin.utils.pretrained`).
     """
     _check_methods(methods)
     _check_output_folder(out_dir, overwrite)
@@ -75,6 +90,12 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
                                              lpips_weights, arcface_onnx, notes)
     dataset = test_set.dataset()
     sizes = hr_sizes(dataset)
+    _check_niqe_size(metric_groups, sizes)
+    torch_device = 'cuda' if device != 'cpu' and torch.cuda.is_available() else 'cpu'
+    verification = VerificationRun.prepare(pairs, dataset.keys, recognizer, arcface_onnx) if pairs else None
+    fid = prepare_fid(fid_reference, test_set.gt, fid_weights, torch_device) if 'fid' in metric_groups else None
+    if verification:
+        columns += verification.columns()
     runners, costs = {}, {}
     for method in methods:
         runners[method.name], costs[method.name] = method.prepare(test_set, sizes, device, latency_repeats)
@@ -82,15 +103,30 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
 
     per_image, panels = _score_images(dataset, sizes, methods, runners, columns,
                                       contact_sheet_keys(dataset.keys, sheet_images),
-                                      progress_title=f'benchmark {test_set.title}' if progress else None)
+                                      progress_title=f'benchmark {test_set.title}' if progress else None,
+                                      set_metrics=(verification, fid))
     means = {method.name: {column.name: float(np.mean([row[column.name] for row in per_image
                                                        if row['method'] == method.name]))
-                           for column in columns} for method in methods}
+                           for column in columns if column.per_image} for method in methods}
+    spreads, curves, pair_rows = {}, {}, []
+    if fid:
+        for method in methods:
+            try:
+                means[method.name]['fid'] = fid.fid(method.name)
+            except FidError as error:
+                raise BenchmarkError(f'metric fid: {error}') from error
+    if verification:
+        values, spreads, curves, scores = verification.evaluate([method.name for method in methods])
+        for method in methods:
+            means[method.name].update(values[method.name])
+        pair_rows = verification.pair_rows(scores)
+        notes += verification.notes(values, spreads)
     notes += [METRIC_NOTES[group] for group in metric_groups]
     notes.append(_cost_note(device, latency_repeats, load_average))
     sources = {'test set': test_set.describe(), **{method.name: method.describe() for method in methods}}
     result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],
-                             {m.name: m.kind for m in methods}, columns, per_image, means, costs, sources, notes)
+                             {m.name: m.kind for m in methods}, columns, per_image, means, costs, sources, notes,
+                             spreads=spreads, roc_curves=curves, pair_scores=pair_rows)
     write_outputs(result, out_dir, panels)
     return result
 
@@ -108,8 +144,21 @@ def _bgr(rgb_or_tensor):
     return np.ascontiguousarray(rgb[..., ::-1])
 
 
-def _score_images(dataset, sizes, methods, runners, columns, sheet_keys, progress_title):
-    """Per-image rows (one per image and method) and the contact-sheet panels of ``sheet_keys``."""
+def _check_niqe_size(metric_groups, sizes):
+    if 'niqe' not in metric_groups:
+        return
+    small = sorted(key for key, size in sizes.items() if niqe_size_problem(*size))
+    if small:
+        raise BenchmarkError(f'metric niqe cannot score {len(small)} test images, e.g. {small[0]}: '
+                             f'{niqe_size_problem(*sizes[small[0]])}; leave niqe out for small faces.')
+
+
+def _score_images(dataset, sizes, methods, runners, columns, sheet_keys, progress_title, set_metrics=(None, None)):
+    """Per-image rows (one per image and method) and the contact-sheet panels of ``sheet_keys``.
+
+    The set-level metrics (``set_metrics``: verification, FID) are fed every SR image (and the HR faces) on the way.
+    """
+    verification, fid = set_metrics
     per_image, panels = [], []
     with tqdm(total=len(dataset.keys) * len(methods), unit='img', desc=progress_title,
               disable=None if progress_title else True) as bar:
@@ -119,11 +168,20 @@ def _score_images(dataset, sizes, methods, runners, columns, sheet_keys, progres
             except (OSError, ValueError, KeyError) as error:
                 raise BenchmarkError(f'test set: {error}') from error
             hr_bgr = _bgr(sample['gt'])
+            hr_rgb = np.ascontiguousarray(hr_bgr[..., ::-1])
+            if verification:
+                verification.add(HR_ROW, key, hr_rgb, hr_rgb)
             sr_images = []
             for method in methods:
                 sr_bgr = _bgr(runners[method.name].super_resolve(key, sample['lq'], sizes[key]))
+                sr_rgb = np.ascontiguousarray(sr_bgr[..., ::-1])
+                if verification:
+                    verification.add(method.name, key, sr_rgb, hr_rgb)
+                if fid:
+                    fid.add(method.name, sr_rgb)
                 row = {'image': key, 'method': method.name}
-                for column in columns:  # BasicSR's metric call, as in validation: uint8 BGR, SR then HR
+                for column in (column for column in columns if column.per_image):
+                    # BasicSR's metric call, as in validation: uint8 BGR, SR then HR
                     row[column.name] = float(calculate_metric({'img': sr_bgr, 'img2': hr_bgr}, column.options))
                 per_image.append(row)
                 sr_images.append(sr_bgr)

@@ -12,8 +12,6 @@ tensors under readable names, so a conversion is a pure renaming plus checks:
 import re
 from functools import partial
 
-import torch
-
 from sfmnet_plugin.archs.lightcnn_discriminator_arch import SFMNetFrequencyDiscriminator, SFMNetSpatialDiscriminator
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
 from sfmnet_plugin.checkpoints.common import (
@@ -22,7 +20,6 @@ from sfmnet_plugin.checkpoints.common import (
     check_names_and_shapes,
     expected_shapes,
     strip_module_prefix,
-    unwrap_checkpoint,
 )
 
 # Official generator defaults (option.py): 3 U-Net levels, 2 ResBlocks per ResidualGroup, 14 fusion blocks.
@@ -172,18 +169,3 @@ def recognise(state_dict, keep_unused_attention: bool = True):
         return OfficialNetwork(f'SFMNet {kind} discriminator (LightCNN-9)', {'type': network.__name__},
                                convert_official_discriminator_state_dict)
     return None
-
-
-def load_sfmnet_checkpoint(path, map_location='cpu', **arch_kwargs):
-    """Build ``SFMNet(**arch_kwargs)`` and load ``path`` into it strictly, converting official checkpoints on the fly.
-
-    Accepts BasicSR checkpoints (``params_ema`` preferred over ``params``) and official ones (plain,
-    ``{'state_dict': ...}``-wrapped and/or ``module.``-prefixed). Returns the model in eval mode.
-    """
-    state_dict = unwrap_checkpoint(torch.load(path, map_location=map_location, weights_only=True))
-    if is_official_state_dict(state_dict):
-        state_dict = convert_official_state_dict(
-            state_dict, keep_unused_attention=arch_kwargs.get('keep_unused_attention', True))
-    model = SFMNet(**arch_kwargs)
-    model.load_state_dict(strip_module_prefix(state_dict), strict=True)
-    return model.eval()

@@ -26,12 +26,6 @@ def training_states_newest_first(states_dir):
     return [osp.join(states_dir, f'{i}.state') for i in sorted(iters, reverse=True)]
 
 
-def latest_training_state(states_dir):
-    """Path of the ``<iter>.state`` file with the highest iteration in ``states_dir``, or None."""
-    states = training_states_newest_first(states_dir)
-    return states[0] if states else None
-
-
 def load_newest_complete_state(states_dir, map_location):
     """(path, state) of the newest ``<iter>.state`` that loads (``weights_only``); (None, None) if there is none.
 

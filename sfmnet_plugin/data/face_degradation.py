@@ -108,13 +108,6 @@ class DegradationRecord:
     jpeg_quality: Optional[int] = None
     extra: dict = field(default_factory=dict)  # motion blur angle and direction
 
-    @property
-    def applied_steps(self):
-        """The names of the random steps that were applied: a subset of grey, blur, noise, jpeg."""
-        flags = {'grey': self.grey, 'blur': self.blur is not None, 'noise': self.noise_sigma is not None,
-                 'jpeg': self.jpeg_quality is not None}
-        return tuple(name for name, applied in flags.items() if applied)
-
     def as_dict(self):
         return asdict(self)
 

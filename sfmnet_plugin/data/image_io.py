@@ -12,7 +12,9 @@ from os import path as osp
 
 import numpy as np
 from basicsr.utils import scandir
-from PIL import Image
+from PIL import Image, ImageOps
+
+from sfmnet_plugin.utils.atomic import atomic_write_bytes
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
 # basicsr's scandir matches suffixes case-sensitively; camera files are often *.JPG.
@@ -39,23 +41,32 @@ def decode_rgb(content, name):
     return np.array(image), mode
 
 
-def read_rgb_image(file_path):
+def read_rgb_image(file_path, upright=False):
     """Read an image file as an RGB PIL image (converted as :func:`decode_rgb` does) and its original mode.
 
-    The preparation scripts crop the PIL image before turning it into an array, which saves
-    copying the whole photo.
+    This is the one decoder of every tool: the preparation scripts, ``sfmnet-infer``, ``sfmnet-restore``
+    and the demo. The preparation scripts crop the PIL image before turning it into an array, which
+    saves copying the whole photo. ``upright=True`` also turns the image by its EXIF orientation, as a
+    viewer shows a camera photo (``sfmnet-restore``, the demo's photos); the default keeps the stored
+    pixel order, which the datasets' landmark and box annotations refer to.
     """
     with open(file_path, 'rb') as f:
-        return _decode_rgb_image(f.read(), file_path)
+        return _decode_rgb_image(f.read(), file_path, upright)
 
 
-def _decode_rgb_image(content, name):
+def read_photo(file_path):
+    """A photo as ``sfmnet-restore`` reads it: an upright RGB PIL image (:func:`read_rgb_image` with ``upright``)."""
+    return read_rgb_image(file_path, upright=True)[0]
+
+
+def _decode_rgb_image(content, name, upright=False):
     if not content:
         raise ImageDecodeError(f'{name}: empty image data.')
     try:
         with Image.open(io.BytesIO(content)) as img:
             img.load()  # decode inside the try: a truncated or corrupt file fails here, with its name
-            return _to_rgb(img, name), img.mode
+            mode = img.mode
+            return _to_rgb(ImageOps.exif_transpose(img) if upright else img, name), mode
     except (OSError, SyntaxError, Image.DecompressionBombError) as err:
         raise ImageDecodeError(f'{name}: cannot decode image ({err}).') from err
 
@@ -81,6 +92,14 @@ def encode_png(rgb, compress_level=PNG_COMPRESS_LEVEL):
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format='PNG', compress_level=compress_level)
     return buffer.getvalue()
+
+
+def write_png(path, rgb, compress_level=6):
+    """Write an ``H x W x 3`` uint8 RGB array as a PNG file atomically (``path`` is absent, old or complete).
+
+    The tools' image writer; level 6 is PIL's and OpenCV's default (smaller files than the LMDBs' level 1).
+    """
+    atomic_write_bytes(path, encode_png(rgb, compress_level))
 
 
 def list_image_files(folder, recursive=False):

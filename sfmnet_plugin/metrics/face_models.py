@@ -84,18 +84,26 @@ class ImageKeyedCache:
 HR_CACHE = ImageKeyedCache()
 
 
-def face_box(rgb):
-    """``(left, top, right, bottom)`` of the face in an RGB crop (see the module docstring, step 1)."""
+def detected_face_box(rgb):
+    """``(left, top, right, bottom)`` of the largest face dlib's HOG detector finds in an RGB crop, or None."""
     def detect():
         detections = dlib_models()['detector'](rgb, 0)
         if len(detections):
             largest = max(detections, key=lambda rect: rect.area())
             return largest.left(), largest.top(), largest.right(), largest.bottom()
-        height, width = rgb.shape[:2]
-        left, top, right, bottom = FALLBACK_BOX
-        return round(left * width), round(top * height), round(right * width), round(bottom * height)
+        return None
 
-    return HR_CACHE.get(rgb, 'face_box', detect)
+    return HR_CACHE.get(rgb, 'detected_face_box', detect)
+
+
+def face_box(rgb):
+    """``(left, top, right, bottom)`` of the face in an RGB crop (see the module docstring, step 1)."""
+    box = detected_face_box(rgb)
+    if box is not None:
+        return box
+    height, width = rgb.shape[:2]
+    left, top, right, bottom = FALLBACK_BOX
+    return round(left * width), round(top * height), round(right * width), round(bottom * height)
 
 
 def dlib_rectangle(box, factor=1):

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from contextlib import nullcontext
 from os import path as osp
 
+import numpy as np
 import torch
 from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
@@ -30,6 +31,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import DataLoader, Subset
 
 from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.metrics.fid import FidScorer, inception_features
 from sfmnet_plugin.utils.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
 
 AUTOCAST_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -97,11 +99,14 @@ class FaceSRModel(SRModel):
       turns the SR output into the uint8 image that is scored and saved;
     * when testing: ``<dataset>_metrics.csv`` (per image), ``<dataset>_summary.md`` and
       ``<dataset>_contact_sheet.png`` (``val.contact_sheet`` images, default 8) in ``results/<name>/``.
+    * ``val.fid``: ``{reference: folder | LMDB | stats.npz, weights_path: pt_inception-...pth (optional)}``: the FID
+      of the SR images against the reference (:mod:`sfmnet_plugin.metrics.fid`), logged as metric ``fid`` after
+      the per-image metrics (the reference statistics are computed once per process).
     """
 
     # The option keys this class reads beyond its parents' (section -> keys; checked by config.option_schema).
     option_keys = {'train': {'mixed_precision', 'grad_clip_norm', 'channels_last', 'compile'},
-                   'val': {'compare_bicubic', 'contact_sheet', 'sr_quantization'}}
+                   'val': {'compare_bicubic', 'contact_sheet', 'sr_quantization', 'fid'}}
 
     # ------------------------------------------------------------------ training
 
@@ -232,11 +237,15 @@ class FaceSRModel(SRModel):
             if panel is not None:
                 panels.append((index, panel))
         rows = sorted(gather_from_all_ranks(rows, world_size), key=lambda row: row['index'])
+        set_metrics = {}
+        if self.fid_scorer() is not None and rows:  # the features travelled with the rows; FID over all of them
+            set_metrics['fid'] = self.fid_scorer().fid_of(np.stack([row.pop('fid_features') for row in rows]))
         panels = [panel for _, panel in sorted(gather_from_all_ranks(panels, world_size), key=lambda p: p[0])]
 
         metric_names = list(val_opt.get('metrics') or {})
-        if metric_names and rows:
-            self.record_metric_means(rows, metric_names, dataset_name, current_iter, tb_logger, compare_bicubic)
+        if (metric_names or set_metrics) and rows:
+            self.record_metric_means(rows, metric_names, dataset_name, current_iter, tb_logger, compare_bicubic,
+                                     set_metrics)
         if testing and self.opt['rank'] == 0 and rows:
             self.write_test_reports(dataset_name, rows, metric_names, panels)
 
@@ -251,6 +260,8 @@ class FaceSRModel(SRModel):
         self.test()
         sr_img = quantize_sr(self.output.detach().cpu(), quantization)
         row, panel = {'index': index, 'image': name}, None
+        if self.fid_scorer() is not None:
+            row['fid_features'] = inception_features(self.fid_scorer().network, [sr_img[..., ::-1]])[0]
         if hasattr(self, 'gt'):
             gt_img = tensor2img([self.gt.detach().cpu()])
             bicubic_img = None
@@ -270,6 +281,17 @@ class FaceSRModel(SRModel):
         del self.lq, self.output
         return row, panel
 
+    def fid_scorer(self):
+        """The :class:`FidScorer` of ``val.fid`` (None without it), built once: the reference is read once."""
+        fid_opt = (self.opt.get('val') or {}).get('fid')
+        if not fid_opt:
+            return None
+        if getattr(self, '_fid_scorer', None) is None:
+            if not fid_opt.get('reference'):
+                raise ValueError('val.fid needs a reference: a folder, an LMDB or an .npz of FID statistics.')
+            self._fid_scorer = FidScorer(fid_opt['reference'], fid_opt.get('weights_path'), self.device)
+        return self._fid_scorer
+
     def saved_image_path(self, name, current_iter, dataset_name):
         """Where BasicSR's SRModel would save this SR image."""
         if self.opt['is_train']:
@@ -277,10 +299,18 @@ class FaceSRModel(SRModel):
         suffix = self.opt['val'].get('suffix') or self.opt['name']
         return osp.join(self.opt['path']['visualization'], dataset_name, f'{name}_{suffix}.png')
 
-    def record_metric_means(self, rows, metric_names, dataset_name, current_iter, tb_logger, compare_bicubic):
-        """Set ``metric_results`` to the means over images, track the best, log them (and the bicubic baseline)."""
+    def record_metric_means(self, rows, metric_names, dataset_name, current_iter, tb_logger, compare_bicubic,
+                            set_metrics=None):
+        """Set ``metric_results`` to the means over images, track the best, log them (and the bicubic baseline).
+
+        ``set_metrics`` (FID: lower is better) are logged and tracked with them.
+        """
         self._initialize_best_metric_results(dataset_name)
         self.metric_results = {m: sum(row[m] for row in rows) / len(rows) for m in metric_names}
+        self.metric_results.update(set_metrics or {})
+        for metric in set_metrics or {}:
+            self.best_metric_results[dataset_name].setdefault(metric, {'better': 'lower', 'val': float('inf'),
+                                                                       'iter': -1})
         for metric, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, metric, value, current_iter)
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)

@@ -1,4 +1,4 @@
-"""CelebA -> HR/LR LMDBs for face super-resolution (the logic of ``datasets_prep/prepare_celeba.py``).
+"""CelebA -> HR/LR LMDBs for face super-resolution (:func:`prepare_celeba`; ``sfmnet-prepare-celeba`` is its CLI).
 
 Three crop protocols:
 
@@ -14,10 +14,9 @@ Three crop protocols:
   ``--margin`` (default 1.0 here), no alignment; only faces whose square is at least 128 px
   (``--min-crop-size``, default 128 here) are kept; PIL bicubic to the HR size.
 
-Splits come from ``Eval/list_eval_partition.txt`` (``--splits``) or from ``--split-list NAME:FILE``
-lists of image names. Each split becomes ``<out>/<split>/{HR,LR_x4,LR_x8,LR_x16}.lmdb``.
+Splits come from ``Eval/list_eval_partition.txt`` (``splits``) or from lists of image names
+(``split_lists``, ``--split-list NAME:FILE``). Each split becomes ``<out>/<split>/{HR,LR_x4,LR_x8,LR_x16}.lmdb``.
 """
-import argparse
 import importlib.util
 from os import path as osp
 
@@ -25,7 +24,6 @@ import numpy as np
 
 from sfmnet_plugin.faces.detect import FACENET_REQUIREMENT
 from sfmnet_plugin.prep.celeba_annotations import PARTITION_SPLITS, read_bboxes, read_landmarks, read_partition
-from sfmnet_plugin.prep.cli import add_output_arguments, positive_int, read_name_list, run_cli, spec_from_args
 from sfmnet_plugin.prep.face_crop import (
     CentreCrop,
     DetectedBoxCrop,
@@ -33,7 +31,8 @@ from sfmnet_plugin.prep.face_crop import (
     square_from_bbox,
     square_from_five_points,
 )
-from sfmnet_plugin.prep.pipeline import DataPrepError, Job, check_split_name, prepare_split
+from sfmnet_plugin.prep.name_lists import read_name_list
+from sfmnet_plugin.prep.pipeline import DataPrepError, Job, SampleSpec, check_split_name, prepare_split
 
 IMAGE_DIRS = {'wild': ('img_celeba', osp.join('Img', 'img_celeba')),
               'aligned': ('img_align_celeba', osp.join('Img', 'img_align_celeba')),
@@ -43,7 +42,9 @@ BBOX_FILE = osp.join('Anno', 'list_bbox_celeba.txt')
 PARTITION_FILE = osp.join('Eval', 'list_eval_partition.txt')
 DEFAULT_OUT = {'wild': osp.join('datasets', 'CelebA'), 'aligned': osp.join('datasets', 'CelebA_aligned'),
                'mtcnn': osp.join('datasets', 'CelebA_mtcnn')}
+OFFICIAL_SPLITS = tuple(PARTITION_SPLITS.values())
 DEFAULT_MARGIN = 1.1
+DEFAULT_MIN_CROP = 64  # wild and aligned: the preparation scripts' --min-crop-size
 # mtcnn: the square on the longer edge of MTCNN's box already frames the face like the wild
 # protocol's default (1.07-1.13 x the 68-landmark box on the two public-domain test photos).
 DEFAULT_MTCNN_MARGIN = 1.0
@@ -51,51 +52,11 @@ DEFAULT_MTCNN_MARGIN = 1.0
 DEFAULT_MTCNN_MIN_CROP = 128
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        description='Crop CelebA faces and write HR and bicubic LR LMDBs (BasicSR layout) per split.',
-        epilog='Example: python datasets_prep/prepare_celeba.py --root /data/CelebA --protocol wild --workers 8')
-    parser.add_argument('--root', required=True,
-                        help='the CelebA release folder (with Anno/ and Eval/; images in img_celeba/ or '
-                             'Img/img_celeba/, img_align_celeba/ or Img/img_align_celeba/)')
-    parser.add_argument('--protocol', choices=sorted(IMAGE_DIRS), default='wild',
-                        help='wild: in-the-wild photos cropped around the landmarks (DIC/SFMNet); '
-                             'aligned: centre crop of img_align_celeba; mtcnn: in-the-wild photos cropped on the '
-                             'MTCNN face box, faces under 128 px skipped unless --min-crop-size says otherwise '
-                             '(SPARNet; needs facenet-pytorch) (default: wild)')
-    parser.add_argument('--images', help='image folder, if not in one of the standard places under --root')
-    parser.add_argument('--crop-from', choices=('landmarks', 'bbox'), default='landmarks',
-                        help='wild protocol: square from the 5 landmarks (Anno/list_landmarks_celeba.txt) or on the '
-                             'face box (Anno/list_bbox_celeba.txt) (default: landmarks)')
-    parser.add_argument('--margin', type=float,
-                        help=f'crop side multiplier. wild: 1.0 = the 68-landmark box of the mean face (default '
-                             f'{DEFAULT_MARGIN}); mtcnn: 1.0 = the longer edge of the MTCNN box (default '
-                             f'{DEFAULT_MTCNN_MARGIN})')
-    parser.add_argument('--aligned-crop-size', type=positive_int, default=178,
-                        help='aligned protocol: side of the centre square cut from the 178x218 images (default: 178)')
-    parser.add_argument('--splits', nargs='+', choices=list(PARTITION_SPLITS.values()),
-                        default=list(PARTITION_SPLITS.values()),
-                        help='official splits to build from Eval/list_eval_partition.txt (default: train val test)')
-    parser.add_argument('--split-list', action='append', default=[], metavar='NAME:FILE',
-                        help='build split NAME from the image names in FILE (one per line, e.g. 201600.jpg); '
-                             'repeatable; replaces the official partition')
-    add_output_arguments(parser, default_out=None, default_out_text=f"{DEFAULT_OUT['wild']}, or "
-                         f"{DEFAULT_OUT['aligned']} with --protocol aligned",
-                         min_crop_size_text=f'64, or {DEFAULT_MTCNN_MIN_CROP} with --protocol mtcnn')
-    # --min-crop-size defaults per protocol (see resolve_protocol_defaults)
-    parser.set_defaults(min_crop_size=None, generic_min_crop_size=parser.get_default('min_crop_size'))
-    return parser
-
-
-def resolve_protocol_defaults(args):
-    """Fill in ``--margin`` and ``--min-crop-size`` when they were not given: their defaults depend on the protocol."""
-    mtcnn = args.protocol == 'mtcnn'
-    if args.margin is None:
-        args.margin = DEFAULT_MTCNN_MARGIN if mtcnn else DEFAULT_MARGIN
-    if args.min_crop_size is None:
-        args.min_crop_size = DEFAULT_MTCNN_MIN_CROP if mtcnn else args.generic_min_crop_size
-    if args.margin <= 0:
-        raise DataPrepError(f'--margin must be positive, got {args.margin}.')
+def protocol_defaults(protocol):
+    """``(margin, min_crop_size)`` of a protocol: the mtcnn protocol frames and filters faces differently."""
+    if protocol == 'mtcnn':
+        return DEFAULT_MTCNN_MARGIN, DEFAULT_MTCNN_MIN_CROP
+    return DEFAULT_MARGIN, DEFAULT_MIN_CROP
 
 
 def find_image_dir(root, protocol, override):
@@ -108,27 +69,16 @@ def find_image_dir(root, protocol, override):
                         '(extract the archive there or pass --images).')
 
 
-def parse_split_list_option(text):
-    """``NAME:FILE`` -> (NAME, FILE)."""
-    name, sep, file = text.partition(':')
-    if not sep or not name or not file:
-        raise DataPrepError(f'--split-list {text!r}: expected NAME:FILE, e.g. test:lists/celeba_test.txt.')
-    check_split_name(name)
-    return name, file
-
-
 def image_name(entry):
     """The CelebA file name of a list entry: ``000001``, ``000001.jpg`` and ``000001.png`` all mean ``000001.jpg``."""
     return osp.splitext(entry)[0] + '.jpg'
 
 
 def splits_from_lists(split_lists, known_names):
-    """Split name -> sorted image names from ``--split-list`` files; names must be in ``known_names`` if given."""
+    """Split name -> sorted image names from ``{split: list file}``; names must be in ``known_names`` if given."""
     splits, owner = {}, {}
-    for option in split_lists:
-        split, list_file = parse_split_list_option(option)
-        if split in splits:
-            raise DataPrepError(f'--split-list: split {split!r} is given twice.')
+    for split, list_file in split_lists.items():
+        check_split_name(split)
         names = []
         for entry, line_no in read_name_list(list_file).items():
             name = image_name(entry)
@@ -153,48 +103,51 @@ def official_splits(partition_file, wanted, known_names):
     return {split: sorted(name for name, owner in partition.items() if owner == split) for split in wanted}
 
 
-def crop_factory(args):
+def crop_factory(root, protocol, crop_from, margin, aligned_crop_size):
     """(function image name -> crop, set of annotated names or None) for the chosen protocol."""
-    if args.protocol == 'aligned':
-        crop = CentreCrop(args.aligned_crop_size)
+    if protocol == 'aligned':
+        crop = CentreCrop(aligned_crop_size)
         return (lambda name: crop), None
-    if args.protocol == 'mtcnn':
-        points = read_landmarks(osp.join(args.root, LANDMARKS_FILE))
-        return (lambda name: DetectedBoxCrop(tuple(np.mean(points[name], axis=0)), args.margin)), points
-    if args.crop_from == 'bbox':
-        boxes = read_bboxes(osp.join(args.root, BBOX_FILE))
-        return (lambda name: SquareCrop(square_from_bbox(*boxes[name], margin=args.margin))), boxes
-    points = read_landmarks(osp.join(args.root, LANDMARKS_FILE))
-    return (lambda name: SquareCrop(square_from_five_points(points[name], args.margin))), points
+    if protocol == 'mtcnn':
+        points = read_landmarks(osp.join(root, LANDMARKS_FILE))
+        return (lambda name: DetectedBoxCrop(tuple(np.mean(points[name], axis=0)), margin)), points
+    if crop_from == 'bbox':
+        boxes = read_bboxes(osp.join(root, BBOX_FILE))
+        return (lambda name: SquareCrop(square_from_bbox(*boxes[name], margin=margin))), boxes
+    points = read_landmarks(osp.join(root, LANDMARKS_FILE))
+    return (lambda name: SquareCrop(square_from_five_points(points[name], margin))), points
 
 
-def main(argv=None):
-    """Prepare the requested CelebA splits; returns the exit code (bad input raises DataPrepError)."""
-    args = build_parser().parse_args(argv)
-    resolve_protocol_defaults(args)
-    spec = spec_from_args(args)
-    if args.protocol == 'mtcnn' and importlib.util.find_spec('facenet_pytorch') is None:
+def prepare_celeba(root, out_root=None, protocol='wild', *, image_dir=None, crop_from='landmarks', margin=None,
+                   aligned_crop_size=178, splits=OFFICIAL_SPLITS, split_lists=None, spec=None,
+                   workers=1, save_png=False, overwrite=False):
+    """Prepare CelebA splits under ``out_root`` (default :data:`DEFAULT_OUT` of the protocol).
+
+    ``split_lists`` (``{split: file of image names}``) replaces the official partition's ``splits``;
+    ``margin`` and ``spec.min_crop_size`` default to the protocol's (:func:`protocol_defaults`). Bad input
+    raises :class:`DataPrepError`; a split that exists is kept unless ``overwrite``.
+    """
+    default_margin, default_min_crop = protocol_defaults(protocol)
+    margin = default_margin if margin is None else margin
+    if margin <= 0:
+        raise DataPrepError(f'--margin must be positive, got {margin}.')
+    spec = spec or SampleSpec(min_crop_size=default_min_crop)
+    if protocol == 'mtcnn' and importlib.util.find_spec('facenet_pytorch') is None:
         # Fail now rather than in every worker (the workers build their own detector).
         raise DataPrepError(f'--protocol mtcnn needs {FACENET_REQUIREMENT} (MTCNN, weights inside the wheel): '
                             f'pip install --no-deps {FACENET_REQUIREMENT}')
-    out_root = args.out or DEFAULT_OUT[args.protocol]
-    image_dir = find_image_dir(args.root, args.protocol, args.images)
-    crop_for, known_names = crop_factory(args)
-    if args.split_list:
-        splits = splits_from_lists(args.split_list, known_names)
+    out_root = out_root or DEFAULT_OUT[protocol]
+    image_dir = find_image_dir(root, protocol, image_dir)
+    crop_for, known_names = crop_factory(root, protocol, crop_from, margin, aligned_crop_size)
+    if split_lists:
+        names_of = splits_from_lists(split_lists, known_names)
     else:
-        splits = official_splits(osp.join(args.root, PARTITION_FILE), args.splits, known_names)
-    for split in [split for split, names in splits.items() if not names]:
+        names_of = official_splits(osp.join(root, PARTITION_FILE), splits, known_names)
+    for split in [split for split, names in names_of.items() if not names]:
         print(f'Split {split!r} has no images in {PARTITION_FILE}; nothing to write for it.')
-        del splits[split]
-    if not splits:
+        del names_of[split]
+    if not names_of:
         raise DataPrepError('None of the requested splits has any image.')
-    for split, names in splits.items():
+    for split, names in names_of.items():
         jobs = [Job(osp.splitext(name)[0], osp.join(image_dir, name), crop_for(name)) for name in names]
-        prepare_split(out_root, split, jobs, spec, args.workers, args.save_png, args.overwrite)
-    return 0
-
-
-def cli(argv=None):
-    """Entry point of ``datasets_prep/prepare_celeba.py``: errors print ``error: ...`` and exit with 2."""
-    return run_cli(main, argv)
+        prepare_split(out_root, split, jobs, spec, workers, save_png, overwrite)

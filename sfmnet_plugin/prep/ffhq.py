@@ -1,51 +1,36 @@
-"""FFHQ -> HR LMDBs at 512x512 (or any size) for SPARNetHD (the logic of ``datasets_prep/prepare_ffhq.py``).
+"""FFHQ -> HR LMDBs at 512x512 (or any size) for SPARNetHD (:func:`prepare_ffhq`; ``sfmnet-prepare-ffhq`` is its CLI).
 
 FFHQ (NVlabs/ffhq-dataset) ships 70,000 aligned 1024x1024 PNGs, ``images1024x1024/00000/00000.png`` ...
 ``images1024x1024/69000/69999.png`` (mirrors also store them in one flat folder). SPARNetHD's loader resized each
 to 512x512 with PIL's bicubic and made the LR on the fly (``docs/fidelity.md`` §B7), which
 is what this preparation stores: ``<out>/<split>/HR.lmdb`` (keys ``00000`` ...), made for
-:class:`~sfmnet_plugin.data.degraded_face_dataset.DegradedFaceDataset`. ``--scales`` adds bicubic LR LMDBs for
-non-blind SR networks.
+:class:`~sfmnet_plugin.data.degraded_face_dataset.DegradedFaceDataset`. LR scales (``--scales``) add bicubic
+LR LMDBs for non-blind SR networks.
 
 Splits follow FFHQ's own metadata: ``train`` = images 00000-59999 ("training" in ``ffhq-dataset-v2.json``),
-``val`` = 60000-69999 ("validation"); ``all`` = every image. With ``--metadata ffhq-dataset-v2.json`` the
+``val`` = 60000-69999 ("validation"); ``all`` = every image. With the metadata file ``ffhq-dataset-v2.json`` the
 categories are read from the file instead of the numbers.
 
 The work runs in parallel worker processes and each split appears atomically (built as ``<split>.partial`` and
 renamed when complete); a split that exists is kept, so an interrupted run resumes with the next split
 (:mod:`~sfmnet_plugin.prep.pipeline`, shared with the CelebA and Helen scripts).
 """
-import argparse
 import json
 import os
 from os import path as osp
 
 from sfmnet_plugin.data.image_io import list_image_files
-from sfmnet_plugin.prep.cli import add_output_arguments, run_cli, spec_from_args
 from sfmnet_plugin.prep.face_crop import WholeImage
-from sfmnet_plugin.prep.pipeline import DataPrepError, Job, prepare_split
+from sfmnet_plugin.prep.pipeline import DataPrepError, Job, SampleSpec, prepare_split
 
 IMAGE_FOLDER = 'images1024x1024'
 FFHQ_TRAINING_IMAGES = 60000  # images 00000-59999 are "training", 60000-69999 "validation" (ffhq-dataset-v2.json)
 METADATA_CATEGORIES = {'training': 'train', 'validation': 'val'}
 SPLITS = ('train', 'val', 'all')
 DEFAULT_SIZE = 512  # SPARNetHD's training size
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        description='Resize the FFHQ 1024x1024 release (PIL bicubic, as SPARNetHD) into BasicSR HR LMDBs per split.',
-        epilog='Example: python datasets_prep/prepare_ffhq.py --root /data/ffhq --workers 16   '
-               '# -> datasets/FFHQ/{train,val}/HR.lmdb at 512x512')
-    parser.add_argument('--root', required=True,
-                        help=f'the FFHQ folder: holds {IMAGE_FOLDER}/ (numbered sub-folders or flat), or is that '
-                             'image folder itself')
-    parser.add_argument('--splits', nargs='+', choices=SPLITS, default=['train', 'val'],
-                        help='train = 00000-59999, val = 60000-69999, all = every image (default: train val)')
-    parser.add_argument('--metadata', help='ffhq-dataset-v2.json: take each image\'s split from its "category"')
-    add_output_arguments(parser, default_out=osp.join('datasets', 'FFHQ'), hr_size=DEFAULT_SIZE, scales=(),
-                         min_crop_size=DEFAULT_SIZE)
-    return parser
+DEFAULT_OUT = osp.join('datasets', 'FFHQ')
+# never an upscaled "HR" face: images smaller than the HR size are skipped
+DEFAULT_SPEC = SampleSpec(hr_size=DEFAULT_SIZE, scales=(), min_crop_size=DEFAULT_SIZE)
 
 
 def find_images(root):
@@ -111,20 +96,13 @@ def assign_splits(images, wanted, metadata_path=None):
     return splits
 
 
-def main(argv=None):
-    """Prepare the requested FFHQ splits; returns the exit code (bad input raises DataPrepError)."""
-    args = build_parser().parse_args(argv)
-    spec = spec_from_args(args)
-    images = find_images(args.root)
-    for split, stems in assign_splits(images, args.splits, args.metadata).items():
+def prepare_ffhq(root, out_root=DEFAULT_OUT, splits=('train', 'val'), metadata_path=None, *, spec=DEFAULT_SPEC,
+                 workers=1, save_png=False, overwrite=False):
+    """Prepare the requested FFHQ splits (see the module) under ``out_root``; bad input raises DataPrepError."""
+    images = find_images(root)
+    for split, stems in assign_splits(images, list(splits), metadata_path).items():
         if not stems:
-            print(f'Split {split!r} has no images in {args.root}; nothing to write for it.')
+            print(f'Split {split!r} has no images in {root}; nothing to write for it.')
             continue
         jobs = [Job(stem, images[stem], WholeImage(square=True)) for stem in stems]
-        prepare_split(args.out, split, jobs, spec, args.workers, args.save_png, args.overwrite)
-    return 0
-
-
-def cli(argv=None):
-    """Entry point of ``datasets_prep/prepare_ffhq.py``: errors print ``error: ...`` and exit with 2."""
-    return run_cli(main, argv)
+        prepare_split(out_root, split, jobs, spec, workers, save_png, overwrite)

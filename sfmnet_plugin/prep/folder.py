@@ -1,11 +1,11 @@
-"""Image folders -> BasicSR LMDBs (the logic of ``datasets_prep/folder_to_lmdb.py``).
+"""Image folders -> BasicSR LMDBs (:func:`convert_folder`, :func:`convert_sfmnet_layout`; ``sfmnet-folder-to-lmdb``).
 
 * ``SRC_DIR OUT.lmdb``: every image directly in SRC_DIR (png/jpg/jpeg/bmp/webp) becomes one
   RGB PNG (compress level 1) under its file name without extension. Grey, RGBA and CMYK images
   are converted, undecodable ones skipped; both are reported. Pixels are otherwise unchanged.
   Images in subfolders are listed as skipped, or with ``--recursive`` taken under their relative
   path without extension (``person1/001``; keys stay unique).
-* ``--sfmnet-layout SRC_ROOT OUT_DIR``: the layout of the released SFMNet data
+* :func:`convert_sfmnet_layout` (``--sfmnet-layout SRC_ROOT OUT_DIR``): the layout of the released SFMNet data
   (``HR/``, ``LR_bicubic/`` (x8), ``LR_x4_bicubic/``, ``LR_x16_bicubic/``) becomes
   ``OUT_DIR/HR.lmdb``, ``LR_x8.lmdb``, ``LR_x4.lmdb``, ``LR_x16.lmdb``; the LR LMDBs are then
   checked to pair up with the HR one by name and size.
@@ -13,13 +13,11 @@
 Each LMDB is written as ``<name>.lmdb.partial`` and swapped into place when complete; an existing
 LMDB is only replaced with ``--overwrite`` and only if this tool made it.
 """
-import argparse
 import os
 import re
 from os import path as osp
 
 from sfmnet_plugin.data.image_io import images_in_subfolders, list_image_files
-from sfmnet_plugin.prep.cli import positive_int, run_cli
 from sfmnet_plugin.prep.face_crop import WholeImage
 from sfmnet_plugin.prep.pipeline import (
     HR_LABEL,
@@ -40,27 +38,6 @@ from sfmnet_plugin.prep.verify import check_pair
 
 _SFMNET_LR_FOLDER = re.compile(r'^LR_x(\d+)_bicubic$')
 _COPY_AS_IS = SampleSpec(hr_size=None, scales=())
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        description='Convert a folder of images (or the SFMNet HR/LR_* layout) into BasicSR LMDBs.',
-        epilog='Examples: python datasets_prep/folder_to_lmdb.py my_faces/ datasets/mine/HR.lmdb\n'
-               '          python datasets_prep/folder_to_lmdb.py --sfmnet-layout SFMNet_data/CelebA/test '
-               'datasets/CelebA_SFMNet/test',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('source', help='image folder (or, with --sfmnet-layout, the folder holding HR/ and LR_*/)')
-    parser.add_argument('output', help='LMDB path ending in .lmdb (or, with --sfmnet-layout, the output folder)')
-    parser.add_argument('--sfmnet-layout', action='store_true',
-                        help='convert HR/, LR_bicubic/, LR_x<s>_bicubic/ into HR.lmdb, LR_x8.lmdb, LR_x<s>.lmdb')
-    parser.add_argument('--workers', type=positive_int, default=os.cpu_count() or 1,
-                        help='worker processes (default: all cores, %(default)s)')
-    parser.add_argument('--recursive', action='store_true',
-                        help='also take images in subfolders, keyed by their relative path (person1/001); without it '
-                             'they are listed as skipped')
-    parser.add_argument('--overwrite', action='store_true', help='rebuild LMDBs that already exist (only LMDBs this '
-                                                                 'tool made are replaced)')
-    return parser
 
 
 def sfmnet_layout_scale(folder_name):
@@ -127,20 +104,3 @@ def convert_sfmnet_layout(source_root, out_dir, workers, overwrite=False, recurs
     hr_lmdb = lmdb_of['HR']
     return [problem for entry, scale in scales.items() if scale is not None
             for problem in check_pair(hr_lmdb, lmdb_of[entry], scale)]
-
-
-def main(argv=None):
-    """Convert a folder or an SFMNet layout; returns 0, or 1 when LR and HR LMDBs do not pair up."""
-    args = build_parser().parse_args(argv)
-    if not args.sfmnet_layout:
-        convert_folder(args.source, args.output, args.workers, args.overwrite, args.recursive)
-        return 0
-    problems = convert_sfmnet_layout(args.source, args.output, args.workers, args.overwrite, args.recursive)
-    for problem in problems:
-        print(f'pairing problem: {problem}')
-    return 1 if problems else 0
-
-
-def cli(argv=None):
-    """Entry point of ``datasets_prep/folder_to_lmdb.py``: errors print ``error: ...`` and exit with 2."""
-    return run_cli(main, argv)

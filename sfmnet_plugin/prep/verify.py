@@ -1,4 +1,4 @@
-"""Check BasicSR LMDBs (the logic of ``datasets_prep/verify_lmdb.py``).
+"""Check BasicSR LMDBs and prepared splits (``sfmnet-verify-lmdb`` is the CLI).
 
 :func:`check_lmdb`: every key of ``meta_info.txt`` is stored, decodes as a PNG of the stated
 shape, and nothing else is stored. :func:`check_pair`: an HR and an LR LMDB hold the same keys
@@ -6,13 +6,11 @@ and every HR image is ``scale`` times its LR image. :func:`check_split_report`: 
 holds exactly what its ``prepare_report.txt`` says (every LMDB and PNG folder, with the same
 images). Each returns a list of problems (empty = OK).
 """
-import argparse
 import os
 import re
 from os import path as osp
 
-from sfmnet_plugin.data.lmdb_reader import check_lmdb, examples, read_meta_info
-from sfmnet_plugin.prep.cli import positive_int, run_cli
+from sfmnet_plugin.data.lmdb_reader import examples, read_meta_info
 from sfmnet_plugin.prep.outputs import OLD_SUFFIX, PARTIAL_SUFFIX
 from sfmnet_plugin.prep.pipeline import CONTENTS_PREFIX, HR_LABEL, REPORT_NAME
 
@@ -104,74 +102,3 @@ def pairs_in_folder(folder):
         pairs = [(osp.join(folder, f'{HR_LABEL}.lmdb'), osp.join(folder, name), int(_LR_LMDB.match(name)[1]))
                  for name in names if _LR_LMDB.match(name)]
     return lmdbs, pairs
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        description='Check LMDBs against their meta_info.txt (keys, decodability, shapes, no extra keys) and HR/LR '
-                    'LMDB pairs against each other. Exit code 1 if anything is wrong.',
-        epilog='Examples: python datasets_prep/verify_lmdb.py datasets/CelebA/train\n'
-               '          python datasets_prep/verify_lmdb.py --pair datasets/x/HR.lmdb datasets/x/LR_x8.lmdb 8',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('paths', nargs='*',
-                        help='LMDB folders, or split folders whose *.lmdb are all checked and HR.lmdb paired with '
-                             'each LR_x<s>.lmdb')
-    parser.add_argument('--pair', nargs=3, action='append', default=[], metavar=('HR', 'LR', 'SCALE'),
-                        help='also check that LMDB LR pairs with LMDB HR at SCALE; repeatable')
-    parser.add_argument('--workers', type=positive_int, default=os.cpu_count() or 1,
-                        help='processes decoding images (default: all cores, %(default)s)')
-    return parser
-
-
-def _report(title, problems):
-    print(f'{"FAIL" if problems else "OK  "} {title}')
-    for problem in problems:
-        print(f'     - {problem}')
-    return not problems
-
-
-def main(argv=None):
-    """Check the given LMDBs and pairs; returns 0 if all are sound, else 1."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.paths and not args.pair:
-        parser.error('give at least one LMDB or split folder, or --pair HR LR SCALE')
-    lmdbs, pairs, splits = [], [], []
-    for path in args.paths:
-        path = path.rstrip('/') or path
-        if path.endswith('.lmdb') or osp.isfile(osp.join(path, 'data.mdb')):
-            lmdbs.append(path)
-        elif osp.isdir(path):
-            found, found_pairs = pairs_in_folder(path)
-            if not found:
-                raise FileNotFoundError(f'{path}: no *.lmdb folders inside.')
-            lmdbs.extend(found)
-            pairs.extend(found_pairs)
-            splits.append(path)
-        elif osp.exists(path + OLD_SUFFIX):
-            raise FileNotFoundError(f'{path}: not found; a rebuild was interrupted and the previous complete output '
-                                    f'is at {path + OLD_SUFFIX}: run the preparation again to restore it.')
-        else:
-            raise FileNotFoundError(f'{path}: not found.')
-    for hr_path, lr_path, scale in args.pair:
-        if not scale.isdigit() or int(scale) < 1:
-            parser.error(f'--pair {hr_path} {lr_path} {scale}: SCALE must be a positive integer')
-        pairs.append((hr_path, lr_path, int(scale)))
-        lmdbs.extend(path for path in (hr_path, lr_path) if path not in lmdbs)
-    sound = True
-    for lmdb_path in lmdbs:
-        problems = check_lmdb(lmdb_path, args.workers)
-        count = 0 if problems else len(read_meta_info(lmdb_path))
-        sound &= _report(f'{lmdb_path}' + ('' if problems else f': {count} images'), problems)
-    for hr_path, lr_path, scale in pairs:
-        sound &= _report(f'{hr_path} x{scale} <- {lr_path}', check_pair(hr_path, lr_path, scale))
-    for split in splits:
-        problems = check_split_report(split)
-        if problems or osp.isfile(osp.join(split, REPORT_NAME)):  # a folder without a report gets no line
-            sound &= _report(f'{split} against its {REPORT_NAME}', problems)
-    return 0 if sound else 1
-
-
-def cli(argv=None):
-    """Entry point of ``datasets_prep/verify_lmdb.py``: usage errors print ``error: ...`` and exit with 2."""
-    return run_cli(main, argv)

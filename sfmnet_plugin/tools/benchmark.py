@@ -4,14 +4,18 @@ Usage::
 
     sfmnet-benchmark --gt HR(.lmdb|folder) [--lq LR(.lmdb|folder)] [--scale 8] --output DIR
                      [--bicubic [NAME]] [--network NAME CHECKPOINT [OPTION_FILE]]... [--folder NAME SR_DIR]...
-                     [--metrics sfmnet sparnet dic lpips identity nme identity_arcface]
+                     [--metrics sfmnet sparnet dic lpips identity nme identity_arcface niqe fid]
                      [--lpips-weights alexnet-owt-7be5be79.pth] [--arcface-onnx arcface.onnx]
+                     [--pairs pairs.txt [--recognizer dlib|arcface]]
+                     [--fid-reference DIR|LMDB|STATS.npz] [--fid-weights pt_inception-2015-12-05-6726825d.pth]
                      [--device auto|cpu|cuda] [--latency-repeats N] [--sheet-images N] [--overwrite]
 
 Methods appear in the table in the order given. ``--network`` takes a BasicSR checkpoint (or an official one) and
 the option file whose ``network_g`` it was trained with (default: SFMNet at ``--scale``); ``--folder`` takes SR
 images written by any code, named like the HR images. Writes ``table.md``, ``table.csv``, ``per_image.csv``,
-``contact_sheet.png`` and ``quality_vs_cost.png`` into DIR (see ``sfmnet_plugin.benchmark.run``).
+``contact_sheet.png`` and ``quality_vs_cost.png`` into DIR (see ``sfmnet_plugin.benchmark.run``); with ``--pairs``
+(LFW ``pairs.txt``, a CSV ``image_a,image_b,same`` or YTF ``splits.txt``) also the face verification columns,
+``roc.png`` and ``pair_scores.csv`` (see ``docs/face_recognition_eval.md``).
 """
 import argparse
 import sys
@@ -25,6 +29,7 @@ from sfmnet_plugin.benchmark import (
     TestSet,
     run_benchmark,
 )
+from sfmnet_plugin.tools.common import add_device_argument, tool_parser
 
 
 class _AppendMethod(argparse.Action):
@@ -40,8 +45,7 @@ class _AppendMethod(argparse.Action):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-benchmark', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser('sfmnet-benchmark', __doc__)
     data = parser.add_argument_group('test set')
     data.add_argument('--gt', required=True, help='HR images: an LMDB (*.lmdb) or a folder')
     data.add_argument('--lq', help='LR images with the same names (default: made from the HR by --downsampler)')
@@ -61,10 +65,17 @@ def build_parser():
                              'identity nme, leaving out with a note those that cannot run here)')
     parser.add_argument('--lpips-weights', help='local torchvision AlexNet weights for LPIPS')
     parser.add_argument('--arcface-onnx', help='local ArcFace-style ONNX model for identity_arcface')
+    evaluation = parser.add_argument_group('face verification and FID')
+    evaluation.add_argument('--pairs', help="verification pairs naming test images: LFW's pairs.txt, a CSV "
+                                            "image_a,image_b,same[,fold] or YTF's splits.txt")
+    evaluation.add_argument('--recognizer', choices=['dlib', 'arcface'], default='dlib',
+                            help='recognition network for --pairs (arcface needs --arcface-onnx; default: %(default)s)')
+    evaluation.add_argument('--fid-reference', help='reference for metric fid: image folder, LMDB or .npz statistics '
+                                                    '(default: the --gt images)')
+    evaluation.add_argument('--fid-weights', help='local FID Inception weights pt_inception-2015-12-05-6726825d.pth')
     parser.add_argument('--output', required=True, help='folder for the results (created)')
     parser.add_argument('--overwrite', action='store_true', help='replace the results of an earlier benchmark there')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                        help='where networks run (default: %(default)s)')
+    add_device_argument(parser, 'where networks run (default: %(default)s)')
     parser.add_argument('--latency-repeats', type=int, default=5,
                         help='timed batch-1 forward passes per network, 0 to skip (default: %(default)s)')
     parser.add_argument('--sheet-images', type=int, default=4,
@@ -94,7 +105,9 @@ def main(argv=None) -> int:
                                args.output, metrics=args.metrics, lpips_weights=args.lpips_weights,
                                arcface_onnx=args.arcface_onnx, device=args.device,
                                latency_repeats=args.latency_repeats, sheet_images=args.sheet_images,
-                               overwrite=args.overwrite, progress=not args.no_progress)
+                               overwrite=args.overwrite, progress=not args.no_progress, pairs=args.pairs,
+                               recognizer=args.recognizer, fid_reference=args.fid_reference,
+                               fid_weights=args.fid_weights)
     except BenchmarkError as error:
         print(f'sfmnet-benchmark: error: {error}', file=sys.stderr)
         return 1

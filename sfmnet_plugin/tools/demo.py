@@ -19,7 +19,6 @@ Each training runs as the command a user would type, from the repository root, w
 threads. The same command on the same machine prints the same table to the last digit; another
 ``--threads`` value changes the last digits (the thread count changes how convolutions are summed).
 """
-import argparse
 import os
 import shlex
 import shutil
@@ -32,6 +31,7 @@ from os import path as osp
 import yaml
 
 from sfmnet_plugin.config.option_files import apply_overrides, default_root_path, load_merged_options
+from sfmnet_plugin.tools.common import tool_parser
 from sfmnet_plugin.utils import cpu_threads
 
 TEST_SET = 'DemoFaces_test'
@@ -90,8 +90,7 @@ def budget_overrides(iterations):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-demo', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser('sfmnet-demo', __doc__)
     parser.add_argument('--output', default='demo_output', help='folder for faces, LMDBs, models and the family '
                         'table (relative to the outputs root, the repository root for a checkout; default: '
                         '%(default)s)')

@@ -11,7 +11,6 @@ checkpoints are converted on the fly). The graph has a dynamic batch and a fixed
 After writing, the tool runs the file with ONNX Runtime on a random batch and prints its largest difference to
 PyTorch next to PyTorch's own output change for a 1e-7 input change (the network's sensitivity).
 """
-import argparse
 import os
 import sys
 from os import path as osp
@@ -20,14 +19,13 @@ import torch
 
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.onnx import DEFAULT_OPSET, ExportError, OnnxNetwork, export_onnx
-from sfmnet_plugin.tools.infer import add_network_arguments, network_options
+from sfmnet_plugin.tools.common import add_network_arguments, network_options, tool_parser
 from sfmnet_plugin.utils.numerics import input_sensitivity
 from sfmnet_plugin.utils.output_paths import OutputPathError, refuse_inputs
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-export', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser('sfmnet-export', __doc__)
     add_network_arguments(parser)
     parser.add_argument('--lr-size', type=int, nargs='+', required=True, metavar='N',
                         help='LR input size: H, or H W (e.g. 16 for x8 faces of 128 px)')

@@ -23,34 +23,31 @@ Unreadable files, sizes the network cannot take, inputs larger than an LR face (
 output names are reported at the end while the rest is processed. Exit status: 0 if at least one image was
 written (and, with ``--strict``, no input was bad), otherwise 1.
 """
-import argparse
-import json
 import os
 import sys
 from os import path as osp
 
 import numpy as np
 import torch
-from basicsr.utils import img2tensor, imwrite, tensor2img
+from basicsr.utils import img2tensor, tensor2img
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, read_rgb_image
+from sfmnet_plugin.data.image_io import read_rgb_image, write_png
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.face_restorer import PRECISIONS
-from sfmnet_plugin.inference.network_options import FACE_SIZE, network_options_from_file
+from sfmnet_plugin.inference.network_options import FACE_SIZE
+from sfmnet_plugin.tools import common
 from sfmnet_plugin.utils.output_paths import OutputPathError, refuse_links
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-infer', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('inputs', nargs='+', metavar='INPUT', help='LR face images and/or folders of them')
-    parser.add_argument('--output', required=True, help='folder for the SR PNGs (created if needed)')
-    add_network_arguments(parser)
+    parser = common.tool_parser('sfmnet-infer', __doc__)
+    common.add_inputs_and_output(parser, 'INPUT', 'LR face images and/or folders of them',
+                          'folder for the SR PNGs (created if needed)')
+    common.add_network_arguments(parser)
     parser.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default: %(default)s)')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                        help='auto: cuda when available (default: %(default)s)')
+    common.add_device_argument(parser)
     parser.add_argument('--backend', choices=['torch', 'onnxruntime'], default='torch',
                         help='onnxruntime: --checkpoint is an .onnx file written by sfmnet-export '
                              '(default: %(default)s)')
@@ -69,47 +66,6 @@ def build_parser():
                              'make a huge SR image (default: %(default)s)')
     parser.add_argument('--strict', action='store_true', help='exit with status 1 if any input file is bad')
     return parser
-
-
-def add_network_arguments(parser, example='{"type": "SFMNet", "num_feat": 32}'):
-    """The options every tool that loads a network shares: checkpoint, network_g source, scale, state-dict key."""
-    parser.add_argument('--checkpoint', required=True,
-                        help='BasicSR checkpoint, state dict or official SFMNet/SPARNet-family one')
-    network = parser.add_mutually_exclusive_group()
-    network.add_argument('--opt', help='BasicSR option file whose network_g is used')
-    network.add_argument('--arch-json', help=f"network_g as JSON, e.g. '{example}'")
-    parser.add_argument('--scale', type=int, help="upscale factor: sets network_g's upscale (or scale) option")
-    parser.add_argument('--param-key', choices=['params_ema', 'params'],
-                        help='state dict inside a BasicSR checkpoint (default: params_ema when present)')
-
-
-def network_options(args):
-    """``network_g`` from ``--opt`` / ``--arch-json`` / the default (None)."""
-    if args.opt:
-        return network_options_from_file(args.opt)
-    if args.arch_json:
-        try:
-            options = json.loads(args.arch_json)
-        except json.JSONDecodeError as error:
-            raise InferenceError(f'--arch-json is not valid JSON: {error}') from error
-        if not isinstance(options, dict):
-            raise InferenceError('--arch-json must be a JSON object such as {"type": "SFMNet", "upscale": 8}.')
-        return options
-    return None
-
-
-def collect_inputs(inputs, bad):
-    """Image paths from files and folders (non-recursive, sorted); missing paths are added to ``bad``."""
-    paths = []
-    for item in inputs:
-        if osp.isdir(item):
-            paths += sorted(osp.join(item, name) for name in os.listdir(item)
-                            if name.lower().endswith(IMAGE_EXTENSIONS) and osp.isfile(osp.join(item, name)))
-        elif osp.isfile(item):
-            paths.append(item)  # named explicitly: tried whatever its extension
-        else:
-            bad.append((item, 'not found'))
-    return paths
 
 
 def read_image(path, size):
@@ -133,7 +89,7 @@ def read_inputs(args, scale, bad):
     Everything is read first (LR faces are small) so that same-sized images can share batches.
     """
     groups, output_names = {}, {}
-    for path in collect_inputs(args.inputs, bad):
+    for path in common.collect_inputs(args.inputs, bad):
         stem = osp.splitext(osp.basename(path))[0]
         if stem in output_names:  # e.g. a.png and a.jpg: one would silently overwrite the other
             bad.append((path, f'same output name {stem}.png as {output_names[stem]}'))
@@ -183,12 +139,12 @@ def process(restorer, groups, args, bad):
                     break
                 scale = output_scale(lr, sr, restorer.options)
                 for (_, stem, image), sr_image in zip(batch, sr):
-                    sr_bgr = tensor2img(sr_image, rgb2bgr=True, min_max=(0, 1))  # clamps, rounds to uint8
-                    imwrite(sr_bgr, osp.join(args.output, f'{stem}.png'))
+                    sr_rgb = tensor2img(sr_image, rgb2bgr=False, min_max=(0, 1))  # clamps, rounds to uint8
+                    write_png(osp.join(args.output, f'{stem}.png'), sr_rgb)
                     if args.side_by_side:
                         bicubic = image.resize((width * scale, height * scale), Image.BICUBIC)
-                        side_by_side = np.concatenate([np.asarray(bicubic)[..., ::-1], sr_bgr], axis=1)
-                        imwrite(side_by_side, osp.join(args.output, f'{stem}_sbs.png'))
+                        side_by_side = np.concatenate([np.asarray(bicubic), sr_rgb], axis=1)
+                        write_png(osp.join(args.output, f'{stem}_sbs.png'), side_by_side)
                     written += 1
                 progress.update(len(batch))
     return written
@@ -199,7 +155,7 @@ def check_output_folder(args):
     output = osp.realpath(args.output)
     if osp.exists(output) and not osp.isdir(output):
         raise InferenceError(f'--output {args.output}: is a file, not a folder; choose a folder for the SR images.')
-    inputs = collect_inputs(args.inputs, [])
+    inputs = common.collect_inputs(args.inputs, [])
     for folder in [item for item in args.inputs if osp.isdir(item)]:
         if osp.realpath(folder) == output:
             raise InferenceError(f'--output {args.output} is the input folder {folder}: the SR images would be written '
@@ -217,7 +173,7 @@ def check_output_folder(args):
 
 def run(args) -> int:
     check_output_folder(args)
-    restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+    restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device, precision=args.precision, backend=args.backend,
                             compile=args.compile)
     bad = []
@@ -225,22 +181,11 @@ def run(args) -> int:
     try:
         os.makedirs(args.output, exist_ok=True)
         written = process(restorer, groups, args, bad)
-    except OSError as error:  # read-only or full disk: BasicSR's imwrite names no file
+    except OSError as error:  # read-only or full disk: name the output folder
         raise InferenceError(f'cannot write the SR images to {args.output}: '
                              f'{error.strerror or error} (is the disk full or the folder read-only?)') from error
 
-    return report(f'Wrote {written} SR image(s) to {args.output}.', written, bad, 'input(s)', args.strict)
-
-
-def report(summary, written, bad, skipped_noun, strict) -> int:
-    """Print the summary line and every skipped item with its reason; the exit status: 0 if something was
-    written (and, with ``strict``, nothing was skipped), otherwise 1."""
-    print(summary)
-    if bad:
-        print(f'{len(bad)} {skipped_noun} skipped:', file=sys.stderr)
-        for what, reason in bad:
-            print(f'  {what}: {reason}', file=sys.stderr)
-    return 0 if written and not (strict and bad) else 1
+    return common.report(f'Wrote {written} SR image(s) to {args.output}.', written, bad, 'input(s)', args.strict)
 
 
 def main(argv=None) -> int:

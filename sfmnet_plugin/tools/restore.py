@@ -5,15 +5,17 @@ Usage::
     sfmnet-restore PHOTO_OR_FOLDER... --output DIR --checkpoint CKPT [--opt options/x.yml | --arch-json '{...}']
                    [--scale S] [--param-key params_ema|params] [--device auto|cpu|cuda] [--face-size N]
                    [--upscale U] [--min-score P] [--min-face-side N] [--max-face-enlargement X]
-                   [--max-face-shrink X] [--batch-size N]
-                   [--no-before-after] [--save-faces] [--strict]
+                   [--max-face-shrink X] [--batch-size N] [--no-before-after] [--save-faces] [--niqe] [--strict]
 
 Each photo's faces are detected (MTCNN, ``facenet-pytorch``), aligned to the FFHQ five-point template, restored by
 the network and pasted back with a soft mask (:class:`sfmnet_plugin.inference.whole_photo.WholePhotoRestorer`, on top
 of :class:`sfmnet_plugin.inference.FaceRestorer`). Written to DIR: ``<stem>.png`` (the restored photo, ``--upscale``
 times the input) and ``<stem>_before_after.png`` ([input | restored]); with ``--save-faces`` also
-``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output). Every file is written
-atomically.
+``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output); with ``--niqe`` also
+``niqe.csv``, the no-reference NIQE of every restored face before (its aligned input, bicubic-enlarged to the
+output size) and after (lower is better; faces of at least 192x96 pixels). Every file is written atomically.
+Photos are decoded as ``sfmnet-infer`` decodes its inputs (:func:`sfmnet_plugin.data.image_io.read_photo`:
+alpha composited over white, 16-bit scaled to 8 bits), and turned upright by their EXIF orientation.
 
 The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
 it with ``--opt`` (e.g. ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of,
@@ -22,7 +24,7 @@ with the reason; unreadable photos and photos that cannot be processed (e.g. a f
 the rest processed. Exit status: 0 if at least one photo was written (and, with
 ``--strict``, nothing was skipped), otherwise 1.
 """
-import argparse
+import csv
 import os
 import sys
 from os import path as osp
@@ -30,21 +32,21 @@ from os import path as osp
 from PIL import Image
 from tqdm import tqdm
 
-from sfmnet_plugin.demo.photo_sources import load_rgb
+from sfmnet_plugin.data.image_io import read_photo, write_png
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.whole_photo import PhotoError, WholePhotoRestorer
-from sfmnet_plugin.tools.infer import add_network_arguments, collect_inputs, network_options, report
+from sfmnet_plugin.metrics.no_reference import niqe_before_after
+from sfmnet_plugin.tools import common
+from sfmnet_plugin.utils.atomic import atomic_write
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-restore', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('inputs', nargs='+', metavar='PHOTO', help='photos and/or folders of photos')
-    parser.add_argument('--output', required=True, help='folder for the restored photos (created if needed)')
-    add_network_arguments(parser, example='{"type": "SPARNetHD"}')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                        help='auto: cuda when available (default: %(default)s)')
+    parser = common.tool_parser('sfmnet-restore', __doc__)
+    common.add_inputs_and_output(parser, 'PHOTO', 'photos and/or folders of photos',
+                          'folder for the restored photos (created if needed)')
+    common.add_network_arguments(parser, example='{"type": "SPARNetHD"}')
+    common.add_device_argument(parser)
     parser.add_argument('--face-size', type=int,
                         help="side of the restored aligned face (default: the network's out_size, 512 for "
                              'SPARNetHD, else 128)')
@@ -63,15 +65,10 @@ def build_parser():
     parser.add_argument('--no-before-after', action='store_true', help='do not write <stem>_before_after.png')
     parser.add_argument('--save-faces', action='store_true',
                         help="also write every face's aligned input and restored crop")
+    parser.add_argument('--niqe', action='store_true',
+                        help="report every restored face's NIQE before and after (niqe.csv; no ground truth needed)")
     parser.add_argument('--strict', action='store_true', help='exit with status 1 if any photo or face was skipped')
     return parser
-
-
-def write_png(path, rgb):
-    """Write an RGB uint8 array as PNG via a temporary name, so ``path`` is either absent, old or complete."""
-    partial = f'{path}.partial'
-    Image.fromarray(rgb).save(partial, format='PNG')
-    os.replace(partial, path)
 
 
 def check_output_folder(output, inputs):
@@ -84,7 +81,7 @@ def check_output_folder(output, inputs):
 def restore_one(photo_restorer, path, stem, args):
     """Restore one photo and write its files: ``(PhotoResult or None when nothing was written, [(what, reason)])``."""
     try:
-        image = load_rgb(path)
+        image = read_photo(path)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, [(path, f'unreadable image: {error}')]
     try:
@@ -111,7 +108,7 @@ def restore_one(photo_restorer, path, stem, args):
 
 
 def run(args) -> int:
-    restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+    restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device)
     photo_restorer = WholePhotoRestorer(
         restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
@@ -119,10 +116,10 @@ def run(args) -> int:
         min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement,
         max_face_shrink=args.max_face_shrink, batch_size=args.batch_size)
     bad = []
-    paths = collect_inputs(args.inputs, bad)
+    paths = common.collect_inputs(args.inputs, bad)
     check_output_folder(args.output, args.inputs)
     os.makedirs(args.output, exist_ok=True)
-    written, stems = 0, {}
+    written, stems, niqe_rows = 0, {}, []
     for path in tqdm(paths, unit='photo', disable=None):
         stem = osp.splitext(osp.basename(path))[0]
         if stem in stems:  # a.png and a.jpg would write the same a.png
@@ -130,13 +127,45 @@ def run(args) -> int:
             continue
         stems[stem] = path
         result, problems = restore_one(photo_restorer, path, stem, args)
+        if result is not None and args.niqe:
+            niqe_rows += face_niqe_rows(path, result)
         bad += problems
         if result is not None:
             written += 1
             tqdm.write(f'{path}: {len(result.restored_faces)} face(s) restored, {len(result.skipped_faces)} skipped')
 
-    return report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
+    if args.niqe:
+        write_niqe_report(osp.join(args.output, 'niqe.csv'), niqe_rows)
+    return common.report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
                   args.strict)
+
+
+def face_niqe_rows(path, result):
+    """One ``niqe.csv`` row per restored face: NIQE before and after, or why it has none (a face too small)."""
+    rows = []
+    for face in result.restored_faces:
+        row = {'photo': path, 'face': face.index}
+        try:
+            row['niqe_before'], row['niqe_after'] = niqe_before_after(face.input_crop, face.restored)
+        except ValueError as error:
+            row['note'] = str(error)
+        rows.append(row)
+    return rows
+
+
+def write_niqe_report(path, rows):
+    """Write ``niqe.csv`` (photo, face, NIQE before and after, note) and print one line per face."""
+    def write(target):
+        with open(target, 'w', newline='', encoding='utf-8') as f:
+            writer = csv.DictWriter(f, fieldnames=['photo', 'face', 'niqe_before', 'niqe_after', 'note'])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
+    for row in rows:
+        scores = (f"NIQE {row['niqe_before']:.3f} -> {row['niqe_after']:.3f}" if 'niqe_after' in row
+                  else f"no NIQE: {row['note']}")
+        print(f"{row['photo']} face {row['face']}: {scores}")
 
 
 def main(argv=None) -> int:

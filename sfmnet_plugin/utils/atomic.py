@@ -1,17 +1,55 @@
-"""Atomic file outputs: write beside the target, then rename, so a kill leaves the old or the new file."""
+"""Atomic file outputs: write beside the target, then rename, so a kill leaves the old or the new file.
+
+The one implementation of "write to ``<path>.partial``, then rename" that every file output of the
+plugin uses (checkpoints, training states, reports, benchmark tables, ONNX exports, restored photos,
+downloaded demo photos). The temporary file is in the target's folder because a rename is atomic
+only within one file system. Whole output folders (the prepared LMDB splits) are swapped by
+:func:`sfmnet_plugin.prep.outputs.build_atomically`, a different mechanism for folders.
+"""
 import os
 from os import path as osp
+
+PARTIAL_SUFFIX = '.partial'
+
+
+def atomic_write(path, write, fsync=False, make_folder=False):
+    """Call ``write(temporary_path)``, then rename the temporary file to ``path``; returns ``path``.
+
+    ``write`` receives ``<path>.partial`` (a name any writer accepts: ``torch.save``, ``PIL.Image.save`` with a
+    ``format``, ``figure.savefig``...) and must create that file. A missing parent folder is an error unless
+    ``make_folder`` (a mistyped output folder should not appear silently). On any exception, also Ctrl-C, the
+    temporary file is removed and ``path`` keeps its previous content (or stays absent).
+    ``fsync=True`` also flushes the file to the disk before the rename, for outputs that must survive a power loss,
+    not only a killed process.
+    """
+    if make_folder:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    partial = f'{path}{PARTIAL_SUFFIX}'
+    try:
+        write(partial)
+        if fsync:
+            with open(partial, 'rb') as f:
+                os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:  # a full disk, a folder at ``path``, Ctrl-C: leave nothing half-written behind
+        if osp.isfile(partial):
+            os.remove(partial)
+        raise
+    return path
+
+
+def atomic_write_bytes(path, data, make_folder=False):
+    """Write ``data`` (bytes, or a bytes-like array such as ``cv2.imencode``'s) to ``path`` atomically."""
+
+    def write(target):
+        with open(target, 'wb') as f:
+            f.write(data)
+
+    return atomic_write(path, write, make_folder=make_folder)
 
 
 def atomic_torch_save(obj, path):
     """``torch.save`` to a temporary name beside ``path``, then rename: a kill never leaves a truncated file."""
     import torch
 
-    partial = f'{path}.partial'
-    try:
-        torch.save(obj, partial)
-        os.replace(partial, path)
-    except BaseException:  # a full disk or a folder at ``path``: leave nothing half-written behind
-        if osp.isfile(partial):
-            os.remove(partial)
-        raise
+    return atomic_write(path, lambda target: torch.save(obj, target))

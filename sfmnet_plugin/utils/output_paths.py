@@ -6,7 +6,7 @@ checkpoint it exports, the option file it reads) destroys the input even with an
 tools call these functions with their planned output paths first; each problem is one
 :class:`OutputPathError` line naming the option, the path and what to do instead. (Atomic writes that
 rename a temporary file onto the name replace a link itself and never write through it; they still
-call :func:`refuse_inputs` and give the file the normal permissions, :func:`default_file_mode`.)
+call :func:`refuse_inputs`.)
 """
 import errno
 import os
@@ -81,9 +81,3 @@ def output_write_error(path, error):
             pass
     return OutputWriteError(f'cannot write {path}: {cause}.')
 
-
-def default_file_mode():
-    """The mode ``open(path, 'w')`` gives a new file: 0o666 less the umask (``tempfile.mkstemp`` gives 0o600)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask

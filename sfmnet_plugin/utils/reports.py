@@ -4,20 +4,13 @@ All three are written atomically (to a temporary name, then renamed) so an inter
 leaves a half-written report that looks complete.
 """
 import csv
-import os
-from os import path as osp
 
 import cv2
 import numpy as np
 
+from sfmnet_plugin.utils.atomic import atomic_write, atomic_write_bytes
+
 CONTACT_SHEET_COLUMNS = ('LR', 'Bicubic', 'SR', 'HR')
-
-
-def replace_atomically(path, write):
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    partial = f'{path}.partial'
-    write(partial)
-    os.replace(partial, path)
 
 
 def write_metrics_csv(path, rows, metric_names):
@@ -32,7 +25,7 @@ def write_metrics_csv(path, rows, metric_names):
             for row in rows:
                 writer.writerow({k: (f'{v:.6f}' if isinstance(v, float) else v) for k, v in row.items()})
 
-    replace_atomically(path, write)
+    atomic_write(path, write, make_folder=True)
 
 
 def summarize(rows, metric_names):
@@ -54,7 +47,7 @@ def write_summary_markdown(path, title, rows, metric_names, method_name='SFMNet'
         with open(target, 'w', encoding='utf-8') as f:
             f.write('\n'.join(lines) + '\n')
 
-    replace_atomically(path, write)
+    atomic_write(path, write, make_folder=True)
     return means
 
 
@@ -96,4 +89,4 @@ def write_contact_sheet(path, panels, columns=CONTACT_SHEET_COLUMNS):
     ok, encoded = cv2.imencode('.png', contact_sheet(panels, columns=columns))
     if not ok:
         raise RuntimeError(f'could not encode the contact sheet for {path!r}')
-    replace_atomically(path, lambda target: encoded.tofile(target))
+    atomic_write_bytes(path, encoded, make_folder=True)

@@ -1,0 +1,113 @@
+"""The layout's rules hold: the import contracts in ``.importlinter`` pass, and a broken rule fails them; no loose
+top-level modules; no long library files without a stated reason.
+
+The contracts (import-linter, run as ``lint-imports``) count imports inside functions as much as those at the top
+of a module: the library never imports ``sfmnet_plugin.tools``; ``data`` never imports ``prep``; ``archs`` import
+nothing above them; no import cycles, neither between subpackages nor between the modules of one; the console
+scripts never import each other.
+"""
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / 'sfmnet_plugin'
+TOP_LEVEL_MODULES = {'__init__.py', 'version.py', 'train.py', 'test.py'}
+MAX_LIBRARY_LINES = 400
+LENGTH_REASON = 'long because'  # the phrase a long module's docstring uses to give its reason
+
+
+def lint_imports(root):
+    """``lint-imports`` on the package under ``root`` with the repository's contracts; returns the process result."""
+    environment = {**os.environ, 'PYTHONPATH': str(root)}
+    return subprocess.run([sys.executable, '-c', 'import sys; from importlinter.cli import lint_imports_command; '
+                           'sys.exit(lint_imports_command())', '--config', str(root / '.importlinter'),
+                           '--no-cache'], cwd=root, env=environment, capture_output=True, text=True, timeout=300)
+
+
+def broken_contracts(output):
+    """The names of the broken contracts in lint-imports' summary (names may wrap over lines), joined by ' | '."""
+    summary = ' '.join(output.split('dependencies.', 1)[-1].split('Contracts:', 1)[0].split()).strip('- ')
+    return ' | '.join(name for name, status in re.findall(r'(.+?) (KEPT|BROKEN)', summary) if status == 'BROKEN')
+
+
+def test_the_import_contracts_pass():
+    result = lint_imports(REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '0 broken' in result.stdout
+
+
+@pytest.mark.parametrize('module, added, contract', [
+    ('data/image_io.py', 'import sfmnet_plugin.tools.common', 'never imports the console scripts'),
+    ('data/lmdb_reader.py', 'from sfmnet_plugin.prep import outputs', 'never imports the offline preparation'),
+    ('archs/spectral.py', 'from sfmnet_plugin.losses import frequency_loss', 'nothing above them'),
+    ('utils/atomic.py', 'from sfmnet_plugin.data import image_io', 'No import cycles'),
+    ('tools/export.py', 'from sfmnet_plugin.tools.infer import read_image', 'never import each other'),
+])
+def test_a_forbidden_import_breaks_its_contract(tmp_path, module, added, contract):
+    """Even inside a function, where it would not run at import time (the last case closes a utils <-> data cycle:
+    data/image_io.py imports utils/atomic.py)."""
+    shutil.copytree(PACKAGE, tmp_path / 'sfmnet_plugin', ignore=shutil.ignore_patterns('__pycache__'))
+    with open(tmp_path / 'sfmnet_plugin' / module, 'a', encoding='utf-8') as f:
+        f.write(f'\n\ndef _added():\n    {added}  # noqa\n')
+    shutil.copy(REPO / '.importlinter', tmp_path / '.importlinter')
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert contract in broken_contracts(result.stdout), result.stdout  # others may break too (a cycle, indirectly)
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """Module by module, also a package's ``__init__`` and its own submodules (which acyclic_siblings leaves out);
+    imports inside functions count (grimp, import-linter's graph, reads every import statement)."""
+    import grimp
+
+    graph = grimp.build_graph('sfmnet_plugin', cache_dir=None)
+    cycles = sorted(f'{module} -> {imported}' for module in graph.modules
+                    for imported in graph.find_modules_directly_imported_by(module)
+                    if graph.chain_exists(importer=imported, imported=module))
+    assert not cycles, cycles
+
+
+def test_no_loose_modules_at_the_top_of_the_package():
+    """Everything but the package face, the version and the two launchers lives in a folder of one concern."""
+    loose = {path.name for path in PACKAGE.glob('*.py')} - TOP_LEVEL_MODULES
+    assert not loose, f'move {sorted(loose)} into the folder of their concern'
+
+
+def test_long_library_modules_state_why():
+    """A library file over ~400 lines holds too much unless its docstring says why it is one file."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+        text = path.read_text(encoding='utf-8')
+        if text.count('\n') > MAX_LIBRARY_LINES and LENGTH_REASON not in (ast.get_docstring(ast.parse(text)) or ''):
+            too_long.append(f'{path.relative_to(REPO)} ({text.count(chr(10))} lines)')
+    assert not too_long, f'split these, or say in the docstring why each is "{LENGTH_REASON}": {too_long}'
+
+
+def test_every_console_script_is_a_main_in_tools():
+    """setup.py's console scripts are the thin tools' mains (the library holds no command lines)."""
+    import importlib
+
+    scripts = re.findall(r"'([\w-]+) = (sfmnet_plugin[\w.]*):(\w+)'", (REPO / 'setup.py').read_text(encoding='utf-8'))
+    assert {'sfmnet-prepare-celeba', 'sfmnet-folder-to-lmdb', 'sfmnet-verify-lmdb'} <= {name for name, _, _ in scripts}
+    for name, module, function in scripts:
+        assert module.startswith('sfmnet_plugin.tools.') or module in ('sfmnet_plugin.train', 'sfmnet_plugin.test')
+        assert callable(getattr(importlib.import_module(module), function)), name
+
+
+def test_the_independence_contract_lists_every_tool():
+    """A new console script is covered by 'never import each other' only once .importlinter lists it."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / '.importlinter', encoding='utf-8')
+    listed = set(config['importlinter:contract:tools-never-import-each-other']['modules'].split())
+    tools = {f'sfmnet_plugin.tools.{path.stem}' for path in (PACKAGE / 'tools').glob('*.py')
+             if path.stem not in ('__init__', 'common')}
+    assert listed == tools

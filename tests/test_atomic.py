@@ -1,0 +1,30 @@
+"""The one atomic-write mechanism: the target is absent, old or complete, and nothing is left behind."""
+import pytest
+
+from sfmnet_plugin.utils.atomic import atomic_torch_save, atomic_write, atomic_write_bytes
+
+
+def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary_one(tmp_path):
+    target = tmp_path / 'table.md'
+    atomic_write_bytes(target, b'old')
+
+    def half_written(temporary):
+        with open(temporary, 'wb') as f:
+            f.write(b'ne')
+        raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, half_written)
+    assert target.read_bytes() == b'old' and sorted(p.name for p in tmp_path.iterdir()) == ['table.md']
+    atomic_write(target, lambda temporary: open(temporary, 'wb').close(), fsync=True)
+    assert target.read_bytes() == b''
+
+
+def test_a_missing_folder_is_an_error_unless_asked_to_make_it(tmp_path):
+    import torch
+
+    with pytest.raises(RuntimeError, match='does not exist'):  # torch.save's error for a missing folder
+        atomic_torch_save({'x': torch.ones(1)}, tmp_path / 'missing' / 'a.pth')
+    assert not (tmp_path / 'missing').exists()
+    atomic_write_bytes(tmp_path / 'made' / 'a.bin', b'1', make_folder=True)
+    assert (tmp_path / 'made' / 'a.bin').read_bytes() == b'1'
