@@ -1,4 +1,8 @@
-"""basicsr 1.4.2's checkpoints and resume: the right folder, any device, never a truncated file."""
+"""basicsr 1.4.2's checkpoints and resume: the right folder, any device, never a truncated file, either format.
+
+Networks are saved as ``.pth`` (BasicSR's default) or, with ``path.network_format: safetensors``, as
+``.safetensors`` (:mod:`sfmnet_plugin.checkpoints.io`), each with the options that build it (``network_g`` ...).
+"""
 import os
 import sys
 from os import path as osp
@@ -38,6 +42,16 @@ def load_newest_complete_state(states_dir, map_location):
     return None, None
 
 
+def find_resumed_networks(opt):
+    """Point the ``pretrain_network_*`` paths that ``check_resume`` set (always ``net_<x>_<iter>.pth``) at the file
+    the run saved, ``.pth`` or ``.safetensors``."""
+    from sfmnet_plugin.checkpoints.io import existing_network_file
+
+    for key, value in opt['path'].items():
+        if key.startswith('pretrain_network_') and isinstance(value, str):
+            opt['path'][key] = existing_network_file(value)
+
+
 def patch_resume_state_loading():
     """Resume from the experiment's own folder, onto whatever device the run uses.
 
@@ -71,6 +85,7 @@ def patch_resume_state_loading():
                 raise FileNotFoundError(f'path.resume_state: no training state at {state_path!r}.')
             resume_state = load_torch_file(state_path, map_location=device, what='path.resume_state')
         check_resume(opt, resume_state['iter'])
+        find_resumed_networks(opt)
         return resume_state
 
     load_resume_state.sfmnet_patched = True
@@ -78,15 +93,18 @@ def patch_resume_state_loading():
 
 
 def patch_atomic_checkpoints():
-    """Write networks and training states atomically.
+    """Write networks and training states atomically; networks in ``path.network_format``, with their options.
 
     Upstream ``torch.save``s straight to the final name: a run killed while saving leaves a truncated
     ``<iter>.state`` (or ``net_g_<iter>.pth``) that ``--auto_resume`` then picks and fails on with
     ``EOFError: Ran out of input``. Networks are still written before the state, so a state on disk
-    always has its networks.
+    always has its networks. Each network file carries the options that build it (``network_g`` for
+    ``net_g``), so ``sfmnet-infer`` needs no option file for it.
     """
     from basicsr.models.base_model import BaseModel
     from basicsr.utils.dist_util import master_only
+
+    from sfmnet_plugin.checkpoints.io import network_path, save_checkpoint_file
 
     if getattr(BaseModel.save_training_state, 'sfmnet_patched', False):
         return
@@ -102,7 +120,10 @@ def patch_atomic_checkpoints():
             state = self.get_bare_model(network).state_dict()
             checkpoint[key] = {name.removeprefix('module.'): tensor.cpu() for name, tensor in state.items()}
         label = 'latest' if current_iter == -1 else current_iter
-        atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+        network_format = self.opt['path'].get('network_format') or 'pth'
+        options_key = f"network_{net_label.removeprefix('net_')}"  # net_g -> network_g
+        path = network_path(self.opt['path']['models'], f'{net_label}_{label}', network_format)
+        save_checkpoint_file(checkpoint, path, {options_key: self.opt.get(options_key)}, network_format)
 
     @master_only
     def save_training_state(self, epoch, current_iter):

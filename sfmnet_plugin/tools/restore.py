@@ -14,12 +14,12 @@ times the input) and ``<stem>_before_after.png`` ([input | restored]); with ``--
 ``<stem>_face<i>_input.png`` / ``_restored.png`` (the network's aligned input and output). Every file is written
 atomically.
 
-The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
-it with ``--opt`` (e.g. ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of,
-faces too small to restore and faces too large for the network's face size are listed by photo with the reason;
-unreadable photos are reported and the rest processed. Exit status: 0 if at least one photo was written (and, with
-``--strict``, nothing was skipped), otherwise 1.
-"""
+The network defaults to the checkpoint's own: the ``network_g`` saved with a checkpoint the plugin wrote, or an
+official checkpoint's network (e.g. the released SPARNetHD ``net_H``); name it with ``--opt`` (e.g.
+``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of, faces too small to restore
+and faces too large for the network's face size are listed by photo with the reason; unreadable photos are reported
+and the rest processed. Exit status: 0 if at least one photo was written (and, with ``--strict``, nothing was
+skipped), otherwise 1."""
 import argparse
 import os
 import sys

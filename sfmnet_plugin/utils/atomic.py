@@ -3,15 +3,24 @@ import os
 from os import path as osp
 
 
+def atomic_write(path, write):
+    """Call ``write(partial_path)`` for a temporary name beside ``path``, then rename it to ``path``.
+
+    A kill or an error (a full disk, a folder at ``path``) never leaves a truncated file under ``path``, and the
+    half-written temporary file is removed.
+    """
+    partial = f'{path}.partial'
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except BaseException:
+        if osp.isfile(partial):
+            os.remove(partial)
+        raise
+
+
 def atomic_torch_save(obj, path):
     """``torch.save`` to a temporary name beside ``path``, then rename: a kill never leaves a truncated file."""
     import torch
 
-    partial = f'{path}.partial'
-    try:
-        torch.save(obj, partial)
-        os.replace(partial, path)
-    except BaseException:  # a full disk or a folder at ``path``: leave nothing half-written behind
-        if osp.isfile(partial):
-            os.remove(partial)
-        raise
+    atomic_write(path, lambda partial: torch.save(obj, partial))
