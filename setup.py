@@ -27,6 +27,7 @@ INSTALL_REQUIRES = [
     'mmengine>=0.10',
     'lmdb>=1.0',
     'pyyaml',
+    'safetensors>=0.4',
     'lpips>=0.1.4',
     'matplotlib',
     'addict',
@@ -46,6 +47,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(include=['sfmnet_plugin', 'sfmnet_plugin.*']),
+    # the demo's option files: an installed wheel has no options/ folder (options/demo_*.yml point at these)
+    package_data={'sfmnet_plugin.demo': ['options/*.yml']},
     install_requires=INSTALL_REQUIRES,
     extras_require={
         # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric;

@@ -1,7 +1,7 @@
 """How SFMNet's ``phase_cut_width`` option trades faithfulness for a well-conditioned output, on real faces.
 
-    python benchmarks/bench_conditioning.py --checkpoint demo_output/models/sfmnet.pth \\
-        --opt demo_output/models/sfmnet.yml --lr demo_output/lr_inputs --widths 0 0.1 0.3 0.5 1.0
+    python benchmarks/bench_conditioning.py --checkpoint demo_output/models/SFMNet.safetensors \\
+        --lr demo_output/lr_inputs --widths 0 0.1 0.3 0.5 1.0
 
 For each width (radians; 0 is the official function) one row: the largest output change when the LR input moves
 by ``--delta`` (``sfmnet_plugin.utils.numerics.input_sensitivity``, over ``--trials`` random sign patterns), how far the
@@ -90,7 +90,7 @@ def main(argv=None):
 
     import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
     from sfmnet_plugin.inference import FaceRestorer, InferenceError
-    from sfmnet_plugin.inference.network_options import architecture, resolve_network_options
+    from sfmnet_plugin.inference.network_options import architecture
     from sfmnet_plugin.tools.common import collect_inputs, network_options
 
     if args.threads:
@@ -100,7 +100,9 @@ def main(argv=None):
     if bad or not paths:
         sys.exit(f'error: --lr {args.lr}: no images found (expected a folder of LR faces).')
     try:
-        base = resolve_network_options(network_options(args), args.scale)
+        # --opt / --arch-json, else the network_g the checkpoint carries (or an official checkpoint's network)
+        base = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+                            device='cpu').options
         if 'phase_cut_width' not in inspect.signature(architecture(base)).parameters:
             sys.exit(f"error: network_g type {base['type']!r} has no phase_cut_width option (SFMNet, SMLNet).")
 

@@ -1,6 +1,6 @@
-"""sfmnet-demo: the family trained with one budget and scored by the benchmark (a tiny configuration end to end),
-and what it leaves for using its models: the LR test inputs, each network with its options, a ready sfmnet-infer
-command; the README's command for it runs as written."""
+"""sfmnet-demo: SFMNet (or the family, with one budget) trained and scored by the benchmark (a tiny configuration end
+to end), and what it leaves for using its models: the LR test inputs, each network carrying its options, a ready
+sfmnet-infer command; the README's command for it runs as written."""
 import csv
 import dataclasses
 import os
@@ -15,6 +15,7 @@ import torch
 from launch_helpers import REPO_ROOT, write_real_face_pairs
 from PIL import Image
 
+from sfmnet_plugin.checkpoints.io import load_checkpoint_file, save_checkpoint_file
 from sfmnet_plugin.config.option_files import load_merged_options
 from sfmnet_plugin.tools import demo
 from sfmnet_plugin.tools.demo import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
@@ -26,16 +27,17 @@ TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2
 
 @pytest.fixture
 def demo_output(tmp_path):
-    """A demo output folder as the demo leaves it, with a tiny (untrained) SFMNet in BasicSR's checkpoint format."""
+    """A demo output folder as the demo leaves it, with a tiny (untrained) SFMNet as training saves it."""
     faces = write_real_face_pairs(str(tmp_path / 'faces'), count=2, gt_size=SIZE, scale=SCALE, seed=0)
     output = tmp_path / 'demo_output'
     lr_dir = write_lr_inputs(os.path.join(faces, 'gt'), str(output / LR_INPUTS), SCALE)
     from basicsr.archs import build_network
 
     torch.manual_seed(0)
-    checkpoint = tmp_path / 'net_g_latest.pth'
-    torch.save({'params': build_network(dict(TINY_SFMNET)).state_dict()}, checkpoint)
-    command = export_for_inference(str(output), 'SFMNet', str(checkpoint), dict(TINY_SFMNET), lr_dir)
+    checkpoint = tmp_path / 'net_g_latest.safetensors'
+    save_checkpoint_file({'params': build_network(dict(TINY_SFMNET)).state_dict()}, str(checkpoint),
+                         {'network_g': TINY_SFMNET})
+    _, command = export_for_inference(str(output), 'SFMNet', str(checkpoint), lr_dir)
     return tmp_path, output, command
 
 
@@ -51,7 +53,7 @@ def test_lr_inputs_are_the_tests_lr_images(demo_output, tmp_path):
 def test_the_script_runs_the_command_on_the_lr_inputs(demo_output):
     _, output, command = demo_output
     assert command == ('sfmnet-infer demo_output/lr_inputs --output demo_output/sr_SFMNet --checkpoint '
-                       'demo_output/models/SFMNet.pth --opt demo_output/models/SFMNet.yml --side-by-side')
+                       'demo_output/models/SFMNet.safetensors --side-by-side')  # the network carries its options
     subprocess.run(['bash', str(output / 'infer_SFMNet.sh')], check=True, capture_output=True, timeout=300)
     written = sorted(os.listdir(output / 'sr_SFMNet'))
     assert written == ['face000.png', 'face000_sbs.png', 'face001.png', 'face001_sbs.png']
@@ -73,25 +75,34 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output):
     assert len(os.listdir(output / 'sr_SFMNet')) == 4
 
 
-def test_the_family_is_sfmnet_sparnet_smlnet_each_with_both_presets():
+def test_the_family_is_sfmnet_sparnet_smlnet_each_with_both_presets_and_the_default_is_sfmnet():
     assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet']
     for network in DEMO_NETWORKS:
-        assert load_merged_options(os.path.join(REPO_ROOT, network.train_options))['network_g']['type'] == \
-            network.label
+        options = load_merged_options(network.train_options)
+        assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
         assert set(network.presets) == {'cpu', 'gpu'}
-        assert network.network_options(network.presets['gpu'])['type'] == network.label
+    assert demo.build_parser().parse_args([]).networks == ['SFMNet']
+    assert demo.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet']
+
+
+@pytest.mark.parametrize('network', DEMO_NETWORKS, ids=lambda network: network.label)
+def test_the_checkouts_demo_option_files_are_the_packaged_ones(network):
+    """options/demo_*.yml (for BasicSR users of a checkout) take the file the package ships as their _base_."""
+    assert load_merged_options(os.path.join(REPO_ROOT, 'options', network.option_file)) == \
+        load_merged_options(network.train_options)
+    assert network.train_options.startswith(os.path.join(REPO_ROOT, 'sfmnet_plugin', 'demo', 'options'))
 
 
 @pytest.mark.parametrize('network', DEMO_NETWORKS[1:], ids=lambda network: network.label)
 def test_every_network_gets_sfmnets_budget(network):
     """The equal budget: same data, scale, seed, optimiser, schedule, iterations, validation and metrics; the network
     (and, for a single-output network, its model and loss) is what differs. The same for the GPU preset."""
-    reference, candidate = (load_merged_options(os.path.join(REPO_ROOT, n.train_options))
-                            for n in (DEMO_NETWORKS[0], network))
+    reference, candidate = (load_merged_options(n.train_options) for n in (DEMO_NETWORKS[0], network))
     assert candidate['name'] != reference['name'] and candidate['network_g']['upscale'] == 8
     for key in ('datasets', 'scale', 'manual_seed', 'val', 'logger'):
         assert candidate[key] == reference[key], key
-    for key in ('optim_g', 'scheduler', 'total_iter', 'ema_decay', 'mixed_precision', 'grad_clip_norm'):
+    for key in ('optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'mixed_precision',
+                'grad_clip_norm'):
         assert candidate['train'][key] == reference['train'][key], key
     shared = [o for o in DEMO_NETWORKS[0].presets['gpu'] if not o.startswith('network_g:')]
     assert [o for o in network.presets['gpu'] if not o.startswith('network_g:')] == shared
@@ -103,13 +114,18 @@ def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network):
                    for kind in ('', 'test_'))
     assert {k: v for k, v in test['network_g'].items() if k != 'official_init'} == \
         {k: v for k, v in train['network_g'].items() if k != 'official_init'}
-    assert test['path']['pretrain_network_g'] == f'experiments/{train["name"]}/models/net_g_latest.pth'
+    assert test['path']['pretrain_network_g'] == f'experiments/{train["name"]}/models/net_g_latest.safetensors'
 
 
-def test_budget_overrides_move_the_learning_rate_drop_and_validate_only_at_the_end():
-    assert demo.budget_overrides(300) == ['train:total_iter=300', 'train:scheduler:milestones=[240]',
-                                          'val:val_freq=301', 'logger:save_checkpoint_freq=300']
-    assert 'train:scheduler:milestones=[1]' in demo.budget_overrides(1)
+def test_budget_overrides_scale_the_warm_up_and_cosine_and_validate_only_at_the_end():
+    assert demo.budget_overrides(300) == ['train:total_iter=300', 'train:warmup_iter=15',
+                                          'train:scheduler:periods=[300]', 'val:val_freq=301',
+                                          'logger:save_checkpoint_freq=300']
+    assert 'train:warmup_iter=1' in demo.budget_overrides(1)
+    options = load_merged_options(DEMO_NETWORKS[0].train_options)  # the option file follows the same rule
+    total = options['train']['total_iter']
+    assert options['train']['scheduler']['periods'] == [total]
+    assert options['train']['warmup_iter'] == total // demo.WARMUP_FRACTION
 
 
 # ---------------------------------------------------------------------------------------------- the family, tiny
@@ -136,12 +152,15 @@ def write_tiny_face_set(faces_dir, cache_dir=None, jitter=0, seed=0):
 def tiny_family(tmp_path, monkeypatch):
     monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))  # experiments/ and demo_output/ in tmp_path
     monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
-    monkeypatch.setattr(demo, 'DEMO_NETWORKS', tuple(
-        dataclasses.replace(network, presets={'cpu': [*TINY_PRESETS[network.label],
-                                                      'datasets:train:batch_size_per_gpu=2']})
-        for network in DEMO_NETWORKS))
-    demo.main(['--iterations', '2', '--threads', '1'])
+    monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks())
+    demo.main(['--family', '--iterations', '2', '--threads', '1'])
     return tmp_path, tmp_path / 'demo_output'
+
+
+def tiny_demo_networks():
+    return tuple(dataclasses.replace(network, presets={'cpu': [*TINY_PRESETS[network.label],
+                                                               'datasets:train:batch_size_per_gpu=2']})
+                 for network in DEMO_NETWORKS)
 
 
 def read_table(path):
@@ -159,16 +178,15 @@ def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(t
     assert list(table) == ['Bicubic', 'SFMNet', 'SPARNet', 'SMLNet']
     assert {row['images'] for row in table.values()} == {'2'}
     for label in ('SFMNet', 'SPARNet', 'SMLNet'):  # each trained 2 iterations and exported for sfmnet-infer
-        assert torch.load(root / 'experiments' / f'demo_{label}_x8' / 'models' / 'net_g_latest.pth',
-                          weights_only=True)['params']
+        checkpoint = load_checkpoint_file(str(output / 'models' / f'{label}.safetensors'))
+        assert checkpoint['params'] and checkpoint['network_g']['type'] == label
         assert (output / f'infer_{label}.sh').is_file()
-    network_g = load_merged_options(str(output / 'models' / 'SPARNet.yml'))['network_g']
-    assert (network_g['min_ch'], network_g['max_ch']) == (4, 8)
+    network_g = load_checkpoint_file(str(output / 'models' / 'SPARNet.safetensors'))['network_g']
+    assert (network_g['min_ch'], network_g['max_ch']) == (4, 8)  # the options it was trained with
 
     # the benchmark called directly on the demo's test faces and models gives the same numbers
     direct = run_benchmark(TestSet(str(output / 'lmdb' / 'test_HR.lmdb'), scale=8, name='DemoFaces_test'),
-                           [Bicubic(), *(Network(label, str(output / 'models' / f'{label}.pth'),
-                                                 str(output / 'models' / f'{label}.yml'))
+                           [Bicubic(), *(Network(label, str(output / 'models' / f'{label}.safetensors'))
                                          for label in ('SFMNet', 'SPARNet', 'SMLNet'))],
                            str(root / 'direct'), latency_repeats=0, progress=False)
     for method, means in direct.means.items():

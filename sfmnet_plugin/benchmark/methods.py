@@ -101,7 +101,8 @@ class Bicubic:
 class Network:
     """A registered network with its checkpoint; ``option_file`` (its ``network_g``) or ``network`` options.
 
-    Without either, the network is SFMNet at the test set's scale.
+    Without either, the network is the one the checkpoint names (the ``network_g`` saved with it, or an official
+    checkpoint's), at the test set's scale.
     """
 
     name: str
@@ -115,7 +116,7 @@ class Network:
         if self.option_file:
             network = f'network_g of `{self.option_file}`'
         else:
-            network = f'network_g {self.network}' if self.network else 'SFMNet at the test set\'s scale'
+            network = f'network_g {self.network}' if self.network else 'the network the checkpoint names'
         return f'checkpoint `{self.checkpoint}`, {network}'
 
     def prepare(self, test_set, sizes, device, latency_repeats):

@@ -13,6 +13,9 @@ One entry point for every family, which ``sfmnet-convert-official``, :mod:`sfmne
 Official SFMNet checkpoints are renamed to the plugin's readable names (:mod:`.sfmnet`); SPARNet-family ones keep
 their names, which are the plugin's, and are checked (:mod:`.sparnet`). Either way every key and shape is checked,
 and a wrong checkpoint raises :class:`CheckpointConversionError` naming the first mismatched key.
+
+:mod:`.io` reads and writes network files, ``.safetensors`` or weights-only ``.pth``, with the options that build
+the network; :mod:`.options` reads those options back off a checkpoint (or SFMNet's off its keys and shapes).
 """
 import torch
 

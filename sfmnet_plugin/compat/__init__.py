@@ -9,7 +9,8 @@ which cannot even be imported on torchvision >= 0.17 without the first fix).
 * :mod:`.versions` - newer torchvision (``functional_tensor`` alias; must run before basicsr is
   imported) and lmdb (one shared environment per database).
 * :mod:`.distributed` - ``--launcher pytorch`` and DDP wrapping on machines without CUDA.
-* :mod:`.checkpoints` - resume from the experiment's own folder onto any device; atomic saves.
+* :mod:`.checkpoints` - resume from the experiment's own folder onto any device; atomic saves; networks
+  saved as ``.pth`` or ``.safetensors`` (``path.network_format``) with their options.
 * :mod:`.resume` - resume continues the same sample stream and random states; SIGINT/SIGTERM save a state.
 * :mod:`.hardening` - weights-only ``torch.load``, a safe YAML loader and non-finite guards in
   BasicSR's own code paths.

@@ -1,4 +1,8 @@
-"""basicsr 1.4.2's checkpoints and resume: the right folder, any device, never a truncated file."""
+"""basicsr 1.4.2's checkpoints and resume: the right folder, any device, never a truncated file, either format.
+
+Networks are saved as ``.pth`` (BasicSR's default) or, with ``path.network_format: safetensors``, as
+``.safetensors`` (:mod:`sfmnet_plugin.checkpoints.io`), each with the options that build it (``network_g`` ...).
+"""
 import os
 import sys
 from os import path as osp
@@ -8,11 +12,11 @@ from sfmnet_plugin.utils.atomic import atomic_torch_save
 from sfmnet_plugin.utils.output_paths import output_write_error
 
 
-def save_checkpoint_file(obj, path):
-    """:func:`atomic_torch_save`, with a read-only folder, a full disk or a missing permission as one
-    :class:`~sfmnet_plugin.utils.output_paths.OutputWriteError` line naming ``path`` and the cause."""
+def save_reporting_errors(path, save):
+    """Call ``save()`` (an atomic write of ``path``), with a read-only folder, a full disk or a missing permission
+    as one :class:`~sfmnet_plugin.utils.output_paths.OutputWriteError` line naming ``path`` and the cause."""
     try:
-        atomic_torch_save(obj, path)
+        save()
     except (OSError, RuntimeError) as error:
         raise output_write_error(path, error) from error
 
@@ -41,6 +45,16 @@ def load_newest_complete_state(states_dir, map_location):
         except UnsafeOrInvalidFileError as error:
             print(f'warning: --auto_resume skips {error}', file=sys.stderr, flush=True)
     return None, None
+
+
+def find_resumed_networks(opt):
+    """Point the ``pretrain_network_*`` paths that ``check_resume`` set (always ``net_<x>_<iter>.pth``) at the file
+    the run saved, ``.pth`` or ``.safetensors``."""
+    from sfmnet_plugin.checkpoints.io import existing_network_file
+
+    for key, value in opt['path'].items():
+        if key.startswith('pretrain_network_') and isinstance(value, str):
+            opt['path'][key] = existing_network_file(value)
 
 
 def patch_resume_state_loading():
@@ -76,6 +90,7 @@ def patch_resume_state_loading():
                 raise FileNotFoundError(f'path.resume_state: no training state at {state_path!r}.')
             resume_state = load_torch_file(state_path, map_location=device, what='path.resume_state')
         check_resume(opt, resume_state['iter'])
+        find_resumed_networks(opt)
         return resume_state
 
     load_resume_state.sfmnet_patched = True
@@ -83,15 +98,18 @@ def patch_resume_state_loading():
 
 
 def patch_atomic_checkpoints():
-    """Write networks and training states atomically.
+    """Write networks and training states atomically; networks in ``path.network_format``, with their options.
 
     Upstream ``torch.save``s straight to the final name: a run killed while saving leaves a truncated
     ``<iter>.state`` (or ``net_g_<iter>.pth``) that ``--auto_resume`` then picks and fails on with
     ``EOFError: Ran out of input``. Networks are still written before the state, so a state on disk
-    always has its networks.
+    always has its networks. Each network file carries the options that build it (``network_g`` for
+    ``net_g``), so ``sfmnet-infer`` needs no option file for it.
     """
     from basicsr.models.base_model import BaseModel
     from basicsr.utils.dist_util import master_only
+
+    from sfmnet_plugin.checkpoints.io import network_path, save_checkpoint_file
 
     if getattr(BaseModel.save_training_state, 'sfmnet_patched', False):
         return
@@ -107,7 +125,11 @@ def patch_atomic_checkpoints():
             state = self.get_bare_model(network).state_dict()
             checkpoint[key] = {name.removeprefix('module.'): tensor.cpu() for name, tensor in state.items()}
         label = 'latest' if current_iter == -1 else current_iter
-        save_checkpoint_file(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+        network_format = self.opt['path'].get('network_format') or 'pth'
+        options_key = f"network_{net_label.removeprefix('net_')}"  # net_g -> network_g
+        path = network_path(self.opt['path']['models'], f'{net_label}_{label}', network_format)
+        options = {options_key: self.opt.get(options_key)}
+        save_reporting_errors(path, lambda: save_checkpoint_file(checkpoint, path, options, network_format))
 
     @master_only
     def save_training_state(self, epoch, current_iter):
@@ -115,7 +137,8 @@ def patch_atomic_checkpoints():
             return
         state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers], **resume_extras(self, current_iter)}
-        save_checkpoint_file(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        state_path = osp.join(self.opt['path']['training_states'], f'{current_iter}.state')
+        save_reporting_errors(state_path, lambda: atomic_torch_save(state, state_path))
 
     save_training_state.sfmnet_patched = True
     BaseModel.save_network = save_network

@@ -6,7 +6,8 @@ from os import path as osp
 
 
 class _WeightsOnlyTorch(types.ModuleType):
-    """``torch`` as seen from a BasicSR module: the same, except that ``load`` never unpickles code."""
+    """``torch`` as seen from a BasicSR module: the same, except that ``load`` never unpickles code (and reads
+    ``.safetensors`` networks too)."""
 
     def __init__(self):
         super().__init__('torch')
@@ -18,9 +19,9 @@ class _WeightsOnlyTorch(types.ModuleType):
 
     @staticmethod
     def load(f, map_location=None, **_ignored):  # weights_only and pickle options are not the caller's to choose
-        from sfmnet_plugin.utils.safe_loading import load_torch_file
+        from sfmnet_plugin.checkpoints.io import load_checkpoint_file
 
-        return load_torch_file(f, map_location=map_location)
+        return load_checkpoint_file(f, map_location=map_location)
 
 
 # Every basicsr 1.4.2 module that calls torch.load (tests/test_safety.py checks the list against the source).
@@ -36,7 +37,9 @@ def patch_safe_torch_load():
     BasicSR's ``load_network`` (``path.pretrain_network_*``, resumed networks) and its architectures'
     pretrained-weight loaders call ``torch.load`` without ``weights_only``; on torch < 2.6, or with
     ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` set, a crafted ``.pth`` would run code. Their module-level
-    name ``torch`` is rebound to a proxy whose ``load`` is :func:`sfmnet_plugin.utils.safe_loading.load_torch_file`.
+    name ``torch`` is rebound to a proxy whose ``load`` is
+    :func:`sfmnet_plugin.checkpoints.io.load_checkpoint_file`: a weights-only ``torch.load``, or the
+    ``safetensors`` reader for a safetensors file (so ``path.pretrain_network_*`` and resume take either).
     """
     proxy = _WeightsOnlyTorch()
     for module_name in BASICSR_TORCH_LOAD_MODULES:

@@ -40,7 +40,7 @@ BASE_KEYS = {
          'logger', 'dist_params', 'find_unused_parameters',
          'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path'},
     'path': {'pretrain_network_g', 'param_key_g', 'strict_load_g', 'resume_state', 'ignore_resume_networks',
-             'experiments_root', 'models',
+             'experiments_root', 'models', 'network_format',  # network_format: the plugin's (compat.checkpoints)
              'training_states', 'log', 'visualization', 'results_root'},
     'train': {'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'pixel_opt', 'perceptual_opt'},
     'val': {'val_freq', 'save_img', 'suffix', 'metrics', 'pbar'},
@@ -258,7 +258,17 @@ def option_key_problems(opt):
     _check_train(checker, opt.get('train'), None if model_keys is None else model_keys['train'])
     if isinstance(opt.get('val'), dict):
         _check_metrics(checker, opt['val'].get('metrics'))
+    _check_network_format(checker, opt.get('path'))
     return checker.problems
+
+
+def _check_network_format(checker, path):
+    from sfmnet_plugin.checkpoints.io import NETWORK_FORMATS
+
+    network_format = path.get('network_format') if isinstance(path, dict) else None
+    if network_format is not None and network_format not in NETWORK_FORMATS:
+        checker.problems.append(f'path.network_format: {network_format!r} is not a network file format '
+                                f'(one of {", ".join(sorted(NETWORK_FORMATS))})')
 
 
 def validate_options(opt, source='options'):

@@ -12,9 +12,11 @@ share (in the spirit of GFPGAN's ``GFPGANer``)::
     sr_rgb = restorer.restore_image(lr_rgb)   # h x w x 3 uint8 RGB array -> H x W x 3 uint8 RGB array
     result = restorer.restore_photo(photo)    # every face of a whole photo, aligned, restored, pasted back
 
-The network is any architecture in BasicSR's registry, given as ``network_g`` options (a dict), a BasicSR option
-file (``FaceRestorer.from_option_file``) or by default SFMNet x8. The checkpoint is a BasicSR file
-(``params_ema`` preferred when present), a plain state dict, or an official checkpoint, converted on the fly.
+The network is any architecture in BasicSR's registry, given as ``network_g`` options (a dict) or a BasicSR option
+file (``FaceRestorer.from_option_file``); by default the checkpoint names it: the ``network_g`` a checkpoint written
+by the plugin carries, or the network an official checkpoint is recognised as. The checkpoint is a BasicSR file,
+``.pth`` or ``.safetensors`` (``params_ema`` preferred when present), a plain state dict, or an official checkpoint,
+converted on the fly (:mod:`sfmnet_plugin.checkpoints`).
 """
 
 import numpy as np
@@ -29,6 +31,8 @@ from sfmnet_plugin.checkpoints import (
     strip_module_prefix,
     unwrap_checkpoint,
 )
+from sfmnet_plugin.checkpoints.io import load_checkpoint_file
+from sfmnet_plugin.checkpoints.options import sfmnet_options_of, stored_network_options
 from sfmnet_plugin.inference.network_options import (
     SCALE_OPTION_NAMES,
     InferenceError,
@@ -36,7 +40,7 @@ from sfmnet_plugin.inference.network_options import (
     network_options_from_file,
     resolve_network_options,
 )
-from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 BACKENDS = ('torch', 'onnxruntime')
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}  # autocast dtype of each
@@ -48,10 +52,11 @@ def load_state_dict(path, param_key=None, keep_unused_attention=True) -> dict:
 
 
 def load_checkpoint(path, param_key=None, keep_unused_attention=True):
-    """``(state dict, OfficialNetwork or None)``: the state dict in ``path``, converted if it has an official
-    layout (SFMNet, SPARNet family; see :mod:`sfmnet_plugin.checkpoints`), and the network recognised."""
+    """``(state dict, OfficialNetwork or None, stored network_g or None)``: the state dict in ``path`` (``.pth`` or
+    ``.safetensors``), converted if it has an official layout (SFMNet, SPARNet family; see
+    :mod:`sfmnet_plugin.checkpoints`), the network recognised, and the ``network_g`` options saved with it."""
     try:
-        checkpoint = load_torch_file(path)  # weights_only; one line naming the file when it is refused
+        checkpoint = load_checkpoint_file(path)  # never runs code; one line naming the file when it is refused
     except FileNotFoundError as error:
         raise InferenceError(f'checkpoint not found: {path}') from error
     except UnsafeOrInvalidFileError as error:
@@ -72,25 +77,7 @@ def load_checkpoint(path, param_key=None, keep_unused_attention=True):
             state_dict, official = convert_official_checkpoint(state_dict, keep_unused_attention=keep_unused_attention)
         except CheckpointConversionError as error:
             raise InferenceError(f'official checkpoint {path} could not be converted: {error}') from error
-    return state_dict, official
-
-
-def _sfmnet_options_of(state_dict) -> dict:
-    """SFMNet options read off a state dict's key names and shapes; only used to phrase mismatch hints."""
-    def indices(prefix):
-        return sorted({int(key[len(prefix):].split('.')[0]) for key in state_dict if key.startswith(prefix)})
-
-    head = state_dict['spatial_branch.head.conv.weight']
-    temperatures = [t for key, t in state_dict.items() if key.endswith('.cross_attention.temperature')]
-    return {
-        'num_feat': head.shape[0],
-        'num_in_ch': head.shape[1],
-        'num_levels': len(indices('spatial_branch.downsamplers.')),
-        'num_resblocks': len(indices('spatial_branch.encoder_blocks.0.resblocks.')),
-        'num_heads': temperatures[0].shape[0] if temperatures else None,
-        'keep_unused_attention': any('.unused_attention.' in key for key in state_dict),
-        'fusion_positions': indices('interactions.'),
-    }
+    return state_dict, official, stored_network_options(checkpoint)
 
 
 def load_weights(model, state_dict, path, options):
@@ -108,7 +95,7 @@ def load_weights(model, state_dict, path, options):
               ('shape mismatches (checkpoint vs network)', mismatched)] if keys]
     sfmnet_key = 'spatial_branch.head.conv.weight'
     if sfmnet_key in state_dict and sfmnet_key in network_sd:  # both SFMNet: name the options that differ
-        ours, theirs = _sfmnet_options_of(network_sd), _sfmnet_options_of(state_dict)
+        ours, theirs = sfmnet_options_of(network_sd), sfmnet_options_of(state_dict)
         if theirs['num_levels'] != ours['num_levels']:
             del ours['fusion_positions']  # follows from num_levels: naming it too would only add noise
         lines += [f'the checkpoint has {name} {theirs[name]} but the network has {ours[name]}'
@@ -132,9 +119,11 @@ class FaceRestorer:
     """A face SR network with its weights, in eval mode on ``device``, restoring LR faces.
 
     Args:
-        checkpoint: BasicSR checkpoint, plain state dict or official checkpoint (converted on the fly).
-        network: ``network_g`` options (default: the network an official checkpoint was recognised as, e.g.
-            SPARNet x8, else SFMNet x8).
+        checkpoint: BasicSR checkpoint (``.pth`` or ``.safetensors``), plain state dict or official checkpoint
+            (converted on the fly).
+        network: ``network_g`` options; they win over the checkpoint's (default: the ``network_g`` saved with the
+            checkpoint, else the network an official checkpoint is recognised as, e.g. SPARNet x8; a checkpoint
+            with neither is an error that says so).
         scale: sets the network's ``upscale`` (or ``scale``) option when given.
         param_key: state dict inside a BasicSR checkpoint (default: ``params_ema`` when present).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
@@ -163,11 +152,15 @@ class FaceRestorer:
         if backend == 'onnxruntime':
             self._load_onnx(checkpoint, precision)
             return
+        keep_unused_attention = (network or {}).get('keep_unused_attention', True)
+        state_dict, self.official_network, stored = load_checkpoint(checkpoint, param_key, keep_unused_attention)
+        if network is None:  # the checkpoint names its network: options saved with it, or an official layout
+            network = stored or (self.official_network and self.official_network.network_options)
+        if network is None:
+            raise InferenceError(f'checkpoint {checkpoint} carries no network options (no network_g saved with it) '
+                                 'and is not an official checkpoint of a known network: give its network_g '
+                                 '(sfmnet-infer: --opt FILE or --arch-json).')
         self.options = resolve_network_options(network, scale)
-        state_dict, self.official_network = load_checkpoint(
-            checkpoint, param_key, self.options.get('keep_unused_attention', True))
-        if network is None and self.official_network is not None:  # an official checkpoint names its network
-            self.options = resolve_network_options(self.official_network.network_options, scale)
         try:
             self.net = build_network(dict(self.options))
         except (TypeError, ValueError) as error:

@@ -6,7 +6,6 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from sfmnet_plugin.config.option_files import load_merged_options
 
 FACE_SIZE = 128  # HR face size of the FSR benchmarks: the LR size to suggest is FACE_SIZE / scale
-DEFAULT_NETWORK = {'type': 'SFMNet', 'upscale': 8}
 SCALE_OPTION_NAMES = ('upscale', 'scale')  # what BasicSR architectures call their factor
 
 
@@ -54,9 +53,9 @@ def network_options_from_file(option_path) -> dict:
     return options
 
 
-def resolve_network_options(network=None, scale=None) -> dict:
-    """A copy of ``network`` (default: SFMNet x8) with ``scale`` applied, checked to name a registered type."""
-    options = dict(DEFAULT_NETWORK if network is None else network)
+def resolve_network_options(network, scale=None) -> dict:
+    """A copy of ``network`` with ``scale`` applied, checked to name a registered type."""
+    options = dict(network)
     if 'type' not in options:
         raise InferenceError(f'network_g {options} has no type (e.g. "SFMNet").')
     architecture(options)  # an unknown type: our error rather than BasicSR's KeyError

@@ -74,7 +74,7 @@ def network_command(path):
             return f'sfmnet-train -opt {options} (it writes {path})'
         return f'train the experiment {name!r} first (its models/ folder holds this file)'
     return (f'sfmnet-convert-official OFFICIAL_CHECKPOINT.pth {path} --drop-unused-attention '
-            '(docs/inference.md, "Model zoo"), or a path to a trained net_g_*.pth')
+            '(docs/inference.md, "Model zoo"), or a path to a trained net_g_*.pth or net_g_*.safetensors')
 
 
 # ----------------------------------------------------------------------------- datasets

@@ -11,7 +11,8 @@ Usage::
                      [--device auto|cpu|cuda] [--latency-repeats N] [--sheet-images N] [--overwrite]
 
 Methods appear in the table in the order given. ``--network`` takes a BasicSR checkpoint (or an official one) and
-the option file whose ``network_g`` it was trained with (default: SFMNet at ``--scale``); ``--folder`` takes SR
+the option file whose ``network_g`` it was trained with (default: the ``network_g`` saved with a checkpoint the
+plugin wrote, or an official checkpoint's network, at ``--scale``); ``--folder`` takes SR
 images written by any code, named like the HR images. Writes ``table.md``, ``table.csv``, ``per_image.csv``,
 ``contact_sheet.png`` and ``quality_vs_cost.png`` into DIR (see ``sfmnet_plugin.benchmark.run``); with ``--pairs``
 (LFW ``pairs.txt``, a CSV ``image_a,image_b,same`` or YTF ``splits.txt``) also the face verification columns,

