@@ -28,3 +28,18 @@ def test_a_missing_folder_is_an_error_unless_asked_to_make_it(tmp_path):
     assert not (tmp_path / 'missing').exists()
     atomic_write_bytes(tmp_path / 'made' / 'a.bin', b'1', make_folder=True)
     assert (tmp_path / 'made' / 'a.bin').read_bytes() == b'1'
+
+
+def test_links_at_the_target_or_the_temporary_name_are_never_written_through(tmp_path):
+    outside = tmp_path / 'outside.txt'
+    outside.write_bytes(b'user data')
+    folder = tmp_path / 'out'
+    folder.mkdir()
+    (folder / 'table.md').symlink_to(outside)
+    (folder / 'report.md.partial').symlink_to(outside)
+    atomic_write_bytes(folder / 'table.md', b'table')
+    atomic_write_bytes(folder / 'report.md', b'report')
+    assert outside.read_bytes() == b'user data'
+    assert not (folder / 'table.md').is_symlink() and (folder / 'table.md').read_bytes() == b'table'
+    assert (folder / 'report.md').read_bytes() == b'report'
+    assert sorted(p.name for p in folder.iterdir()) == ['report.md', 'table.md']

@@ -20,11 +20,14 @@ def atomic_write(path, write, fsync=False, make_folder=False):
     ``make_folder`` (a mistyped output folder should not appear silently). On any exception, also Ctrl-C, the
     temporary file is removed and ``path`` keeps its previous content (or stays absent).
     ``fsync=True`` also flushes the file to the disk before the rename, for outputs that must survive a power loss,
-    not only a killed process.
+    not only a killed process. A symbolic link at the temporary name is removed (the link, not what it points to),
+    and the rename replaces a link at ``path`` itself: the write never goes through a link to a file elsewhere.
     """
     if make_folder:
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     partial = f'{path}{PARTIAL_SUFFIX}'
+    if osp.islink(partial):  # a link under the temporary name: never write through it to a file elsewhere
+        os.remove(partial)
     try:
         write(partial)
         if fsync:
