@@ -167,7 +167,8 @@ def test_tiny_gan_run_logs_every_term_saves_g_ema_d_and_resumes(face_folders, tm
     models = set(os.listdir(experiment / 'models'))
     assert {'net_g_2.pth', 'net_g_4.pth', 'net_d_2.pth', 'net_d_4.pth', 'net_g_latest.pth'} <= models
     generator = torch.load(experiment / 'models' / 'net_g_4.pth', weights_only=True)
-    assert set(generator) == {'params', 'params_ema'}
+    assert set(generator) == {'params', 'params_ema', 'network_g'}  # the options travel with the weights
+    assert generator['network_g']['type'] == 'SPARNetHD'
     assert any(not torch.equal(generator['params'][k], generator['params_ema'][k]) for k in generator['params'])
     assert any(key.endswith('weight_u') for key in torch.load(experiment / 'models' / 'net_d_4.pth',
                                                               weights_only=True)['params'])
