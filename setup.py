@@ -45,7 +45,7 @@ setup(
     long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    python_requires='>=3.9',
+    python_requires='>=3.10',
     packages=find_packages(include=['sfmnet_plugin', 'sfmnet_plugin.*']),
     # the demo's option files: an installed wheel has no options/ folder (options/demo_*.yml point at these)
     package_data={'sfmnet_plugin.demo': ['options/*.yml']},

@@ -31,6 +31,17 @@ def write_paired_folders(root, count, gt_size, scale, seed=0):
     return root
 
 
+def set_dotted(options, changes):
+    """Set ``options[a][b][c] = value`` for every ``a__b__c=value`` in ``changes``; returns ``options``."""
+    for dotted, value in changes.items():
+        *parents, last = dotted.split('__')
+        node = options
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return options
+
+
 def write_yaml(path, options):
     with open(path, 'w', encoding='utf-8') as f:
         yaml.safe_dump(options, f, sort_keys=False)

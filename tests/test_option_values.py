@@ -1,6 +1,7 @@
 """Option values are type- and range-checked, names that become folders are plain names (issue 22): one line per
 problem, naming the option, the value and what is expected."""
 import pytest
+from launch_helpers import set_dotted
 
 from sfmnet_plugin.config.option_values import option_value_problems
 
@@ -9,13 +10,7 @@ def options(**sections):
     base = {'name': 'run', 'num_gpu': 0, 'datasets': {'train': {'name': 'faces', 'batch_size_per_gpu': 2}},
             'train': {'total_iter': 10, 'optim_g': {'type': 'Adam', 'lr': 2.0e-4}},
             'logger': {'print_freq': 1, 'save_checkpoint_freq': 5}, 'val': {'val_freq': 5}}
-    for dotted, value in sections.items():
-        *path, key = dotted.split('__')
-        section = base
-        for part in path:
-            section = section[part]
-        section[key] = value
-    return base
+    return set_dotted(base, sections)
 
 
 def test_sound_options_have_no_problem():

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from launch_helpers import REPO_ROOT, launcher_env, write_train_val_faces, write_yaml
+from launch_helpers import REPO_ROOT, launcher_env, set_dotted, write_train_val_faces, write_yaml
 
 from sfmnet_plugin.config.option_files import OptionFileError
 from sfmnet_plugin.launch.cli import parse_command_line
@@ -35,13 +35,7 @@ def options(data_root, **changes):
            'val': {'val_freq': 2, 'save_img': False,
                    'metrics': {'psnr': {'type': 'calculate_face_psnr', 'protocol': 'sfmnet', 'crop_border': 2}}},
            'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True}}
-    for dotted, value in changes.items():
-        *parents, last = dotted.split('__')
-        node = opt
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    return opt
+    return set_dotted(opt, changes)
 
 
 @pytest.fixture(scope='module')
