@@ -34,9 +34,6 @@ METRICS = ['sfmnet', 'sparnet', 'dic', 'identity', 'nme']
 SCALE = 8
 
 
-pytestmark = pytest.mark.usefixtures('single_torch_thread')
-
-
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     """HR and LR folders of three real faces, a tiny SFMNet checkpoint + option file, and its SR folder."""

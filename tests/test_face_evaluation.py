@@ -27,8 +27,6 @@ from sfmnet_plugin.prep.lmdb_writer import LmdbWriter
 from sfmnet_plugin.tools.benchmark import main as benchmark_main
 from tests.face_fixtures import astronaut, grace_hopper
 
-pytestmark = pytest.mark.usefixtures('single_torch_thread')
-
 
 def noise_faces(count, size=48, seed=0):
     rng = np.random.default_rng(seed)

@@ -19,9 +19,6 @@ TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_leve
 COMPACT = {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2, 'upscale': 4}
 
 
-pytestmark = pytest.mark.usefixtures('single_torch_thread')
-
-
 def tiny_network(**overrides):
     torch.manual_seed(0)
     return build_network({**TINY, **overrides}).eval()

@@ -91,9 +91,16 @@ def test_a_test_dataset_name_with_a_path_is_refused(toy, tmp_path):
     ('train:total_iter=0', 'the run would train zero iterations'),
     ('train:total_iter=-3', 'the run would train zero iterations'),
 ])
-def test_bad_values_through_force_yml_are_one_line_and_leave_nothing(toy, entry, needle):
-    result = launch(toy, 'train', dict(toy['options'], name='toy'), '--force_yml', entry)
-    assert_refused(result, needle)
+def test_bad_values_through_force_yml_are_one_line_and_leave_nothing(toy, entry, needle, capsys):
+    # In this process, through the function the launcher scripts call: the refusal happens before anything runs, and
+    # the tests above check that the scripts turn it into the exit status and stderr of a process.
+    from sfmnet_plugin.launch.cli import main
+
+    path = write_yaml(toy['tmp'] / 'run.yml', dict(toy['options'], name='toy'))
+    with pytest.raises(SystemExit) as exit_info:
+        main('train', root_path=str(toy['root']), argv=['-opt', str(path), '--force_yml', entry])
+    stderr = capsys.readouterr().err
+    assert_refused(subprocess.CompletedProcess([], exit_info.value.code, '', stderr), needle)
     assert not toy['root'].exists()
 
 

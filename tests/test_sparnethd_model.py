@@ -28,9 +28,6 @@ RANDOM_VGG = {'vgg_weights_path': None, 'random_backbone_for_tests': True}
 TRAIN_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_SPARNetHD_x1.yml')
 
 
-pytestmark = pytest.mark.usefixtures('single_torch_thread')
-
-
 def model_options(**train_overrides):
     """The shipped recipe (train_SPARNetHD_x1.yml) with tiny networks, as BasicSR would hand it to the model."""
     opt = load_merged_options(TRAIN_OPTIONS)

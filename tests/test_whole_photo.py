@@ -37,9 +37,6 @@ SOURCES = {'astronaut': (astronaut, ASTRONAUT_POINTS, (130, 20, 330, 250)),
            'grace_hopper': (grace_hopper, GRACE_HOPPER_POINTS, (130, 60, 400, 380))}
 
 
-pytestmark = pytest.mark.usefixtures('single_torch_thread')
-
-
 @pytest.fixture(scope='module')
 def group_photo():
     """A 460 x 420 canvas with six faces; returns (photo, {name: DetectedFace}) in the canvas's coordinates."""
