@@ -28,8 +28,7 @@ def python_executable():
 @pytest.fixture(scope='session', autouse=True)
 def single_torch_thread():
     """One intra-op thread for the whole session: the tests' forward passes are tiny, and on a busy 2-core machine
-    more threads only add contention (seconds instead of milliseconds per call, measured 13.8 s vs 0.15 s for one
-    SFMNet forward pass next to two training runs)."""
+    more threads only add contention (seconds instead of milliseconds per call)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -11,6 +11,8 @@ import pytest
 from launch_helpers import REPO_ROOT, launcher_env, wait_for, write_paired_folders, write_yaml
 from test_launchers import SCALE, toy_base_options
 
+from sfmnet_plugin.launch.cli import main as launch_main
+
 
 def snapshot(folder):
     """Every file under ``folder`` with its bytes (and every folder), to compare before and after."""
@@ -94,11 +96,9 @@ def test_a_test_dataset_name_with_a_path_is_refused(toy, tmp_path):
 def test_bad_values_through_force_yml_are_one_line_and_leave_nothing(toy, entry, needle, capsys):
     # In this process, through the function the launcher scripts call: the refusal happens before anything runs, and
     # the tests above check that the scripts turn it into the exit status and stderr of a process.
-    from sfmnet_plugin.launch.cli import main
-
     path = write_yaml(toy['tmp'] / 'run.yml', dict(toy['options'], name='toy'))
     with pytest.raises(SystemExit) as exit_info:
-        main('train', root_path=str(toy['root']), argv=['-opt', str(path), '--force_yml', entry])
+        launch_main('train', root_path=str(toy['root']), argv=['-opt', str(path), '--force_yml', entry])
     stderr = capsys.readouterr().err
     assert_refused(subprocess.CompletedProcess([], exit_info.value.code, '', stderr), needle)
     assert not toy['root'].exists()
