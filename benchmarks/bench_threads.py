@@ -4,8 +4,9 @@
     python benchmarks/bench_threads.py --busy 0 1 --rounds 2 --repeats 3
 
 Each measurement runs in a fresh interpreter (libgomp reads its settings once, when torch loads it):
-``--warmup`` untimed then ``--repeats`` timed training steps of the demo's network (SFMNet ``num_feat 16``,
-x8, batch ``--batch-size``: forward, stage-1 loss, backward, Adam step), with the demo's allocator settings.
+``--warmup`` untimed then ``--repeats`` timed training steps of a small SFMNet (``bench_arch.TINY_SFMNET``:
+``num_feat 16``, x8, batch ``--batch-size``: forward, stage-1 loss, backward, Adam step), with the demo's allocator
+settings.
 The median step time is kept. Settings:
 
 * ``2 threads, libgomp default``: neither ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT`` set (idle threads spin);

@@ -16,7 +16,7 @@ from launch_helpers import REPO_ROOT, write_real_face_pairs
 from PIL import Image
 
 from sfmnet_plugin.checkpoints.io import load_checkpoint_file, save_checkpoint_file
-from sfmnet_plugin.config.option_files import load_merged_options
+from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options
 from sfmnet_plugin.tools import demo
 from sfmnet_plugin.tools.demo import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
 
@@ -95,8 +95,8 @@ def test_the_checkouts_demo_option_files_are_the_packaged_ones(network):
 
 @pytest.mark.parametrize('network', DEMO_NETWORKS[1:], ids=lambda network: network.label)
 def test_every_network_gets_sfmnets_budget(network):
-    """The equal budget: same data, scale, seed, optimiser, schedule, iterations, validation and metrics; the network
-    (and, for a single-output network, its model and loss) is what differs. The same for the GPU preset."""
+    """The equal budget: same data, scale, seed, optimiser, schedule, iterations, pixel loss, validation and metrics;
+    the network (and, for a single-output network, its model) is what differs. The same for the GPU preset."""
     reference, candidate = (load_merged_options(n.train_options) for n in (DEMO_NETWORKS[0], network))
     assert candidate['name'] != reference['name'] and candidate['network_g']['upscale'] == 8
     for key in ('datasets', 'scale', 'manual_seed', 'val', 'logger'):
@@ -104,8 +104,23 @@ def test_every_network_gets_sfmnets_budget(network):
     for key in ('optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'mixed_precision',
                 'grad_clip_norm'):
         assert candidate['train'][key] == reference['train'][key], key
+    assert candidate['train']['pixel_opt']['type'] == reference['train']['pixel_opt']['type'] == 'MSELoss'
     shared = [o for o in DEMO_NETWORKS[0].presets['gpu'] if not o.startswith('network_g:')]
     assert [o for o in network.presets['gpu'] if not o.startswith('network_g:')] == shared
+
+
+def test_the_gpu_preset_trains_the_full_size_sfmnet():
+    """The CPU demo drops a ResBlock and the two 128x128 interaction blocks; the GPU preset puts them back: the official
+    network's parameters, less its never-called attention modules."""
+    from basicsr.archs import build_network
+
+    network = DEMO_NETWORKS[0]
+    cpu = load_merged_options(network.train_options)
+    gpu = apply_overrides(load_merged_options(network.train_options), network.presets['gpu'])
+    assert cpu['network_g']['num_resblocks'] == 1 and len(cpu['network_g']['fusion_positions']) == 12
+    full = build_network(dict(gpu['network_g'], upscale=8))
+    assert sum(p.numel() for p in full.parameters()) == 8_799_622 - 253_680
+    assert len(full.interactions) == 14
 
 
 @pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet'])
