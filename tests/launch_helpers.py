@@ -66,12 +66,29 @@ def run_launcher(args, root_path, cwd=REPO_ROOT, timeout=300):
 
 
 def free_port():
-    """A TCP port nobody listens on now, for a torchrun rendezvous (fixed ports collide between runs)."""
+    """A TCP port nobody listens on now, for a torchrun rendezvous (fixed ports collide between runs).
+
+    Picked below the kernel's ephemeral range: until torchrun binds it, the torchrun of another test (the suite runs
+    two at once) opens connections and gloo listeners on ephemeral ports, and one of them could take a port picked
+    from that range. SystemRandom: the tests seed ``random``, and two workers must not draw the same port."""
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range', encoding='ascii') as f:
+            ephemeral_start = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_start = 32768  # Linux's default; other systems start theirs higher
+    draw = random.SystemRandom().randrange
+    while True:
+        # port 0, the kernel's choice, where the ephemeral range leaves no room below it
+        port = draw(10000, ephemeral_start) if ephemeral_start > 10000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(('', port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout, what):
