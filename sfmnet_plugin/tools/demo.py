@@ -107,7 +107,7 @@ def build_parser():
                                '(about three times as long)')
     parser.add_argument('--preset', choices=PRESETS, default='cpu',
                         help='cpu: small networks (0.45-2.6M parameters) for a few minutes each; gpu: the '
-                             'full-width networks, longer (default: %(default)s)')
+                             'full-size networks, longer (default: %(default)s)')
     parser.add_argument('--iterations', type=int, help='training iterations of every network (default: the '
                         'preset\'s)')
     parser.add_argument('--threads', type=int, default=DEFAULT_THREADS,
