@@ -33,3 +33,39 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def seeded_state_dict(reference: dict, seed: int = 0, keep=()) -> dict:
+    """Deterministic float64 weights for every tensor of ``reference`` (a state dict), in its key order.
+
+    The golden outputs in ``tests/data/golden/`` were made by loading these weights into the official networks
+    (``tests/data/golden/README.md`` gives the rule in words): weights ``N(0, 1) / sqrt(fan_in)``, 1-D ``*weight``
+    tensors ``1 + 0.1 N(0, 1)``, other 1-D tensors ``0.1 N(0, 1)``, running variances ``0.5 + |N(0, 1)|``, integer
+    tensors and the keys in ``keep`` unchanged (e.g. fixed wavelet filters).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    seeded = {}
+    for key, tensor in reference.items():
+        if key in keep or not tensor.is_floating_point():
+            seeded[key] = tensor.detach().clone()
+            continue
+        noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float64)
+        if key.endswith('running_var'):
+            values = 0.5 + noise.abs()
+        elif tensor.dim() > 1:
+            values = noise / (tensor[0].numel() ** 0.5)
+        elif key.endswith('weight'):
+            values = 1.0 + 0.1 * noise
+        else:
+            values = 0.1 * noise
+        seeded[key] = values
+    return seeded
+
+
+@pytest.fixture(scope='session')
+def golden_lr_face():
+    """The 16 x 16 x 3 uint8 LR face of the golden outputs (``tests/data/golden/lr_face_16.png``)."""
+    from PIL import Image
+    import numpy as np
+
+    return np.asarray(Image.open(os.path.join(REPO_ROOT, 'tests', 'data', 'golden', 'lr_face_16.png')).convert('RGB'))
