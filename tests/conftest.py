@@ -6,8 +6,10 @@ import sys
 # than free cores (a busy CI runner, a training next to the suite) each forward pass waits on descheduled threads.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import sfmnet_plugin  # noqa: E402,F401  (compatibility fixes and registrations before any basicsr import)
 
@@ -35,7 +37,7 @@ def single_torch_thread():
     torch.set_num_threads(threads)
 
 
-def seeded_state_dict(reference: dict, seed: int = 0, keep=()) -> dict:
+def _seeded_state_dict(reference: dict, seed: int = 0, keep=()) -> dict:
     """Deterministic float64 weights for every tensor of ``reference`` (a state dict), in its key order.
 
     The golden outputs in ``tests/data/golden/`` were made by loading these weights into the official networks
@@ -63,9 +65,12 @@ def seeded_state_dict(reference: dict, seed: int = 0, keep=()) -> dict:
 
 
 @pytest.fixture(scope='session')
+def seeded_state_dict():
+    """``seeded_state_dict(reference, seed=0, keep=())``: see :func:`_seeded_state_dict`."""
+    return _seeded_state_dict
+
+
+@pytest.fixture(scope='session')
 def golden_lr_face():
     """The 16 x 16 x 3 uint8 LR face of the golden outputs (``tests/data/golden/lr_face_16.png``)."""
-    from PIL import Image
-    import numpy as np
-
     return np.asarray(Image.open(os.path.join(REPO_ROOT, 'tests', 'data', 'golden', 'lr_face_16.png')).convert('RGB'))
