@@ -19,18 +19,7 @@ def test_every_shipped_option_file_validates(path):
     assert option_key_problems(load_merged_options(path)) == []
 
 
-def test_option_files_the_tests_generate_validate():
-    import test_launchers
-    import test_sfmnet_models
-
-    generated = [test_launchers.toy_base_options('/data'),
-                 test_sfmnet_models.stage_options('psnr', '/data', 'SFMNetModel'),
-                 test_sfmnet_models.stage_options('gan', '/data', 'SFMNetGANModel', pretrain='/x.pth')]
-    for opt in generated:
-        assert option_key_problems(opt) == [], opt['name']
-
-
-# The misspellings of the issue, each with its place and the key it should have been.
+# Misspellings, each with its place and the key it should have been.
 MISSPELLINGS = [
     ((), 'manual_sed', 'manual_seed', 'manual_sed'),
     ((), 'trian', 'train', 'trian'),

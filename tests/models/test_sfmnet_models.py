@@ -113,6 +113,15 @@ def last_validation_psnr(log):
     return float(re.findall(r'# psnr: ([0-9.]+)', log)[-1])
 
 
+def test_option_files_the_tests_generate_validate(toy_base_options, stage_options):
+    from sfmnet_plugin.config.option_schema import option_key_problems
+
+    generated = [toy_base_options('/data'), stage_options('psnr', '/data', 'SFMNetModel'),
+                 stage_options('gan', '/data', 'SFMNetGANModel', pretrain='/x.pth')]
+    for opt in generated:
+        assert option_key_problems(opt) == [], opt['name']
+
+
 def test_both_stages_train_validate_resume_and_chain(face_data, tmp_path, read_training_log, run_launcher, write_yaml,
                                                      stage_options):
     runs = tmp_path / 'runs'

@@ -191,7 +191,7 @@ def test_verify_detects_a_split_that_does_not_match_its_report(tmp_path, capsys)
     assert prepare_helen.main(helen_argv(source, tmp_path / 'out', '--save-png')) == 0
     split = tmp_path / 'out' / 'test'
     assert verify_split(split) == 0
-    os.remove(split / 'HR' / '001.png')  # part of the PNGs, as the killed rebuild of the issue left them
+    os.remove(split / 'HR' / '001.png')  # part of the PNGs, as a killed rebuild leaves them
     assert verify_split(split) == 1
     assert f'{split / "HR"} holds 2 images but prepare_report.txt says 3' in capsys.readouterr().out
     import shutil
