@@ -2,7 +2,7 @@
 ACM MM 2024).
 
 Re-implemented from the written specification of the official code (PRIS-CV/WFEN, ``models/arch/wfen.py``;
-``docs/fidelity.md`` Part C; the official repository states no licence and none of its code is copied). With the
+``docs/fidelity.md`` Part W; the official repository states no licence and none of its code is copied). With the
 defaults, :class:`WFEN` is the released x8 network (``wfen_best.pth``): 6,795,879 parameters, 15,360 of them the
 frozen Haar filters, and the official state-dict names, so the released weights load as they are.
 

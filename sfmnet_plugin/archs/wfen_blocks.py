@@ -3,7 +3,7 @@ Network", ACM MM 2024): Haar wavelet transforms, the wavelet down-/up-sampling u
 transformer block.
 
 Re-implemented from the written specification of the official code (PRIS-CV/WFEN, ``models/arch/wfen.py`` and
-``models/arch/blocks.py``; ``docs/fidelity.md`` Part C). Module and parameter names are the official ones (typos
+``models/arch/blocks.py``; ``docs/fidelity.md`` Part W). Module and parameter names are the official ones (typos
 included, e.g. ``channel_tranformation``) so that the released state dict loads without renaming. Plain
 ``reshape``/``permute`` replace the official ``einops`` calls.
 """

@@ -7,7 +7,7 @@ is built with them on the meta device, and every key and shape must match it. Th
 ``netG.module.state_dict()`` (no ``module.`` prefix; one is accepted too). The fixed Haar filters (``*.haar_weights``)
 are part of the state dict and must hold the official values: the network computes its wavelet transforms with them.
 
-Released network (``docs/fidelity.md`` Part C): WFEN x8 (``wfen_best.pth``, 6,795,879 parameters).
+Released network (``docs/fidelity.md`` Part W): WFEN x8 (``wfen_best.pth``, 6,795,879 parameters).
 """
 import inspect
 import re

@@ -1,5 +1,5 @@
 """WFEN: the official parameter count and state-dict layout, the official output on the golden face (seeded weights),
-and every quirk of the official forward (docs/fidelity.md Part C), each on its own.
+and every quirk of the official forward (docs/fidelity.md Part W), each on its own.
 
 The full-size network runs once per module in float64 (the golden); the quirk tests use single blocks or a narrow
 WFEN on 32 x 32 images.

@@ -1,5 +1,5 @@
 """The WFEN option files' numbers against the released recipe (PRIS-CV/WFEN train.sh and train.py;
-docs/fidelity.md §C4-§C5)."""
+docs/fidelity.md §W4-§W5)."""
 import os
 
 import pytest
