@@ -75,7 +75,7 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output):
     assert len(os.listdir(output / 'sr_SFMNet')) == 4
 
 
-def test_the_family_is_sfmnet_sparnet_smlnet_each_with_both_presets_and_the_default_is_sfmnet():
+def test_the_family_each_with_both_presets_and_the_default_is_sfmnet():
     assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
