@@ -56,6 +56,9 @@ class WFEN(nn.Module):
             in the official code, back by 0, so their attention output is shifted by one pixel (circularly) on both
             axes. False (default) keeps that: the released weights were trained with it. True rolls back by +1.
             Blocks with even windows are the same either way.
+        full_residual: in every transformer block the official skip around the feed-forward carries only the
+            attention output, so the block input reaches the output only through a LayerNorm. False (default) keeps
+            that; True adds the block input back too (the usual pre-norm residual). Same weights either way.
         official_init: re-initialise as the official training did (every conv weight N(0, 0.02), biases 0);
             off means PyTorch's default initialisation. The Haar filters are never re-initialised.
 
@@ -64,7 +67,7 @@ class WFEN(nn.Module):
     """
 
     def __init__(self, upscale: int = 8, in_channels: int = 3, min_ch: int = 40, res_depth: int = 6,
-                 symmetric_shift: bool = False, official_init: bool = False):
+                 symmetric_shift: bool = False, full_residual: bool = False, official_init: bool = False):
         super().__init__()
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'WFEN upscale must be a positive integer, got {upscale!r}.')
@@ -78,7 +81,7 @@ class WFEN(nn.Module):
         c1, c2, c4 = min_ch, min_ch * 2, min_ch * 4
 
         def fdt(channels, window, shifts, heads):
-            return FDT(channels, window, shifts, heads, symmetric_shift=symmetric_shift)
+            return FDT(channels, window, shifts, heads, symmetric_shift=symmetric_shift, full_residual=full_residual)
 
         self.first_conv = nn.Conv2d(in_channels, c1, 3, padding=1)
         self.HaarDownsample1 = WaveletDownsample(c1, c2)

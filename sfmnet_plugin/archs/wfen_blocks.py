@@ -127,12 +127,14 @@ class FrequencyDualTransformer(nn.Module):
 
     Each half: ``a = attn(norm_0(x))``; ``x = ffn(norm_2(a + x)) + a``. The skip around the feed-forward carries the
     attention output ``a``, not ``a + x``: the block input reaches the output only through ``norm_2`` (official).
+    ``full_residual=True`` adds it back (``s = a + x``; ``x = ffn(norm_2(s)) + s``, the usual pre-norm residual).
     The ``modules_*`` (window) and ``modulec_*`` (global) dictionaries keep the official key names.
     """
 
     def __init__(self, channels: int, window_size: int, shifts: bool, num_heads: int,
-                 symmetric_shift: bool = False):
+                 symmetric_shift: bool = False, full_residual: bool = False):
         super().__init__()
+        self.full_residual = full_residual
         self.modules_ffd = nn.ModuleDict({'ffd0': FeedForward(channels)})
         self.modules_att = nn.ModuleDict({'att_0': WindowChannelAttention(channels, window_size, shifts,
                                                                           symmetric_shift)})
@@ -141,10 +143,10 @@ class FrequencyDualTransformer(nn.Module):
         self.modulec_att = nn.ModuleDict({'att_0': GlobalChannelAttention(channels, num_heads)})
         self.modulec_norm = nn.ModuleDict({'norm_0': ChannelLayerNorm(channels), 'norm_2': ChannelLayerNorm(channels)})
 
-    @staticmethod
-    def _half(x: Tensor, attention: nn.Module, ffn: nn.Module, norms: nn.ModuleDict) -> Tensor:
+    def _half(self, x: Tensor, attention: nn.Module, ffn: nn.Module, norms: nn.ModuleDict) -> Tensor:
         attended = attention(norms['norm_0'](x))
-        return ffn(norms['norm_2'](attended + x)) + attended
+        summed = attended + x
+        return ffn(norms['norm_2'](summed)) + (summed if self.full_residual else attended)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self._half(x, self.modules_att['att_0'], self.modules_ffd['ffd0'], self.modules_norm)

@@ -262,3 +262,12 @@ def test_quirk_transformer_feed_forward_skip_carries_the_attention_output_not_th
     first = block.modules_att['att_0'](block.modules_norm['norm_0'](x))
     expected = block.modulec_att['att_0'](block.modulec_norm['norm_0'](first))
     assert torch.allclose(block(x), expected, atol=1e-12)  # the block input x is gone
+    fixed = FrequencyDualTransformer(8, 2, False, 2, full_residual=True).double()
+    fixed.load_state_dict(block.state_dict(), strict=True)
+    first = block.modules_att['att_0'](block.modules_norm['norm_0'](x)) + x
+    expected = block.modulec_att['att_0'](block.modulec_norm['norm_0'](first)) + first
+    assert torch.allclose(fixed(x), expected, atol=1e-12)  # the option keeps it: x + attention, twice
+    tiny, tiny_fixed = WFEN(**TINY).double(), WFEN(**TINY, full_residual=True).double()
+    tiny_fixed.load_state_dict(tiny.state_dict(), strict=True)
+    image = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+    assert not torch.allclose(tiny(image), tiny_fixed(image))

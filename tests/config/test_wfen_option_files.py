@@ -16,7 +16,7 @@ def test_wfen_recipe_numbers():
     train, data, network = train_file['train'], train_file['datasets']['train'], train_file['network_g']
     assert train_file['model_type'] == 'FaceSRModel' and train_file['manual_seed'] == 123
     assert network == {'type': 'WFEN', 'upscale': 8, 'in_channels': 3, 'min_ch': 40, 'res_depth': 6,
-                       'symmetric_shift': False, 'official_init': True}
+                       'symmetric_shift': False, 'full_residual': False, 'official_init': True}
     assert train['optim_g']['lr'] == 2e-4 and train['optim_g']['betas'] == [0.9, 0.99]
     assert train['scheduler']['milestones'] == [] and train['ema_decay'] == 0  # constant LR, no EMA
     assert train['total_iter'] == 151 * (18_000 // 32)  # range(0, 150 + 1) passes over 18k faces, drop_last
