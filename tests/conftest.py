@@ -448,6 +448,7 @@ _TINY_DEMO_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass at
     'SFMNet': ['network_g:num_feat=4', 'network_g:num_heads=1'],
     'SPARNet': ['network_g:min_ch=4', 'network_g:max_ch=8'],
     'SMLNet': ['network_g:num_feat=6', 'network_g:num_heads=1'],
+    'WFEN': ['network_g:min_ch=4', 'network_g:res_depth=1'],
 }
 
 

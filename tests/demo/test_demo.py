@@ -77,14 +77,14 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output, readme_c
     assert len(os.listdir(output / 'sr_SFMNet')) == 4
 
 
-def test_the_family_is_sfmnet_sparnet_smlnet_each_with_both_presets_and_the_default_is_sfmnet():
-    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet']
+def test_the_family_each_with_both_presets_and_the_default_is_sfmnet():
+    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
         assert set(network.presets) == {'cpu', 'gpu'}
     assert demo.build_parser().parse_args([]).networks == ['SFMNet']
-    assert demo.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet']
+    assert demo.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN']
 
 
 @pytest.mark.parametrize('network', DEMO_NETWORKS, ids=lambda network: network.label)
@@ -125,7 +125,7 @@ def test_the_gpu_preset_trains_the_full_size_sfmnet():
     assert len(full.interactions) == 14
 
 
-@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet'])
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN'])
 def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network, repo_root):
     train, test = (load_merged_options(os.path.join(repo_root, 'options', f'demo_{kind}{network}_x8.yml'))
                    for kind in ('', 'test_'))
@@ -152,7 +152,7 @@ def tiny_family(tmp_path, monkeypatch, write_tiny_face_set, tiny_demo_presets):
     monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))  # experiments/ and demo_output/ in tmp_path
     monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
     monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks(tiny_demo_presets))
-    demo.main(['--family', '--iterations', '2', '--threads', '1'])
+    demo.main(['--networks', 'SFMNet', 'SPARNet', 'SMLNet', '--iterations', '2', '--threads', '1'])
     return tmp_path, tmp_path / 'demo_output'
 
 
@@ -194,3 +194,17 @@ def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(t
         assert int(table[method]['parameters']) == direct.costs[method].parameters
     assert (root / 'direct' / 'per_image.csv').read_text() == (output / 'per_image.csv').read_text()
     assert '| SMLNet |' in (output / 'table.md').read_text()
+
+
+@pytest.mark.parametrize('label', ['WFEN'])
+def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatch, write_tiny_face_set,
+                                                     tiny_demo_presets):
+    """One tiny demo run per zoo network: ``--networks <it> --iterations 3`` ends with its row next to bicubic."""
+    monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))
+    monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
+    monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks(tiny_demo_presets))
+    assert demo.main(['--networks', label, '--iterations', '3', '--threads', '1']) is None  # exit status 0
+    output = tmp_path / 'demo_output'
+    assert list(read_table(output / 'table.csv')) == ['Bicubic', label]
+    checkpoint = load_checkpoint_file(str(output / 'models' / f'{label}.safetensors'))
+    assert checkpoint['network_g']['type'] == label and (output / f'infer_{label}.sh').is_file()
