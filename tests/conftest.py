@@ -195,8 +195,10 @@ def real_faces():
 
 @pytest.fixture(scope='session')
 def count_parameters():
-    """``count_parameters(module)``: the number of parameters of a torch module."""
-    return lambda module: sum(p.numel() for p in module.parameters())
+    """``count_parameters(module)``: the library's parameter counter."""
+    from sfmnet_plugin.utils.profiling import count_parameters
+
+    return count_parameters
 
 
 @pytest.fixture

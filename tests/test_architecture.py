@@ -45,7 +45,7 @@ def test_the_import_contracts_pass():
 
 @pytest.mark.parametrize('module, added, contract', [
     ('data/image_io.py', 'import sfmnet_plugin.tools.common', 'never imports the console scripts'),
-    ('data/lmdb_reader.py', 'from sfmnet_plugin.prep import outputs', 'never imports the offline preparation'),
+    ('data/lmdb_reader.py', 'from sfmnet_plugin.prep import output_folders', 'never imports the offline preparation'),
     ('archs/spectral.py', 'from sfmnet_plugin.losses import frequency_loss', 'nothing above them'),
     ('utils/atomic.py', 'from sfmnet_plugin.data import image_io', 'No import cycles'),
     ('tools/export.py', 'from sfmnet_plugin.tools.infer import read_image', 'never import each other'),
@@ -78,6 +78,16 @@ def test_no_loose_modules_at_the_top_of_the_package():
     """Everything but the package face, the version and the two launchers lives in a folder of one concern."""
     loose = {path.name for path in PACKAGE.glob('*.py')} - TOP_LEVEL_MODULES
     assert not loose, f'move {sorted(loose)} into the folder of their concern'
+
+
+def test_no_two_modules_share_a_file_name():
+    """A module's name says what it is: two modules of one name (``pipeline.py`` in two folders, say) would play one
+    role, so they would be one module; only the packages' ``__init__.py`` repeat."""
+    names = {}
+    for path in sorted(PACKAGE.rglob('*.py')):
+        names.setdefault(path.name, []).append(str(path.relative_to(PACKAGE)))
+    shared = {name: paths for name, paths in names.items() if len(paths) > 1 and name != '__init__.py'}
+    assert not shared, shared
 
 
 def test_long_library_modules_state_why():

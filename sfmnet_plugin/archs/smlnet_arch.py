@@ -49,6 +49,7 @@ from sfmnet_plugin.archs.pil_resize import upsample_lr_face
 from sfmnet_plugin.archs.sfmnet_arch import SUPPORTED_UPSCALES, UNetBranch
 from sfmnet_plugin.archs.sfmnet_blocks import FFTBlock
 from sfmnet_plugin.archs.smlnet_blocks import MFEB, SFIM, ConcatFusion, MultiLevelAggregation
+from sfmnet_plugin.utils.profiling import count_parameters
 
 INTERACTIONS = ('sfim', 'concat', 'none')
 
@@ -145,9 +146,7 @@ class SMLNet(nn.Module):
 
     def count_parameters_by_group(self) -> dict:
         """Parameter counts: each branch, the interaction modules, the multi-level aggregation, and the total."""
-        def count(module):
-            return sum(p.numel() for p in module.parameters()) if module is not None else 0
-
+        count = count_parameters
         return {
             'frequency_branch': count(self.frequency_branch),
             'spatial_branch': count(self.spatial_branch),

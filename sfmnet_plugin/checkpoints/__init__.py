@@ -20,7 +20,7 @@ the network; :mod:`.options` reads those options back off a checkpoint (or SFMNe
 import torch
 
 from sfmnet_plugin.checkpoints import sfmnet, sparnet
-from sfmnet_plugin.checkpoints.common import (
+from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
     format_keys,

@@ -1,17 +1,11 @@
 """Build a small real-face set: detect, align, split by photo, enlarge the training faces with jitter.
 
-Usage (also ``python -m sfmnet_plugin.faces``)::
-
-    python -m sfmnet_plugin.demo.face_set OUT_DIR [--cache-dir DIR] [--num-test 2] [--jitter 6]
-                                        [--test-variants 4] [--seed 0] [--public-domain-only]
-
-writes ``OUT_DIR/{train,test}/HR/*.png`` (128x128 RGB) and ``OUT_DIR/sources.json``.
+:func:`build_face_set` writes ``OUT_DIR/{train,test}/HR/*.png`` (128x128 RGB) and ``OUT_DIR/sources.json``;
+``sfmnet-demo`` (:mod:`sfmnet_plugin.demo.run`) builds its faces with it.
 """
-import argparse
 import json
 import os
 import shutil
-import sys
 import zlib
 from dataclasses import dataclass, field
 from os import path as osp
@@ -28,7 +22,7 @@ from sfmnet_plugin.faces.align import (
     source_side,
     warp_face,
 )
-from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
+from sfmnet_plugin.faces.detect import MtcnnDetector
 
 MIN_SCORE = 0.95  # MTCNN's doubtful detections in these photos (small, blurred background faces) score 0.81-0.87
 MAX_OUTSIDE = 0.05  # at most 5 % of a crop may repeat the photo's border
@@ -208,29 +202,3 @@ def build_face_set(out_dir, cache_dir=None, num_test=2, jitter=6, test_variants=
                    'unavailable': unavailable, 'photos': photo_records, 'crops': crop_records}, f, indent=1)
     return summary
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m sfmnet_plugin.demo.face_set', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('out_dir', help='output folder')
-    parser.add_argument('--cache-dir', help=f'downloaded packages (default: {default_cache_dir()})')
-    parser.add_argument('--num-test', type=int, default=2, help='at least this many test faces (default: 2)')
-    parser.add_argument('--jitter', type=int, default=6, help='extra crops per training face (default: 6)')
-    parser.add_argument('--test-variants', type=int, default=4, help='crops per test face (default: 4)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--public-domain-only', action='store_true', help='download nothing')
-    args = parser.parse_args(argv)
-    try:
-        summary = build_face_set(args.out_dir, cache_dir=args.cache_dir, num_test=args.num_test, jitter=args.jitter,
-                                 test_variants=args.test_variants, seed=args.seed,
-                                 sources=() if args.public_domain_only else REGISTRY_SOURCES)
-    except (DetectorUnavailable, ValueError) as error:  # ValueError: bad arguments, or no usable face
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    print(summary)
-    print(f'Faces in {args.out_dir}/{{train,test}}/HR, provenance in {args.out_dir}/sources.json')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -31,8 +31,8 @@ from sfmnet_plugin.checkpoints import (
     strip_module_prefix,
     unwrap_checkpoint,
 )
-from sfmnet_plugin.checkpoints.io import load_checkpoint_file
-from sfmnet_plugin.checkpoints.options import sfmnet_options_of, stored_network_options
+from sfmnet_plugin.checkpoints.io import load_checkpoint_file, stored_network_options
+from sfmnet_plugin.checkpoints.sfmnet import sfmnet_options_of
 from sfmnet_plugin.inference.network_options import (
     SCALE_OPTION_NAMES,
     InferenceError,
@@ -40,6 +40,7 @@ from sfmnet_plugin.inference.network_options import (
     network_options_from_file,
     resolve_network_options,
 )
+from sfmnet_plugin.utils.profiling import count_parameters
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 BACKENDS = ('torch', 'onnxruntime')
@@ -205,7 +206,7 @@ class FaceRestorer:
     def num_parameters(self):
         if self.backend == 'onnxruntime':
             return self.net.metadata.get('num_parameters')
-        return sum(p.numel() for p in self.net.parameters())
+        return count_parameters(self.net)
 
     @torch.inference_mode()
     def restore(self, lr):

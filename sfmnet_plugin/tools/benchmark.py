@@ -94,7 +94,7 @@ def to_method(option, values):
 
 
 def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     parser = build_parser()
     args = parser.parse_args(argv)

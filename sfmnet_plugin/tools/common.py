@@ -14,9 +14,9 @@ from sfmnet_plugin.data.downsample import DOWNSAMPLERS
 from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS
 from sfmnet_plugin.inference import InferenceError
 from sfmnet_plugin.inference.network_options import network_options_from_file
-from sfmnet_plugin.prep.outputs import NotOurOutputError
-from sfmnet_plugin.prep.pipeline import DataPrepError, SampleSpec
-from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+from sfmnet_plugin.prep.output_folders import NotOurOutputError
+from sfmnet_plugin.prep.split_writer import DataPrepError, SampleSpec
+from sfmnet_plugin.utils.process_settings import apply_process_settings
 
 
 def tool_parser(prog, description):

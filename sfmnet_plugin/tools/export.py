@@ -46,7 +46,7 @@ def check_against_torch(net, onnx_path, lr_size):
 
 
 def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
     if len(args.lr_size) > 2 or min(args.lr_size) < 1:

@@ -191,7 +191,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or (args.size is not None and args.size < 1) or args.max_input_side < 1:

@@ -169,7 +169,7 @@ def write_niqe_report(path, rows):
 
 
 def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
     try:

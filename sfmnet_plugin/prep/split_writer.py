@@ -8,7 +8,7 @@ Each source image becomes a :class:`Job` (its key, file path and crop). Worker p
 unusable crops are skipped, odd colour modes are converted, and both are reported by file name.
 
 Outputs appear atomically: everything is built under ``<final>.partial`` and swapped into
-``<final>`` at the end (:func:`~sfmnet_plugin.prep.outputs.build_atomically`), so a run
+``<final>`` at the end (:func:`~sfmnet_plugin.prep.output_folders.build_atomically`), so a run
 killed at any moment leaves the old complete output or the new complete one, and the next run
 removes the leftover. Nothing is deleted that the tools did not create.
 """
@@ -27,7 +27,7 @@ from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, do
 from sfmnet_plugin.data.image_io import PNG_COMPRESS_LEVEL, ImageDecodeError, encode_png, read_rgb_image
 from sfmnet_plugin.prep.face_crop import SkipImage
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter, check_lmdb_key
-from sfmnet_plugin.prep.outputs import (  # noqa: F401  (build_atomically: also used by prep_folder)
+from sfmnet_plugin.prep.output_folders import (  # noqa: F401  (build_atomically: also used by prep_folder)
     PARTIAL_SUFFIX,
     build_atomically,
     recover_interrupted_swap,
