@@ -82,7 +82,7 @@ def test_tiny_demo_from_an_empty_folder(installed, tmp_path, tiny_demo_presets, 
     script = tmp_path / 'tiny_demo.py'  # sfmnet-demo with the tiny face set and networks of tests/demo/test_demo.py
     script.write_text(textwrap.dedent(f'''
         import dataclasses, shutil
-        from sfmnet_plugin.demo import run as demo
+        from sfmnet_plugin.demo import end_to_end as demo
         from sfmnet_plugin.tools import demo as demo_cli
 
         def copy_faces(faces_dir, cache_dir=None, jitter=0, seed=0):

@@ -1,7 +1,7 @@
 """Build a small real-face set: detect, align, split by photo, enlarge the training faces with jitter.
 
 :func:`build_face_set` writes ``OUT_DIR/{train,test}/HR/*.png`` (128x128 RGB) and ``OUT_DIR/sources.json``;
-``sfmnet-demo`` (:mod:`sfmnet_plugin.demo.run`) builds its faces with it.
+``sfmnet-demo`` (:mod:`sfmnet_plugin.demo.end_to_end`) builds its faces with it.
 """
 import json
 import os

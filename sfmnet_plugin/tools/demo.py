@@ -21,7 +21,7 @@ Each training runs as the command a user would type (``python -m sfmnet_plugin.t
 directory. The same command on the same machine prints the same table to the last digit; another ``--threads``
 value changes the last digits (the thread count changes how convolutions are summed).
 """
-from sfmnet_plugin.demo.run import DEFAULT_NETWORKS, DEFAULT_THREADS, NETWORK_LABELS, PRESETS, run_demo
+from sfmnet_plugin.demo.end_to_end import DEFAULT_NETWORKS, DEFAULT_THREADS, NETWORK_LABELS, PRESETS, run_demo
 from sfmnet_plugin.tools.common import tool_parser
 
 

@@ -15,8 +15,8 @@ from PIL import Image
 
 from sfmnet_plugin.checkpoints.io import load_checkpoint_file, save_checkpoint_file
 from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options
-from sfmnet_plugin.demo import run as demo
-from sfmnet_plugin.demo.run import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
+from sfmnet_plugin.demo import end_to_end as demo
+from sfmnet_plugin.demo.end_to_end import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
 from sfmnet_plugin.tools import demo as demo_cli
 
 SCALE, SIZE = 4, 32
