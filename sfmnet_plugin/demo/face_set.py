@@ -100,7 +100,7 @@ def choose_test_groups(faces_per_group, num_test, preferred, rng):
 def detect_and_check(photos, detector, size, min_side, records):
     """Kept faces of all photos; every detection, kept or not, is added to ``records`` (per photo).
 
-    A progress bar (on a terminal only) counts the photos: detection is the slow part (about a minute on 2 cores).
+    A progress bar (on a terminal only) counts the photos: detection is the slow part.
     """
     kept = []
     for photo in tqdm(photos, desc='detecting faces', unit='photo', disable=None, leave=False):

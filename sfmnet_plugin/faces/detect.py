@@ -2,7 +2,7 @@
 
 ``facenet-pytorch==2.6.0`` is the detector because its three small networks ship in the wheel (no
 download at first use), it runs on the torch this project uses, and MTCNN is what the SPARNet
-family used to crop CelebA. Its metadata pins torch < 2.3, so it cannot be a pip extra of this
+family's papers crop CelebA with. Its metadata pins torch < 2.3, so it cannot be a pip extra of this
 package (pip would downgrade torch): install it with ``--no-deps`` (``setup_env.sh`` does).
 
 A detector here is any callable ``detector(rgb_pil_image) -> [DetectedFace]``; :func:`build_face_set`
