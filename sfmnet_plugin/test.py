@@ -24,7 +24,7 @@ import sfmnet_plugin  # noqa: E402,F401  (compatibility fixes and registrations 
 from sfmnet_plugin.launch.cli import main as run_launcher  # noqa: E402
 
 
-def main(root_path=None, argv=None):
+def main(root_path: str | None = None, argv: list[str] | None = None) -> None:
     """Test with the options given on the command line; results go under ``root_path``."""
     run_launcher('test', root_path, argv)
 

@@ -23,7 +23,7 @@ import sfmnet_plugin  # noqa: E402,F401  (compatibility fixes and registrations 
 from sfmnet_plugin.launch.cli import main as run_launcher  # noqa: E402
 
 
-def main(root_path=None, argv=None):
+def main(root_path: str | None = None, argv: list[str] | None = None) -> None:
     """Train with the options given on the command line; outputs go under ``root_path``."""
     run_launcher('train', root_path, argv)
 

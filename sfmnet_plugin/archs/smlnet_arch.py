@@ -40,6 +40,7 @@ Ablation switches (each keeps everything else identical): ``mfeb_dilations=[1, 1
 parameters), ``interaction='concat'`` (plain concatenation instead of SFIM) or ``'none'`` (two independent
 branches), ``multi_level_aggregation=False``.
 """
+from collections.abc import Callable
 from functools import partial
 
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -103,8 +104,9 @@ class SMLNet(nn.Module):
             partial(FFTBlock, num_feat, phase_cut_width), num_in_ch, num_out_ch, num_feat, num_levels)
         self.spatial_branch = UNetBranch(
             partial(MFEB, num_feat, mfeb_dilations), num_in_ch, num_out_ch, num_feat, num_levels)
-        make_interaction = {'sfim': partial(SFIM, num_feat, num_heads), 'concat': partial(ConcatFusion, num_feat),
-                            'none': None}[interaction]
+        make_interaction: Callable[[], nn.Module] | None = {
+            'sfim': partial(SFIM, num_feat, num_heads), 'concat': partial(ConcatFusion, num_feat), 'none': None,
+        }[interaction]
         # Keyed by position, like SFMNet's; empty for interaction='none'.
         self.interactions = nn.ModuleDict(
             {str(position): make_interaction() for position in range(num_positions)} if make_interaction else {})

@@ -18,7 +18,7 @@ which cannot even be imported on torchvision >= 0.17 without the first fix).
 from sfmnet_plugin.compat import checkpointing, distributed, hardening, resume, versions
 
 
-def apply_all():
+def apply_all() -> None:
     """Apply every fix; safe to call more than once."""
     versions.alias_torchvision_functional_tensor()
     distributed.patch_init_dist_for_cpu()

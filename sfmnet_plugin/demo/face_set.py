@@ -7,13 +7,21 @@ import json
 import os
 import shutil
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from os import path as osp
 
 import numpy as np
 from tqdm import tqdm
 
-from sfmnet_plugin.demo.photo_sources import PUBLIC_DOMAIN, REGISTRY_SOURCES, Photo, default_cache_dir, gather_photos
+from sfmnet_plugin.demo.photo_sources import (
+    PUBLIC_DOMAIN,
+    REGISTRY_SOURCES,
+    Photo,
+    PhotoSource,
+    default_cache_dir,
+    gather_photos,
+)
 from sfmnet_plugin.faces.align import (
     FACE_TEMPLATE_128,
     Jitter,
@@ -128,8 +136,10 @@ def variants_of(face, split, jitter, test_variants, seed):
     return [None] + [Jitter.random(rng) for _ in range(test_variants - 1)]
 
 
-def build_face_set(out_dir, cache_dir=None, num_test=2, jitter=6, test_variants=4, seed=0, size=128,
-                   sources=REGISTRY_SOURCES, detector=None, min_source_side=None, log=print):
+def build_face_set(out_dir: str, cache_dir: str | None = None, num_test: int = 2, jitter: int = 6,
+                   test_variants: int = 4, seed: int = 0, size: int = 128,
+                   sources: Sequence[PhotoSource] = REGISTRY_SOURCES, detector: Callable | None = None,
+                   min_source_side: float | None = None, log: Callable[[str], object] = print) -> FaceSetSummary:
     """Write aligned faces to ``out_dir/{train,test}/HR/*.png`` and their provenance to ``out_dir/sources.json``.
 
     Args:
@@ -157,13 +167,13 @@ def build_face_set(out_dir, cache_dir=None, num_test=2, jitter=6, test_variants=
     detector = detector or MtcnnDetector()
     cache_dir = cache_dir or default_cache_dir()
     photos, unavailable = gather_photos(cache_dir, registry_sources=sources, log=log)
-    photo_records = []
+    photo_records: list[dict] = []
     faces = detect_and_check(photos, detector, size, min_side, photo_records)
     if not faces:
         reasons = [face['rejected'] for record in photo_records for face in record['faces']]
         raise ValueError(f'no usable face in the {len(photos)} photos; rejected detections: {reasons or "none"}')
 
-    faces_per_group = {}
+    faces_per_group: dict[str, int] = {}
     for face in faces:
         faces_per_group[face.photo.group] = faces_per_group.get(face.photo.group, 0) + 1
     preferred = {photo.group for photo in photos if photo.licence.startswith(PUBLIC_DOMAIN)}

@@ -9,7 +9,6 @@ A detector here is any callable ``detector(rgb_pil_image) -> [DetectedFace]``; :
 accepts another one (e.g. given landmarks, as the tests do).
 """
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -27,7 +26,7 @@ class DetectedFace:
 
     score: float
     landmarks: np.ndarray
-    box: Optional[np.ndarray] = None
+    box: np.ndarray | None = None
 
 
 class MtcnnDetector:

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from os import path as osp
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
@@ -73,7 +73,7 @@ class SampleSpec:
     min_crop_size: skip faces whose crop side in the source photo is below this (in pixels);
         upscaling a tiny face to the HR size gives a blurred "HR" image.
     """
-    hr_size: Optional[int] = 128
+    hr_size: int | None = 128
     scales: Tuple[int, ...] = (4, 8, 16)
     downsampler: str = 'pil_bicubic'
     min_crop_size: int = 0
@@ -98,8 +98,8 @@ class Sample:
     key: str
     source: str
     images: Dict[str, Tuple[bytes, Tuple[int, int, int]]] = field(default_factory=dict)
-    converted_from: Optional[str] = None
-    skip_reason: Optional[str] = None
+    converted_from: str | None = None
+    skip_reason: str | None = None
 
 
 def make_sample(job, spec):
@@ -159,7 +159,7 @@ class PrepSummary:
 class Target:
     """Where one label goes: an LMDB folder and, optionally, a PNG folder."""
     lmdb_path: str
-    png_dir: Optional[str] = None
+    png_dir: str | None = None
 
 
 def _make_sample_task(task):

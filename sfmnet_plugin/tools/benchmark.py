@@ -93,7 +93,7 @@ def to_method(option, values):
     return SrFolder(*values)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     parser = build_parser()

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from os import path as osp
 
 from sfmnet_plugin.data.downsample import DOWNSAMPLERS
@@ -141,7 +142,7 @@ def describe_os_error(err):
     return str(err)
 
 
-def run_prep_tool(main_function, argv):
+def run_prep_tool(main_function: Callable[[list[str] | None], int], argv: list[str] | None) -> int:
     """Apply the process settings of the plugin's entry points, run a preparation script's main, return its exit code.
 
     DataPrepError, ValueError and OSError (a missing, read-only or full output, a file where a

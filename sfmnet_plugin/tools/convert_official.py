@@ -27,7 +27,7 @@ from sfmnet_plugin.utils.profiling import count_parameters
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     parser = argparse.ArgumentParser(

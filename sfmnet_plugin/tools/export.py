@@ -45,7 +45,7 @@ def check_against_torch(net, onnx_path, lr_size):
     return difference, input_sensitivity(net, lr)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)

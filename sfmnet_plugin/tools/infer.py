@@ -178,7 +178,7 @@ def run(args) -> int:
     restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale, param_key=args.param_key,
                             device=args.device, precision=args.precision, backend=args.backend,
                             compile=args.compile)
-    bad = []
+    bad: list[tuple[str, str]] = []
     groups = read_inputs(args, restorer.scale, bad)
     try:
         os.makedirs(args.output, exist_ok=True)
@@ -190,7 +190,7 @@ def run(args) -> int:
     return common.report(f'Wrote {written} SR image(s) to {args.output}.', written, bad, 'input(s)', args.strict)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)

@@ -78,7 +78,7 @@ def run(argv=None):
     return 0 if sound else 1
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Console entry point: usage errors print ``error: ...`` and exit with 2."""
     return run_prep_tool(run, argv)
 
