@@ -17,10 +17,13 @@ and a wrong checkpoint raises :class:`CheckpointConversionError` naming the firs
 :mod:`.io` reads and writes network files, ``.safetensors`` or weights-only ``.pth``, with the options that build
 the network; :mod:`.options` reads those options back off a checkpoint (or SFMNet's off its keys and shapes).
 """
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from sfmnet_plugin.checkpoints import sfmnet, sparnet
-from sfmnet_plugin.checkpoints.common import (
+from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
     format_keys,
@@ -31,7 +34,8 @@ from sfmnet_plugin.checkpoints.common import (
 KNOWN_NETWORKS = ('SFMNet generator', 'SFMNet LightCNN-9 discriminators', *sparnet.PUBLISHED_NETWORKS)
 
 
-def recognise_official_checkpoint(state_dict, keep_unused_attention: bool = True):
+def recognise_official_checkpoint(state_dict: Mapping[str, Any],
+                                 keep_unused_attention: bool = True) -> OfficialNetwork | None:
     """The :class:`OfficialNetwork` whose official layout ``state_dict`` has (``module.`` prefixes allowed), or None.
 
     Recognition looks at the key names (and, for SPARNet, reads the options off the shapes); it does not check
@@ -42,7 +46,8 @@ def recognise_official_checkpoint(state_dict, keep_unused_attention: bool = True
             or sparnet.recognise(state_dict))
 
 
-def convert_official_checkpoint(state_dict, keep_unused_attention: bool = True):
+def convert_official_checkpoint(state_dict: Mapping[str, Any],
+                                keep_unused_attention: bool = True) -> tuple[dict, OfficialNetwork]:
     """Official state dict -> ``(plugin state dict, OfficialNetwork found)``.
 
     Raises :class:`CheckpointConversionError` when the keys belong to no known network or do not match the
