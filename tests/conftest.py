@@ -35,8 +35,8 @@ def python_executable():
 
 @pytest.fixture(scope='session', autouse=True)
 def single_torch_thread():
-    """One intra-op thread for the whole session: the tests' forward passes are tiny, and on a busy 2-core machine
-    more threads only add contention (seconds instead of milliseconds per call)."""
+    """One intra-op thread for the whole session: the tests' forward passes are tiny, and beside other processes
+    more threads only add contention (every parallel region waits on its slowest, descheduled thread)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -195,8 +195,10 @@ def real_faces():
 
 @pytest.fixture(scope='session')
 def count_parameters():
-    """``count_parameters(module)``: the number of parameters of a torch module."""
-    return lambda module: sum(p.numel() for p in module.parameters())
+    """``count_parameters(module)``: the library's parameter counter."""
+    from sfmnet_plugin.utils.profiling import count_parameters
+
+    return count_parameters
 
 
 @pytest.fixture

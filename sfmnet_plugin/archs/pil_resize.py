@@ -46,7 +46,7 @@ def pil_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
     scale = in_size / out_size
     kernel_stretch = max(scale, 1.0)  # antialiasing: widen the kernel when downsampling
     support = _CUBIC_SUPPORT * kernel_stretch
-    weights = np.zeros((out_size, in_size), dtype=np.float64)
+    weights: np.ndarray = np.zeros((out_size, in_size), dtype=np.float64)
     for out_index in range(out_size):
         centre = (out_index + 0.5) * scale
         # C's (int) cast truncates toward zero; the max() with 0 makes that equal to floor here.

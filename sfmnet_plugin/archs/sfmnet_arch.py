@@ -33,6 +33,7 @@ from sfmnet_plugin.archs.sfmnet_blocks import (
     ResidualGroup,
     UpSample,
 )
+from sfmnet_plugin.utils.profiling import count_parameters
 
 SUPPORTED_UPSCALES = (1, 2, 4, 8, 16)
 
@@ -174,9 +175,7 @@ class SFMNet(nn.Module):
 
     def count_parameters_by_group(self) -> dict:
         """Parameter counts: each branch, the interaction blocks, the never-used attention, and the total."""
-        def count(module):
-            return sum(p.numel() for p in module.parameters())
-
+        count = count_parameters
         unused = sum(count(block.unused_attention) for block in self.interactions.values()
                      if block.unused_attention is not None)
         return {

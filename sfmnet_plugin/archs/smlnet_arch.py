@@ -40,6 +40,7 @@ Ablation switches (each keeps everything else identical): ``mfeb_dilations=[1, 1
 parameters), ``interaction='concat'`` (plain concatenation instead of SFIM) or ``'none'`` (two independent
 branches), ``multi_level_aggregation=False``.
 """
+from collections.abc import Callable
 from functools import partial
 
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -49,6 +50,7 @@ from sfmnet_plugin.archs.pil_resize import upsample_lr_face
 from sfmnet_plugin.archs.sfmnet_arch import SUPPORTED_UPSCALES, UNetBranch
 from sfmnet_plugin.archs.sfmnet_blocks import FFTBlock
 from sfmnet_plugin.archs.smlnet_blocks import MFEB, SFIM, ConcatFusion, MultiLevelAggregation
+from sfmnet_plugin.utils.profiling import count_parameters
 
 INTERACTIONS = ('sfim', 'concat', 'none')
 
@@ -102,8 +104,9 @@ class SMLNet(nn.Module):
             partial(FFTBlock, num_feat, phase_cut_width), num_in_ch, num_out_ch, num_feat, num_levels)
         self.spatial_branch = UNetBranch(
             partial(MFEB, num_feat, mfeb_dilations), num_in_ch, num_out_ch, num_feat, num_levels)
-        make_interaction = {'sfim': partial(SFIM, num_feat, num_heads), 'concat': partial(ConcatFusion, num_feat),
-                            'none': None}[interaction]
+        make_interaction: Callable[[], nn.Module] | None = {
+            'sfim': partial(SFIM, num_feat, num_heads), 'concat': partial(ConcatFusion, num_feat), 'none': None,
+        }[interaction]
         # Keyed by position, like SFMNet's; empty for interaction='none'.
         self.interactions = nn.ModuleDict(
             {str(position): make_interaction() for position in range(num_positions)} if make_interaction else {})
@@ -145,9 +148,7 @@ class SMLNet(nn.Module):
 
     def count_parameters_by_group(self) -> dict:
         """Parameter counts: each branch, the interaction modules, the multi-level aggregation, and the total."""
-        def count(module):
-            return sum(p.numel() for p in module.parameters()) if module is not None else 0
-
+        count = count_parameters
         return {
             'frequency_branch': count(self.frequency_branch),
             'spatial_branch': count(self.spatial_branch),

@@ -20,6 +20,7 @@ Every hourglass bottoms out at 4x4 at this size. The official network takes and 
 [0, 1]. The affine maps are exact, so outputs equal the official ones up to float rounding.
 """
 import math
+from typing import Any
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
@@ -102,11 +103,12 @@ class SPARNet(nn.Module):
             raise ValueError(f'SPARNet res_depth={res_depth} gives {num_body} body FAUs; it must be at least '
                              f'{down_steps - 3}.')
         base_ch = clip(max_ch // (down_steps + 1))  # 32 for SPARNet, 102 for SPARNetHD
-        blocks = dict(att_name=att_name, norm_type=norm_type, relu_type=relu_type, spectral_norm=spectral_norm,
-                      official_inplace_preactivation=official_inplace_preactivation)
+        blocks: dict[str, Any] = dict(att_name=att_name, norm_type=norm_type, relu_type=relu_type,
+                                      spectral_norm=spectral_norm,
+                                      official_inplace_preactivation=official_inplace_preactivation)
 
         # B x 3 x H x W -> B x base_ch x H x W -> (down_steps FAUs, each halving) -> B x clip(base_ch 2^k) x H/2^k ...
-        encoder = [ConvLayer(3, base_ch, 3, spectral_norm=spectral_norm)]
+        encoder: list[nn.Module] = [ConvLayer(3, base_ch, 3, spectral_norm=spectral_norm)]
         for i in range(down_steps):
             encoder.append(FaceAttentionUnit(clip(base_ch * 2 ** i), clip(base_ch * 2 ** (i + 1)), 'down', hg_depth,
                                              **blocks))
@@ -120,7 +122,7 @@ class SPARNet(nn.Module):
                                           for _ in range(num_body)])
 
         # up_steps FAUs, each doubling the size; the hourglass deepens by one before each
-        decoder = []
+        decoder: list[nn.Module] = []
         for i in range(up_steps):
             hg_depth += 1
             decoder.append(FaceAttentionUnit(clip(base_ch * 2 ** (up_steps - i)),

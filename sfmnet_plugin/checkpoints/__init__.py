@@ -17,10 +17,13 @@ and shape is checked, and a wrong checkpoint raises :class:`CheckpointConversion
 :mod:`.io` reads and writes network files, ``.safetensors`` or weights-only ``.pth``, with the options that build
 the network; :mod:`.options` reads those options back off a checkpoint (or SFMNet's off its keys and shapes).
 """
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from sfmnet_plugin.checkpoints import sfmnet, sparnet, wfen
-from sfmnet_plugin.checkpoints.common import (
+from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
     format_keys,
@@ -32,7 +35,8 @@ KNOWN_NETWORKS = ('SFMNet generator', 'SFMNet LightCNN-9 discriminators', *sparn
                   *wfen.PUBLISHED_NETWORKS)
 
 
-def recognise_official_checkpoint(state_dict, keep_unused_attention: bool = True):
+def recognise_official_checkpoint(state_dict: Mapping[str, Any],
+                                 keep_unused_attention: bool = True) -> OfficialNetwork | None:
     """The :class:`OfficialNetwork` whose official layout ``state_dict`` has (``module.`` prefixes allowed), or None.
 
     Recognition looks at the key names (and, for SPARNet, reads the options off the shapes); it does not check
@@ -44,7 +48,8 @@ def recognise_official_checkpoint(state_dict, keep_unused_attention: bool = True
             or wfen.recognise(state_dict))
 
 
-def convert_official_checkpoint(state_dict, keep_unused_attention: bool = True):
+def convert_official_checkpoint(state_dict: Mapping[str, Any],
+                                keep_unused_attention: bool = True) -> tuple[dict, OfficialNetwork]:
     """Official state dict -> ``(plugin state dict, OfficialNetwork found)``.
 
     Raises :class:`CheckpointConversionError` when the keys belong to no known network or do not match the

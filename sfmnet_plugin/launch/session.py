@@ -29,7 +29,8 @@ from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from os import path as osp
 
-from sfmnet_plugin.utils.cpu_threads import busy_machine_warning
+from sfmnet_plugin.utils.process_settings import busy_machine_warning
+from sfmnet_plugin.utils.profiling import count_parameters
 from sfmnet_plugin.utils.run_lock import RunFolderLocks
 
 LOGGER_NAME = 'basicsr'
@@ -73,10 +74,6 @@ def log_file_of(logger):
     return files[0] if files else None
 
 
-def parameter_count(net):
-    return sum(p.numel() for p in net.parameters())
-
-
 def _shown_path(path):
     """``path`` relative to the current folder when it lies inside it, else absolute."""
     relative = osp.relpath(path)
@@ -95,7 +92,7 @@ def start_banner(opt, model, datasets):
     for label in sorted(name for name in vars(model) if name.startswith('net_') and hasattr(getattr(model, name),
                                                                                                'parameters')):
         net = model.get_bare_model(getattr(model, label))
-        lines.append(f'  {label:<9} {type(net).__name__}, {parameter_count(net):,} parameters')
+        lines.append(f'  {label:<9} {type(net).__name__}, {count_parameters(net):,} parameters')
     world_size = opt.get('world_size', 1)
     for phase, dataset in datasets:
         dataset_opt = dataset.opt

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Subset
 
 from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
 from sfmnet_plugin.metrics.fid import FidScorer, inception_features
-from sfmnet_plugin.utils.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
+from sfmnet_plugin.models.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
 
 AUTOCAST_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 SR_QUANTIZATIONS = ('round', 'truncate')

@@ -23,11 +23,12 @@ from basicsr.archs import build_network
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint, unwrap_checkpoint
 from sfmnet_plugin.checkpoints.io import NETWORK_FORMATS, load_checkpoint_file, save_checkpoint_file
 from sfmnet_plugin.utils.output_paths import output_write_error
+from sfmnet_plugin.utils.profiling import count_parameters
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 
-def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+def main(argv: list[str] | None = None) -> int:
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     parser = argparse.ArgumentParser(
         prog='sfmnet-convert-official',
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     except (OSError, RuntimeError) as error:  # a missing or read-only folder, a full disk
         return fail(str(output_write_error(args.output, error)))
     with torch.device('meta'):  # count the parameters (not the buffers) of the network the weights are for
-        num_params = sum(p.numel() for p in build_network(dict(found.network_options)).parameters())
+        num_params = count_parameters(build_network(dict(found.network_options)))
     print(f'Found: {found.name}. Wrote {args.output}: {len(converted)} tensors, {num_params:,} parameters; '
           f'{role}: {found.network_options}')
     return 0

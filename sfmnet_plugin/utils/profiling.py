@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 
-def count_parameters(model):
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(module) -> int:
+    """The number of parameters of a torch module (0 for None: an optional part that is absent)."""
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
 
 
 def count_macs_per_image(model, inputs):

@@ -1,8 +1,8 @@
 """One live run per experiment (or results) folder: a lock file held while the run uses the folder.
 
-Two ``sfmnet-train`` runs with the same ``name`` at once used to share one folder: the second archived the
-first, live run's folder (BasicSR's ``mkdir_and_rename``) and the first run's checkpoints then landed in the
-second run's folder, both exiting 0. A run now holds an exclusive ``fcntl.flock`` on ``<folder>/.run.lock``
+Without a lock, two ``sfmnet-train`` runs with the same ``name`` at once would share one folder: the second would
+archive the first, live run's folder (BasicSR's ``mkdir_and_rename``) and the first run's checkpoints would then
+land in the second run's folder, both exiting 0. A run holds an exclusive ``fcntl.flock`` on ``<folder>/.run.lock``
 (which records its PID) from before it touches the folder until it ends; a second run finds the lock
 taken and stops with :class:`RunFolderInUseError` naming the folder and the running PID, before it
 archives, creates or writes anything. The kernel releases a flock when its process dies, however it

@@ -15,8 +15,9 @@ from PIL import Image
 
 from sfmnet_plugin.checkpoints.io import load_checkpoint_file, save_checkpoint_file
 from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options
-from sfmnet_plugin.tools import demo
-from sfmnet_plugin.tools.demo import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
+from sfmnet_plugin.demo import end_to_end as demo
+from sfmnet_plugin.demo.end_to_end import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
+from sfmnet_plugin.tools import demo as demo_cli
 
 SCALE, SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,
@@ -83,8 +84,8 @@ def test_the_family_each_with_both_presets_and_the_default_is_sfmnet():
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
         assert set(network.presets) == {'cpu', 'gpu'}
-    assert demo.build_parser().parse_args([]).networks == ['SFMNet']
-    assert demo.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN']
+    assert demo_cli.build_parser().parse_args([]).networks == ['SFMNet']
+    assert demo_cli.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet']
 
 
 @pytest.mark.parametrize('network', DEMO_NETWORKS, ids=lambda network: network.label)
@@ -152,7 +153,7 @@ def tiny_family(tmp_path, monkeypatch, write_tiny_face_set, tiny_demo_presets):
     monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))  # experiments/ and demo_output/ in tmp_path
     monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
     monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks(tiny_demo_presets))
-    demo.main(['--networks', 'SFMNet', 'SPARNet', 'SMLNet', '--iterations', '2', '--threads', '1'])
+    demo_cli.main(['--family', '--iterations', '2', '--threads', '1'])
     return tmp_path, tmp_path / 'demo_output'
 
 
@@ -203,7 +204,7 @@ def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatc
     monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))
     monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
     monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks(tiny_demo_presets))
-    assert demo.main(['--networks', label, '--iterations', '3', '--threads', '1']) is None  # exit status 0
+    assert demo_cli.main(['--networks', label, '--iterations', '3', '--threads', '1']) is None  # exit status 0
     output = tmp_path / 'demo_output'
     assert list(read_table(output / 'table.csv')) == ['Bicubic', label]
     checkpoint = load_checkpoint_file(str(output / 'models' / f'{label}.safetensors'))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sfmnet_plugin.utils.reports import CONTACT_SHEET_COLUMNS, contact_sheet, summarize
+from sfmnet_plugin.models.reports import CONTACT_SHEET_COLUMNS, contact_sheet, summarize
 
 SCALE, SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
