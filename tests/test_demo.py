@@ -76,7 +76,7 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output):
 
 
 def test_the_family_is_sfmnet_sparnet_smlnet_each_with_both_presets_and_the_default_is_sfmnet():
-    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet']
+    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'UFSRNet', 'SISN']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
@@ -123,7 +123,7 @@ def test_the_gpu_preset_trains_the_full_size_sfmnet():
     assert len(full.interactions) == 14
 
 
-@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet'])
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'UFSRNet', 'SISN'])
 def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network):
     train, test = (load_merged_options(os.path.join(REPO_ROOT, 'options', f'demo_{kind}{network}_x8.yml'))
                    for kind in ('', 'test_'))
@@ -149,6 +149,8 @@ TINY_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass attentio
     'SFMNet': ['network_g:num_feat=4', 'network_g:num_heads=1'],
     'SPARNet': ['network_g:min_ch=4', 'network_g:max_ch=8'],
     'SMLNet': ['network_g:num_feat=6', 'network_g:num_heads=1'],
+    'UFSRNet': ['network_g:num_feat=4'],
+    'SISN': ['network_g:num_feat=4', 'network_g:num_groups=1', 'network_g:num_blocks=1'],
 }
 
 
@@ -210,3 +212,16 @@ def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(t
         assert int(table[method]['parameters']) == direct.costs[method].parameters
     assert (root / 'direct' / 'per_image.csv').read_text() == (output / 'per_image.csv').read_text()
     assert '| SMLNet |' in (output / 'table.md').read_text()
+
+
+@pytest.mark.parametrize('label', ['UFSRNet', 'SISN'])
+def test_a_zoo_network_alone_gets_its_row(tmp_path, monkeypatch, label):
+    """``sfmnet-demo --networks <zoo network> --iterations 3``: trained, exported and scored beside bicubic."""
+    monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))
+    monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
+    monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks())
+    assert demo.main(['--networks', label, '--iterations', '3', '--threads', '1']) is None  # exit status 0
+    output = tmp_path / 'demo_output'
+    table = read_table(output / 'table.csv')
+    assert list(table) == ['Bicubic', label] and table[label]['images'] == '2'
+    assert load_checkpoint_file(str(output / 'models' / f'{label}.safetensors'))['network_g']['type'] == label

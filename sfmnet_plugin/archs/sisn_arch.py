@@ -1,7 +1,7 @@
 """SISN: "Face Hallucination via Split-Attention in Split-Attention Network" (Lu et al., ACM MM 2021).
 
 Re-implemented from the official code (``mdswyz/SISN-Face-Hallucination``, MIT: ``model/sisn.py`` ``Net(opt)`` with
-``option.py``'s ``make_template`` sizes; ``docs/fidelity.md`` Part D has the facts). With the defaults :class:`SISN` is
+``option.py``'s ``make_template`` sizes; ``docs/fidelity.md`` Part S has the facts). With the defaults :class:`SISN` is
 the official x4 network: 8,524,379 parameters (8,755,035 at x8) under the official state-dict names, so the official
 checkpoints load once DataParallel's ``module.`` prefix is removed (``sfmnet_plugin.checkpoints`` does it).
 

@@ -1,5 +1,5 @@
 """SISN's building blocks: split attention, the split-attention block (ISAB), its group (ESAG), space-to-depth and
-the mean shift (``docs/fidelity.md`` §D2).
+the mean shift (``docs/fidelity.md`` §S2).
 
 Official sources (``mdswyz/SISN-Face-Hallucination``, MIT): ``Internal_feature_Split_Attention``
 (``model/utils/ISA.py``), ``Internal_feature_Split_Attention_Block`` (``model/utils/isab.py``),

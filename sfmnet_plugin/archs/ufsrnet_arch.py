@@ -1,7 +1,7 @@
 """UFSRNet: "U-shaped Face Super-resolution Reconstruction Network Based on Wavelet Transform".
 
 Re-implemented from the official code (``Aichiniuroumian/UFSRNet``: ``models/ufsrnet.py``, ``models/common.py``;
-``docs/fidelity.md`` Part C has the facts; the repository states no licence and none of its code is copied). With the
+``docs/fidelity.md`` Part U has the facts; the repository states no licence and none of its code is copied). With the
 defaults :class:`UFSRNet` is the official network: 4,156,518 parameters under the official state-dict names, so the
 official ``latest_net_G.pth`` loads as it is.
 
@@ -21,7 +21,7 @@ Data flow at x8 (``C(n)`` = channels; ``DWT`` = Haar analysis, 4x the channels a
 A gated pair at level ``k`` is ``b = dw2(LReLU(dw1(d))) * sigmoid(conv1x1(d) -> 1 channel) + d`` with 3x3 depthwise
 convs ``d_lk_Block1``/``d_lk_Block2`` and the gate ``zishiying{k+1}``. The blocks ``i_l*`` are :class:`DistillNAFBlock`.
 
-Quirks of the official forward, all kept (``docs/fidelity.md`` §C9): level 2 calls the bottleneck block ``i_l2_Block2``
+Quirks of the official forward, all kept (``docs/fidelity.md`` §U9): level 2 calls the bottleneck block ``i_l2_Block2``
 where levels 0 and 1 call their second depthwise conv, and without the activation before it, so ``i_l2_Block2`` runs
 twice with shared weights and ``d_l2_Block2`` is never called (``shared_bottleneck_block=False`` builds the symmetric
 reading instead); every block's ``conv0`` and ``gamma`` are never called either; the ``1x1 128 -> 256`` of ``up 1``
@@ -60,18 +60,23 @@ class UFSRNet(nn.Module):
             levels 0 and 1 (LReLU, then its own depthwise conv ``d_l2_Block2``); the state-dict names are the same.
         official_init: re-initialise as the official training did (every conv weight N(0, 0.02), bias 0; the
             LayerNorms keep (1, 0) and ``beta``/``gamma`` their zeros); off means PyTorch's default initialisation.
+        num_feat: the head's width ``C`` (32, which the official code hard-codes); the levels have ``2C``, ``4C`` and
+            ``4C`` channels. Other values are ours (the demo's small CPU network).
 
     ``forward(x)``: ``B x 3 x h x w`` -> ``B x 3 x (h * upscale) x (w * upscale)``; the upsampled size must be a
     multiple of 8 (three Haar levels).
     """
 
-    def __init__(self, upscale: int = 8, shared_bottleneck_block: bool = True, official_init: bool = False):
+    def __init__(self, upscale: int = 8, shared_bottleneck_block: bool = True, official_init: bool = False,
+                 num_feat: int = NUM_FEAT):
         super().__init__()
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'UFSRNet upscale must be a positive integer, got {upscale!r}.')
+        if not isinstance(num_feat, int) or num_feat < 1:
+            raise ValueError(f'UFSRNet num_feat must be a positive integer (official: 32), got {num_feat!r}.')
         self.upscale = upscale
         self.shared_bottleneck_block = shared_bottleneck_block
-        c = NUM_FEAT
+        c = num_feat
         self.head = nn.Conv2d(3, c, 3, padding=1)
 
         # encoder: after each DWT a 1x1 conv narrows the four sub-bands

@@ -1,4 +1,4 @@
-"""UFSRNet's building blocks: the Haar transform pair and the distillation/NAF block (``docs/fidelity.md`` §C2).
+"""UFSRNet's building blocks: the Haar transform pair and the distillation/NAF block (``docs/fidelity.md`` §U2).
 
 Official sources (``Aichiniuroumian/UFSRNet``, ``models/common.py``): ``dwt_init``/``iwt_init``, ``LayerNorm2d`` and
 ``NAFBlock1``/``NAFBlock2``. ``NAFBlock1`` (64 channels) and ``NAFBlock2`` (128) are one structure at two widths, so

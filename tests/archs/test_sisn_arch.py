@@ -1,6 +1,6 @@
 """SISN: the official network parameter for parameter at x4 and x8 (``tests/data/sisn_official_keys.txt``), its output
 on the golden faces (``tests/data/golden/sisn.npz``, made by the official code) and the quirks of the official code
-(docs/fidelity.md §D9)."""
+(docs/fidelity.md §S9)."""
 import os
 
 import numpy as np

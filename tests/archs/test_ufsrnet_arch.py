@@ -1,6 +1,6 @@
 """UFSRNet: the official network parameter for parameter (``tests/data/ufsrnet_official_keys.txt``), its output on the
 golden face (``tests/data/golden/ufsrnet.npz``, made by the official code) and each quirk of the official forward
-(docs/fidelity.md §C9)."""
+(docs/fidelity.md §U9)."""
 import os
 
 import numpy as np

@@ -8,11 +8,13 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
+from PIL import Image
 
 from sfmnet_plugin.archs.sisn_arch import SISN
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint
 from sfmnet_plugin.inference import FaceRestorer
 from sfmnet_plugin.tools.convert_official import main as convert_main
+from sfmnet_plugin.tools.infer import main as infer_main
 
 KEYS = os.path.join('tests', 'data', 'sisn_official_keys.txt')
 
@@ -73,7 +75,7 @@ def test_cli_converts_and_basicsr_loads_it(tmp_path, official_key_listing, capsy
     assert torch.equal(model.body[9].IA.conv2.conv1x1_2.bias, checkpoint['module.body.9.IA.conv2.conv1x1_2.bias'])
 
 
-def test_face_restorer_takes_the_raw_official_checkpoint(tmp_path):
+def test_face_restorer_and_sfmnet_infer_take_the_raw_official_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = SISN(upscale=8).eval()
     raw = tmp_path / 'SISN_official.pth'
@@ -85,3 +87,7 @@ def test_face_restorer_takes_the_raw_official_checkpoint(tmp_path):
     restorer = FaceRestorer(str(raw), device='cpu')  # no network options: the checkpoint names SISN x8
     assert restorer.official_network.name == 'SISN x8'
     np.testing.assert_array_equal(restorer.restore_image(lr), expected)
+    Image.fromarray(lr).save(tmp_path / 'face.png')  # sfmnet-infer takes the raw file the same way
+    assert infer_main([str(tmp_path / 'face.png'), '--output', str(tmp_path / 'sr'), '--checkpoint', str(raw),
+                       '--device', 'cpu']) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'sr' / 'face.png')), expected)

@@ -7,11 +7,13 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
+from PIL import Image
 
 from sfmnet_plugin.archs.ufsrnet_arch import UFSRNet
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint
 from sfmnet_plugin.inference import FaceRestorer
 from sfmnet_plugin.tools.convert_official import main as convert_main
+from sfmnet_plugin.tools.infer import main as infer_main
 
 KEYS = os.path.join('tests', 'data', 'ufsrnet_official_keys.txt')
 
@@ -58,7 +60,7 @@ def test_cli_converts_and_basicsr_loads_it(tmp_path, official_sd, capsys):
     assert torch.equal(model.tail1.weight, official_sd['tail1.weight'])
 
 
-def test_face_restorer_takes_the_raw_official_checkpoint(tmp_path):
+def test_face_restorer_and_sfmnet_infer_take_the_raw_official_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = UFSRNet().eval()
     raw = tmp_path / 'UFSRNet_official.pth'
@@ -70,3 +72,17 @@ def test_face_restorer_takes_the_raw_official_checkpoint(tmp_path):
     restorer = FaceRestorer(str(raw), device='cpu')  # no network options: the checkpoint names UFSRNet x8
     assert restorer.official_network.name == 'UFSRNet'
     np.testing.assert_array_equal(restorer.restore_image(lr), expected)
+    Image.fromarray(lr).save(tmp_path / 'face.png')  # sfmnet-infer takes the raw file the same way
+    assert infer_main([str(tmp_path / 'face.png'), '--output', str(tmp_path / 'sr'), '--checkpoint', str(raw),
+                       '--device', 'cpu']) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'sr' / 'face.png')), expected)
+
+
+def test_a_plugin_trained_ufsrnet_of_another_width_round_trips():
+    with torch.device('meta'):
+        state_dict = UFSRNet(num_feat=8).state_dict()
+    converted, found = convert_official_checkpoint(state_dict)
+    assert found.name == 'UFSRNet (num_feat=8)'
+    assert found.network_options == {'type': 'UFSRNet', 'upscale': 8, 'num_feat': 8}
+    with torch.device('meta'):
+        build_network(dict(found.network_options)).load_state_dict(converted, strict=True, assign=True)
