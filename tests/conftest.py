@@ -1,4 +1,5 @@
 """Shared test fixtures. ``sfmnet_plugin`` is imported first: it makes basicsr importable."""
+import ast
 import os
 import shutil
 import subprocess
@@ -451,6 +452,8 @@ _TINY_DEMO_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass at
     'SPARNet': ['network_g:min_ch=4', 'network_g:max_ch=8'],
     'SMLNet': ['network_g:num_feat=6', 'network_g:num_heads=1'],
     'WFEN': ['network_g:min_ch=4', 'network_g:res_depth=1'],
+    'UFSRNet': ['network_g:num_feat=4'],
+    'SISN': ['network_g:num_feat=4', 'network_g:num_groups=1', 'network_g:num_blocks=1'],
 }
 
 
@@ -510,3 +513,32 @@ def malicious_torch_file():
     """``malicious_torch_file(path, marker, payload_key='iter')``: a torch file whose loading would create
     ``marker``; returns ``str(path)``."""
     return _malicious_torch_file
+
+
+def _official_key_listing(path: str, section: str = '') -> dict:
+    """``{key: (shape, dtype)}`` of one network of an official key listing (``tests/data/*_official_keys.txt``: a
+    ``## <title>`` line per network, then ``key<TAB>shape<TAB>dtype`` lines), in the official order; ``section`` is the
+    start of the title (the first network when empty)."""
+    with open(os.path.join(REPO_ROOT, path), encoding='utf-8') as f:
+        blocks = f.read().split('\n## ')[1:]
+    block = next(block for block in blocks if block.startswith(section))
+    layout = {}
+    for line in block.splitlines()[1:]:
+        if line.strip():
+            key, shape, dtype = line.split('\t')
+            layout[key] = (tuple(ast.literal_eval(shape)), getattr(torch, dtype))
+    return layout
+
+
+@pytest.fixture(scope='session')
+def official_key_listing():
+    """``official_key_listing(path, section='')``: see :func:`_official_key_listing`."""
+    return _official_key_listing
+
+
+@pytest.fixture(scope='session')
+def golden_hr_input(golden_lr_face):
+    """The golden LR as the SPARNet-family official loaders feed it: ``PIL.Image.resize((128, 128), BICUBIC)`` on the
+    uint8 image, as a ``1 x 3 x 128 x 128`` float64 tensor in [0, 1] (``ToTensor``; [-1, 1] is the network's job)."""
+    up = Image.fromarray(golden_lr_face).resize((128, 128), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(up).astype(np.float64) / 255).permute(2, 0, 1)[None]

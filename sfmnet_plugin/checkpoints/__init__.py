@@ -10,9 +10,11 @@ One entry point for every family, which ``sfmnet-convert-official``, :mod:`sfmne
     net = build_network(found.network_options)
     net.load_state_dict(state_dict, strict=True)
 
-Official SFMNet checkpoints are renamed to the plugin's readable names (:mod:`.sfmnet`); SPARNet-family and WFEN
-ones keep their names, which are the plugin's, and are checked (:mod:`.sparnet`, :mod:`.wfen`). Either way every key
-and shape is checked, and a wrong checkpoint raises :class:`CheckpointConversionError` naming the first mismatched key.
+Official SFMNet checkpoints are renamed to the plugin's readable names (:mod:`.sfmnet`); SPARNet-family, WFEN,
+UFSRNet and SISN ones keep their names, which are the plugin's, and are checked (:mod:`.sparnet`, :mod:`.wfen`,
+:mod:`.ufsrnet`, :mod:`.sisn`; SISN's ``module.`` prefixes, which every official SISN checkpoint has, are removed).
+Either way every key and shape is checked, and a wrong checkpoint raises :class:`CheckpointConversionError` naming the
+first mismatched key.
 
 :mod:`.io` reads and writes network files, ``.safetensors`` or weights-only ``.pth``, with the options that build
 the network; :mod:`.options` reads those options back off a checkpoint (or SFMNet's off its keys and shapes).
@@ -22,7 +24,7 @@ from typing import Any
 
 import torch
 
-from sfmnet_plugin.checkpoints import sfmnet, sparnet, wfen
+from sfmnet_plugin.checkpoints import sfmnet, sisn, sparnet, ufsrnet, wfen
 from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
@@ -32,7 +34,7 @@ from sfmnet_plugin.checkpoints.conversion import (
 )
 
 KNOWN_NETWORKS = ('SFMNet generator', 'SFMNet LightCNN-9 discriminators', *sparnet.PUBLISHED_NETWORKS,
-                  *wfen.PUBLISHED_NETWORKS)
+                  *wfen.PUBLISHED_NETWORKS, ufsrnet.NAME, *sisn.PUBLISHED_NETWORKS)
 
 
 def recognise_official_checkpoint(state_dict: Mapping[str, Any],
@@ -45,7 +47,9 @@ def recognise_official_checkpoint(state_dict: Mapping[str, Any],
     state_dict = strip_module_prefix(state_dict)
     return (sfmnet.recognise(state_dict, keep_unused_attention=keep_unused_attention)
             or sparnet.recognise(state_dict)
-            or wfen.recognise(state_dict))
+            or wfen.recognise(state_dict)
+            or ufsrnet.recognise(state_dict)
+            or sisn.recognise(state_dict))
 
 
 def convert_official_checkpoint(state_dict: Mapping[str, Any],

@@ -10,8 +10,9 @@ network (``network_g``; ``network_d`` for a discriminator), so ``sfmnet-infer --
 IN (``.pth`` or ``.safetensors``) may be a plain state dict, one wrapped in ``{'state_dict': ...}`` or BasicSR's
 ``params``/``params_ema``, and/or use DataParallel's ``module.`` prefixes. Recognised (see
 :mod:`sfmnet_plugin.checkpoints`): the SFMNet generator and its two LightCNN-9 discriminators; SPARNet,
-SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy), the SPARNetHD multi-scale discriminator; WFEN. Every
-key and shape is checked; a wrong checkpoint gets an error naming the first mismatched key, and nothing is written.
+SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy), the SPARNetHD multi-scale discriminator; WFEN;
+UFSRNet; SISN at x4 or x8 (its solver's DataParallel files). Every key and shape is checked; a wrong checkpoint gets
+an error naming the first mismatched key, and nothing is written.
 """
 import argparse
 import os
@@ -32,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     apply_process_settings()
     parser = argparse.ArgumentParser(
         prog='sfmnet-convert-official',
-        description="Convert an official SFMNet, SPARNet-family or WFEN checkpoint to the plugin's names, saved as "
-                    "BasicSR's {'params': state_dict}.")
+        description="Convert an official SFMNet, SPARNet-family, WFEN, UFSRNet or SISN checkpoint to the plugin's "
+                    "names, saved as BasicSR's {'params': state_dict}.")
     parser.add_argument('input', help='official checkpoint (.pth or .safetensors)')
     parser.add_argument('output', help='where to write the converted checkpoint (must not exist yet)')
     parser.add_argument('--drop-unused-attention', action='store_true',

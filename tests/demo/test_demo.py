@@ -79,7 +79,7 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output, readme_c
 
 
 def test_the_family_each_with_both_presets_and_the_default_is_sfmnet():
-    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN']
+    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'UFSRNet', 'SISN']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
@@ -126,7 +126,7 @@ def test_the_gpu_preset_trains_the_full_size_sfmnet():
     assert len(full.interactions) == 14
 
 
-@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN'])
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'UFSRNet', 'SISN'])
 def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network, repo_root):
     train, test = (load_merged_options(os.path.join(repo_root, 'options', f'demo_{kind}{network}_x8.yml'))
                    for kind in ('', 'test_'))
@@ -197,7 +197,7 @@ def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(t
     assert '| SMLNet |' in (output / 'table.md').read_text()
 
 
-@pytest.mark.parametrize('label', ['WFEN'])
+@pytest.mark.parametrize('label', ['WFEN', 'UFSRNet', 'SISN'])
 def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatch, write_tiny_face_set,
                                                      tiny_demo_presets):
     """One tiny demo run per zoo network: ``--networks <it> --iterations 3`` ends with its row next to bicubic."""
