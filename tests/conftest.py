@@ -1,4 +1,5 @@
 """Shared test fixtures. ``sfmnet_plugin`` is imported first: it makes basicsr importable."""
+import ast
 import os
 import sys
 
@@ -74,3 +75,32 @@ def seeded_state_dict():
 def golden_lr_face():
     """The 16 x 16 x 3 uint8 LR face of the golden outputs (``tests/data/golden/lr_face_16.png``)."""
     return np.asarray(Image.open(os.path.join(REPO_ROOT, 'tests', 'data', 'golden', 'lr_face_16.png')).convert('RGB'))
+
+
+def _official_key_listing(path: str, section: str = '') -> dict:
+    """``{key: (shape, dtype)}`` of one network of an official key listing (``tests/data/*_official_keys.txt``: a
+    ``## <title>`` line per network, then ``key<TAB>shape<TAB>dtype`` lines), in the official order; ``section`` is the
+    start of the title (the first network when empty)."""
+    with open(os.path.join(REPO_ROOT, path), encoding='utf-8') as f:
+        blocks = f.read().split('\n## ')[1:]
+    block = next(block for block in blocks if block.startswith(section))
+    layout = {}
+    for line in block.splitlines()[1:]:
+        if line.strip():
+            key, shape, dtype = line.split('\t')
+            layout[key] = (tuple(ast.literal_eval(shape)), getattr(torch, dtype))
+    return layout
+
+
+@pytest.fixture(scope='session')
+def official_key_listing():
+    """``official_key_listing(path, section='')``: see :func:`_official_key_listing`."""
+    return _official_key_listing
+
+
+@pytest.fixture(scope='session')
+def golden_hr_input(golden_lr_face):
+    """The golden LR as the SPARNet-family official loaders feed it: ``PIL.Image.resize((128, 128), BICUBIC)`` on the
+    uint8 image, as a ``1 x 3 x 128 x 128`` float64 tensor in [0, 1] (``ToTensor``; [-1, 1] is the network's job)."""
+    up = Image.fromarray(golden_lr_face).resize((128, 128), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(up).astype(np.float64) / 255).permute(2, 0, 1)[None]
