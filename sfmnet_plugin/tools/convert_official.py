@@ -10,8 +10,9 @@ network (``network_g``; ``network_d`` for a discriminator), so ``sfmnet-infer --
 IN (``.pth`` or ``.safetensors``) may be a plain state dict, one wrapped in ``{'state_dict': ...}`` or BasicSR's
 ``params``/``params_ema``, and/or use DataParallel's ``module.`` prefixes. Recognised (see
 :mod:`sfmnet_plugin.checkpoints`): the SFMNet generator and its two LightCNN-9 discriminators; SPARNet,
-SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy) and the SPARNetHD multi-scale discriminator. Every
-key and shape is checked; a wrong checkpoint gets an error naming the first mismatched key, and nothing is written.
+SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy) and the SPARNetHD multi-scale discriminator; CTCNet.
+Every key and shape is checked; a wrong checkpoint gets an error naming the first mismatched key, and nothing is
+written.
 """
 import argparse
 import os
