@@ -76,13 +76,13 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output):
 
 
 def test_the_family_is_sfmnet_sparnet_smlnet_each_with_both_presets_and_the_default_is_sfmnet():
-    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet']
+    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'CTCNet']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
         assert set(network.presets) == {'cpu', 'gpu'}
     assert demo.build_parser().parse_args([]).networks == ['SFMNet']
-    assert demo.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet']
+    assert demo.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet', 'CTCNet']
 
 
 @pytest.mark.parametrize('network', DEMO_NETWORKS, ids=lambda network: network.label)
@@ -123,7 +123,7 @@ def test_the_gpu_preset_trains_the_full_size_sfmnet():
     assert len(full.interactions) == 14
 
 
-@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet'])
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'CTCNet'])
 def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network):
     train, test = (load_merged_options(os.path.join(REPO_ROOT, 'options', f'demo_{kind}{network}_x8.yml'))
                    for kind in ('', 'test_'))
@@ -149,6 +149,7 @@ TINY_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass attentio
     'SFMNet': ['network_g:num_feat=4', 'network_g:num_heads=1'],
     'SPARNet': ['network_g:min_ch=4', 'network_g:max_ch=8'],
     'SMLNet': ['network_g:num_feat=6', 'network_g:num_heads=1'],
+    'CTCNet': ['network_g:num_feat=2'],
 }
 
 
@@ -168,7 +169,7 @@ def tiny_family(tmp_path, monkeypatch):
     monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))  # experiments/ and demo_output/ in tmp_path
     monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
     monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks())
-    demo.main(['--family', '--iterations', '2', '--threads', '1'])
+    demo.main(['--networks', 'SFMNet', 'SPARNet', 'SMLNet', '--iterations', '2', '--threads', '1'])
     return tmp_path, tmp_path / 'demo_output'
 
 
@@ -210,3 +211,26 @@ def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(t
         assert int(table[method]['parameters']) == direct.costs[method].parameters
     assert (root / 'direct' / 'per_image.csv').read_text() == (output / 'per_image.csv').read_text()
     assert '| SMLNet |' in (output / 'table.md').read_text()
+
+
+def test_the_gpu_preset_restores_the_official_ctcnet():
+    from basicsr.archs import build_network
+
+    network = next(network for network in DEMO_NETWORKS if network.label == 'CTCNet')
+    gpu = apply_overrides(load_merged_options(network.train_options), network.presets['gpu'])
+    with torch.device('meta'):
+        full = build_network(dict(gpu['network_g']))
+    assert sum(p.numel() for p in full.parameters()) == 24_404_917  # as tests/archs/test_ctcnet_arch.py counts it
+
+
+@pytest.mark.parametrize('label', ['CTCNet'])
+def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatch):
+    """One tiny demo run per zoo network: ``--networks <it> --iterations 3`` ends with its row next to bicubic."""
+    monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))
+    monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
+    monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks())
+    assert demo.main(['--networks', label, '--iterations', '3', '--threads', '1']) is None  # exit status 0
+    output = tmp_path / 'demo_output'
+    assert list(read_table(output / 'table.csv')) == ['Bicubic', label]
+    checkpoint = load_checkpoint_file(str(output / 'models' / f'{label}.safetensors'))
+    assert checkpoint['network_g']['type'] == label and (output / f'infer_{label}.sh').is_file()

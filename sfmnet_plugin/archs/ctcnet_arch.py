@@ -57,6 +57,9 @@ class CTCNet(nn.Module):
         upscale: the LR input (``B x 3 x h x w`` in [0, 1]) is first resized to ``(h * upscale, w * upscale)`` with
             the PIL bicubic of the official loader; 1 means the input is already that upsampled image. The
             weights do not depend on it.
+        num_feat: width ``c`` of the first stage (official 32): the stages are ``c``, ``2c``, ``4c``
+            wide and the hourglasses ``2c``; the state-dict names stay the official ones (``tail352_128`` is then
+            ``11c -> 4c``). Only the default matches the released weights; smaller widths are for quick runs.
         sigmoid_gate: apply the sigmoid that each bottleneck block constructs to its ``compress2`` gate (a fix; the
             official network, and so its weights, never applies it: ``docs/fidelity.md`` §C4).
         official_init: re-initialise as the official training did (conv, transposed-conv and linear weights
@@ -66,44 +69,48 @@ class CTCNet(nn.Module):
     multiple of 8. The official network was only ever run at 128 x 128.
     """
 
-    def __init__(self, upscale: int = 8, sigmoid_gate: bool = False, official_init: bool = False):
+    def __init__(self, upscale: int = 8, num_feat: int = 32, sigmoid_gate: bool = False, official_init: bool = False):
         super().__init__()
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'CTCNet upscale must be a positive integer, got {upscale!r}.')
+        if not isinstance(num_feat, int) or num_feat < 1:
+            raise ValueError(f'CTCNet num_feat must be a positive integer (official 32), got {num_feat!r}.')
         self.upscale = upscale
+        c1, c2, c4 = num_feat, 2 * num_feat, 4 * num_feat
+        stage = dict(hourglass_channels=c2)
         # Registered in the official order, so the state dict lists its keys as the official checkpoints do.
-        self.head = _conv(3, 32)
-        self.res_layers_down1_pre = LocalGlobalBlock(32, 4, 1, unused_att=False)
-        self.res_layers_down1 = LocalGlobalBlock(64, 6, 2)
-        self.res_layers_down2 = LocalGlobalBlock(128, 6, 4, attention_name='att_func2')
-        self.res_layers_up1 = LocalGlobalBlock(128, 6, 4, attention_name='att_func2')
-        self.res_layers_up2 = LocalGlobalBlock(64, 6, 2)
-        self.res_layers = nn.Sequential(*[MultiScaleBlock(128, 2, sigmoid_gate) for _ in range(4)])
-        self.res_layers_back = LocalGlobalBlock(32, 4, 1, attention_name='att_func2')
-        self.tail = _conv(32, 3)
-        self.tail352_128 = _conv(352, 128)
-        self.tail288_64 = _conv(288, 64)
-        self.tai256_32 = _conv(256, 32)
-        self.conv_64 = nn.Conv2d(64, 64, 3, stride=2, padding=1)
-        self.conv_32 = nn.Conv2d(32, 32, 3, stride=2, padding=1)
-        self.tranpose_128 = nn.ConvTranspose2d(128, 128, 8, stride=2, padding=3)
-        self.tranpose64_128 = nn.ConvTranspose2d(64, 64, 8, stride=2, padding=3)
-        self.tranpose128_128 = nn.ConvTranspose2d(128, 128, 6, stride=2, padding=2)
-        self.down_input = _resample(32, 64, 32, transposed=False)  # never called (official), kept for the keys
-        self.up_input = _resample(32, 64, 32, transposed=True)     # never called (official), kept for the keys
-        self.down1 = _resample(32, 64, 64, transposed=False)
-        self.down2 = _resample(64, 128, 128, transposed=False)
-        self.down3 = _resample(128, 128, 128, transposed=False)
-        self.up1 = _resample(128, 128, 128, transposed=True)
-        self.up2 = _resample(128, 64, 64, transposed=True)
-        self.up3 = _resample(64, 32, 32, transposed=True)
+        self.head = _conv(3, c1)
+        self.res_layers_down1_pre = LocalGlobalBlock(c1, 4, 1, unused_att=False, **stage)
+        self.res_layers_down1 = LocalGlobalBlock(c2, 6, 2, **stage)
+        self.res_layers_down2 = LocalGlobalBlock(c4, 6, 4, attention_name='att_func2', **stage)
+        self.res_layers_up1 = LocalGlobalBlock(c4, 6, 4, attention_name='att_func2', **stage)
+        self.res_layers_up2 = LocalGlobalBlock(c2, 6, 2, **stage)
+        self.res_layers = nn.Sequential(*[MultiScaleBlock(c4, 2, c2, sigmoid_gate) for _ in range(4)])
+        self.res_layers_back = LocalGlobalBlock(c1, 4, 1, attention_name='att_func2', **stage)
+        self.tail = _conv(c1, 3)
+        self.tail352_128 = _conv(c4 + c4 + c2 + c1, c4)
+        self.tail288_64 = _conv(c2 + c2 + c1 + c4, c2)
+        self.tai256_32 = _conv(c1 + c1 + c2 + c4, c1)
+        self.conv_64 = nn.Conv2d(c2, c2, 3, stride=2, padding=1)
+        self.conv_32 = nn.Conv2d(c1, c1, 3, stride=2, padding=1)
+        self.tranpose_128 = nn.ConvTranspose2d(c4, c4, 8, stride=2, padding=3)
+        self.tranpose64_128 = nn.ConvTranspose2d(c2, c2, 8, stride=2, padding=3)
+        self.tranpose128_128 = nn.ConvTranspose2d(c4, c4, 6, stride=2, padding=2)
+        self.down_input = _resample(c1, c2, c1, transposed=False)  # never called (official), kept for the keys
+        self.up_input = _resample(c1, c2, c1, transposed=True)     # never called (official), kept for the keys
+        self.down1 = _resample(c1, c2, c2, transposed=False)
+        self.down2 = _resample(c2, c4, c4, transposed=False)
+        self.down3 = _resample(c4, c4, c4, transposed=False)
+        self.up1 = _resample(c4, c4, c4, transposed=True)
+        self.up2 = _resample(c4, c2, c2, transposed=True)
+        self.up3 = _resample(c2, c1, c1, transposed=True)
         for group in (1, 2, 3):  # never called (official), kept for the keys
             for index in (1, 2, 3, 4):
                 self.add_module(f'scale{group}_{index}', Scale(0.25))
-        self.embed = nn.Conv2d(32, 32, 3, padding=1)  # never called (official), kept for the keys
-        self.channel_func_128 = ChannelAttention(128)
-        self.channel_func_64 = ChannelAttention(64)
-        self.channel_func_32 = ChannelAttention(32)
+        self.embed = nn.Conv2d(c1, c1, 3, padding=1)  # never called (official), kept for the keys
+        self.channel_func_128 = ChannelAttention(c4)
+        self.channel_func_64 = ChannelAttention(c2)
+        self.channel_func_32 = ChannelAttention(c1)
         if official_init:
             official_init_(self)
 

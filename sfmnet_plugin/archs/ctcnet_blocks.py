@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from sfmnet_plugin.archs.sparnet_blocks import NormLayer
 
-HOURGLASS_CHANNELS = 64  # every hourglass works at 64 channels, whatever the width of its block
+HOURGLASS_CHANNELS = 64  # the official hourglasses work at 64 channels (twice the first stage's 32), in every block
 FFN_EXPANSION = 2.66     # hidden width of the transformer feed-forward: int(dim * 2.66) = 85, 170, 340
 
 
@@ -67,13 +67,14 @@ class ConvLayer(nn.Module):
 
 
 class ChannelAttention(nn.Module):
-    """Squeeze-and-excitation: ``x * sigmoid(W2 relu(W1 mean_HW(x)))``, reduction 16 (``conv_du.0``, ``conv_du.2``)."""
+    """Squeeze-and-excitation: ``x * sigmoid(W2 relu(W1 mean_HW(x)))`` (``conv_du.0``, ``conv_du.2``) through
+    ``channels // 16`` hidden channels, at least 1 (every official width is 32 or more; narrower is ours)."""
 
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
+        hidden = max(1, channels // reduction)
         self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(),
-            nn.Conv2d(channels // reduction, channels, 1), nn.Sigmoid())
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))
@@ -136,23 +137,24 @@ class FeatureExtractionModule(nn.Module):
 class HourglassAttention(nn.Module):
     """Spatial attention from an hourglass: ``x (B x C x H x W) -> x * M``, ``M`` is ``B x 1 x H x W`` in (0, 1).
 
-    The hourglass is SPARNet's (levels ``depth`` .. 1 of :class:`ConvLayer` at 64 channels, BatchNorm + PReLU)::
+    The hourglass is SPARNet's (levels ``depth`` .. 1 of :class:`ConvLayer` at ``mid_ch`` channels, officially 64,
+    with BatchNorm + PReLU)::
 
         level L (u):  up1 = b1_L(u); low1 = b2_L(u) (stride 2)
                       low2 = level L-1 (low1), or b2_plus_1(low1) at L = 1
                       return up1 + b3_L(low2)     (b3: nearest x2 + conv; resized to up1's size if they differ)
 
-    then ``h = channel_func(hourglass(x)) + s``, ``M = sigmoid(out_block(h))``, where ``s`` is ``x`` itself for a
-    64-channel input (official ``HourGlassBlock``) and the 1x1 conv ``_64(x)`` to 64 channels otherwise (official
-    ``HourGlassBlock2`` for 128 channels, ``HourGlassBlock32`` for 32). The mask multiplies the block's input.
+    then ``h = channel_func(hourglass(x)) + s``, ``M = sigmoid(out_block(h))``, where ``s`` is ``x`` itself for an
+    input of ``mid_ch`` channels (official ``HourGlassBlock``, 64) and the 1x1 conv ``_64(x)`` to ``mid_ch`` otherwise
+    (official ``HourGlassBlock2`` for 128 channels, ``HourGlassBlock32`` for 32). The mask multiplies the input.
     """
 
-    def __init__(self, depth: int, in_ch: int):
+    def __init__(self, depth: int, in_ch: int, mid_ch: int = HOURGLASS_CHANNELS):
         super().__init__()
         if depth < 1:
             raise ValueError(f'HourglassAttention depth must be at least 1, got {depth}.')
         self.depth = depth
-        mid = HOURGLASS_CHANNELS
+        mid = mid_ch
         # Registered in the official order: b1_L, b2_L from the top level down, b2_plus_1, b3_1 .. b3_depth.
         for level in range(depth, 0, -1):
             level_in = in_ch if level == depth else mid
@@ -276,14 +278,15 @@ class LocalGlobalBlock(nn.Module):
     """
 
     def __init__(self, channels: int, num_transformers: int, num_heads: int, hourglass_depth: int = 4,
-                 attention_name: str = 'att_func', unused_att: bool = True):
+                 hourglass_channels: int = HOURGLASS_CHANNELS, attention_name: str = 'att_func',
+                 unused_att: bool = True):
         super().__init__()
         self.encoder = FeatureExtractionModule(channels)
         self.alise = FeatureExtractionModule(channels)
         if unused_att:
             self.att = ChannelAttention(channels)
         self.attention_name = attention_name
-        self.add_module(attention_name, HourglassAttention(hourglass_depth, channels))
+        self.add_module(attention_name, HourglassAttention(hourglass_depth, channels, hourglass_channels))
         self.encoder_level1 = nn.Sequential(*[TransformerBlock(channels, num_heads) for _ in range(num_transformers)])
 
     def forward(self, x: Tensor) -> Tensor:
@@ -312,12 +315,13 @@ class MultiScaleBlock(nn.Module):
     Constructed, never called: ``STL64``, ``STL128`` (:class:`UnusedSwinWeights`), ``att``, ``conv1``, ``conv2``.
     """
 
-    def __init__(self, channels: int = 128, hourglass_depth: int = 2, sigmoid_gate: bool = False):
+    def __init__(self, channels: int = 128, hourglass_depth: int = 2, hourglass_channels: int = HOURGLASS_CHANNELS,
+                 sigmoid_gate: bool = False):
         super().__init__()
         self.sigmoid_gate = sigmoid_gate
         self.encoder = FeatureExtractionModule(channels)
-        self.STL64 = UnusedSwinWeights(64)
-        self.STL128 = UnusedSwinWeights(128)
+        self.STL64 = UnusedSwinWeights(channels // 2)  # officially 64 and 128 wide
+        self.STL128 = UnusedSwinWeights(channels)
         self.decoder_low = FeatureExtractionModule(channels)
         self.decoder_high = FeatureExtractionModule(channels)
         self.alise = FeatureExtractionModule(channels)
@@ -325,7 +329,7 @@ class MultiScaleBlock(nn.Module):
         self.att = ChannelAttention(channels)
         self.conv1 = ConvLayer(channels, channels)
         self.conv2 = ConvLayer(channels, channels, prelu=False)
-        self.att_func2 = HourglassAttention(hourglass_depth, channels)
+        self.att_func2 = HourglassAttention(hourglass_depth, channels, hourglass_channels)
         self.scale_1 = Scale(0.5)
         self.scale_2 = Scale(0.5)
         self.compress1 = nn.Conv2d(2 * channels, channels, 1)

@@ -6,7 +6,7 @@
    read the cache);
 2. writes LMDBs of them (:func:`sfmnet_plugin.prep.folder.convert_folder`);
 3. trains a small SFMNet (by default) or, with ``--family``, each network of :data:`DEMO_NETWORKS` (SFMNet,
-   SPARNet, SMLNet) with the same budget: the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
+   SPARNet, SMLNet, CTCNet) with the same budget: the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
    batch, optimiser, warm-up and cosine schedule, iterations and seed; ``--preset gpu``: full-width networks,
    longer);
 4. scores them with ``sfmnet-benchmark``'s library (:func:`sfmnet_plugin.benchmark.run_benchmark`) on the
@@ -88,6 +88,8 @@ DEMO_NETWORKS = (
         'cpu': [], 'gpu': ['network_g:min_ch=32', 'network_g:max_ch=128', 'network_g:res_depth=10', *GPU_BUDGET]}),
     DemoNetwork('SMLNet', 'demo_SMLNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
+    DemoNetwork('CTCNet', 'demo_CTCNet_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:num_feat=32', *GPU_BUDGET]}),
 )
 PRESETS = ('cpu', 'gpu')
 NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)

@@ -249,3 +249,25 @@ def test_official_initialisation_statistics():
     assert all(float(m.scale) == 1.0 for name, m in fresh.res_layers_down1.named_modules() if name.endswith('weight2'))
     assert torch.equal(fresh.res_layers_down2.encoder_level1[0].attn.temperature, torch.ones(4, 1, 1))
     assert float(fresh.res_layers[0].scale_1.scale) == 0.5
+
+
+def test_num_feat_scales_every_width_and_keeps_the_official_names():
+    narrow, official = on_meta(lambda: CTCNet(num_feat=8)), on_meta(CTCNet)
+    assert list(narrow.state_dict()) == list(official.state_dict())
+    assert count(narrow) == 1_573_618
+    assert narrow.tail352_128.weight.shape == (32, 88, 3, 3)  # 11c -> 4c, officially 352 -> 128
+    assert narrow.res_layers[0].att_func2.b1_2.conv2d.weight.shape == (16, 32, 3, 3)  # hourglasses at 2c
+    assert narrow.res_layers_down1_pre.encoder.atten.conv_du[0].out_channels == 1  # c // 16, at least 1
+    with torch.device('meta'):
+        assert narrow(torch.empty(1, 3, 16, 16)).shape == (1, 3, 128, 128)
+    with pytest.raises(ValueError, match='CTCNet num_feat must be a positive integer'):
+        CTCNet(num_feat=0)
+
+
+def test_the_benchmark_counts_the_transposed_convs():
+    from sfmnet_plugin.utils.profiling import count_macs_per_image
+
+    # input elements x out_channels x kernel area: 2 x 4 x 4 x 3 x 36
+    assert count_macs_per_image(torch.nn.ConvTranspose2d(2, 3, 6, 2, 2), torch.rand(1, 2, 4, 4)) == 3456
+    with torch.device('meta'):
+        assert count_macs_per_image(CTCNet(), torch.empty(1, 3, 16, 16)) == 29_367_314_560

@@ -83,3 +83,12 @@ def test_face_restorer_takes_the_raw_official_checkpoint(tmp_path, network):
     restorer = FaceRestorer(str(raw), device='cpu')  # no network options: the checkpoint names CTCNet x8
     assert restorer.official_network.name == 'CTCNet'
     np.testing.assert_array_equal(restorer.restore_image(lr), expected)
+
+
+def test_a_narrower_plugin_ctcnet_is_recognised_with_its_width():
+    torch.manual_seed(0)
+    narrow = CTCNet(num_feat=8)
+    converted, found = convert_official_checkpoint({f'module.{k}': t for k, t in narrow.state_dict().items()})
+    assert found.name == 'CTCNet (num_feat=8)'
+    assert found.network_options == {'type': 'CTCNet', 'upscale': 8, 'num_feat': 8}
+    build_network(dict(found.network_options)).load_state_dict(converted, strict=True)
