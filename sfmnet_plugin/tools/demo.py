@@ -5,10 +5,10 @@
    whose test data hold face photos into a cache, ~/.cache/sfmnet_plugin/face_sources, and later runs
    read the cache);
 2. writes LMDBs of them (:func:`sfmnet_plugin.prep.folder.convert_folder`);
-3. trains a small SFMNet (by default) or, with ``--family``, each network of :data:`DEMO_NETWORKS` (SFMNet,
-   SPARNet, SMLNet, CTCNet) with the same budget: the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
-   batch, optimiser, warm-up and cosine schedule, iterations and seed; ``--preset gpu``: full-width networks,
-   longer);
+3. trains a small SFMNet (by default) or, with ``--family``, SFMNet, SPARNet and SMLNet, or the networks named by
+   ``--networks`` (any of :data:`DEMO_NETWORKS`: the zoo's CTCNet too), each with the same budget: the
+   option files in ``sfmnet_plugin/demo/options/`` (the same faces, batch, optimiser, warm-up and cosine schedule,
+   iterations and seed; ``--preset gpu``: full-width networks, longer);
 4. scores them with ``sfmnet-benchmark``'s library (:func:`sfmnet_plugin.benchmark.run_benchmark`) on the
    held-out faces, next to bicubic, with one metric code;
 5. leaves in the output folder: the table (``table.md``, ``table.csv``), the per-image metrics, the contact
@@ -88,11 +88,13 @@ DEMO_NETWORKS = (
         'cpu': [], 'gpu': ['network_g:min_ch=32', 'network_g:max_ch=128', 'network_g:res_depth=10', *GPU_BUDGET]}),
     DemoNetwork('SMLNet', 'demo_SMLNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
+    # zoo networks: trained only when named (--networks), with the same budget
     DemoNetwork('CTCNet', 'demo_CTCNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=32', *GPU_BUDGET]}),
 )
 PRESETS = ('cpu', 'gpu')
 NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)
+FAMILY_LABELS = ('SFMNet', 'SPARNet', 'SMLNet')  # --family: the plugin's own family, as the README describes
 DEFAULT_NETWORKS = ('SFMNet',)
 
 
@@ -104,8 +106,8 @@ def build_parser():
     networks = parser.add_mutually_exclusive_group()
     networks.add_argument('--networks', nargs='+', choices=NETWORK_LABELS, default=list(DEFAULT_NETWORKS),
                           help='networks to train and compare, in table order (default: %(default)s)')
-    networks.add_argument('--family', dest='networks', action='store_const', const=list(NETWORK_LABELS),
-                          help=f'train and compare the family ({", ".join(NETWORK_LABELS)}) with one budget each '
+    networks.add_argument('--family', dest='networks', action='store_const', const=list(FAMILY_LABELS),
+                          help=f'train and compare the family ({", ".join(FAMILY_LABELS)}) with one budget each '
                                '(about three times as long)')
     parser.add_argument('--preset', choices=PRESETS, default='cpu',
                         help='cpu: small networks (0.45-2.6M parameters) for a few minutes each; gpu: the '
