@@ -25,7 +25,7 @@ small CPU, more for the training step). The table gives the median of the per-pa
 shared machine's load far better than absolute times (``--cpu-time`` steadies it further). Peak memory of the
 reference comes from its own process (``sfmnet-reference``, in the default model list).
 
-MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
+MACs per image count multiply-accumulates of every ``nn.Conv2d``, ``nn.ConvTranspose2d`` and ``nn.Linear`` with hooks
 (``sfmnet_plugin.utils.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the count
 of the official code's convs (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not included.
 Peak memory: ``max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each model runs in its own

@@ -452,6 +452,7 @@ _TINY_DEMO_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass at
     'SPARNet': ['network_g:min_ch=4', 'network_g:max_ch=8'],
     'SMLNet': ['network_g:num_feat=6', 'network_g:num_heads=1'],
     'WFEN': ['network_g:min_ch=4', 'network_g:res_depth=1'],
+    'CTCNet': ['network_g:num_feat=2'],
     'UFSRNet': ['network_g:num_feat=4'],
     'SISN': ['network_g:num_feat=4', 'network_g:num_groups=1', 'network_g:num_blocks=1'],
 }

@@ -206,7 +206,7 @@ def _score_images(dataset, sizes, methods, runners, columns, sheet_keys, progres
 
 
 def _cost_note(device, latency_repeats, load_average):
-    macs = 'MACs: Conv2d + Linear multiply-accumulates per image.'
+    macs = 'MACs: Conv2d + ConvTranspose2d + Linear multiply-accumulates per image.'
     if not latency_repeats:
         return f'{macs} Latency not measured.'
     where = torch.cuda.get_device_name() if device != 'cpu' and torch.cuda.is_available() else \

@@ -75,6 +75,8 @@ DEMO_NETWORKS = (
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
     DemoNetwork('WFEN', 'demo_WFEN_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:min_ch=40', 'network_g:res_depth=6', *GPU_BUDGET]}),
+    DemoNetwork('CTCNet', 'demo_CTCNet_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:num_feat=32', *GPU_BUDGET]}),
     DemoNetwork('UFSRNet', 'demo_UFSRNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=32', *GPU_BUDGET]}),
     DemoNetwork('SISN', 'demo_SISN_x8.yml', presets={

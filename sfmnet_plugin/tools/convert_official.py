@@ -11,8 +11,8 @@ IN (``.pth`` or ``.safetensors``) may be a plain state dict, one wrapped in ``{'
 ``params``/``params_ema``, and/or use DataParallel's ``module.`` prefixes. Recognised (see
 :mod:`sfmnet_plugin.checkpoints`): the SFMNet generator and its two LightCNN-9 discriminators; SPARNet,
 SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy), the SPARNetHD multi-scale discriminator; WFEN;
-UFSRNet; SISN at x4 or x8 (its solver's DataParallel files). Every key and shape is checked; a wrong checkpoint gets
-an error naming the first mismatched key, and nothing is written.
+CTCNet; UFSRNet; SISN at x4 or x8 (its solver's DataParallel files). Every key and shape is checked; a wrong
+checkpoint gets an error naming the first mismatched key, and nothing is written.
 """
 import argparse
 import os

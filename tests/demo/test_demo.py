@@ -18,6 +18,7 @@ from sfmnet_plugin.config.option_files import apply_overrides, load_merged_optio
 from sfmnet_plugin.demo import end_to_end as demo
 from sfmnet_plugin.demo.end_to_end import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
 from sfmnet_plugin.tools import demo as demo_cli
+from sfmnet_plugin.utils.profiling import count_parameters
 
 SCALE, SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,
@@ -79,13 +80,15 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output, readme_c
 
 
 def test_the_family_each_with_both_presets_and_the_default_is_sfmnet():
-    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'UFSRNet', 'SISN']
+    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'CTCNet', 'UFSRNet',
+                                                            'SISN']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
         assert set(network.presets) == {'cpu', 'gpu'}
     assert demo_cli.build_parser().parse_args([]).networks == ['SFMNet']
     assert demo_cli.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet']
+    assert demo_cli.build_parser().parse_args(['--networks', 'CTCNet']).networks == ['CTCNet']  # a zoo network
 
 
 @pytest.mark.parametrize('network', DEMO_NETWORKS, ids=lambda network: network.label)
@@ -126,7 +129,7 @@ def test_the_gpu_preset_trains_the_full_size_sfmnet():
     assert len(full.interactions) == 14
 
 
-@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'UFSRNet', 'SISN'])
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'CTCNet', 'UFSRNet', 'SISN'])
 def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network, repo_root):
     train, test = (load_merged_options(os.path.join(repo_root, 'options', f'demo_{kind}{network}_x8.yml'))
                    for kind in ('', 'test_'))
@@ -197,7 +200,17 @@ def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(t
     assert '| SMLNet |' in (output / 'table.md').read_text()
 
 
-@pytest.mark.parametrize('label', ['WFEN', 'UFSRNet', 'SISN'])
+def test_the_gpu_preset_restores_the_official_ctcnet():
+    from basicsr.archs import build_network
+
+    network = next(network for network in DEMO_NETWORKS if network.label == 'CTCNet')
+    gpu = apply_overrides(load_merged_options(network.train_options), network.presets['gpu'])
+    with torch.device('meta'):
+        full = build_network(dict(gpu['network_g']))
+    assert count_parameters(full) == 24_404_917  # as tests/archs/test_ctcnet_arch.py counts it
+
+
+@pytest.mark.parametrize('label', ['WFEN', 'CTCNet', 'UFSRNet', 'SISN'])
 def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatch, write_tiny_face_set,
                                                      tiny_demo_presets):
     """One tiny demo run per zoo network: ``--networks <it> --iterations 3`` ends with its row next to bicubic."""
