@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from PIL import Image
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import resize_as_8bit
 from sfmnet_plugin.benchmark.errors import BenchmarkError
 from sfmnet_plugin.data.image_io import ImageDecodeError, decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_reader import examples, read_meta_info
@@ -78,23 +78,21 @@ class Cost:
 
 @dataclass(frozen=True)
 class Bicubic:
-    """The bicubic baseline: the LR face upsampled like PIL's bicubic (``pil_bicubic_resize``), as validation does.
-
-    It is the float version of PIL's filter, the same the networks use inside, rounded once at the end; PIL's own
-    8-bit resize differs from it by at most one grey level.
+    """The bicubic baseline: the 8-bit LR face upsampled as ``PIL.Image.resize(size, BICUBIC)`` does, pixel for
+    pixel (``resize_as_8bit``, the networks' own default input step and the official loaders' image).
     """
 
     name: str = 'Bicubic'
     kind = 'bicubic'
 
     def describe(self):
-        return 'the LR upsampled with PIL-exact bicubic (`pil_bicubic_resize`)'
+        return "the 8-bit LR upsampled with PIL's bicubic, pixel for pixel (`resize_as_8bit`)"
 
     def prepare(self, test_set, sizes, device, latency_repeats):
         return self, Cost(parameters=0)
 
     def super_resolve(self, key, lr_tensor, hr_size):
-        return tensor_to_rgb(pil_bicubic_resize(lr_tensor[None], hr_size)[0])
+        return tensor_to_rgb(resize_as_8bit(lr_tensor[None], hr_size)[0])
 
 
 @dataclass(frozen=True)
