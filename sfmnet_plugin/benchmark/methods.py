@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import resize_as_8bit
 from sfmnet_plugin.benchmark.errors import BenchmarkError
 from sfmnet_plugin.data.image_io import ImageDecodeError, decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_reader import examples, read_meta_info
@@ -90,10 +90,8 @@ class Cost:
 
 @dataclass(frozen=True)
 class Bicubic:
-    """The bicubic baseline: the LR face upsampled like PIL's bicubic (``pil_bicubic_resize``), as validation does.
-
-    It is the float version of PIL's filter, the same the networks use inside, rounded once at the end; PIL's own
-    8-bit resize differs from it by at most one grey level.
+    """The bicubic baseline: the 8-bit LR face upsampled as ``PIL.Image.resize(size, BICUBIC)`` does, pixel for
+    pixel (``resize_as_8bit``, the networks' own default input step and the official loaders' image).
     """
 
     name: str = 'Bicubic'
@@ -101,7 +99,7 @@ class Bicubic:
 
     def describe(self) -> str:
         """The method in words, for the table's notes."""
-        return 'the LR upsampled with PIL-exact bicubic (`pil_bicubic_resize`)'
+        return "the 8-bit LR upsampled with PIL's bicubic, pixel for pixel (`resize_as_8bit`)"
 
     def prepare(self, test_set: TestSet, sizes: dict[str, tuple[int, int]], device: str,
                 latency_repeats: int) -> tuple['Bicubic', Cost]:
@@ -110,7 +108,7 @@ class Bicubic:
 
     def super_resolve(self, key: str, lr_tensor: torch.Tensor, hr_size: tuple[int, int]) -> np.ndarray:
         """The SR image (H x W x 3 uint8 RGB) of one test image."""
-        return tensor_to_rgb(pil_bicubic_resize(lr_tensor[None], hr_size)[0])
+        return tensor_to_rgb(resize_as_8bit(lr_tensor[None], hr_size)[0])
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,18 @@ class TerminalFilter(logging.Filter):
         return (record.module, record.funcName) not in LOG_FILE_ONLY_CALL_SITES
 
 
+def _logging_the_backend_in_use(dict2str):
+    """``dict2str`` that logs ``dist_params.backend`` as the process group runs it: on CPU the plugin's
+    ``init_dist`` starts gloo whatever the option file says (BasicSR's ``nccl`` default is for GPUs)."""
+    def logged(opt, *args):
+        import torch.distributed as dist
+
+        if isinstance(opt, dict) and dist.is_available() and dist.is_initialized():
+            opt = dict(opt, dist_params=dict(opt.get('dist_params') or {}, backend=dist.get_backend()))
+        return dict2str(opt, *args)
+    return logged
+
+
 def terminal_handlers(logger):
     return [handler for handler in logger.handlers
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)]
@@ -295,6 +307,8 @@ def run_session(request):
         _patch(stack, pipeline, 'get_root_logger', filtered_root_logger(pipeline.get_root_logger))
         for name in ('get_env_info', 'dict2str'):  # the ASCII-art banner and the options: log file only
             function = getattr(pipeline, name)
+            if name == 'dict2str':
+                function = _logging_the_backend_in_use(function)
             _patch(stack, pipeline, name, lambda *args, _function=function: LogFileOnly(_function(*args)))
         if stage == 'train':
             _patch(stack, basicsr_train, 'MessageLogger', eta_message_logger_class(basicsr_train.MessageLogger))
