@@ -198,8 +198,8 @@ def upsample_lr_face(lr: Tensor, upscale: int, size_multiple: int, why: str, net
     ``lr_resize='pil_uint8'`` (default) gives the official loaders' input bit for bit: the LR in [0, 1] is taken as
     the 8-bit image it came from (``round(255 x)``, clipped to [0, 255]: exact for an 8-bit PNG read as ``u / 255``),
     resized as PIL resizes uint8 images (:func:`pil_uint8_resize`) and divided by 255. Rounding has no gradient, so
-    an LR that requires one gets the float resize's (straight-through); the values stay the 8-bit ones. ``'pil_float'`` resizes the float values
-    (:func:`pil_bicubic_resize`): no rounding or clipping, differentiable in the LR.
+    an LR that requires one gets the float resize's (straight-through); the values stay the 8-bit ones.
+    ``'pil_float'`` resizes the float values (:func:`pil_bicubic_resize`): no rounding or clipping.
 
     The HR size must be a multiple of ``size_multiple`` (the network's stride-2 stages); otherwise a ValueError
     names ``network``, the sizes and ``why`` (the option that sets the multiple). ``upscale == 1`` passes ``lr``
