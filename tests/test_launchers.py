@@ -183,18 +183,17 @@ def test_torchrun_two_nodes_equals_one_node_with_two_processes(toy_run):
 STOP_AT_STATE = '''
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-import sfmnet_plugin  # noqa: F401  (the fixes, the patched save_training_state included)
-from basicsr.models.base_model import BaseModel
+from sfmnet_plugin.compat.model_methods import PluginModelMethods  # what every model of a launcher run saves with
 from sfmnet_plugin.train import main
 
-upstream = BaseModel.save_training_state
+upstream = PluginModelMethods.save_training_state
 
 def save_training_state(self, epoch, current_iter):
     upstream(self, epoch, current_iter)
     if current_iter == {stop_at}:
         os.kill(os.getpid(), signal.SIGTERM)  # as a cluster's pre-emption would, right after the checkpoint
 
-BaseModel.save_training_state = save_training_state
+PluginModelMethods.save_training_state = save_training_state
 main()
 '''
 
