@@ -11,7 +11,7 @@ _current = None
 
 
 class Run:
-    """One launcher run: its training stream (training only), the model, and its progress.
+    """One launcher run: its training stream (training only) and its progress.
 
     The progress decides two things: whether the run has started its real work (a run that fails before that
     removes the folders it created), and whether a validation would score unchanged weights (no training step
@@ -21,14 +21,13 @@ class Run:
 
     def __init__(self, stream=None):
         self.stream = stream
-        self.model = None
         self.total_iter = None  # training runs
         self.steps = 0
         self.started = False
         self.validated_at_step = {}
 
     def model_built(self, opt, model):
-        self.model = model
+        """BasicSR built the run's ``model``: a stop signal now saves it."""
         if opt['is_train']:
             self.total_iter = int(opt['train']['total_iter'])
         if self.stream is not None:
