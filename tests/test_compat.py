@@ -73,9 +73,9 @@ def test_functional_tensor_alias():
 IMPORT_CHANGES = {
     'basicsr.utils.file_client.LmdbBackend', 'basicsr.utils.dist_util.init_dist', 'basicsr.utils.options.init_dist',
     'basicsr.models.base_model.BaseModel.model_to_device', 'basicsr.utils.options.ordered_yaml',
-    *(f'{module}.torch' for module in ('basicsr.models.base_model', 'basicsr.train', 'basicsr.archs.vgg_arch',
-                                       'basicsr.archs.spynet_arch', 'basicsr.archs.basicvsr_arch',
-                                       'basicsr.archs.tof_arch', 'basicsr.archs.dfdnet_arch', 'basicsr.archs.inception')),
+    *(f'basicsr.{module}.torch' for module in ('models.base_model', 'train', 'archs.vgg_arch', 'archs.spynet_arch',
+                                               'archs.basicvsr_arch', 'archs.tof_arch', 'archs.dfdnet_arch',
+                                               'archs.inception')),
 }
 
 

@@ -132,8 +132,9 @@ def test_auto_resume_after_kill_continues_from_last_state(toy_run, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(toy_run):
+    # the documented form (docs/training.md): each rank runs the module, and restarts once for the OpenMP setting
     args = ['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
-            'sfmnet_plugin/train.py', '-opt', toy_run['options'], '--launcher', 'pytorch',
+            '-m', 'sfmnet_plugin.train', '-opt', toy_run['options'], '--launcher', 'pytorch',
             '--force_yml', 'name=toy_ddp']
     run_launcher(args, toy_run['root'])
     experiment = toy_run['experiment'] / 'toy_ddp'
