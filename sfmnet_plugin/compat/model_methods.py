@@ -26,6 +26,10 @@ from sfmnet_plugin.utils.nonfinite import check_finite_losses, check_finite_netw
 class PluginModelMethods:
     """Mixin for a BasicSR model class (before it in the bases); see the module docstring."""
 
+    # No option keys beyond BaseModel's: path.network_format is valid for every model (sfmnet_plugin.config.
+    # option_schema), since a launcher run gives every model these methods.
+    option_keys = {}
+
     def update_learning_rate(self, current_iter, warmup_iter=-1):
         self.current_iter = current_iter
         run = current_run()
