@@ -26,6 +26,8 @@ The skip convs are shared: ``conv_32`` is applied twice in series (128 -> 64 -> 
 ``tranpose128_128`` twice in series (32 -> 64 -> 128). The official network takes and returns images in [-1, 1];
 that convention lives inside :meth:`CTCNet.forward` here (exact affine maps).
 """
+from typing import Any
+
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
@@ -77,7 +79,7 @@ class CTCNet(nn.Module):
             raise ValueError(f'CTCNet num_feat must be a positive integer (official 32), got {num_feat!r}.')
         self.upscale = upscale
         c1, c2, c4 = num_feat, 2 * num_feat, 4 * num_feat
-        stage = dict(hourglass_channels=c2)
+        stage: dict[str, Any] = dict(hourglass_channels=c2)
         # Registered in the official order, so the state dict lists its keys as the official checkpoints do.
         self.head = _conv(3, c1)
         self.res_layers_down1_pre = LocalGlobalBlock(c1, 4, 1, unused_att=False, **stage)

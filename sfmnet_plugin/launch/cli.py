@@ -1,4 +1,17 @@
-"""The command lines of ``sfmnet-train`` and ``sfmnet-test``: help, usage errors, what stops a run.
+"""The launcher: the one module behind every way to train or test with the plugin.
+
+Its doors, and the preferred one for each job:
+
+* training: ``sfmnet-train -opt X.yml`` (also ``python -m sfmnet_plugin.train`` and, from a checkout, BasicSR's
+  ``python basicsr/train.py``); testing: ``sfmnet-test -opt X.yml`` (``python -m sfmnet_plugin.test``,
+  ``python basicsr/test.py``);
+* several processes: ``torchrun --nproc_per_node=N -m sfmnet_plugin.train -opt X.yml --launcher pytorch``;
+* another BasicSR project: its own ``train.py`` / ``test.py`` call :func:`train_pipeline` / :func:`test_pipeline`
+  where BasicSR's would call ``basicsr.train.train_pipeline`` / ``basicsr.test.test_pipeline``.
+
+All of them run :func:`main`: ``_base_`` and ``--force_yml`` merged, option keys and values checked, the
+pre-flight, the process's CPU settings, then BasicSR's pipeline inside the plugin's run
+(:mod:`sfmnet_plugin.launch.session`).
 
 The command line is parsed once, here, into a :class:`~sfmnet_plugin.launch.request.RunRequest`, so that
 ``--help`` explains the command (BasicSR's bare parser offered ``--auto_resume`` for testing too) and a
@@ -44,7 +57,7 @@ EXAMPLES = {
   sfmnet-train -opt options/train_SFMNet_x8.yml --auto_resume          # continue from the newest state
   sfmnet-train -opt options/demo_SFMNet_x8.yml --force_yml train:total_iter=100
   python basicsr/train.py -opt options/train_SFMNet_x8.yml              # the same, BasicSR's usual command
-  torchrun --nproc_per_node=4 sfmnet_plugin/train.py -opt options/train_SFMNet_x8.yml --launcher pytorch''',
+  torchrun --nproc_per_node=4 -m sfmnet_plugin.train -opt options/train_SFMNet_x8.yml --launcher pytorch''',
     'test': '''examples:
   sfmnet-test -opt options/test_SFMNet_x8.yml
   sfmnet-test -opt options/test_SFMNet_x8.yml \\
@@ -106,3 +119,14 @@ def main(stage, root_path=None, argv=None):
         sys.exit(2)
     apply_process_settings(restart=argv is None)
     run_basicsr_pipeline(request)
+
+
+def train_pipeline(root_path: str | None = None) -> None:
+    """BasicSR's ``train_pipeline(root_path)`` with the plugin's run behaviour: the command line of this process
+    (``-opt``, ``--auto_resume``, ``--launcher``, ...), outputs under ``root_path``."""
+    main('train', root_path)
+
+
+def test_pipeline(root_path: str | None = None) -> None:
+    """BasicSR's ``test_pipeline(root_path)`` with the plugin's run behaviour (see :func:`train_pipeline`)."""
+    main('test', root_path)

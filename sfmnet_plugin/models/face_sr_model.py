@@ -31,6 +31,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import DataLoader, Subset
 
 from sfmnet_plugin.archs.pil_resize import resize_as_8bit
+from sfmnet_plugin.compat.model_methods import PluginModelMethods
 from sfmnet_plugin.metrics.fid import FidScorer, inception_features
 from sfmnet_plugin.models.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
 
@@ -75,11 +76,13 @@ def set_requires_grad(nets, flag):
 
 
 @MODEL_REGISTRY.register()
-class FaceSRModel(SRModel):
+class FaceSRModel(PluginModelMethods, SRModel):
     """A face-SR network trained with BasicSR's pixel/perceptual losses, validated and tested like a paper.
 
     ``network_g`` is any registered network that takes the LR face (``[0, 1]``) and returns the SR face.
-    On top of BasicSR's ``SRModel`` (``pixel_opt``, ``perceptual_opt``, EMA with ``ema_decay``, schedulers):
+    On top of BasicSR's ``SRModel`` (``pixel_opt``, ``perceptual_opt``, EMA with ``ema_decay``, schedulers), and of
+    the plugin's model methods (:class:`~sfmnet_plugin.compat.model_methods.PluginModelMethods`: atomic and
+    safetensors saves with options, exact resume, non-finite guards):
 
     * ``train.mixed_precision``: ``none`` (default), ``bf16`` or ``fp16`` autocast (with a gradient
       scaler for fp16); the losses are computed in float32.
