@@ -1,7 +1,8 @@
 """What a network costs: parameters, multiply-accumulates per image and latency (``benchmarks/``, the benchmark).
 
-MACs count every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks (``output elements x in_channels / groups x
-kernel area``; ``output elements x in_features``), the convention of the papers' tables and of the official SFMNet
+MACs count every ``nn.Conv2d``, ``nn.ConvTranspose2d`` and ``nn.Linear`` with forward hooks (``output elements x
+in_channels / groups x kernel area``; ``input elements x out_channels / groups x kernel area``; ``output elements x
+in_features``), the convention of the papers' tables and of the official SFMNet
 count (30.57 G for SFMNet x8, ``docs/fidelity.md`` §A3.4): FFTs, attention matmuls and element-wise operations are
 not included. A module with a ``count_macs(args, output)`` method reports its own count (SFMNet's folded
 down-sampler counts the two official convolutions it replaces).
@@ -26,6 +27,11 @@ def count_macs_per_image(model, inputs):
         kernel_area = module.kernel_size[0] * module.kernel_size[1]
         total += out.numel() * (module.in_channels // module.groups) * kernel_area
 
+    def deconv_hook(module, args, out):
+        nonlocal total
+        kernel_area = module.kernel_size[0] * module.kernel_size[1]
+        total += args[0].numel() * (module.out_channels // module.groups) * kernel_area
+
     def linear_hook(module, args, out):
         nonlocal total
         total += out.numel() * module.in_features
@@ -38,6 +44,8 @@ def count_macs_per_image(model, inputs):
     for module in model.modules():
         if hasattr(module, 'count_macs'):  # a block that computes its convolutions in another form, e.g. folded
             handles.append(module.register_forward_hook(own_count_hook))
+        elif isinstance(module, nn.ConvTranspose2d):
+            handles.append(module.register_forward_hook(deconv_hook))
         elif isinstance(module, (nn.Conv2d, nn.Linear)):
             handles.append(module.register_forward_hook(conv_hook if isinstance(module, nn.Conv2d) else linear_hook))
     try:
