@@ -4,6 +4,7 @@ sfmnet-infer command; the README's command for it runs as written."""
 import csv
 import dataclasses
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -76,7 +77,7 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output):
 
 
 def test_the_family_is_sfmnet_sparnet_smlnet_each_with_both_presets_and_the_default_is_sfmnet():
-    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet']
+    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'DIC']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
@@ -93,7 +94,7 @@ def test_the_checkouts_demo_option_files_are_the_packaged_ones(network):
     assert network.train_options.startswith(os.path.join(REPO_ROOT, 'sfmnet_plugin', 'demo', 'options'))
 
 
-@pytest.mark.parametrize('network', DEMO_NETWORKS[1:], ids=lambda network: network.label)
+@pytest.mark.parametrize('network', DEMO_NETWORKS[1:3], ids=lambda network: network.label)
 def test_every_network_gets_sfmnets_budget(network):
     """The equal budget: same data, scale, seed, optimiser, schedule, iterations, pixel loss, validation and metrics;
     the network (and, for a single-output network, its model) is what differs. The same for the GPU preset."""
@@ -107,6 +108,26 @@ def test_every_network_gets_sfmnets_budget(network):
     assert candidate['train']['pixel_opt']['type'] == reference['train']['pixel_opt']['type'] == 'MSELoss'
     shared = [o for o in DEMO_NETWORKS[0].presets['gpu'] if not o.startswith('network_g:')]
     assert [o for o in network.presets['gpu'] if not o.startswith('network_g:')] == shared
+
+
+def test_dic_gets_sfmnets_budget_with_landmarks_and_no_flips_and_its_gpu_preset_is_the_released_network():
+    from basicsr.archs import build_network
+
+    network = DEMO_NETWORKS[3]
+    reference, candidate = (load_merged_options(n.train_options) for n in (DEMO_NETWORKS[0], network))
+    assert network.landmarks == 68 and candidate['model_type'] == 'DICModel'
+    train, reference_train = dict(candidate['datasets']['train']), reference['datasets']['train']
+    assert train.pop('landmarks') == 68 and train.pop('skip_faces_without_landmarks')
+    assert train.pop('use_hflip') is False and train.pop('heatmap_sigma') == 1
+    assert train == {key: value for key, value in reference_train.items() if key != 'use_hflip'}
+    for key in ('scale', 'manual_seed', 'val', 'logger'):
+        assert candidate[key] == reference[key], key
+    for key in ('optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'pixel_opt'):
+        assert candidate['train'][key] == reference['train'][key], key
+    assert candidate['train']['heatmap_opt']['loss_weight'] == 0.1
+    gpu = apply_overrides(load_merged_options(network.train_options), network.presets['gpu'])
+    with torch.device('meta'):
+        assert sum(p.numel() for p in build_network(dict(gpu['network_g'])).parameters()) == 21_803_849
 
 
 def test_the_gpu_preset_trains_the_full_size_sfmnet():
@@ -123,7 +144,7 @@ def test_the_gpu_preset_trains_the_full_size_sfmnet():
     assert len(full.interactions) == 14
 
 
-@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet'])
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'DIC'])
 def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network):
     train, test = (load_merged_options(os.path.join(REPO_ROOT, 'options', f'demo_{kind}{network}_x8.yml'))
                    for kind in ('', 'test_'))
@@ -149,6 +170,8 @@ TINY_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass attentio
     'SFMNet': ['network_g:num_feat=4', 'network_g:num_heads=1'],
     'SPARNet': ['network_g:min_ch=4', 'network_g:max_ch=8'],
     'SMLNet': ['network_g:num_feat=6', 'network_g:num_heads=1'],
+    'DIC': ['network_g:num_features=4', 'network_g:hg_num_feature=8', 'network_g:num_steps=2',
+            'logger:print_freq=1'],
 }
 
 
@@ -210,3 +233,17 @@ def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(t
         assert int(table[method]['parameters']) == direct.costs[method].parameters
     assert (root / 'direct' / 'per_image.csv').read_text() == (output / 'per_image.csv').read_text()
     assert '| SMLNet |' in (output / 'table.md').read_text()
+
+
+def test_the_dic_demo_prepares_landmarks_trains_three_iterations_and_scores_it(tmp_path, monkeypatch):
+    monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))
+    monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
+    monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks())
+    demo.main(['--networks', 'DIC', '--iterations', '3', '--threads', '1'])
+    output = tmp_path / 'demo_output'
+    assert (output / 'lmdb' / 'train_HR.lmdb' / 'landmarks_68.txt').is_file()  # dlib's points of the real faces
+    assert not (output / 'lmdb' / 'test_HR.lmdb' / 'landmarks_68.txt').exists()
+    assert list(read_table(output / 'table.csv')) == ['Bicubic', 'DIC']
+    assert load_checkpoint_file(str(output / 'models' / 'DIC.safetensors'))['network_g']['type'] == 'DIC'
+    log = next((tmp_path / 'experiments' / 'demo_DIC_x8').glob('train_*.log')).read_text()
+    assert len(re.findall(r'l_heatmap: [0-9.e+-]+', log)) == 3

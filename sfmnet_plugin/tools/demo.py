@@ -5,8 +5,9 @@
    whose test data hold face photos into a cache, ~/.cache/sfmnet_plugin/face_sources, and later runs
    read the cache);
 2. writes LMDBs of them (:func:`sfmnet_plugin.prep.folder.convert_folder`);
-3. trains a small SFMNet (by default) or, with ``--family``, each network of :data:`DEMO_NETWORKS` (SFMNet,
-   SPARNet, SMLNet) with the same budget: the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
+3. trains a small SFMNet (by default) or, with ``--family``, SFMNet, SPARNet and SMLNet (``--networks``: any of
+   :data:`DEMO_NETWORKS`, DIC too, whose training LMDB then also gets dlib's 68 landmarks) with the same budget:
+   the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
    batch, optimiser, warm-up and cosine schedule, iterations and seed; ``--preset gpu``: full-width networks,
    longer);
 4. scores them with ``sfmnet-benchmark``'s library (:func:`sfmnet_plugin.benchmark.run_benchmark`) on the
@@ -49,6 +50,7 @@ class DemoNetwork:
     label: str  # table row, contact-sheet column and file names in the output folder
     option_file: str  # in DEMO_OPTIONS
     presets: dict = field(default_factory=dict)  # preset -> ['key:key=value', ...]
+    landmarks: int = None  # 68: its training reads dlib's landmarks, stored beside the training LMDB
 
     @property
     def train_options(self):
@@ -88,9 +90,13 @@ DEMO_NETWORKS = (
         'cpu': [], 'gpu': ['network_g:min_ch=32', 'network_g:max_ch=128', 'network_g:res_depth=10', *GPU_BUDGET]}),
     DemoNetwork('SMLNet', 'demo_SMLNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
+    DemoNetwork('DIC', 'demo_DIC_x8.yml', landmarks=68, presets={
+        'cpu': [], 'gpu': ['network_g:num_features=48', 'network_g:num_groups=6', 'network_g:hg_num_feature=256',
+                           'network_g:num_fusion_block=7', *GPU_BUDGET]}),
 )
 PRESETS = ('cpu', 'gpu')
 NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)
+FAMILY = ('SFMNet', 'SPARNet', 'SMLNet')  # --family: the networks of the README's demo table
 DEFAULT_NETWORKS = ('SFMNet',)
 
 
@@ -102,8 +108,8 @@ def build_parser():
     networks = parser.add_mutually_exclusive_group()
     networks.add_argument('--networks', nargs='+', choices=NETWORK_LABELS, default=list(DEFAULT_NETWORKS),
                           help='networks to train and compare, in table order (default: %(default)s)')
-    networks.add_argument('--family', dest='networks', action='store_const', const=list(NETWORK_LABELS),
-                          help=f'train and compare the family ({", ".join(NETWORK_LABELS)}) with one budget each '
+    networks.add_argument('--family', dest='networks', action='store_const', const=list(FAMILY),
+                          help=f'train and compare the family ({", ".join(FAMILY)}) with one budget each '
                                '(about three times as long)')
     parser.add_argument('--preset', choices=PRESETS, default='cpu',
                         help='cpu: small networks (0.45-2.6M parameters) for a few minutes each; gpu: the '
@@ -192,15 +198,17 @@ def gather_faces(faces_dir, cache_dir=None, jitter=6, seed=0):
     return build_face_set(faces_dir, cache_dir=cache_dir, jitter=jitter, seed=seed)
 
 
-def write_lmdbs(output):
+def write_lmdbs(output, landmarks=None):
     """``(train, test)`` LMDBs of the gathered faces under ``output/lmdb`` (the library behind
-    ``folder_to_lmdb.py``, in this process)."""
+    ``folder_to_lmdb.py``, in this process); ``landmarks`` (68) also stores dlib's landmarks of the training faces
+    beside the training LMDB (what DIC's training reads)."""
     from sfmnet_plugin.prep.folder import convert_folder
 
     lmdbs = tuple(osp.join(output, 'lmdb', f'{split}_HR.lmdb') for split in ('train', 'test'))
     for split, lmdb in zip(('train', 'test'), lmdbs):
         print(f'\n==> LMDB of the {split} faces', flush=True)
-        convert_folder(osp.join(output, 'faces', split, 'HR'), lmdb, workers=1, overwrite=True)
+        convert_folder(osp.join(output, 'faces', split, 'HR'), lmdb, workers=1, overwrite=True,
+                       landmarks=landmarks if split == 'train' else None)
     return lmdbs
 
 
@@ -253,7 +261,7 @@ def main(argv=None):
     print(f'==> Gathering and aligning real face photos into {output}/faces ({args.threads} CPU thread'
           f'{"s" if args.threads != 1 else ""})', flush=True)
     print(f'    {gather_faces(osp.join(output, "faces"), args.cache_dir, args.jitter, args.seed)}', flush=True)
-    lmdbs = write_lmdbs(output)
+    lmdbs = write_lmdbs(output, next((network.landmarks for network in networks if network.landmarks), None))
 
     models, commands = {}, []
     scale = load_merged_options(networks[0].train_options)['scale']
