@@ -58,7 +58,7 @@ def _check_output_folder(out_dir, overwrite):
 
 def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, arcface_onnx=None, device='auto',
                   latency_repeats=5, sheet_images=4, overwrite=False, progress=True, pairs=None, recognizer='dlib',
-                  fid_reference=None, fid_weights=None):
+                  fid_reference=None, fid_weights=None, landmark_checkpoint=None):
     """Score ``methods`` on ``test_set`` and write the comparison to ``out_dir``; returns a :class:`BenchmarkResult`.
 
     Args:
@@ -82,12 +82,14 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
             (default: the test set's HR images).
         fid_weights (str, optional): local ``pt_inception-2015-12-05-6726825d.pth`` (default: the pretrained
             folders, see :mod:`sfmnet_plugin.utils.pretrained`).
+        landmark_checkpoint (str, optional): metric ``nme`` with a trained DIC's hourglass as the landmark
+            detector (a DIC checkpoint or ``FB_HG_68_CelebA.pth``) instead of dlib's.
     """
     _check_methods(methods)
     _check_output_folder(out_dir, overwrite)
     notes = []
     columns, metric_groups = resolve_columns(None if metrics is None else list(metrics), test_set.scale,
-                                             lpips_weights, arcface_onnx, notes)
+                                             lpips_weights, arcface_onnx, notes, landmark_checkpoint)
     dataset = test_set.dataset()
     sizes = hr_sizes(dataset)
     _check_niqe_size(metric_groups, sizes)
@@ -121,7 +123,8 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
             means[method.name].update(values[method.name])
         pair_rows = verification.pair_rows(scores)
         notes += verification.notes(values, spreads)
-    notes += [METRIC_NOTES[group] for group in metric_groups]
+    notes += [METRIC_NOTES['nme_dic' if group == 'nme' and landmark_checkpoint else group]
+              for group in metric_groups]
     notes.append(_cost_note(device, latency_repeats, load_average))
     sources = {'test set': test_set.describe(), **{method.name: method.describe() for method in methods}}
     result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],

@@ -16,13 +16,18 @@ metric needs no annotations: it compares the detector's output on SR with its ou
 own error on real faces cancels and what remains is how much super-resolution moves the landmarks. dlib's
 detector is an ensemble of regression trees (Kazemi & Sullivan 2014) started from the face box; it is less
 accurate than an hourglass network on hard faces, so numbers are comparable only with other NMEs from this metric.
+
+``detector='dic'`` uses a trained DIC's own hourglass instead (``checkpoint``: a DIC checkpoint or
+``FB_HG_68_CelebA.pth``; :mod:`.dic_landmarks`): no dlib needed, landmarks on a 4-pixel grid, the same NME formula.
 """
 import numpy as np
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from sfmnet_plugin.metrics.dic_landmarks import dic_landmarks
 from sfmnet_plugin.metrics.face_models import as_rgb, face_box, hr_landmarks, landmarks
 
 NME_NORMALIZATIONS = ('inter_ocular', 'inter_pupil')
+LANDMARK_DETECTORS = ('dlib', 'dic')
 
 
 def inter_ocular_distance(points_68, normalization='inter_ocular'):
@@ -33,22 +38,31 @@ def inter_ocular_distance(points_68, normalization='inter_ocular'):
 
 
 @METRIC_REGISTRY.register()
-def calculate_landmark_nme(img, img2, normalization='inter_ocular', input_order='HWC', **kwargs):
-    """Normalised mean error (lower is better) of the SR's 68 dlib landmarks against the HR's.
+def calculate_landmark_nme(img, img2, normalization='inter_ocular', input_order='HWC', detector='dlib',
+                           checkpoint=None, **kwargs):
+    """Normalised mean error (lower is better) of the SR's 68 landmarks against the HR's.
 
     Args:
         img, img2 (ndarray): uint8 BGR aligned face crops (SR and HR), HWC unless ``input_order='CHW'``.
         normalization (str): 'inter_ocular' (outer eye corners, default) | 'inter_pupil' (eye centres).
-
-    Needs the ``face-metrics`` extra; without it raises ``FaceMetricsUnavailable`` saying what to install.
+        detector (str): 'dlib' (default; needs the ``face-metrics`` extra, else ``FaceMetricsUnavailable`` says
+            what to install) | 'dic' (a trained DIC's hourglass from ``checkpoint``).
     """
     if normalization not in NME_NORMALIZATIONS:
         raise ValueError(f'calculate_landmark_nme: unknown normalization {normalization!r}; choose one of '
                          f'{NME_NORMALIZATIONS}.')
+    if detector not in LANDMARK_DETECTORS:
+        raise ValueError(f'calculate_landmark_nme: unknown detector {detector!r}; choose one of {LANDMARK_DETECTORS}.')
+    if detector == 'dic' and not checkpoint:
+        raise ValueError('calculate_landmark_nme: detector dic needs checkpoint (a DIC checkpoint or '
+                         'FB_HG_68_CelebA.pth).')
     if img.shape != img2.shape:
         raise ValueError(f'Image shapes are different: {img.shape}, {img2.shape}.')
     sr_rgb = as_rgb(img, input_order, 'calculate_landmark_nme')
     hr_rgb = as_rgb(img2, input_order, 'calculate_landmark_nme')
-    hr_points = hr_landmarks(hr_rgb)
-    sr_points = landmarks(sr_rgb, face_box(hr_rgb))
+    if detector == 'dic':
+        hr_points, sr_points = dic_landmarks(hr_rgb, checkpoint), dic_landmarks(sr_rgb, checkpoint)
+    else:
+        hr_points = hr_landmarks(hr_rgb)
+        sr_points = landmarks(sr_rgb, face_box(hr_rgb))
     return float(np.linalg.norm(sr_points - hr_points, axis=1).mean() / inter_ocular_distance(hr_points, normalization))

@@ -1,0 +1,68 @@
+"""DIC's feedback hourglass as a 68-point landmark detector (the NME metric without dlib's weights).
+
+The hourglass of a trained DIC (``net_g.HG``) predicts 68 heatmaps of a face image at a quarter of its size;
+each landmark is its heatmap's peak times 4, as the official DIC solver reads them (``SRLandmarkSolver.calc_nme``:
+``get_peak_points(heatmap) * 4``, the first maximum in row-major order). The image is given to the hourglass as
+DIC gives it its SR images: RGB in [0, 1] minus DIC's dataset mean, one step (no feedback state).
+
+The checkpoint may be any file that holds the hourglass: a DIC trained with the plugin (``params``, with its
+``network_g``), an official DIC checkpoint (its training dict with ``state_dict``, or the bare state dict, with or
+without ``module.``), or the official pretrained hourglass alone (``FB_HG_68_CelebA.pth``). The widths are read off
+the weights. The official evaluation network ``HG_68_CelebA.pth`` (a 4-stack hourglass with BatchNorm) is a
+different network and is not read here.
+"""
+import functools
+from os import path as osp
+
+import numpy as np
+import torch
+
+from sfmnet_plugin.archs.dic_arch import DIC_RGB_MEAN
+from sfmnet_plugin.archs.dic_blocks import FeedbackHourGlass
+from sfmnet_plugin.checkpoints.common import strip_module_prefix, unwrap_checkpoint
+from sfmnet_plugin.checkpoints.io import load_checkpoint_file
+
+HEATMAP_STRIDE = 4
+# The image side must let the depth-4 hourglass halve its quarter-size features four times.
+SIZE_MULTIPLE = 64
+
+
+def hourglass_state_dict(checkpoint, path):
+    """The feedback hourglass's state dict (no prefix) inside a loaded checkpoint; an error naming ``path``."""
+    state_dict = strip_module_prefix(unwrap_checkpoint(checkpoint))
+    if any(key.startswith('HG.') for key in state_dict):
+        state_dict = {key[len('HG.'):]: value for key, value in state_dict.items() if key.startswith('HG.')}
+    if 'compress_in.weight' not in state_dict or 'hg_conv_out.2.weight' not in state_dict:
+        raise ValueError(f'{path}: holds no DIC feedback hourglass (no HG.compress_in / hg_conv_out weights); give a '
+                         'DIC checkpoint or FB_HG_68_CelebA.pth.')
+    return state_dict
+
+
+@functools.lru_cache(maxsize=4)
+def load_dic_hourglass(path):
+    """The :class:`FeedbackHourGlass` in ``path`` (loaded once per process), in eval mode on the CPU."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'landmark checkpoint {path!r} not found (a DIC checkpoint or FB_HG_68_CelebA.pth).')
+    state_dict = hourglass_state_dict(load_checkpoint_file(path, what='landmark checkpoint'), path)
+    num_keypoints = state_dict['hg_conv_out.2.weight'].shape[0]
+    if num_keypoints != 68:
+        raise ValueError(f'{path}: its hourglass predicts {num_keypoints} landmarks; the NME needs 68.')
+    hourglass = FeedbackHourGlass(state_dict['compress_in.weight'].shape[0] // 2, num_keypoints)
+    hourglass.load_state_dict(state_dict, strict=True)
+    return hourglass.eval()
+
+
+def dic_landmarks(rgb, checkpoint):
+    """``68 x 2`` float (x, y) landmarks of an RGB uint8 face (side a multiple of 64) by DIC's hourglass."""
+    height, width = rgb.shape[:2]
+    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+        raise ValueError(f'the DIC landmark detector needs images whose sides are multiples of {SIZE_MULTIPLE}, got '
+                         f'{width}x{height}.')
+    hourglass = load_dic_hourglass(checkpoint)
+    image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None] / 255
+    image = image - torch.tensor(DIC_RGB_MEAN).view(1, 3, 1, 1)
+    with torch.no_grad():
+        heatmaps = hourglass(image)[0][0].numpy()
+    peaks = heatmaps.reshape(heatmaps.shape[0], -1).argmax(axis=1)
+    rows, columns = np.divmod(peaks, heatmaps.shape[2])
+    return np.stack([columns, rows], axis=1).astype(np.float64) * HEATMAP_STRIDE
