@@ -150,19 +150,28 @@ def merge_heatmaps(heatmap: Tensor, detach: bool = False) -> Tensor:
 
 
 class ResidualBlock(nn.Module):
-    """Hourglass residual block without BatchNorm (official ``ResidualBlock(need_bn=False)``).
+    """Hourglass residual block (official ``ResidualBlock``; keys ``conv_block``, ``skip_layer``).
 
-    ``conv_block``: 1x1 to ``out/2``, ReLU, 3x3, 1x1 to ``out``; the 3x3 conv is NOT followed by a ReLU here (the
-    official code drops that ReLU together with the BatchNorm; its BN variant has both). ``skip_layer``: a 1x1 conv
-    when the widths differ.
+    Without BatchNorm (DIC's feedback hourglass, ``need_bn=False``): 1x1 to ``out/2``, ReLU, 3x3, 1x1 to ``out``;
+    the 3x3 conv is NOT followed by a ReLU (the official code drops that ReLU together with the BatchNorm), and the
+    skip is a bare 1x1 conv when the widths differ. With BatchNorm (the official evaluation hourglass): each conv is
+    followed by BatchNorm, the first two also by a ReLU, and the skip is a 1x1 conv + BatchNorm.
     """
 
-    def __init__(self, in_ch: int, out_ch: int):
+    def __init__(self, in_ch: int, out_ch: int, batch_norm: bool = False):
         super().__init__()
         mid = out_ch // 2
-        self.conv_block = nn.Sequential(nn.Conv2d(in_ch, mid, 1), nn.ReLU(inplace=True),
-                                        nn.Conv2d(mid, mid, 3, padding=1), nn.Conv2d(mid, out_ch, 1))
-        self.skip_layer = None if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
+        if batch_norm:
+            self.conv_block = nn.Sequential(
+                nn.Conv2d(in_ch, mid, 1), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                nn.Conv2d(mid, mid, 3, padding=1), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                nn.Conv2d(mid, out_ch, 1), nn.BatchNorm2d(out_ch))
+            self.skip_layer = None if in_ch == out_ch else nn.Sequential(nn.Conv2d(in_ch, out_ch, 1),
+                                                                         nn.BatchNorm2d(out_ch))
+        else:
+            self.conv_block = nn.Sequential(nn.Conv2d(in_ch, mid, 1), nn.ReLU(inplace=True),
+                                            nn.Conv2d(mid, mid, 3, padding=1), nn.Conv2d(mid, out_ch, 1))
+            self.skip_layer = None if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         residual = self.conv_block(x)
@@ -178,21 +187,21 @@ class HourGlass(nn.Module):
     ``res_center``), and ``up2`` bilinear x2 with ``align_corners=True``.
     """
 
-    def __init__(self, depth: int, channels: int):
+    def __init__(self, depth: int, channels: int, batch_norm: bool = False):
         super().__init__()
         self.depth = depth
-        self._add_level(depth, channels)
+        self._add_level(depth, channels, batch_norm)
 
-    def _add_level(self, n, channels):
+    def _add_level(self, n, channels, batch_norm):
         # registration order = official state-dict order: res<n>_1, res<n>_2, the level below, res<n>_3
-        setattr(self, f'res{n}_1', ResidualBlock(channels, channels))
+        setattr(self, f'res{n}_1', ResidualBlock(channels, channels, batch_norm))
         setattr(self, f'pool{n}_1', nn.MaxPool2d(2, 2))
-        setattr(self, f'res{n}_2', ResidualBlock(channels, channels))
+        setattr(self, f'res{n}_2', ResidualBlock(channels, channels, batch_norm))
         if n > 1:
-            self._add_level(n - 1, channels)
+            self._add_level(n - 1, channels, batch_norm)
         else:
-            self.res_center = ResidualBlock(channels, channels)
-        setattr(self, f'res{n}_3', ResidualBlock(channels, channels))
+            self.res_center = ResidualBlock(channels, channels, batch_norm)
+        setattr(self, f'res{n}_3', ResidualBlock(channels, channels, batch_norm))
 
     def _level(self, x: Tensor, n: int) -> Tensor:
         up = getattr(self, f'res{n}_1')(x)
@@ -206,11 +215,12 @@ class HourGlass(nn.Module):
 
 
 class Lin(nn.Module):
-    """1x1 conv + ReLU (official ``Lin(need_bn=False)``; key ``conv_block``)."""
+    """1x1 conv (+ BatchNorm) + ReLU (official ``Lin``; key ``conv_block``)."""
 
-    def __init__(self, in_ch: int, out_ch: int):
+    def __init__(self, in_ch: int, out_ch: int, batch_norm: bool = False):
         super().__init__()
-        self.conv_block = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1), nn.ReLU(inplace=True))
+        layers = [nn.Conv2d(in_ch, out_ch, 1)] + ([nn.BatchNorm2d(out_ch)] if batch_norm else [])
+        self.conv_block = nn.Sequential(*layers, nn.ReLU(inplace=True))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv_block(x)
@@ -243,3 +253,40 @@ class FeedbackHourGlass(nn.Module):
         feature = self.compress_in(torch.cat((feature, feature if last_hidden is None else last_hidden), dim=1))
         feature = self.hg(feature)
         return self.hg_conv_out(feature[:, :self.num_feature]), feature[:, self.num_feature:]
+
+
+class StackedHourGlass(nn.Module):
+    """The official landmark network of DIC's evaluation (``eval_landmark.py``, ``HG_68_CelebA.pth``): 4 stacked
+    depth-4 hourglasses with BatchNorm, 256 features, 68 heatmaps at a quarter of the image size.
+
+    ``pre_conv_block``: 7x7 stride-2 conv + BatchNorm + ReLU, residual blocks and a max-pool (``B x F x H/4 x W/4``).
+    Stack ``i``: ``hg<i>`` (hourglass), ``hg<i>_res1``, ``hg<i>_lin1``, ``hg<i>_conv_pred`` (the heatmaps); between
+    stacks the features get ``hg<i>_conv1(features) + hg<i>_conv2(heatmaps)`` added. The last stack's heatmaps are
+    returned. Only the evaluation's use is built (``connect_type`` 'mean' with no previous state).
+    """
+
+    def __init__(self, num_feature: int = 256, num_stack: int = 4, num_keypoints: int = 68):
+        super().__init__()
+        self.num_stack = num_stack
+        self.pre_conv_block = nn.Sequential(
+            nn.Conv2d(3, num_feature // 4, 7, 2, 3), nn.BatchNorm2d(num_feature // 4), nn.ReLU(inplace=True),
+            ResidualBlock(num_feature // 4, num_feature // 2, True), nn.MaxPool2d(2, 2),
+            ResidualBlock(num_feature // 2, num_feature // 2, True), ResidualBlock(num_feature // 2, num_feature, True))
+        for i in range(num_stack):
+            setattr(self, f'hg{i}', HourGlass(4, num_feature, True))
+            setattr(self, f'hg{i}_res1', ResidualBlock(num_feature, num_feature, True))
+            setattr(self, f'hg{i}_lin1', Lin(num_feature, num_feature, True))
+            setattr(self, f'hg{i}_conv_pred', nn.Conv2d(num_feature, num_keypoints, 1))
+            if i < num_stack - 1:
+                setattr(self, f'hg{i}_conv1', nn.Conv2d(num_feature, num_feature, 1))
+                setattr(self, f'hg{i}_conv2', nn.Conv2d(num_keypoints, num_feature, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``B x 3 x H x W`` (DIC's mean-subtracted range) -> ``B x K x H/4 x W/4`` heatmaps of the last stack."""
+        features = self.pre_conv_block(x)
+        for i in range(self.num_stack):
+            hidden = getattr(self, f'hg{i}_lin1')(getattr(self, f'hg{i}_res1')(getattr(self, f'hg{i}')(features)))
+            heatmaps = getattr(self, f'hg{i}_conv_pred')(hidden)
+            if i < self.num_stack - 1:
+                features = features + getattr(self, f'hg{i}_conv1')(hidden) + getattr(self, f'hg{i}_conv2')(heatmaps)
+        return heatmaps

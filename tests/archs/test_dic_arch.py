@@ -25,13 +25,16 @@ def count(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def official_layout():
-    layout = {}
+def official_layout(section='DIC'):
+    """``{key: (shape, dtype)}`` of one network of the official key list (``## <section> ...``), in its order."""
     with open(OFFICIAL_KEYS, encoding='utf-8') as f:
-        for line in f:
-            if line.strip() and not line.startswith('#'):
-                key, shape, dtype = line.rstrip('\n').split('\t')
-                layout[key] = (tuple(ast.literal_eval(shape)), dtype)
+        blocks = f.read().split('\n## ')[1:]
+    block = next(block for block in blocks if block.startswith(section + ' '))
+    layout = {}
+    for line in block.splitlines()[1:]:
+        if line.strip():
+            key, shape, dtype = line.split('\t')
+            layout[key] = (tuple(ast.literal_eval(shape)), dtype)
     return layout
 
 
@@ -192,3 +195,32 @@ def test_onnx_export_matches_pytorch(tmp_path, lr_batch):
     onnx_net = OnnxNetwork(path)
     assert onnx_net.metadata['network_g'] == options and onnx_net.lr_size == (16, 16)
     assert float((onnx_net(lr_batch) - expected).abs().max()) < 1e-4
+
+
+EVAL_GOLDEN = os.path.join(REPO_ROOT, 'tests', 'data', 'golden', 'dic_eval_hourglass.npz')
+
+
+def test_the_official_evaluation_hourglass_layout_and_golden(golden_lr_face, seeded_state_dict):
+    """HG_68_CelebA.pth's network (eval_landmark.py): 12,952,848 parameters, the official keys, its heatmaps and
+    the landmarks as eval_landmark.py reads them, on the golden face upsampled by PIL."""
+    from PIL import Image
+
+    from sfmnet_plugin.archs.dic_blocks import StackedHourGlass
+    from sfmnet_plugin.metrics.dic_landmarks import evaluation_peaks
+
+    layout = official_layout('StackedHourGlass')
+    model = StackedHourGlass()
+    assert count(model) == 12_952_848 and len(layout) == 1308
+    assert {key: tuple(t.shape) for key, t in model.state_dict().items()} == {k: s for k, (s, _) in layout.items()}
+    assert list(model.state_dict()) == list(layout)
+    golden = np.load(EVAL_GOLDEN)
+    model.load_state_dict(seeded_state_dict(model.state_dict(), seed=int(golden['seed'])))
+    model = model.double().eval()
+    face = np.asarray(Image.fromarray(golden_lr_face).resize((128, 128), Image.BICUBIC))
+    x = torch.from_numpy(face.transpose(2, 0, 1).copy()).double()[None] / 255 - torch.tensor(
+        DIC_RGB_MEAN, dtype=torch.float64).view(1, 3, 1, 1)
+    with torch.no_grad():
+        heatmaps = model(x)[0].numpy()
+    maps = golden['heatmaps']
+    np.testing.assert_allclose(heatmaps[golden['channels']], maps, rtol=1e-5, atol=1e-5 * np.abs(maps).max())
+    np.testing.assert_array_equal(evaluation_peaks(heatmaps), golden['landmarks'])

@@ -24,12 +24,13 @@ def official_state_dict(device='meta'):
     state_dict = {}
     generator = torch.Generator().manual_seed(0)
     with open(OFFICIAL_KEYS, encoding='utf-8') as f:
-        for line in f:
-            if line.strip() and not line.startswith('#'):
-                key, shape, _ = line.rstrip('\n').split('\t')
-                shape = ast.literal_eval(shape)
-                state_dict[key] = (torch.empty(shape, device='meta') if device == 'meta'
-                                   else torch.rand(shape, generator=generator))
+        block = next(block for block in f.read().split('\n## ')[1:] if block.startswith('DIC '))
+    for line in block.splitlines()[1:]:
+        if line.strip():
+            key, shape, _ = line.split('\t')
+            shape = ast.literal_eval(shape)
+            state_dict[key] = (torch.empty(shape, device='meta') if device == 'meta'
+                               else torch.rand(shape, generator=generator))
     return state_dict
 
 

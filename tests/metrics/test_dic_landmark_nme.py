@@ -85,3 +85,24 @@ def test_benchmark_cli_scores_nme_with_a_dic_checkpoint(checkpoints, tmp_path, c
     with pytest.raises(SystemExit):
         benchmark_main(['--gt', f'{faces}/gt', '--output', str(tmp_path / 'o2'), '--bicubic', '--landmarks', 'dic'])
     assert '--landmark-checkpoint go together' in capsys.readouterr().err
+
+
+def test_the_official_evaluation_hourglass_is_read_as_eval_landmark_reads_it(tmp_path):
+    from sfmnet_plugin.archs.dic_blocks import StackedHourGlass
+
+    torch.manual_seed(0)
+    network = StackedHourGlass(num_feature=16, num_stack=2).eval()
+    path = tmp_path / 'HG_68_CelebA.pth'
+    torch.save(network.state_dict(), path)  # eval_landmark.py loads a bare state dict strictly
+    loaded = detector.load_dic_hourglass(str(path))
+    assert isinstance(loaded, StackedHourGlass) and loaded.num_stack == 2
+    face = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    image = torch.from_numpy(face.transpose(2, 0, 1).copy()).float()[None] / 255 - torch.tensor(
+        (0.509, 0.424, 0.378)).view(1, 3, 1, 1)
+    with torch.no_grad():
+        heatmaps = network(image)[0].numpy()
+    np.testing.assert_array_equal(detector.dic_landmarks(face, str(path)), detector.evaluation_peaks(heatmaps))
+    # eval_landmark.get_peak: the peak x 4, one pixel towards the second-highest value
+    heatmap = np.zeros((1, 32, 32))
+    heatmap[0, 5, 7], heatmap[0, 4, 9] = 2.0, 1.0
+    np.testing.assert_array_equal(detector.evaluation_peaks(heatmap), [[29, 19]])
