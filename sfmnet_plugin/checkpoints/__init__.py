@@ -10,17 +10,17 @@ One entry point for every family, which ``sfmnet-convert-official``, :mod:`sfmne
     net = build_network(found.network_options)
     net.load_state_dict(state_dict, strict=True)
 
-Official SFMNet checkpoints are renamed to the plugin's readable names (:mod:`.sfmnet`); SPARNet-family ones keep
-their names, which are the plugin's, and are checked (:mod:`.sparnet`), and so do DIC's (:mod:`.dic`; its
-training checkpoints hold the state dict under ``state_dict``). Either way every key and shape is checked,
-and a wrong checkpoint raises :class:`CheckpointConversionError` naming the first mismatched key.
+Official SFMNet checkpoints are renamed to the plugin's readable names (:mod:`.sfmnet`); SPARNet-family, WFEN and
+DIC ones keep their names, which are the plugin's, and are checked (:mod:`.sparnet`, :mod:`.wfen`, :mod:`.dic`; DIC's
+training checkpoints hold the state dict under ``state_dict``). Either way every key and shape is checked, and a
+wrong checkpoint raises :class:`CheckpointConversionError` naming the first mismatched key.
 
 :mod:`.io` reads and writes network files, ``.safetensors`` or weights-only ``.pth``, with the options that build
 the network; :mod:`.options` reads those options back off a checkpoint (or SFMNet's off its keys and shapes).
 """
 import torch
 
-from sfmnet_plugin.checkpoints import dic, sfmnet, sparnet
+from sfmnet_plugin.checkpoints import dic, sfmnet, sparnet, wfen
 from sfmnet_plugin.checkpoints.common import (
     CheckpointConversionError,
     OfficialNetwork,
@@ -30,7 +30,7 @@ from sfmnet_plugin.checkpoints.common import (
 )
 
 KNOWN_NETWORKS = ('SFMNet generator', 'SFMNet LightCNN-9 discriminators', *sparnet.PUBLISHED_NETWORKS,
-                  *dic.PUBLISHED_NETWORKS)
+                  *wfen.PUBLISHED_NETWORKS, *dic.PUBLISHED_NETWORKS)
 
 
 def recognise_official_checkpoint(state_dict, keep_unused_attention: bool = True):
@@ -42,6 +42,7 @@ def recognise_official_checkpoint(state_dict, keep_unused_attention: bool = True
     state_dict = strip_module_prefix(state_dict)
     return (sfmnet.recognise(state_dict, keep_unused_attention=keep_unused_attention)
             or sparnet.recognise(state_dict)
+            or wfen.recognise(state_dict)
             or dic.recognise(state_dict))
 
 

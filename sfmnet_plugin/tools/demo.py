@@ -5,8 +5,8 @@
    whose test data hold face photos into a cache, ~/.cache/sfmnet_plugin/face_sources, and later runs
    read the cache);
 2. writes LMDBs of them (:func:`sfmnet_plugin.prep.folder.convert_folder`);
-3. trains a small SFMNet (by default) or, with ``--family``, SFMNet, SPARNet and SMLNet (``--networks``: any of
-   :data:`DEMO_NETWORKS`, DIC too, whose training LMDB then also gets dlib's 68 landmarks) with the same budget:
+3. trains a small SFMNet (by default) or, with ``--family``, SFMNet, SPARNet, SMLNet and WFEN with the same budget
+   (``--networks``: any of :data:`DEMO_NETWORKS`, DIC too, whose training LMDB then also gets dlib's 68 landmarks):
    the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
    batch, optimiser, warm-up and cosine schedule, iterations and seed; ``--preset gpu``: full-width networks,
    longer);
@@ -90,13 +90,17 @@ DEMO_NETWORKS = (
         'cpu': [], 'gpu': ['network_g:min_ch=32', 'network_g:max_ch=128', 'network_g:res_depth=10', *GPU_BUDGET]}),
     DemoNetwork('SMLNet', 'demo_SMLNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
+    DemoNetwork('WFEN', 'demo_WFEN_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:min_ch=40', 'network_g:res_depth=6', *GPU_BUDGET]}),
     DemoNetwork('DIC', 'demo_DIC_x8.yml', landmarks=68, presets={
         'cpu': [], 'gpu': ['network_g:num_features=48', 'network_g:num_groups=6', 'network_g:hg_num_feature=256',
                            'network_g:num_fusion_block=7', *GPU_BUDGET]}),
 )
 PRESETS = ('cpu', 'gpu')
 NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)
-FAMILY = ('SFMNet', 'SPARNet', 'SMLNet')  # --family: the networks of the README's demo table
+# --family: the networks trained on the faces alone. Those that also need dlib's landmarks (DIC) are chosen with
+# --networks.
+FAMILY = tuple(network.label for network in DEMO_NETWORKS if network.landmarks is None)
 DEFAULT_NETWORKS = ('SFMNet',)
 
 
@@ -110,7 +114,7 @@ def build_parser():
                           help='networks to train and compare, in table order (default: %(default)s)')
     networks.add_argument('--family', dest='networks', action='store_const', const=list(FAMILY),
                           help=f'train and compare the family ({", ".join(FAMILY)}) with one budget each '
-                               '(about three times as long)')
+                               '(about as long as SFMNet alone per network)')
     parser.add_argument('--preset', choices=PRESETS, default='cpu',
                         help='cpu: small networks (0.45-2.6M parameters) for a few minutes each; gpu: the '
                              'full-size networks, longer (default: %(default)s)')

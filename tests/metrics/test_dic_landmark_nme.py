@@ -5,7 +5,6 @@ import csv
 import numpy as np
 import pytest
 import torch
-from launch_helpers import write_real_face_pairs
 from PIL import Image
 
 from sfmnet_plugin.archs.dic_arch import DIC
@@ -54,7 +53,7 @@ def test_landmarks_are_the_heatmap_peaks_times_4(monkeypatch):
         detector.dic_landmarks(np.zeros((96, 96, 3), np.uint8), 'any.pth')
 
 
-def test_the_nme_with_the_dic_detector(checkpoints, tmp_path):
+def test_the_nme_with_the_dic_detector(checkpoints, tmp_path, write_real_face_pairs):
     _, paths = checkpoints
     faces = write_real_face_pairs(str(tmp_path), 2, 128, 8)
     hr, sr = (np.asarray(Image.open(f'{faces}/gt/face00{i}.png').convert('RGB'))[..., ::-1].copy() for i in (0, 1))
@@ -69,7 +68,7 @@ def test_the_nme_with_the_dic_detector(checkpoints, tmp_path):
         calculate_landmark_nme(sr, hr, detector='dic')
 
 
-def test_benchmark_cli_scores_nme_with_a_dic_checkpoint(checkpoints, tmp_path, capsys):
+def test_benchmark_cli_scores_nme_with_a_dic_checkpoint(checkpoints, tmp_path, capsys, write_real_face_pairs):
     _, paths = checkpoints
     faces = write_real_face_pairs(str(tmp_path / 'faces'), 2, 128, 8)
     # a trained hourglass puts the outer eye corners apart; this untrained one may not, so the table only has to

@@ -2,8 +2,6 @@
 without a detected face reported and listed, a clear error without dlib's predictor."""
 import numpy as np
 import pytest
-from face_fixtures import smooth_noise
-from launch_helpers import write_real_face_pairs
 from PIL import Image
 
 from sfmnet_plugin.data.face_landmarks import read_landmark_file
@@ -13,7 +11,7 @@ from sfmnet_plugin.tools.folder_to_lmdb import main as folder_to_lmdb
 
 
 @pytest.fixture(scope='module')
-def faces(tmp_path_factory):
+def faces(tmp_path_factory, write_real_face_pairs, smooth_noise):
     """Three real face crops (public-domain photos) and one image without a face."""
     root = tmp_path_factory.mktemp('landmark_faces')
     write_real_face_pairs(str(root), 3, 128, 8)
