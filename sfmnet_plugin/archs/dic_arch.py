@@ -1,10 +1,10 @@
 """DIC generator (Ma et al., "Deep Face Super-Resolution with Iterative Collaboration between Attentive Recovery and
 Landmark Estimation", CVPR 2020).
 
-Re-implemented from the facts in ``docs/fidelity.md`` Part D (official repository Maclory/Deep-Iterative-Collaboration,
-MIT licence; ``code/networks/dic_arch.py`` and the files it calls). With the defaults, :class:`DIC` is the released
-CelebA/Helen network (``test_DIC_CelebA.json``): 21,803,849 parameters (11,999,172 in the hourglass ``HG``) under the
-official state-dict names, so the released weights load as they are.
+Re-implemented from the facts in ``docs/fidelity.md`` Part DIC (official repository Maclory/Deep-Iterative-
+Collaboration, MIT licence; ``code/networks/dic_arch.py`` and the files it calls). With the defaults, :class:`DIC`
+is the released CelebA/Helen network (``test_DIC_CelebA.json``): 21,803,849 parameters (11,999,172 in the hourglass
+``HG``) under the official state-dict names, so the released weights load as they are.
 
 Data flow of the released network (``F`` = 48 features, ``T`` = 4 steps)::
 

@@ -1,11 +1,12 @@
 """Building blocks of DIC (Ma et al., CVPR 2020): SRFBN-style feedback blocks, the heatmap-attention fusion block
 and the feedback hourglass landmark estimator.
 
-Re-implemented from the facts in ``docs/fidelity.md`` Part D (official repository Maclory/Deep-Iterative-Collaboration,
-``code/networks/blocks.py``, ``srfbn_arch.py``, ``srfbn_hg_arch.py``, ``modules/StackedHourGlass.py``). Module
-names and nesting follow the official ones, so the official state-dict keys are the plugin's: every official
-``ConvBlock``/``DeconvBlock`` is an ``nn.Sequential`` of the (de)convolution and its activation (keys ``.0.weight``,
-``.1.weight`` for a PReLU), and every residual block keeps its official ``conv_block``/``skip_layer``/``res`` indices.
+Re-implemented from the facts in ``docs/fidelity.md`` Part DIC (official repository Maclory/Deep-Iterative-
+Collaboration, ``code/networks/blocks.py``, ``srfbn_arch.py``, ``srfbn_hg_arch.py``,
+``modules/StackedHourGlass.py``). Module names and nesting follow the official ones, so the official state-dict keys
+are the plugin's: every official ``ConvBlock``/``DeconvBlock`` is an ``nn.Sequential`` of the (de)convolution and
+its activation (keys ``.0.weight``, ``.1.weight`` for a PReLU), and every residual block keeps its official
+``conv_block``/``skip_layer``/``res`` indices.
 
 Unlike the official blocks, nothing here keeps state between calls: the feedback block takes its previous output
 as an argument (``last_hidden``) instead of reading an attribute left by the previous call.

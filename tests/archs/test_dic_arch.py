@@ -1,4 +1,4 @@
-"""DIC (docs/fidelity.md Part D): parameter counts and the official layout, the golden output of the official
+"""DIC (docs/fidelity.md Part DIC): parameter counts and the official layout, the golden output of the official
 network, the per-step outputs, statelessness between calls and the official quirks.
 
 The released-size network runs once (float64, golden face); everything else uses a narrow DIC.

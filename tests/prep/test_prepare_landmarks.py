@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from sfmnet_plugin.data.face_landmarks import read_landmark_file
-from sfmnet_plugin.metrics import face_models
+from sfmnet_plugin.prep import landmarks as prep_landmarks
 from sfmnet_plugin.tools import prepare_helen
 from sfmnet_plugin.tools.folder_to_lmdb import main as folder_to_lmdb
 
@@ -28,9 +28,11 @@ def test_folder_to_lmdb_stores_dlib_landmarks_and_lists_faces_without_one(faces,
     landmarks = read_landmark_file(lmdb / 'landmarks_68.txt', 68)
     assert sorted(landmarks) == ['face000', 'face001', 'face002']
     assert (lmdb / 'landmarks_68_missing.txt').read_text() == 'noise\n'
-    for key, points in landmarks.items():  # the landmark metric's own points on the stored image
+    detector, predictor = prep_landmarks.dlib_landmark_models()
+    for key, points in landmarks.items():  # dlib's own points on the stored image
         image = np.asarray(Image.open(faces / f'{key}.png').convert('RGB'))
-        np.testing.assert_allclose(points, face_models.hr_landmarks(image), atol=5e-5)
+        shape = predictor(image, max(detector(image, 0), key=lambda rect: rect.area()))
+        np.testing.assert_array_equal(points, [(part.x, part.y) for part in shape.parts()])
         assert points[36:48, 1].mean() < points[27:36, 1].mean() < points[48:68, 1].mean()  # eyes, nose, mouth
     # a rebuild recognises the landmark files as its own output
     assert folder_to_lmdb([str(faces), str(lmdb), '--landmarks', '68', '--workers', '1', '--overwrite']) == 0
@@ -46,9 +48,9 @@ def test_prepare_helen_writes_the_landmarks_beside_hr_lmdb(faces, tmp_path):
 
 def test_without_dlib_the_tool_names_the_predictor_and_the_extra(faces, tmp_path, monkeypatch, capsys):
     def unavailable():
-        raise face_models.FaceMetricsUnavailable(f'dlib is missing: {face_models.INSTALL_HINT}')
+        raise ModuleNotFoundError("No module named 'dlib'", name='dlib')
 
-    monkeypatch.setattr(face_models, 'dlib_models', unavailable)
+    monkeypatch.setattr(prep_landmarks, 'dlib_landmark_models', unavailable)
     assert folder_to_lmdb([str(faces), str(tmp_path / 'HR.lmdb'), '--landmarks', '68']) == 2
     error = capsys.readouterr().err.strip()
     assert error.count('\n') == 0 and 'shape_predictor_68_face_landmarks.dat' in error and 'face-metrics' in error
