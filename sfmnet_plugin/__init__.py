@@ -4,7 +4,7 @@ Importing this package applies the basicsr 1.4.2 compatibility fixes (:mod:`sfmn
 and registers every architecture, dataset, loss, model and metric it ships in BasicSR's
 registries, so ``type: SFMNet`` (and the rest) can be used in any BasicSR option file. It changes
 nothing else in the process: the CPU settings the plugin's commands use (glibc keeping freed memory,
-a bounded OpenMP spin) are one opt-in call, :func:`sfmnet_plugin.utils.cpu_tuning.apply_process_settings`.
+a bounded OpenMP spin) are one opt-in call, :func:`sfmnet_plugin.utils.process_settings.apply_process_settings`.
 """
 from sfmnet_plugin import compat
 

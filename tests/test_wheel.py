@@ -82,7 +82,8 @@ def test_tiny_demo_from_an_empty_folder(installed, tmp_path, tiny_demo_presets, 
     script = tmp_path / 'tiny_demo.py'  # sfmnet-demo with the tiny face set and networks of tests/demo/test_demo.py
     script.write_text(textwrap.dedent(f'''
         import dataclasses, shutil
-        from sfmnet_plugin.tools import demo
+        from sfmnet_plugin.demo import end_to_end as demo
+        from sfmnet_plugin.tools import demo as demo_cli
 
         def copy_faces(faces_dir, cache_dir=None, jitter=0, seed=0):
             shutil.copytree({str(tmp_path / 'faces')!r}, faces_dir, dirs_exist_ok=True)
@@ -92,7 +93,7 @@ def test_tiny_demo_from_an_empty_folder(installed, tmp_path, tiny_demo_presets, 
         demo.DEMO_NETWORKS = tuple(dataclasses.replace(network, presets={{'cpu': [
             *{tiny_demo_presets!r}[network.label], 'datasets:train:batch_size_per_gpu=2']}})
             for network in demo.DEMO_NETWORKS)
-        demo.main(['--iterations', '1', '--threads', '1'])
+        demo_cli.main(['--iterations', '1', '--threads', '1'])
     '''))
     printed = run([sys.executable, str(script)], timeout=600).stdout
     assert '| SFMNet |' in printed

@@ -5,6 +5,7 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 
 from sfmnet_plugin.benchmark.errors import BenchmarkError
+from sfmnet_plugin.inference.dic_landmarks import dic_landmark_detector
 from sfmnet_plugin.metrics.face_psnr_ssim_metric import PROTOCOLS
 
 
@@ -49,8 +50,8 @@ def metric_columns(metric, scale, lpips_weights=None, arcface_onnx=None, landmar
                                                                  'backend': 'onnx', 'onnx_path': arcface_onnx},
                        True, 4)]
     if metric == 'nme' and landmark_checkpoint:
-        return [Column('nme', 'NME (DIC HG)', {'type': 'calculate_landmark_nme', 'detector': 'dic',
-                                               'checkpoint': landmark_checkpoint}, False, 4)]
+        return [Column('nme', 'NME (DIC HG)', {'type': 'calculate_landmark_nme',
+                                               'detector': dic_landmark_detector(landmark_checkpoint)}, False, 4)]
     if metric == 'nme':
         return [Column('nme', 'NME', {'type': 'calculate_landmark_nme'}, False, 4)]
     if metric == 'niqe':  # no reference: the SR image alone (BasicSR's NIQE, its shipped pristine parameters)

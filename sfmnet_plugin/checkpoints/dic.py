@@ -2,7 +2,7 @@
 
 The official training code saves a dict with the network's state dict under ``state_dict`` beside ``step``,
 ``epoch``, ``optimizer``, ``best_pred``, ``best_step`` and ``records`` (``SRLandmarkSolver.save_checkpoint``);
-:func:`~sfmnet_plugin.checkpoints.common.unwrap_checkpoint` takes the state dict out. The plugin's
+:func:`~sfmnet_plugin.checkpoints.conversion.unwrap_checkpoint` takes the state dict out. The plugin's
 :class:`~sfmnet_plugin.archs.dic_arch.DIC` uses the official parameter names (``tests/data/dic_official_keys.txt``),
 so converting is checking: the options are read off the shapes (widths, projection groups, fusion blocks,
 keypoints), the network is built on the meta device and every key and shape must match.
@@ -15,7 +15,7 @@ import re
 from functools import partial
 
 from sfmnet_plugin.archs.dic_arch import DIC
-from sfmnet_plugin.checkpoints.common import OfficialNetwork, check_names_and_shapes, expected_shapes
+from sfmnet_plugin.checkpoints.conversion import OfficialNetwork, check_names_and_shapes, expected_shapes
 
 PUBLISHED_NETWORKS = {'DIC': {'type': 'DIC', 'upscale': 8}}
 _DEFAULTS = {'num_features': 48, 'num_groups': 6, 'hg_num_feature': 256, 'hg_num_keypoints': 68,

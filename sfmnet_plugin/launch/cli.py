@@ -13,7 +13,7 @@ from sfmnet_plugin.config.option_schema import OptionKeyError, validate_options
 from sfmnet_plugin.launch.pipeline import run_basicsr_pipeline
 from sfmnet_plugin.launch.preflight import PreflightError, check_run
 from sfmnet_plugin.launch.request import RunRequest
-from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+from sfmnet_plugin.utils.process_settings import apply_process_settings
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 DESCRIPTIONS = {
@@ -88,7 +88,7 @@ def main(stage, root_path=None, argv=None):
 
     Returns when the run finished; exits with status 2 and one line per problem when it cannot start. With
     ``argv=None`` the command line is this process's own, and the process-wide CPU settings
-    (:func:`~sfmnet_plugin.utils.cpu_tuning.apply_process_settings`) may restart it once to take effect.
+    (:func:`~sfmnet_plugin.utils.process_settings.apply_process_settings`) may restart it once to take effect.
     """
     try:
         request = parse_command_line(stage, sys.argv[1:] if argv is None else argv, root_path)

@@ -249,6 +249,34 @@ def backbone_weight_problems(opt, stage):
     return [problem for problem in problems if problem]
 
 
+# ----------------------------------------------------------------------------- loggers
+
+# BasicSR's optional loggers (basicsr/train.py init_tb_loggers), off in runs whose name contains 'debug':
+# option -> (the module it imports, what installs it)
+LOGGER_MODULES = {'logger.use_tb_logger': ('tensorboard', 'pip install tensorboard'),
+                  'logger.wandb.project': ('wandb', "pip install 'sfmnet-plugin[wandb]' (or pip install wandb)")}
+
+
+def logger_problems(opt, stage):
+    """The loggers a training run asks for whose package is not installed (BasicSR imports them mid-start)."""
+    import importlib.util
+
+    logger = opt.get('logger') or {}
+    if stage != 'train' or 'debug' in str(opt.get('name', '')):
+        return []
+    wanted = {'logger.use_tb_logger': bool(logger.get('use_tb_logger')),
+              'logger.wandb.project': bool((logger.get('wandb') or {}).get('project'))}
+    problems = []
+    for option, (module, install) in LOGGER_MODULES.items():
+        if wanted[option] and importlib.util.find_spec(module) is None:
+            problems.append(f'{option}: is set, but the {module} package is not installed; {install}, '
+                            'or remove the option.')
+    if wanted['logger.wandb.project'] and not wanted['logger.use_tb_logger']:
+        problems.append('logger.wandb.project: BasicSR logs to wandb only together with TensorBoard; '
+                        'set logger.use_tb_logger: true.')
+    return problems
+
+
 # ----------------------------------------------------------------------------- the check
 
 
@@ -263,5 +291,6 @@ def check_run(request):
     problems = dataset_problems(opt, stage, request.world_size)
     problems += network_file_problems(opt, stage, request.auto_resume)
     problems += backbone_weight_problems(opt, stage)
+    problems += logger_problems(opt, stage)
     if problems:
         raise PreflightError(problems)

@@ -29,7 +29,8 @@ from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from os import path as osp
 
-from sfmnet_plugin.utils.cpu_threads import busy_machine_warning
+from sfmnet_plugin.utils.process_settings import busy_machine_warning
+from sfmnet_plugin.utils.profiling import count_parameters
 from sfmnet_plugin.utils.run_lock import RunFolderLocks
 
 LOGGER_NAME = 'basicsr'
@@ -63,6 +64,18 @@ class TerminalFilter(logging.Filter):
         return (record.module, record.funcName) not in LOG_FILE_ONLY_CALL_SITES
 
 
+def _logging_the_backend_in_use(dict2str):
+    """``dict2str`` that logs ``dist_params.backend`` as the process group runs it: on CPU the plugin's
+    ``init_dist`` starts gloo whatever the option file says (BasicSR's ``nccl`` default is for GPUs)."""
+    def logged(opt, *args):
+        import torch.distributed as dist
+
+        if isinstance(opt, dict) and dist.is_available() and dist.is_initialized():
+            opt = dict(opt, dist_params=dict(opt.get('dist_params') or {}, backend=dist.get_backend()))
+        return dict2str(opt, *args)
+    return logged
+
+
 def terminal_handlers(logger):
     return [handler for handler in logger.handlers
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)]
@@ -71,10 +84,6 @@ def terminal_handlers(logger):
 def log_file_of(logger):
     files = [h.baseFilename for h in logger.handlers if isinstance(h, logging.FileHandler)]
     return files[0] if files else None
-
-
-def parameter_count(net):
-    return sum(p.numel() for p in net.parameters())
 
 
 def _shown_path(path):
@@ -95,7 +104,7 @@ def start_banner(opt, model, datasets):
     for label in sorted(name for name in vars(model) if name.startswith('net_') and hasattr(getattr(model, name),
                                                                                                'parameters')):
         net = model.get_bare_model(getattr(model, label))
-        lines.append(f'  {label:<9} {type(net).__name__}, {parameter_count(net):,} parameters')
+        lines.append(f'  {label:<9} {type(net).__name__}, {count_parameters(net):,} parameters')
     world_size = opt.get('world_size', 1)
     for phase, dataset in datasets:
         dataset_opt = dataset.opt
@@ -298,6 +307,8 @@ def run_session(request):
         _patch(stack, pipeline, 'get_root_logger', filtered_root_logger(pipeline.get_root_logger))
         for name in ('get_env_info', 'dict2str'):  # the ASCII-art banner and the options: log file only
             function = getattr(pipeline, name)
+            if name == 'dict2str':
+                function = _logging_the_backend_in_use(function)
             _patch(stack, pipeline, name, lambda *args, _function=function: LogFileOnly(_function(*args)))
         if stage == 'train':
             _patch(stack, basicsr_train, 'MessageLogger', eta_message_logger_class(basicsr_train.MessageLogger))

@@ -30,9 +30,9 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import DataLoader, Subset
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import resize_as_8bit
 from sfmnet_plugin.metrics.fid import FidScorer, inception_features
-from sfmnet_plugin.utils.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
+from sfmnet_plugin.models.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
 
 AUTOCAST_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 SR_QUANTIZATIONS = ('round', 'truncate')
@@ -93,7 +93,7 @@ class FaceSRModel(SRModel):
       with its initial statistics.
     * validation runs on every rank's share of the images under DDP and gathers the per-image
       results, so distributed validation equals single-process validation;
-    * ``val.compare_bicubic``: also score the PIL-bicubic upsampling of each LR image
+    * ``val.compare_bicubic``: also score the PIL-bicubic upsampling of each 8-bit LR image
       (default: on when testing, off when training);
     * ``val.sr_quantization``: ``round`` (default, BasicSR) or ``truncate`` (SPARNet's test script)
       turns the SR output into the uint8 image that is scored and saved;
@@ -266,7 +266,7 @@ class FaceSRModel(SRModel):
             gt_img = tensor2img([self.gt.detach().cpu()])
             bicubic_img = None
             if compare_bicubic or keep_panel:
-                bicubic = pil_bicubic_resize(self.lq.detach().cpu().float(), tuple(self.gt.shape[-2:]))
+                bicubic = resize_as_8bit(self.lq.detach().cpu().float(), tuple(self.gt.shape[-2:]))
                 bicubic_img = tensor2img([bicubic])
             for metric_name, metric_opt in (self.opt['val'].get('metrics') or {}).items():
                 row[metric_name] = float(calculate_metric({'img': sr_img, 'img2': gt_img}, metric_opt))

@@ -20,7 +20,7 @@ from os import path as osp
 from sfmnet_plugin.data.image_io import images_in_subfolders, list_image_files
 from sfmnet_plugin.prep.face_crop import WholeImage
 from sfmnet_plugin.prep.landmarks import add_lmdb_landmarks, check_landmark_models
-from sfmnet_plugin.prep.pipeline import (
+from sfmnet_plugin.prep.split_writer import (
     HR_LABEL,
     DataPrepError,
     Job,

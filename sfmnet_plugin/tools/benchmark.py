@@ -98,8 +98,8 @@ def to_method(option, values):
     return SrFolder(*values)
 
 
-def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+def main(argv: list[str] | None = None) -> int:
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     parser = build_parser()
     args = parser.parse_args(argv)

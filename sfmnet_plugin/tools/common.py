@@ -8,15 +8,16 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from os import path as osp
 
 from sfmnet_plugin.data.downsample import DOWNSAMPLERS
 from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS
 from sfmnet_plugin.inference import InferenceError
 from sfmnet_plugin.inference.network_options import network_options_from_file
-from sfmnet_plugin.prep.outputs import NotOurOutputError
-from sfmnet_plugin.prep.pipeline import DataPrepError, SampleSpec
-from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+from sfmnet_plugin.prep.output_folders import NotOurOutputError
+from sfmnet_plugin.prep.split_writer import DataPrepError, SampleSpec
+from sfmnet_plugin.utils.process_settings import apply_process_settings
 
 
 def tool_parser(prog, description):
@@ -145,7 +146,7 @@ def describe_os_error(err):
     return str(err)
 
 
-def run_prep_tool(main_function, argv):
+def run_prep_tool(main_function: Callable[[list[str] | None], int], argv: list[str] | None) -> int:
     """Apply the process settings of the plugin's entry points, run a preparation script's main, return its exit code.
 
     DataPrepError, ValueError and OSError (a missing, read-only or full output, a file where a

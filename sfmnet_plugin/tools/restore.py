@@ -115,11 +115,12 @@ def run(args) -> int:
         face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
         min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement,
         max_face_shrink=args.max_face_shrink, batch_size=args.batch_size)
-    bad = []
+    bad: list[tuple[str, str]] = []
     paths = common.collect_inputs(args.inputs, bad)
     check_output_folder(args.output, args.inputs)
     os.makedirs(args.output, exist_ok=True)
-    written, stems, niqe_rows = 0, {}, []
+    written, niqe_rows = 0, []
+    stems: dict[str, str] = {}
     for path in tqdm(paths, unit='photo', disable=None):
         stem = osp.splitext(osp.basename(path))[0]
         if stem in stems:  # a.png and a.jpg would write the same a.png
@@ -168,8 +169,8 @@ def write_niqe_report(path, rows):
         print(f"{row['photo']} face {row['face']}: {scores}")
 
 
-def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+def main(argv: list[str] | None = None) -> int:
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
     try:

@@ -38,7 +38,7 @@ def _is_finite(value):
 
 def _all_finite(tensor):
     """``torch.isfinite(tensor).all()`` without a boolean copy: NaN propagates to the minimum and maximum, and an
-    infinity is one of them (a 256 MiB checkpoint takes ~20 ms instead of ~0.5 s)."""
+    infinity is one of them; one reduction pass over the tensor, no tensor of its size allocated."""
     if tensor.numel() == 0:
         return True
     low, high = torch.aminmax(tensor.detach())

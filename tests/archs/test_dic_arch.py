@@ -206,7 +206,7 @@ def test_the_official_evaluation_hourglass_layout_and_golden(golden_lr_face, see
     from PIL import Image
 
     from sfmnet_plugin.archs.dic_blocks import StackedHourGlass
-    from sfmnet_plugin.metrics.dic_landmarks import evaluation_peaks
+    from sfmnet_plugin.inference.dic_landmarks import evaluation_peaks
 
     layout = official_layout('StackedHourGlass')
     model = StackedHourGlass()

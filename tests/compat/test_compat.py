@@ -12,7 +12,7 @@ import torch
 
 import sfmnet_plugin
 from sfmnet_plugin import compat as _compat
-from sfmnet_plugin.compat import checkpoints as compat_checkpoints
+from sfmnet_plugin.compat import checkpointing
 from sfmnet_plugin.config.option_files import load_merged_options
 from sfmnet_plugin.launch.cli import parse_command_line
 from sfmnet_plugin.launch.pipeline import basicsr_option_file
@@ -91,10 +91,10 @@ def test_init_dist_refuses_slurm_on_cpu_with_a_clear_message():
 
 
 def test_training_states_are_listed_highest_iteration_first(tmp_path):
-    assert compat_checkpoints.training_states_newest_first(str(tmp_path / 'missing')) == []
+    assert checkpointing.training_states_newest_first(str(tmp_path / 'missing')) == []
     for name in ('8.state', '12.state', '100.state', 'notes.txt', 'x.state'):
         (tmp_path / name).write_text('')
-    assert compat_checkpoints.training_states_newest_first(str(tmp_path)) == [
+    assert checkpointing.training_states_newest_first(str(tmp_path)) == [
         str(tmp_path / f'{i}.state') for i in (100, 12, 8)]
 
 
@@ -127,7 +127,7 @@ def test_checkpoints_are_written_atomically(tmp_path):
     assert torch.load(tmp_path / '7.state', weights_only=False)['iter'] == 7
     # a save interrupted before its rename leaves only a '.partial' file, which resume ignores
     (tmp_path / '9.state.partial').write_bytes(b'trunc')
-    assert compat_checkpoints.training_states_newest_first(str(tmp_path)) == [str(tmp_path / '7.state')]
+    assert checkpointing.training_states_newest_first(str(tmp_path)) == [str(tmp_path / '7.state')]
 
 
 def test_one_lmdb_opened_by_two_readers(tmp_path):

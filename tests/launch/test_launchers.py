@@ -107,6 +107,7 @@ def test_torchrun_two_cpu_processes(toy_run, free_port, read_training_log, run_l
     experiment = toy_run['experiment'] / 'toy_ddp'
     log = read_training_log(experiment)
     assert 'world_size: 2' in log and 'DistributedDataParallel' in log
+    assert 'backend: gloo' in log and 'backend: nccl' not in log  # the logged options say what runs on CPU
     from basicsr.archs import build_network
 
     net = build_network(toy_base_options('unused')['network_g'])

@@ -8,7 +8,7 @@ Each source image becomes a :class:`Job` (its key, file path and crop). Worker p
 unusable crops are skipped, odd colour modes are converted, and both are reported by file name.
 
 Outputs appear atomically: everything is built under ``<final>.partial`` and swapped into
-``<final>`` at the end (:func:`~sfmnet_plugin.prep.outputs.build_atomically`), so a run
+``<final>`` at the end (:func:`~sfmnet_plugin.prep.output_folders.build_atomically`), so a run
 killed at any moment leaves the old complete output or the new complete one, and the next run
 removes the leftover. Nothing is deleted that the tools did not create.
 """
@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from os import path as osp
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
@@ -29,7 +29,7 @@ from sfmnet_plugin.data.image_io import PNG_COMPRESS_LEVEL, ImageDecodeError, en
 from sfmnet_plugin.prep.face_crop import SkipImage
 from sfmnet_plugin.prep.landmarks import add_lmdb_landmarks, check_landmark_models
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter, check_lmdb_key
-from sfmnet_plugin.prep.outputs import (  # noqa: F401  (build_atomically: also used by prep_folder)
+from sfmnet_plugin.prep.output_folders import (  # noqa: F401  (build_atomically: also used by prep_folder)
     PARTIAL_SUFFIX,
     build_atomically,
     recover_interrupted_swap,
@@ -76,11 +76,11 @@ class SampleSpec:
         upscaling a tiny face to the HR size gives a blurred "HR" image.
     landmarks: 68 also stores dlib's landmarks of every HR face beside HR.lmdb (:mod:`sfmnet_plugin.prep.landmarks`).
     """
-    hr_size: Optional[int] = 128
+    hr_size: int | None = 128
     scales: Tuple[int, ...] = (4, 8, 16)
     downsampler: str = 'pil_bicubic'
     min_crop_size: int = 0
-    landmarks: Optional[int] = None
+    landmarks: int | None = None
 
     def __post_init__(self):
         check_downsampler(self.downsampler, '--downsampler')
@@ -104,8 +104,8 @@ class Sample:
     key: str
     source: str
     images: Dict[str, Tuple[bytes, Tuple[int, int, int]]] = field(default_factory=dict)
-    converted_from: Optional[str] = None
-    skip_reason: Optional[str] = None
+    converted_from: str | None = None
+    skip_reason: str | None = None
 
 
 def make_sample(job, spec):
@@ -165,7 +165,7 @@ class PrepSummary:
 class Target:
     """Where one label goes: an LMDB folder and, optionally, a PNG folder."""
     lmdb_path: str
-    png_dir: Optional[str] = None
+    png_dir: str | None = None
 
 
 def _make_sample_task(task):

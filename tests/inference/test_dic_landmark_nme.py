@@ -9,7 +9,7 @@ from PIL import Image
 
 from sfmnet_plugin.archs.dic_arch import DIC
 from sfmnet_plugin.checkpoints.io import save_checkpoint_file
-from sfmnet_plugin.metrics import dic_landmarks as detector
+from sfmnet_plugin.inference import dic_landmarks as detector
 from sfmnet_plugin.metrics.face_landmark_metric import calculate_landmark_nme, inter_ocular_distance
 from sfmnet_plugin.tools.benchmark import main as benchmark_main
 
@@ -57,15 +57,18 @@ def test_the_nme_with_the_dic_detector(checkpoints, tmp_path, write_real_face_pa
     _, paths = checkpoints
     faces = write_real_face_pairs(str(tmp_path), 2, 128, 8)
     hr, sr = (np.asarray(Image.open(f'{faces}/gt/face00{i}.png').convert('RGB'))[..., ::-1].copy() for i in (0, 1))
-    assert calculate_landmark_nme(hr, hr, detector='dic', checkpoint=paths['plugin']) == 0
+    dic_detector = detector.dic_landmark_detector(paths['plugin'])
+    assert calculate_landmark_nme(hr, hr, detector=dic_detector) == 0
     hr_points = detector.dic_landmarks(hr[..., ::-1].copy(), paths['plugin'])
     sr_points = detector.dic_landmarks(sr[..., ::-1].copy(), paths['plugin'])
     distance = inter_ocular_distance(hr_points)
     if distance > 0:  # an untrained hourglass may put both eye corners on one grid point
         expected = np.linalg.norm(sr_points - hr_points, axis=1).mean() / distance
-        assert calculate_landmark_nme(sr, hr, detector='dic', checkpoint=paths['plugin']) == pytest.approx(expected)
-    with pytest.raises(ValueError, match='detector dic needs checkpoint'):
+        assert calculate_landmark_nme(sr, hr, detector=dic_detector) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unknown detector 'dic'; give 'dlib' or a callable"):
         calculate_landmark_nme(sr, hr, detector='dic')
+    with pytest.raises(FileNotFoundError, match='landmark checkpoint'):
+        detector.dic_landmark_detector(str(tmp_path / 'missing.pth'))
 
 
 def test_benchmark_cli_scores_nme_with_a_dic_checkpoint(checkpoints, tmp_path, capsys, write_real_face_pairs):

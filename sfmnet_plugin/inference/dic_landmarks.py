@@ -1,5 +1,9 @@
 """DIC's hourglasses as 68-point landmark detectors (the NME metric without dlib's weights).
 
+:func:`dic_landmark_detector` gives the detector callable that
+:func:`~sfmnet_plugin.metrics.face_landmark_metric.calculate_landmark_nme` takes; it lives here, not in ``metrics/``,
+because it builds networks (``archs/``) from checkpoints (``checkpoints/``), which ``metrics/`` may not import.
+
 Two official networks predict 68 heatmaps of a face image at a quarter of its size, from the image as DIC gives it
 its SR images (RGB in [0, 1] minus DIC's dataset mean):
 
@@ -15,6 +19,7 @@ its SR images (RGB in [0, 1] minus DIC's dataset mean):
   second-highest value of the heatmap (so -1 and 125 are possible on a 128-pixel face).
 """
 import functools
+from collections.abc import Callable
 from os import path as osp
 
 import numpy as np
@@ -22,7 +27,7 @@ import torch
 
 from sfmnet_plugin.archs.dic_arch import DIC_RGB_MEAN
 from sfmnet_plugin.archs.dic_blocks import FeedbackHourGlass, StackedHourGlass
-from sfmnet_plugin.checkpoints.common import strip_module_prefix, unwrap_checkpoint
+from sfmnet_plugin.checkpoints.conversion import strip_module_prefix, unwrap_checkpoint
 from sfmnet_plugin.checkpoints.io import load_checkpoint_file
 
 HEATMAP_STRIDE = 4
@@ -63,6 +68,17 @@ def load_dic_hourglass(path):
     hourglass = FeedbackHourGlass(state_dict['compress_in.weight'].shape[0] // 2, num_keypoints)
     hourglass.load_state_dict(state_dict, strict=True)
     return hourglass.eval()
+
+
+def dic_landmark_detector(checkpoint: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The NME metric's ``detector``: RGB uint8 face -> ``68 x 2`` landmarks by the hourglass in ``checkpoint``.
+
+    The checkpoint is read now (a wrong path fails here, not at the first image). The callable is a
+    :func:`functools.partial`, which BasicSR's ``calculate_metric`` can deep-copy cheaply (the loaded network is
+    cached per process, not copied).
+    """
+    load_dic_hourglass(checkpoint)
+    return functools.partial(dic_landmarks, checkpoint=checkpoint)
 
 
 def dic_landmarks(rgb, checkpoint):
