@@ -97,6 +97,8 @@ def draw_heatmaps(landmarks: np.ndarray, image_size, sigma: float = OFFICIAL_HEA
     for an HR image of ``image_size = (H, W)``, drawn as the official DIC loader draws them (module docstring)."""
     height, width = image_size[0] // stride, image_size[1] // stride
     landmarks = np.asarray(landmarks, dtype=np.float64) / stride
+    xx: np.ndarray
+    yy: np.ndarray
     xx, yy = np.meshgrid(np.arange(width), np.arange(height))
     d2 = (xx[None] - landmarks[:, 0, None, None]) ** 2 + (yy[None] - landmarks[:, 1, None, None]) ** 2
     return np.exp(-d2 / 2.0 / sigma / sigma).astype(np.float32)
