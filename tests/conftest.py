@@ -461,6 +461,8 @@ _TINY_DEMO_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass at
     'CTCNet': ['network_g:num_feat=2'],
     'UFSRNet': ['network_g:num_feat=4'],
     'SISN': ['network_g:num_feat=4', 'network_g:num_groups=1', 'network_g:num_blocks=1'],
+    'DIC': ['network_g:num_features=4', 'network_g:hg_num_feature=8', 'network_g:num_steps=2',
+            'logger:print_freq=1'],  # every iteration's losses in the log (the DIC demo test reads l_heatmap)
 }
 
 

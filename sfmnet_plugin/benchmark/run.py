@@ -71,7 +71,7 @@ def run_benchmark(test_set: TestSet, methods: Sequence[Bicubic | Network | SrFol
                   arcface_onnx: str | None = None, device: str = 'auto', latency_repeats: int = 5,
                   sheet_images: int = 4, overwrite: bool = False, progress: bool = True, pairs: str | None = None,
                   recognizer: str = 'dlib', fid_reference: str | None = None,
-                  fid_weights: str | None = None) -> BenchmarkResult:
+                  fid_weights: str | None = None, landmark_checkpoint: str | None = None) -> BenchmarkResult:
     """Score ``methods`` on ``test_set`` and write the comparison to ``out_dir``; returns a :class:`BenchmarkResult`.
 
     Args:
@@ -95,12 +95,14 @@ def run_benchmark(test_set: TestSet, methods: Sequence[Bicubic | Network | SrFol
             (default: the test set's HR images).
         fid_weights (str, optional): local ``pt_inception-2015-12-05-6726825d.pth`` (default: the pretrained
             folders, see :mod:`sfmnet_plugin.utils.pretrained`).
+        landmark_checkpoint (str, optional): metric ``nme`` with a trained DIC's hourglass as the landmark
+            detector (a DIC checkpoint or ``FB_HG_68_CelebA.pth``) instead of dlib's.
     """
     _check_methods(methods)
     _check_output_folder(out_dir, overwrite)
     notes: list[str] = []
     columns, metric_groups = resolve_columns(None if metrics is None else list(metrics), test_set.scale,
-                                             lpips_weights, arcface_onnx, notes)
+                                             lpips_weights, arcface_onnx, notes, landmark_checkpoint)
     dataset = test_set.dataset()
     sizes = hr_sizes(dataset)
     _check_niqe_size(metric_groups, sizes)
@@ -135,7 +137,8 @@ def run_benchmark(test_set: TestSet, methods: Sequence[Bicubic | Network | SrFol
             means[method.name].update(values[method.name])
         pair_rows = verification.pair_rows(scores)
         notes += verification.notes(values, spreads)
-    notes += [METRIC_NOTES[group] for group in metric_groups]
+    notes += [METRIC_NOTES['nme_dic' if group == 'nme' and landmark_checkpoint else group]
+              for group in metric_groups]
     notes.append(_cost_note(device, latency_repeats, load_average))
     sources = {'test set': test_set.describe(), **{method.name: method.describe() for method in methods}}
     result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],

@@ -11,9 +11,9 @@ One entry point for every family, which ``sfmnet-convert-official``, :mod:`sfmne
     net.load_state_dict(state_dict, strict=True)
 
 Official SFMNet checkpoints are renamed to the plugin's readable names (:mod:`.sfmnet`); SPARNet-family, WFEN,
-CTCNet, UFSRNet and SISN ones keep their names, which are the plugin's, and are checked (:mod:`.sparnet`,
-:mod:`.wfen`, :mod:`.ctcnet`, :mod:`.ufsrnet`, :mod:`.sisn`; SISN's ``module.`` prefixes, which every official SISN
-checkpoint has, are removed).
+CTCNet, UFSRNet, SISN and DIC ones keep their names, which are the plugin's, and are checked (:mod:`.sparnet`,
+:mod:`.wfen`, :mod:`.ctcnet`, :mod:`.ufsrnet`, :mod:`.sisn`, :mod:`.dic`; SISN's ``module.`` prefixes, which every
+official SISN checkpoint has, are removed; DIC's training checkpoints hold the state dict under ``state_dict``).
 Either way every key and shape is checked, and a wrong checkpoint raises :class:`CheckpointConversionError` naming the
 first mismatched key.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from sfmnet_plugin.checkpoints import ctcnet, sfmnet, sisn, sparnet, ufsrnet, wfen
+from sfmnet_plugin.checkpoints import ctcnet, dic, sfmnet, sisn, sparnet, ufsrnet, wfen
 from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
@@ -35,7 +35,8 @@ from sfmnet_plugin.checkpoints.conversion import (
 )
 
 KNOWN_NETWORKS = ('SFMNet generator', 'SFMNet LightCNN-9 discriminators', *sparnet.PUBLISHED_NETWORKS,
-                  *wfen.PUBLISHED_NETWORKS, ctcnet.NAME, ufsrnet.NAME, *sisn.PUBLISHED_NETWORKS)
+                  *wfen.PUBLISHED_NETWORKS, ctcnet.NAME, ufsrnet.NAME, *sisn.PUBLISHED_NETWORKS,
+                  *dic.PUBLISHED_NETWORKS)
 
 
 def recognise_official_checkpoint(state_dict: Mapping[str, Any],
@@ -51,7 +52,8 @@ def recognise_official_checkpoint(state_dict: Mapping[str, Any],
             or wfen.recognise(state_dict)
             or ctcnet.recognise(state_dict)
             or ufsrnet.recognise(state_dict)
-            or sisn.recognise(state_dict))
+            or sisn.recognise(state_dict)
+            or dic.recognise(state_dict))
 
 
 def convert_official_checkpoint(state_dict: Mapping[str, Any],

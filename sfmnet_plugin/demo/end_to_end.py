@@ -33,6 +33,7 @@ class DemoNetwork:
     label: str  # table row, contact-sheet column and file names in the output folder
     option_file: str  # in DEMO_OPTIONS
     presets: dict = field(default_factory=dict)  # preset -> ['key:key=value', ...]
+    landmarks: int | None = None  # 68: its training reads dlib's landmarks, stored beside the training LMDB
 
     @property
     def train_options(self):
@@ -64,7 +65,8 @@ GPU_BUDGET = ['datasets:train:batch_size_per_gpu=8', 'datasets:train:num_worker_
 # The CPU preset is the option files as written: widths and iterations chosen so that the default (SFMNet alone),
 # the face gathering and the benchmark take minutes on a small CPU (timings in docs/speed.md);
 # --family trains the seed family (SFMNet, SPARNet, SMLNet) with that same budget each; --networks names any network
-# of DEMO_NETWORKS, zoo networks included, each with that budget too.
+# of DEMO_NETWORKS, zoo networks included, each with that budget too (DIC's training LMDB then also gets dlib's 68
+# landmarks).
 DEMO_NETWORKS = (
     DemoNetwork('SFMNet', 'demo_SFMNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', 'network_g:num_resblocks=2',
@@ -82,6 +84,9 @@ DEMO_NETWORKS = (
     DemoNetwork('SISN', 'demo_SISN_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_groups=10', 'network_g:num_blocks=10',
                            *GPU_BUDGET]}),
+    DemoNetwork('DIC', 'demo_DIC_x8.yml', landmarks=68, presets={
+        'cpu': [], 'gpu': ['network_g:num_features=48', 'network_g:num_groups=6', 'network_g:hg_num_feature=256',
+                           'network_g:num_fusion_block=7', *GPU_BUDGET]}),
 )
 PRESETS = ('cpu', 'gpu')
 NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)
@@ -160,15 +165,17 @@ def gather_faces(faces_dir, cache_dir=None, jitter=6, seed=0):
     return build_face_set(faces_dir, cache_dir=cache_dir, jitter=jitter, seed=seed)
 
 
-def write_lmdbs(output):
+def write_lmdbs(output, landmarks=None):
     """``(train, test)`` LMDBs of the gathered faces under ``output/lmdb`` (the library behind
-    ``folder_to_lmdb.py``, in this process)."""
+    ``folder_to_lmdb.py``, in this process); ``landmarks`` (68) also stores dlib's landmarks of the training faces
+    beside the training LMDB (what DIC's training reads)."""
     from sfmnet_plugin.prep.folder import convert_folder
 
     lmdbs = tuple(osp.join(output, 'lmdb', f'{split}_HR.lmdb') for split in ('train', 'test'))
     for split, lmdb in zip(('train', 'test'), lmdbs):
         print(f'\n==> LMDB of the {split} faces', flush=True)
-        convert_folder(osp.join(output, 'faces', split, 'HR'), lmdb, workers=1, overwrite=True)
+        convert_folder(osp.join(output, 'faces', split, 'HR'), lmdb, workers=1, overwrite=True,
+                       landmarks=landmarks if split == 'train' else None)
     return lmdbs
 
 
@@ -224,7 +231,7 @@ def run_demo(labels=DEFAULT_NETWORKS, output_name='demo_output', preset='cpu', i
     print(f'==> Gathering and aligning real face photos into {output}/faces ({threads} CPU thread'
           f'{"s" if threads != 1 else ""})', flush=True)
     print(f'    {gather_faces(osp.join(output, "faces"), cache_dir, jitter, seed)}', flush=True)
-    lmdbs = write_lmdbs(output)
+    lmdbs = write_lmdbs(output, next((network.landmarks for network in networks if network.landmarks), None))
 
     models, commands = {}, []
     scale = load_merged_options(networks[0].train_options)['scale']

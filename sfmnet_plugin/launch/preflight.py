@@ -64,6 +64,14 @@ def preparation_command(path):
     return f'a folder of images; or an LMDB written by datasets_prep/folder_to_lmdb.py (see {DATA_README})'
 
 
+# Pretrained files that are not networks of this plugin's training: where to get them instead.
+PRETRAINED_FILE_HINTS = {
+    'pretrain_network_hourglass': "It is DIC's pretrained landmark estimator FB_HG_68_CelebA.pth (the official "
+                                  'release\'s "models" folder, Maclory/Deep-Iterative-Collaboration); or set '
+                                  'pretrain_network_hourglass: ~ to train the hourglass from scratch.',
+}
+
+
 def network_command(path):
     """The command that writes a network file at ``path``."""
     match = re.search(r'experiments/([^/]+)/models/', path.replace('\\', '/'))
@@ -196,7 +204,8 @@ def network_file_problems(opt, stage, auto_resume):
             continue
         value = osp.expanduser(value)
         if key.startswith('pretrain_network') and not osp.isfile(value):
-            problems.append(f'path.{key}: network file {value!r} not found. Make it with: {network_command(value)}')
+            fix = PRETRAINED_FILE_HINTS.get(key) or f'Make it with: {network_command(value)}'
+            problems.append(f'path.{key}: network file {value!r} not found. {fix}')
         elif key == 'resume_state' and not auto_resume and not osp.isfile(value):
             problems.append(f'path.resume_state: training state {value!r} not found (use --auto_resume to continue '
                             "from the experiment's newest state).")

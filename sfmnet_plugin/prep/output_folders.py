@@ -20,7 +20,8 @@ from os import path as osp
 PARTIAL_SUFFIX = '.partial'
 OLD_SUFFIX = '.old'
 OWNER_MARKER = '.sfmnet_output'  # an empty file: "made by an sfmnet-plugin preparation tool"
-_LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt'}
+# an LMDB's files, and the landmark files --landmarks 68 writes beside them (sfmnet_plugin.prep.landmarks)
+_LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt', 'landmarks_68.txt', 'landmarks_68_missing.txt'}
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
 

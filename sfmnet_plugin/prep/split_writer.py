@@ -24,8 +24,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
+from sfmnet_plugin.data.face_landmarks import check_points
 from sfmnet_plugin.data.image_io import PNG_COMPRESS_LEVEL, ImageDecodeError, encode_png, read_rgb_image
 from sfmnet_plugin.prep.face_crop import SkipImage
+from sfmnet_plugin.prep.landmarks import add_lmdb_landmarks, check_landmark_models
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter, check_lmdb_key
 from sfmnet_plugin.prep.output_folders import (  # noqa: F401  (build_atomically: also used by prep_folder)
     PARTIAL_SUFFIX,
@@ -72,14 +74,18 @@ class SampleSpec:
     scales: one LR image per scale, made from the HR by ``downsampler``.
     min_crop_size: skip faces whose crop side in the source photo is below this (in pixels);
         upscaling a tiny face to the HR size gives a blurred "HR" image.
+    landmarks: 68 also stores dlib's landmarks of every HR face beside HR.lmdb (:mod:`sfmnet_plugin.prep.landmarks`).
     """
     hr_size: int | None = 128
     scales: Tuple[int, ...] = (4, 8, 16)
     downsampler: str = 'pil_bicubic'
     min_crop_size: int = 0
+    landmarks: int | None = None
 
     def __post_init__(self):
         check_downsampler(self.downsampler, '--downsampler')
+        if self.landmarks is not None:
+            check_points(self.landmarks, '--landmarks')
         if self.hr_size is not None:
             for scale in self.scales:
                 check_divisible(self.hr_size, self.hr_size, scale, f'--hr-size {self.hr_size}')
@@ -272,12 +278,16 @@ def prepare_split(out_root, split, jobs, spec, workers, save_png=False, overwrit
         return None
     if not jobs:
         raise DataPrepError(f'Split {split!r} has no images.')
+    if spec.landmarks:
+        check_landmark_models(spec.landmarks)
     check_job_keys(jobs, f'split {split!r}')
     os.makedirs(out_root, exist_ok=True)
     with build_atomically(final_dir, is_split_output) as partial_dir:
         summary = write_samples(jobs, spec, split_targets(partial_dir, spec.labels, save_png), workers, split)
         if summary.written == 0:
             raise DataPrepError(f'[{split}] none of the {len(jobs)} images could be used (see the messages above).')
+        if spec.landmarks:
+            add_lmdb_landmarks(osp.join(partial_dir, f'{HR_LABEL}.lmdb'), spec.landmarks, workers)
         with open(osp.join(partial_dir, REPORT_NAME), 'w', encoding='utf-8') as f:
             f.write(f'{summary}\n{contents_line(spec.labels, save_png, summary.written)}\n')
             f.writelines(f'{line}\n' for line in summary.report_lines())

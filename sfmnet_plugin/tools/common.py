@@ -125,6 +125,10 @@ def add_output_arguments(parser, default_out, default_out_text=None, hr_size=128
     parser.add_argument('--save-png', action='store_true',
                         help='also write PNG folders in the official SFMNet layout '
                              '(HR/, LR_x4_bicubic/, LR_bicubic/ for x8, LR_x16_bicubic/)')
+    parser.add_argument('--landmarks', type=int, choices=[68], default=None,
+                        help="also store dlib's 68 landmarks of every HR face in HR.lmdb/landmarks_68.txt (DIC's "
+                             'heatmap loss; needs the face-metrics extra); faces where dlib finds no face are listed '
+                             'in landmarks_68_missing.txt')
     add_workers_argument(parser, 'worker processes for decoding/cropping/encoding')
     parser.add_argument('--overwrite', action='store_true', help='rebuild splits that already exist')
 
@@ -132,7 +136,7 @@ def add_output_arguments(parser, default_out, default_out_text=None, hr_size=128
 def spec_from_args(args):
     """The SampleSpec of parsed ``add_output_arguments`` options."""
     return SampleSpec(hr_size=args.hr_size, scales=tuple(sorted(set(args.scales))), downsampler=args.downsampler,
-                      min_crop_size=args.min_crop_size)
+                      min_crop_size=args.min_crop_size, landmarks=args.landmarks)
 
 
 def describe_os_error(err):

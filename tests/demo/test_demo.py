@@ -4,6 +4,7 @@ sfmnet-infer command; the README's command for it runs as written."""
 import csv
 import dataclasses
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output, readme_c
 
 def test_the_family_each_with_both_presets_and_the_default_is_sfmnet():
     assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'CTCNet', 'UFSRNet',
-                                                            'SISN']
+                                                            'SISN', 'DIC']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
@@ -99,7 +100,8 @@ def test_the_checkouts_demo_option_files_are_the_packaged_ones(network, repo_roo
     assert network.train_options.startswith(os.path.join(repo_root, 'sfmnet_plugin', 'demo', 'options'))
 
 
-@pytest.mark.parametrize('network', DEMO_NETWORKS[1:], ids=lambda network: network.label)
+@pytest.mark.parametrize('network', [n for n in DEMO_NETWORKS[1:] if n.landmarks is None],
+                         ids=lambda network: network.label)
 def test_every_network_gets_sfmnets_budget(network):
     """The equal budget: same data, scale, seed, optimiser, schedule, iterations, pixel loss, validation and metrics;
     the network (and, for a single-output network, its model) is what differs. The same for the GPU preset."""
@@ -113,6 +115,26 @@ def test_every_network_gets_sfmnets_budget(network):
     assert candidate['train']['pixel_opt']['type'] == reference['train']['pixel_opt']['type'] == 'MSELoss'
     shared = [o for o in DEMO_NETWORKS[0].presets['gpu'] if not o.startswith('network_g:')]
     assert [o for o in network.presets['gpu'] if not o.startswith('network_g:')] == shared
+
+
+def test_dic_gets_sfmnets_budget_with_landmarks_and_no_flips_and_its_gpu_preset_is_the_released_network():
+    from basicsr.archs import build_network
+
+    network = next(network for network in DEMO_NETWORKS if network.label == 'DIC')
+    reference, candidate = (load_merged_options(n.train_options) for n in (DEMO_NETWORKS[0], network))
+    assert network.landmarks == 68 and candidate['model_type'] == 'DICModel'
+    train, reference_train = dict(candidate['datasets']['train']), reference['datasets']['train']
+    assert train.pop('landmarks') == 68 and train.pop('skip_faces_without_landmarks')
+    assert train.pop('use_hflip') is False and train.pop('heatmap_sigma') == 1
+    assert train == {key: value for key, value in reference_train.items() if key != 'use_hflip'}
+    for key in ('scale', 'manual_seed', 'val', 'logger'):
+        assert candidate[key] == reference[key], key
+    for key in ('optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'pixel_opt'):
+        assert candidate['train'][key] == reference['train'][key], key
+    assert candidate['train']['heatmap_opt']['loss_weight'] == 0.1
+    gpu = apply_overrides(load_merged_options(network.train_options), network.presets['gpu'])
+    with torch.device('meta'):
+        assert sum(p.numel() for p in build_network(dict(gpu['network_g'])).parameters()) == 21_803_849
 
 
 def test_the_gpu_preset_trains_the_full_size_sfmnet():
@@ -129,7 +151,7 @@ def test_the_gpu_preset_trains_the_full_size_sfmnet():
     assert len(full.interactions) == 14
 
 
-@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'CTCNet', 'UFSRNet', 'SISN'])
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'CTCNet', 'UFSRNet', 'SISN', 'DIC'])
 def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network, repo_root):
     train, test = (load_merged_options(os.path.join(repo_root, 'options', f'demo_{kind}{network}_x8.yml'))
                    for kind in ('', 'test_'))
@@ -210,10 +232,11 @@ def test_the_gpu_preset_restores_the_official_ctcnet():
     assert count_parameters(full) == 24_404_917  # as tests/archs/test_ctcnet_arch.py counts it
 
 
-@pytest.mark.parametrize('label', ['WFEN', 'CTCNet', 'UFSRNet', 'SISN'])
+@pytest.mark.parametrize('label', ['WFEN', 'CTCNet', 'UFSRNet', 'SISN', 'DIC'])
 def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatch, write_tiny_face_set,
                                                      tiny_demo_presets):
-    """One tiny demo run per zoo network: ``--networks <it> --iterations 3`` ends with its row next to bicubic."""
+    """One tiny demo run per zoo network: ``--networks <it> --iterations 3`` ends with its row next to bicubic; a
+    network that reads landmarks (DIC) gets dlib's points of the training faces, and only then."""
     monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))
     monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
     monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks(tiny_demo_presets))
@@ -222,3 +245,9 @@ def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatc
     assert list(read_table(output / 'table.csv')) == ['Bicubic', label]
     checkpoint = load_checkpoint_file(str(output / 'models' / f'{label}.safetensors'))
     assert checkpoint['network_g']['type'] == label and (output / f'infer_{label}.sh').is_file()
+    reads_landmarks = next(network.landmarks for network in DEMO_NETWORKS if network.label == label) == 68
+    assert (output / 'lmdb' / 'train_HR.lmdb' / 'landmarks_68.txt').is_file() == reads_landmarks
+    assert not (output / 'lmdb' / 'test_HR.lmdb' / 'landmarks_68.txt').exists()
+    if reads_landmarks:  # its heatmap loss ran at every iteration (the tiny preset logs each one)
+        log = next((tmp_path / 'experiments' / f'demo_{label}_x8').glob('train_*.log')).read_text()
+        assert len(re.findall(r'l_heatmap: [0-9.e+-]+', log)) == 3
