@@ -189,7 +189,9 @@ def test_every_parameter_gets_a_gradient_without_the_unused_attention():
 @pytest.mark.parametrize('config', ['tiny', 'default_width'])
 def test_outputs_and_gradients_are_finite(fill, config):
     torch.manual_seed(0)
-    model, lr_shape = (SFMNet(**TINY), (2, 3, 4, 4)) if config == 'tiny' else (SFMNet(upscale=2), (1, 3, 8, 8))
+    # the float input step: the one through which a gradient reaches the LR
+    model, lr_shape = ((SFMNet(**TINY, lr_resize='pil_float'), (2, 3, 4, 4)) if config == 'tiny'
+                       else (SFMNet(upscale=2, lr_resize='pil_float'), (1, 3, 8, 8)))
     lr = {'black': torch.zeros(lr_shape), 'white': torch.ones(lr_shape), 'random': torch.rand(lr_shape)}[fill]
     lr.requires_grad_(True)
     outputs = dual_loss_backward(model, lr)

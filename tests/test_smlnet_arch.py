@@ -8,7 +8,7 @@ import torch
 from basicsr.archs import build_network
 from test_sfmnet_arch import gradcheck_inputs_and_parameters
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import pil_uint8_resize
 from sfmnet_plugin.archs.smlnet_arch import SMLNet
 from sfmnet_plugin.archs.smlnet_blocks import MFEB, SFIM, ConcatFusion, MultiLevelAggregation
 
@@ -108,7 +108,7 @@ def test_outputs_are_residuals_on_the_pil_bicubic_input():
     lr = torch.rand(1, 3, 4, 4)
     with torch.no_grad():
         sr_spatial, sr_frequency = model(lr, return_frequency=True)
-    expected = pil_bicubic_resize(lr, (32, 32))
+    expected = pil_uint8_resize((lr * 255).round().to(torch.uint8), (32, 32)) / 255  # the default 8-bit step
     torch.testing.assert_close(sr_spatial, expected)
     torch.testing.assert_close(sr_frequency, expected)
 
@@ -165,7 +165,9 @@ INPUTS = {'black': torch.zeros, 'white': torch.ones, 'random': torch.rand, 'near
 def test_outputs_and_gradients_are_finite(fill, config):
     """Flat inputs make spectra that are zero except at DC: the phase of a ~0 coefficient must not poison gradients."""
     torch.manual_seed(0)
-    model, lr_shape = (SMLNet(**TINY), (2, 3, 4, 4)) if config == 'tiny' else (SMLNet(upscale=2), (1, 3, 8, 8))
+    # the float input step: the one through which a gradient reaches the LR
+    model, lr_shape = ((SMLNet(**TINY, lr_resize='pil_float'), (2, 3, 4, 4)) if config == 'tiny'
+                       else (SMLNet(upscale=2, lr_resize='pil_float'), (1, 3, 8, 8)))
     lr = INPUTS[fill](lr_shape).requires_grad_(True)
     outputs = dual_loss_backward(model, lr)
     assert all(torch.isfinite(out).all() for out in outputs)
