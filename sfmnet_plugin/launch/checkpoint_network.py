@@ -48,7 +48,7 @@ def network_fit_problems(opt):
     no memory, no time); none when nothing is pretrained, loading is not strict, or the file is an official
     checkpoint (converted when loaded)."""
     import torch
-    from basicsr.archs import build_network
+    from basicsr.utils.registry import ARCH_REGISTRY
 
     from sfmnet_plugin.checkpoints import recognise_official_checkpoint
     from sfmnet_plugin.checkpoints.options import stored_network_options, weights_mismatch
@@ -60,9 +60,12 @@ def network_fit_problems(opt):
     state_dict = _state_dict(opt, checkpoint) if checkpoint is not None else None
     if not state_dict or recognise_official_checkpoint(state_dict) is not None:
         return []
+    options = copy.deepcopy(dict(network_g))
     try:
+        # the registry, not basicsr's build_network: that logs, and the first log call would set up BasicSR's
+        # logger before the run gives it its log file
         with torch.device('meta'):
-            network = build_network(copy.deepcopy(dict(network_g)))
+            network = ARCH_REGISTRY.get(options.pop('type'))(**options)
     except Exception:  # a network_g that does not build: BasicSR reports it with its own message
         return []
     lines = weights_mismatch(network.state_dict(), state_dict)
