@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
                                 device='cpu')
-        export_onnx(restorer.net, output, lr_size, restorer.options, opset=args.opset)
+        export_onnx(restorer.net, output, lr_size, restorer.options, opset=args.opset,
+                    progress=lambda message: print(f'sfmnet-export: {message}', file=sys.stderr, flush=True))
         difference, sensitivity = check_against_torch(restorer.net, output, lr_size)
     except (InferenceError, ExportError) as error:
         print(f'sfmnet-export: error: {error}', file=sys.stderr)
