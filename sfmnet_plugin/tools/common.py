@@ -5,8 +5,10 @@ breaking another. The preparation scripts' argument set (output place, sizes, LR
 and their error handling are here too.
 """
 import argparse
+import errno
 import json
 import os
+import stat
 import sys
 from os import path as osp
 
@@ -64,18 +66,57 @@ def network_options(args):
     return None
 
 
+_SPECIAL_FILES = ((stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+                  (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'), (stat.S_ISDIR, 'a folder'))
+
+
+def why_not_a_file(path):
+    """None for a regular file (or a link to one), else why ``path`` cannot be read as an image file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if osp.islink(path):
+            return f'a dangling symbolic link (to {os.readlink(path)}, which does not exist)'
+        return 'not found'
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return 'a symbolic link loop'
+        return error.strerror or str(error)
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), 'not a regular file')
+    link = f' (through the symbolic link to {os.readlink(path)})' if osp.islink(path) else ''
+    return f'{kind}{link}, not a regular file: skipped'
+
+
 def collect_inputs(inputs, bad):
-    """Image paths from files and folders (non-recursive, sorted); missing paths are added to ``bad``."""
+    """Image paths from files and folders (non-recursive, sorted). Everything skipped is added to ``bad`` with its
+    reason: a missing path, and every entry with an image name that is not a regular file (a dangling link, a link
+    loop, a link to a device, a FIFO...)."""
     paths = []
     for item in inputs:
         if osp.isdir(item):
-            paths += sorted(osp.join(item, name) for name in os.listdir(item)
-                            if name.lower().endswith(IMAGE_EXTENSIONS) and osp.isfile(osp.join(item, name)))
-        elif osp.isfile(item):
-            paths.append(item)  # named explicitly: tried whatever its extension
+            for name in sorted(os.listdir(item)):
+                if not name.lower().endswith(IMAGE_EXTENSIONS):
+                    continue
+                path = osp.join(item, name)
+                reason = why_not_a_file(path)
+                if reason is None:
+                    paths.append(path)
+                else:
+                    bad.append((path, reason))
         else:
-            bad.append((item, 'not found'))
+            reason = why_not_a_file(item)  # named explicitly: tried whatever its extension
+            if reason is None:
+                paths.append(item)
+            else:
+                bad.append((item, reason))
     return paths
+
+
+def input_labels(inputs):
+    """``[(label, path)]`` of the command line's inputs for :class:`~sfmnet_plugin.utils.output_guard.OutputPlan`."""
+    return [('input folder' if osp.isdir(item) else 'input', item) for item in inputs]
 
 
 def report(summary, written, bad, skipped_noun, strict) -> int:

@@ -54,6 +54,12 @@ def refuse_links(paths, option='--output'):
 class OutputWriteError(OSError):
     """An output that could not be written (read-only, disk full, no permission); the message names path and cause."""
 
+    def __init__(self, message, path=None, errno_value=None):
+        super().__init__(message)
+        self.output_path = path
+        if errno_value is not None:
+            self.errno = errno_value
+
 
 _CAUSES = {
     errno.ENOSPC: 'no space left on the disk (disk full)',
@@ -66,7 +72,10 @@ _CAUSES = {
 
 def output_write_error(path, error):
     """The :class:`OutputWriteError` for ``error`` (an OSError, or torch's RuntimeError "file write failed")
-    raised while writing ``path``: one line with the path and the cause in words."""
+    raised while writing ``path``: one line with the path and the cause in words (``error`` itself when it is
+    one already)."""
+    if isinstance(error, OutputWriteError):
+        return error
     if isinstance(error, OSError) and error.errno in _CAUSES:
         cause = _CAUSES[error.errno]
     elif isinstance(error, OSError):
@@ -79,5 +88,5 @@ def output_write_error(path, error):
                 cause = f'{_CAUSES[errno.ENOSPC]}; {cause}'
         except OSError:
             pass
-    return OutputWriteError(f'cannot write {path}: {cause}.')
+    return OutputWriteError(f'cannot write {path}: {cause}.', path, getattr(error, 'errno', None))
 

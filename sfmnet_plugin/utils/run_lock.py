@@ -20,26 +20,41 @@ class RunFolderInUseError(RuntimeError):
 
 
 class FolderLock:
-    """An exclusive, non-blocking flock on ``<folder>/.run.lock`` holding this process's PID."""
+    """An exclusive, non-blocking flock on ``<folder>/.run.lock`` holding this process's PID.
 
-    def __init__(self, folder):
+    With ``lock_name=None`` the folder itself is locked (its directory descriptor: no file is added to it, and the
+    lock moves with the folder when it is renamed); the holder's PID is then read from ``holder_file`` in it.
+    """
+
+    def __init__(self, folder, lock_name=LOCK_NAME, holder_file=None):
         self.folder = folder
-        self.path = osp.join(folder, LOCK_NAME)
+        self.path = osp.join(folder, lock_name) if lock_name else folder
+        self.holder_path = osp.join(folder, holder_file) if holder_file else self.path
         self._fd = None
+
+    def _holder(self):
+        try:
+            with open(self.holder_path, 'rb') as f:
+                return f.read(32).decode('ascii', 'replace').strip() or 'unknown'
+        except OSError:
+            return 'unknown'
 
     def acquire(self):
         """Take the lock (creating the lock file), or raise :class:`RunFolderInUseError` if a live run holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self.path == self.folder:
+            fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        else:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
             os.close(fd)
             raise RunFolderInUseError(
-                f'{self.folder} is in use by a running process (PID {holder}); wait for it to finish or stop it, '
-                'or give this run another name.') from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f'{os.getpid()}\n'.encode('ascii'), 0)
+                f'{self.folder} is in use by a running process (PID {self._holder()}); wait for it to finish or '
+                'stop it, or give this run another name.') from None
+        if self.path != self.folder:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f'{os.getpid()}\n'.encode('ascii'), 0)
         self._fd = fd
         return self
 
@@ -47,6 +62,12 @@ class FolderLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+    def __enter__(self):
+        return self if self._fd is not None else self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
 
 
 class RunFolderLocks:
