@@ -37,6 +37,23 @@ def _far_name(far):
     return f'{far:.0e}'.replace('e-0', 'e-')
 
 
+def _check_folds(path, pairs, folds):
+    """Refuse, before any face is scored, folds that cannot give an accuracy: fewer than two, or a fold without a
+    same-person and a different-person pair (its held-out accuracy would be 0 or 1 by construction)."""
+    same = np.array([pair.same for pair in pairs], bool)
+    names = list(dict.fromkeys(folds.tolist()))
+    if len(names) < 2:
+        raise BenchmarkError(f'pairs: {path} has {len(pairs)} pair(s) in {len(names)} fold(s); the held-out accuracy '
+                             'needs at least two folds: give more pairs or a fold column with two or more folds.')
+    for name in names:
+        in_fold = folds == name
+        if not same[in_fold].any() or same[in_fold].all():
+            raise BenchmarkError(
+                f'pairs: {path}: fold {name} holds {int(in_fold.sum())} pair(s), {int(same[in_fold].sum())} of them '
+                f'same-person; every fold of the {len(names)} needs same-person and different-person pairs: give '
+                'more pairs, mix them within each fold, or give fewer folds (a fold column).')
+
+
 @dataclass
 class VerificationRun:
     """Pairs, their folds and the embeddings collected so far (``embeddings[method][key]``, ``HR`` included)."""
@@ -69,12 +86,15 @@ class VerificationRun:
             identity_embedding(probe, probe, backend, arcface_onnx)
         except (ImportError, ValueError) as error:
             raise BenchmarkError(f'verification cannot run: {error}') from error
+        folds = fold_ids(pair_list.pairs)
+        _check_folds(pairs_path, pair_list.pairs, folds)
         needed = {key for pair_sides in sides for side in pair_sides for key in side}
-        return cls(pair_list, sides, fold_ids(pair_list.pairs), backend, arcface_onnx, needed, {}, set())
+        return cls(pair_list, sides, folds, backend, arcface_onnx, needed, {}, set())
 
     def columns(self):
         different = sum(not pair.same for pair in self.pair_list.pairs)
-        columns = [Column('verification_accuracy', 'Verif. acc. (10-fold)', {}, True, 4, per_image=False),
+        count = len(set(self.folds.tolist()))
+        columns = [Column('verification_accuracy', f'Verif. acc. ({count}-fold)', {}, True, 4, per_image=False),
                    Column('verification_auc', 'AUC', {}, True, 4, per_image=False)]
         columns += [Column(f'tar_at_far_{_far_name(far)}', f'TAR@FAR={_far_name(far)}', {}, True, 4, per_image=False)
                     for far in DEFAULT_FARS if far_resolvable(different, far)]

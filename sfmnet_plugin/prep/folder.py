@@ -35,6 +35,7 @@ from sfmnet_plugin.prep.pipeline import (
     write_samples,
 )
 from sfmnet_plugin.prep.verify import check_pair
+from sfmnet_plugin.utils.output_guard import OutputPlan
 
 _SFMNET_LR_FOLDER = re.compile(r'^LR_x(\d+)_bicubic$')
 _COPY_AS_IS = SampleSpec(hr_size=None, scales=())
@@ -58,6 +59,7 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False)
     if not lmdb_path.endswith('.lmdb'):
         raise DataPrepError(f'{lmdb_path}: an LMDB path must end with .lmdb (BasicSR detects LMDBs by the suffix).')
     parent = osp.dirname(osp.abspath(lmdb_path))
+    OutputPlan(lmdb_path, [('source folder', source)], option='output LMDB').check(writable=False)
     check_output_root(parent)
     recover_interrupted_swap(lmdb_path)
     if osp.exists(lmdb_path) and not overwrite and not osp.isfile(osp.join(lmdb_path, 'data.mdb')):
@@ -66,7 +68,8 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False)
                             'another output path.')
     if output_exists(lmdb_path, overwrite):
         return None
-    images = list_image_files(source, recursive=recursive)
+    not_files = []  # image names that are no regular file (dangling links, loops, FIFOs, devices): never read
+    images = list_image_files(source, recursive=recursive, skipped=not_files)
     left_out = [] if recursive else images_in_subfolders(source)
     if not images:
         raise DataPrepError(f'{source}: no images (png/jpg/jpeg/bmp/webp) found'
@@ -80,9 +83,11 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False)
         if summary.written == 0:
             raise DataPrepError(f'{source}: none of the {len(jobs)} images could be decoded.')
     summary.skipped += [(osp.join(source, name), 'in a subfolder: pass --recursive to include it')
-                        for name in left_out]
+                        for name in left_out] + not_files
     for name in left_out:
         print(f'{osp.join(source, name)}: skipped, in a subfolder (pass --recursive to include it)')
+    for path, reason in not_files:
+        print(f'{path}: skipped, {reason}')
     print(f'{summary} -> {lmdb_path}')
     return summary
 

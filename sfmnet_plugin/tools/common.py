@@ -5,20 +5,18 @@ breaking another. The preparation scripts' argument set (output place, sizes, LR
 and their error handling are here too.
 """
 import argparse
-import errno
 import json
 import os
-import stat
 import sys
 from os import path as osp
 
 from sfmnet_plugin.data.downsample import DOWNSAMPLERS
-from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS
+from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, why_not_a_file
 from sfmnet_plugin.inference import InferenceError
 from sfmnet_plugin.inference.network_options import network_options_from_file
-from sfmnet_plugin.prep.outputs import NotOurOutputError
 from sfmnet_plugin.prep.pipeline import DataPrepError, SampleSpec
 from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+from sfmnet_plugin.utils.error_boundary import console_script
 
 
 def tool_parser(prog, description):
@@ -66,29 +64,6 @@ def network_options(args):
     return None
 
 
-_SPECIAL_FILES = ((stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
-                  (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'), (stat.S_ISDIR, 'a folder'))
-
-
-def why_not_a_file(path):
-    """None for a regular file (or a link to one), else why ``path`` cannot be read as an image file."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        if osp.islink(path):
-            return f'a dangling symbolic link (to {os.readlink(path)}, which does not exist)'
-        return 'not found'
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return 'a symbolic link loop'
-        return error.strerror or str(error)
-    if stat.S_ISREG(mode):
-        return None
-    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), 'not a regular file')
-    link = f' (through the symbolic link to {os.readlink(path)})' if osp.islink(path) else ''
-    return f'{kind}{link}, not a regular file: skipped'
-
-
 def collect_inputs(inputs, bad):
     """Image paths from files and folders (non-recursive, sorted). Everything skipped is added to ``bad`` with its
     reason: a missing path, and every entry with an image name that is not a regular file (a dangling link, a link
@@ -104,13 +79,13 @@ def collect_inputs(inputs, bad):
                 if reason is None:
                     paths.append(path)
                 else:
-                    bad.append((path, reason))
+                    bad.append((path, f'{reason}: skipped'))
         else:
             reason = why_not_a_file(item)  # named explicitly: tried whatever its extension
             if reason is None:
                 paths.append(item)
             else:
-                bad.append((item, reason))
+                bad.append((item, reason if reason == 'not found' else f'{reason}: skipped'))
     return paths
 
 
@@ -175,29 +150,13 @@ def spec_from_args(args):
                       min_crop_size=args.min_crop_size)
 
 
-def describe_os_error(err):
-    """``<path>: <cause>`` for an OSError that names a path (``[Errno 13] Permission denied: 'x'`` otherwise)."""
-    if err.filename and err.strerror:
-        return f'{err.filename}: {err.strerror}'
-    return str(err)
-
-
 def run_prep_tool(main_function, argv):
     """Apply the process settings of the plugin's entry points, run a preparation script's main, return its exit code.
 
-    DataPrepError, ValueError and OSError (a missing, read-only or full output, a file where a
-    folder is expected, an output the tools did not create) become one ``error: ...`` line naming
-    the path, and exit code 2; Ctrl-C becomes a one-line message and exit code 130.
+    The plugin's error boundary (:func:`sfmnet_plugin.utils.error_boundary.console_script`): DataPrepError,
+    ValueError and every OSError or output-guard refusal (a missing, read-only or full output, a file where a
+    folder is expected, an output the tools did not create, an output another run is building) become one
+    ``error: ...`` line naming the path, and exit code 2; Ctrl-C becomes a one-line message and exit code 130.
     """
     apply_process_settings()
-    try:
-        return main_function(argv)
-    except (DataPrepError, ValueError, NotOurOutputError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f'error: {describe_os_error(err)}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('interrupted: the unfinished output was removed; completed outputs are kept.', file=sys.stderr)
-        return 130
+    return console_script(None, user_errors=(DataPrepError, ValueError), status=2)(main_function)(argv)

@@ -16,16 +16,16 @@ PARTIAL_SUFFIX = '.partial'
 _UMASK_LOCK = threading.Lock()
 
 
-def file_mode():
-    """The permissions of a new file: 0666 less the process's umask (what ``open`` gives; some writers, e.g.
-    ONNX's or safetensors', create files 0600 or 0644 whatever the umask)."""
+def file_mode(executable=False):
+    """The permissions of a new file: 0666 (0777 for a script) less the process's umask (what ``open`` gives; some
+    writers, e.g. ONNX's or safetensors', create files 0600 or 0644 whatever the umask)."""
     with _UMASK_LOCK:  # the umask can only be read by setting it
         umask = os.umask(0o022)
         os.umask(umask)
-    return 0o666 & ~umask
+    return (0o777 if executable else 0o666) & ~umask
 
 
-def atomic_write(path, write, fsync=False, make_folder=False):
+def atomic_write(path, write, fsync=False, make_folder=False, executable=False):
     """Call ``write(temporary_path)``, then rename the temporary file to ``path``; returns ``path``.
 
     ``write`` receives ``<path>.partial`` (a name any writer accepts: ``torch.save``, ``PIL.Image.save`` with a
@@ -46,7 +46,7 @@ def atomic_write(path, write, fsync=False, make_folder=False):
         os.remove(partial)
     try:
         write(partial)
-        os.chmod(partial, file_mode())
+        os.chmod(partial, file_mode(executable))
         if fsync:
             with open(partial, 'rb') as f:
                 os.fsync(f.fileno())
@@ -60,14 +60,14 @@ def atomic_write(path, write, fsync=False, make_folder=False):
     return path
 
 
-def atomic_write_bytes(path, data, make_folder=False):
+def atomic_write_bytes(path, data, make_folder=False, executable=False):
     """Write ``data`` (bytes, or a bytes-like array such as ``cv2.imencode``'s) to ``path`` atomically."""
 
     def write(target):
         with open(target, 'wb') as f:
             f.write(data)
 
-    return atomic_write(path, write, make_folder=make_folder)
+    return atomic_write(path, write, make_folder=make_folder, executable=executable)
 
 
 def atomic_torch_save(obj, path):

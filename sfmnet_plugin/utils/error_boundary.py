@@ -55,8 +55,10 @@ def one_line(error):
 
 def console_script(prog, user_errors=(), status=1):
     """Decorate a console script's ``main(argv=None)``: the errors of :data:`USER_ERRORS` and ``user_errors`` become
-    ``<prog>: error: ...`` on one line and exit status ``status``; Ctrl-C is one line and 130."""
+    ``<prog>: error: ...`` (``error: ...`` with ``prog=None``) on one line and exit status ``status``; Ctrl-C is one
+    line and 130."""
     caught = tuple(user_errors) + USER_ERRORS
+    prefix = f'{prog}: ' if prog else ''
 
     def decorate(main):
         @functools.wraps(main)
@@ -64,11 +66,11 @@ def console_script(prog, user_errors=(), status=1):
             try:
                 return main(argv)
             except KeyboardInterrupt:
-                print(f'{prog}: interrupted; unfinished outputs were removed, finished ones are kept.',
+                print(f'{prefix}interrupted: the unfinished output was removed; completed outputs are kept.',
                       file=sys.stderr)
                 return 130
             except caught as error:
-                print(f'{prog}: error: {one_line(error)}', file=sys.stderr)
+                print(f'{prefix}error: {one_line(error)}', file=sys.stderr)
                 return status
 
         return guarded_main

@@ -5,7 +5,8 @@ preparation tools) names its output folder and its inputs, then every file it wi
 (:meth:`OutputPlan.add`), before it writes anything. :meth:`OutputPlan.check` refuses, in one
 :class:`~sfmnet_plugin.utils.output_paths.OutputPathError` line naming the option, the path and what to do:
 
-* an output folder that is a file, that is one of the inputs, or that holds an input (anywhere below it);
+* an output folder that is a file, that is one of the inputs, or that holds an input (directly, where the tools
+  write their files);
 * an output file that is an input (spelt any way: links and ``..`` resolved);
 * two outputs of the same run with one name (``a.png`` and ``a.jpg`` both giving ``a.png``): the later one would
   silently replace the earlier, so both sources are named;
@@ -28,7 +29,7 @@ import shutil
 import tempfile
 from os import path as osp
 
-from sfmnet_plugin.utils.output_paths import OutputPathError
+from sfmnet_plugin.utils.output_paths import OutputPathError, output_write_error
 from sfmnet_plugin.utils.run_lock import FolderLock
 
 OWNER_MARKER = '.sfmnet_output'  # "made by an sfmnet-plugin tool", holding the PID of the run that made it
@@ -41,8 +42,12 @@ class NotOurOutputError(OutputPathError):
 
 def mark_as_ours(folder):
     """Put the owner marker (this process's PID) into ``folder``, which this run created."""
-    with open(osp.join(folder, OWNER_MARKER), 'w', encoding='ascii') as f:
-        f.write(f'{os.getpid()}\n')
+    marker = osp.join(folder, OWNER_MARKER)
+    try:
+        with open(marker, 'w', encoding='ascii') as f:
+            f.write(f'{os.getpid()}\n')
+    except OSError as error:  # a full disk: name the folder
+        raise output_write_error(marker, error) from error
 
 
 def looks_like_ours(folder, is_own_output=None):
@@ -87,10 +92,9 @@ def _real(path):
     return osp.realpath(osp.abspath(path))
 
 
-def _is_within(path, folder):
-    """True if ``path`` is ``folder`` or below it (both resolved)."""
-    path, folder = _real(path), _real(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+def _holds(folder, path):
+    """True if ``path`` (a file or folder, its link resolved) lies directly in ``folder``, where the tools write."""
+    return _real(osp.dirname(osp.abspath(path))) == _real(folder) or osp.dirname(_real(path)) == _real(folder)
 
 
 def _existing_ancestor(path):
@@ -113,8 +117,6 @@ def probe_writable(folder, option='--output'):
     try:
         handle, probe = tempfile.mkstemp(prefix='.sfmnet_write_probe_', dir=existing)
     except OSError as error:
-        from sfmnet_plugin.utils.output_paths import output_write_error
-
         raise OutputPathError(f'{option} {folder}: {output_write_error(existing, error)} Choose a writable folder.'
                               ) from error
     os.close(handle)
@@ -199,7 +201,7 @@ class OutputPlan:
             if osp.isdir(item) and _real(item) == _real(folder):
                 raise OutputPathError(f'{self.option} {folder} is the {label} {item}: the outputs would be written '
                                       f'among the inputs; choose another {self.option}.')
-            if _is_within(item, folder):
+            if _holds(folder, item):
                 raise OutputPathError(f'{self.option} {folder} holds the {label} {item}: the outputs would be '
                                       f'written among the inputs; choose a folder that holds no input.')
 
