@@ -20,6 +20,7 @@ from sfmnet_plugin.metrics.face_models import detected_face_box, dlib_models
 from sfmnet_plugin.metrics.fid import FidError, FidScorer
 from sfmnet_plugin.metrics.verification import (
     DEFAULT_FARS,
+    DEFAULT_FOLDS,
     PairListError,
     evaluate_verification,
     far_resolvable,
@@ -37,21 +38,30 @@ def _far_name(far):
     return f'{far:.0e}'.replace('e-0', 'e-')
 
 
+MIN_PAIRS_PER_FOLD = 2  # a held-out fold of one pair has an accuracy of 0 or 1 by construction
+
+
 def _check_folds(path, pairs, folds):
-    """Refuse, before any face is scored, folds that cannot give an accuracy: fewer than two, or a fold without a
-    same-person and a different-person pair (its held-out accuracy would be 0 or 1 by construction)."""
+    """Refuse, before any face is scored, folds that cannot give an accuracy: fewer than two, fewer pairs than the
+    folds they are cut into, a fold of fewer than :data:`MIN_PAIRS_PER_FOLD` pairs, or a list without both
+    same-person and different-person pairs."""
     same = np.array([pair.same for pair in pairs], bool)
-    names = list(dict.fromkeys(folds.tolist()))
-    if len(names) < 2:
-        raise BenchmarkError(f'pairs: {path} has {len(pairs)} pair(s) in {len(names)} fold(s); the held-out accuracy '
-                             'needs at least two folds: give more pairs or a fold column with two or more folds.')
-    for name in names:
-        in_fold = folds == name
-        if not same[in_fold].any() or same[in_fold].all():
-            raise BenchmarkError(
-                f'pairs: {path}: fold {name} holds {int(in_fold.sum())} pair(s), {int(same[in_fold].sum())} of them '
-                f'same-person; every fold of the {len(names)} needs same-person and different-person pairs: give '
-                'more pairs, mix them within each fold, or give fewer folds (a fold column).')
+    if same.all() or not same.any():
+        raise BenchmarkError(f'pairs: {path}: all {len(pairs)} pairs are {"same" if same.all() else "different"}-'
+                             'person pairs; verification needs both kinds.')
+    own_folds = all(pair.fold is not None for pair in pairs)
+    if not own_folds and len(pairs) < DEFAULT_FOLDS * MIN_PAIRS_PER_FOLD:
+        raise BenchmarkError(f'pairs: {path}: {len(pairs)} pairs cannot be cut into {DEFAULT_FOLDS} folds of at '
+                             f'least {MIN_PAIRS_PER_FOLD}; give at least {DEFAULT_FOLDS * MIN_PAIRS_PER_FOLD} pairs or '
+                             'a fold column (CSV) with fewer folds.')
+    sizes = {name: int((folds == name).sum()) for name in dict.fromkeys(folds.tolist())}
+    if len(sizes) < 2:
+        raise BenchmarkError(f'pairs: {path}: all {len(pairs)} pairs are in one fold; the held-out accuracy needs at '
+                             'least two folds.')
+    small = {name: size for name, size in sizes.items() if size < MIN_PAIRS_PER_FOLD}
+    if small:
+        raise BenchmarkError(f'pairs: {path}: fold(s) {", ".join(map(str, small))} hold fewer than '
+                             f'{MIN_PAIRS_PER_FOLD} pairs; give more pairs per fold or fewer folds.')
 
 
 @dataclass
