@@ -25,7 +25,7 @@ import re
 from os import path as osp
 
 from sfmnet_plugin.data.image_io import list_image_files
-from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME, read_meta_info
+from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME, meta_info_problems, read_meta_info
 
 DATA_PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 # Datasets whose images are the files of dataroot_gt (or the keys of its LMDB), paired with dataroot_lq by name.
@@ -93,6 +93,13 @@ def lmdb_problem(option, path):
     if missing:
         return (f'{option}: {path!r} is an incomplete LMDB (no {" or ".join(missing)}: its preparation was '
                 f'interrupted or is still running). Rebuild it with: {preparation_command(path)} --overwrite')
+    try:  # what the run would otherwise find only when it first draws the image, possibly hours in
+        problems = meta_info_problems(path)
+    except (ValueError, OSError) as error:  # a malformed meta_info.txt, a damaged LMDB
+        return f'{option}: {error}'
+    if problems:
+        return (f'{option}: {path!r}: {"; ".join(problems)}. Check it with datasets_prep/verify_lmdb.py {path}, '
+                f'rebuild it with: {preparation_command(path)} --overwrite')
     return None
 
 
