@@ -89,6 +89,8 @@ class VerificationRun:
             sides = resolve_pairs(pair_list, keys)
         except PairListError as error:
             raise BenchmarkError(f'pairs: {error}') from error
+        folds = fold_ids(pair_list.pairs)
+        _check_folds(pairs_path, pair_list.pairs, folds)
         backend = 'dlib' if recognizer == 'dlib' else 'onnx'
         try:
             probe = np.full((128, 128, 3), 128, np.uint8)
@@ -96,8 +98,6 @@ class VerificationRun:
             identity_embedding(probe, probe, backend, arcface_onnx)
         except (ImportError, ValueError) as error:
             raise BenchmarkError(f'verification cannot run: {error}') from error
-        folds = fold_ids(pair_list.pairs)
-        _check_folds(pairs_path, pair_list.pairs, folds)
         needed = {key for pair_sides in sides for side in pair_sides for key in side}
         return cls(pair_list, sides, folds, backend, arcface_onnx, needed, {}, set())
 
