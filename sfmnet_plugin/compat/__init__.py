@@ -13,7 +13,7 @@ which cannot even be imported on torchvision >= 0.17 without the first fix).
   saved as ``.pth`` or ``.safetensors`` (``path.network_format``) with their options.
 * :mod:`.resume` - resume continues the same sample stream and random states; SIGINT/SIGTERM save a state.
 * :mod:`.hardening` - weights-only ``torch.load``, a safe YAML loader and non-finite guards in
-  BasicSR's own code paths.
+  BasicSR's own code paths; ``path.*`` options create no folder outside the run's own.
 """
 from sfmnet_plugin.compat import checkpoints, distributed, hardening, resume, versions
 
@@ -30,3 +30,4 @@ def apply_all():
     hardening.patch_safe_torch_load()
     hardening.patch_safe_yaml()
     hardening.patch_nonfinite_guards()  # after patch_atomic_checkpoints: it wraps that save_network
+    hardening.patch_make_exp_dirs()

@@ -120,3 +120,38 @@ def patch_nonfinite_guards():
     BaseModel.reduce_loss_dict = reduce_loss_dict
     BaseModel.save_network = save_network
     SRModel.test = test
+
+
+# The folders BasicSR's parse_options puts under a run's own folder; nothing else in ``path`` is a folder.
+RUN_FOLDER_KEYS = ('models', 'training_states', 'log', 'visualization')
+
+
+def patch_make_exp_dirs():
+    """Create only the run's own folders: BasicSR's ``make_exp_dirs`` calls ``os.makedirs`` on every ``path`` value
+    it does not recognise as a file option, so ``path.network_format: safetensors`` (or a mistyped key) made a
+    folder of that name in the current directory. The patched one archives and creates the run's folder
+    (``experiments/<name>`` or ``results/<name>``, through ``mkdir_and_rename``, which the launcher locks) and
+    only the folders of :data:`RUN_FOLDER_KEYS` inside it."""
+    import os
+
+    import basicsr.test
+    import basicsr.train
+    import basicsr.utils
+    import basicsr.utils.misc as misc
+
+    if getattr(misc.make_exp_dirs, 'sfmnet_patched', False):
+        return
+
+    def make_exp_dirs(opt):
+        path_opt = opt['path']
+        root = path_opt['experiments_root' if opt['is_train'] else 'results_root']
+        misc.mkdir_and_rename(root)  # looked up at call time: the launcher's locked version
+        inside = osp.realpath(root) + os.sep
+        for key in RUN_FOLDER_KEYS:
+            folder = path_opt.get(key)
+            if isinstance(folder, str) and osp.realpath(folder).startswith(inside):
+                os.makedirs(folder, exist_ok=True)
+
+    make_exp_dirs.sfmnet_patched = True
+    for module in (misc, basicsr.utils, basicsr.train, basicsr.test):
+        module.make_exp_dirs = make_exp_dirs

@@ -1,0 +1,21 @@
+"""``path.*`` options create no folder outside the run's own: BasicSR's ``make_exp_dirs`` made a folder for every
+``path`` value it did not know, so ``path.network_format: safetensors`` left a ``safetensors/`` folder in the
+current directory."""
+import os
+
+import basicsr.train
+import basicsr.utils.misc as misc
+
+
+def test_only_the_runs_own_folders_are_created(tmp_path, monkeypatch):
+    (tmp_path / 'cwd').mkdir()
+    monkeypatch.chdir(tmp_path / 'cwd')
+    run = tmp_path / 'root' / 'experiments' / 'toy'
+    opt = {'is_train': True, 'path': {
+        'experiments_root': str(run), 'models': str(run / 'models'), 'training_states': str(run / 'training_states'),
+        'log': str(run), 'visualization': str(run / 'visualization'), 'network_format': 'safetensors',
+        'ignore_resume_networks': 'network_d', 'mistyped_key': 'somewhere', 'pretrain_network_g': None}}
+    assert basicsr.train.make_exp_dirs is misc.make_exp_dirs  # the one BasicSR's training pipeline calls
+    basicsr.train.make_exp_dirs(opt)
+    assert os.listdir(tmp_path / 'cwd') == []
+    assert sorted(os.listdir(run)) == ['models', 'training_states', 'visualization']
