@@ -194,6 +194,19 @@ def dataset_problems(opt, stage, world_size=1):
 # ----------------------------------------------------------------------------- pretrained files
 
 
+def weight_file_problem(key, path):
+    """Why the network file ``path`` of ``path.<key>`` cannot be used (corrupt, code-carrying, NaN or inf weights),
+    or None: read now, so that a bad file stops the run before its folder exists."""
+    from sfmnet_plugin.checkpoints.io import load_checkpoint_file
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
+
+    try:
+        load_checkpoint_file(path, what=f'path.{key}')
+    except (UnsafeOrInvalidFileError, OSError) as error:
+        return str(error)
+    return None
+
+
 def network_file_problems(opt, stage, auto_resume):
     """Missing ``path.pretrain_network_*`` / ``path.resume_state`` files; a test without any network."""
     paths = opt.get('path') or {}
@@ -204,6 +217,10 @@ def network_file_problems(opt, stage, auto_resume):
         value = osp.expanduser(value)
         if key.startswith('pretrain_network') and not osp.isfile(value):
             problems.append(f'path.{key}: network file {value!r} not found. Make it with: {network_command(value)}')
+        elif key.startswith('pretrain_network'):
+            problem = weight_file_problem(key, value)
+            if problem:
+                problems.append(problem)
         elif key == 'resume_state' and not auto_resume and not osp.isfile(value):
             problems.append(f'path.resume_state: training state {value!r} not found (use --auto_resume to continue '
                             "from the experiment's newest state).")

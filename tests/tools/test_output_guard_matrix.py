@@ -3,7 +3,8 @@
 Each case arranges one hazard for one tool in a fresh folder, runs the tool's ``main()`` in this process and
 asserts the three guarantees of the output guard (``sfmnet_plugin/utils/output_guard.py``) and the error boundary
 (``sfmnet_plugin/utils/error_boundary.py``): exit status 1 or 2; one ``error:`` line on stderr that names the path
-in question, and no traceback; and nothing of the user's changed (every file's bytes and every link, compared by
+in question (for ``sfmnet-train``/``-test`` a refused pre-flight may put its one problem under its usual header),
+and no traceback; and nothing of the user's changed (every file's bytes and every link, compared by
 hash), with nothing left behind by the refused run. Read-only and full outputs are real file systems (a tmpfs
 mounted read-only, or filled up); where ``mount`` is not allowed those cases are skipped with the reason.
 """
@@ -20,6 +21,7 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
+from sfmnet_plugin.launch.cli import main as launch_main
 from sfmnet_plugin.tools import benchmark, convert_official, demo, export, folder_to_lmdb, infer, restore
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
@@ -57,7 +59,6 @@ def ws(tmp_path, monkeypatch):
     save_png(tmp_path / 'photos' / 'p.png', 48, 30)
     torch.manual_seed(0)
     torch.save({'params': build_network(dict(TINY)).state_dict()}, tmp_path / 'tiny.pth')
-    official_discriminator(tmp_path / 'official_D.pth')
     (tmp_path / 'victim.txt').write_text('the user\'s file\n')
     (tmp_path / 'corrupt.safetensors').write_bytes(np.random.default_rng(0).bytes(4096))
     os.makedirs(tmp_path / 'root')
@@ -90,6 +91,8 @@ def export_argv(ws, out, checkpoint=None):
 
 
 def convert_argv(ws, out, checkpoint=None):
+    if checkpoint is None and not (ws / 'official_D.pth').exists():  # made only where used: 20 MB
+        official_discriminator(ws / 'official_D.pth')
     return [str(checkpoint or ws / 'official_D.pth'), str(out)]
 
 
@@ -101,10 +104,55 @@ def demo_argv(ws, out, extra=()):
     return ['--output', str(out), *extra]
 
 
+def launcher(stage):
+    """``sfmnet-train``/``sfmnet-test`` in this process: the exit status of the launcher's SystemExit."""
+    def main(argv):
+        try:
+            launch_main(stage, argv=argv)
+        except SystemExit as error:
+            return error.code
+        return 0
+
+    return main
+
+
+def run_options(ws, stage, checkpoint):
+    """A tiny ``stage`` run of the tiny SFMNet on the LR/HR test images (x4), starting from ``checkpoint``."""
+    dataset = {'name': 'faces', 'type': 'PairedImageDataset', 'dataroot_gt': str(ws / 'hr'),
+               'dataroot_lq': str(ws / 'lr'), 'io_backend': {'type': 'disk'}}
+    options = {'name': f'guard_{stage}', 'model_type': 'SRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+               'network_g': dict(TINY), 'path': {'pretrain_network_g': str(checkpoint), 'strict_load_g': True},
+               'val': {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}},
+               'datasets': {'test_1': dataset}}
+    if stage == 'train':
+        options['datasets'] = {'train': dict(dataset, gt_size=32, use_hflip=False, use_rot=False,
+                                             num_worker_per_gpu=0, batch_size_per_gpu=1, dataset_enlarge_ratio=1),
+                               'val': dataset}
+        options['train'] = {'optim_g': {'type': 'Adam', 'lr': 1e-4}, 'total_iter': 1, 'warmup_iter': -1,
+                            'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+                            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}
+        options['val']['val_freq'] = 10
+        options['logger'] = {'print_freq': 1, 'save_checkpoint_freq': 10, 'use_tb_logger': False}
+    path = ws / f'{stage}.yml'
+    path.write_text(json.dumps(options))  # JSON is YAML
+    return ['-opt', str(path)]
+
+
+def train_argv(ws, out, checkpoint=None):
+    os.environ['SFMNET_ROOT_PATH'] = str(out)  # restored by the fixture's monkeypatch
+    return run_options(ws, 'train', checkpoint or ws / 'tiny.pth')
+
+
+def evaluation_argv(ws, out, checkpoint=None):
+    os.environ['SFMNET_ROOT_PATH'] = str(out)
+    return run_options(ws, 'test', checkpoint or ws / 'tiny.pth')
+
+
 TOOLS = {'infer': (infer.main, infer_argv), 'restore': (restore.main, restore_argv),
          'benchmark': (benchmark.main, benchmark_argv), 'export': (export.main, export_argv),
          'convert': (convert_official.main, convert_argv), 'folder-to-lmdb': (folder_to_lmdb.main, lmdb_argv),
-         'demo': (demo.main, demo_argv)}
+         'demo': (demo.main, demo_argv), 'train': (launcher('train'), train_argv),
+         'test': (launcher('test'), evaluation_argv)}
 FILE_OUTPUTS = {'export': 'model.onnx', 'convert': 'converted.pth', 'folder-to-lmdb': 'out.lmdb'}
 
 
@@ -228,9 +276,10 @@ HAZARDS = {
                                                             'folder-to-lmdb', 'demo']),
     'a folder the tool did not create': (a_folder_the_tool_did_not_create, ['folder-to-lmdb', 'demo']),
     'read-only output': (read_only_output, ['infer', 'restore', 'benchmark', 'export', 'convert', 'folder-to-lmdb',
-                                            'demo']),
+                                            'demo', 'train', 'test']),
     'full output': (full_output, ['infer', 'restore', 'benchmark', 'convert', 'folder-to-lmdb']),
-    'corrupt weight file': (corrupt_weights, ['infer', 'restore', 'benchmark', 'export', 'convert']),
+    'corrupt weight file': (corrupt_weights, ['infer', 'restore', 'benchmark', 'export', 'convert', 'train',
+                                              'test']),
 }
 CASES = [pytest.param(tool, hazard, id=f'{tool}-{hazard.replace(" ", "_")}')
          for hazard, (_, tools) in HAZARDS.items() for tool in tools]
@@ -263,6 +312,12 @@ def test_every_tool_refuses_every_output_hazard_in_one_line_and_changes_nothing(
     err = capsys.readouterr().err.strip()
     after = snapshot(ws)
     assert status in (1, 2), (status, err)
-    assert err.count('\n') == 0 and 'error: ' in err and 'Traceback' not in err, err
+    lines = err.splitlines()
+    if tool in ('train', 'test') and len(lines) == 2:  # the launchers' pre-flight: a header, then one line a problem
+        assert lines[0] == f'sfmnet-{tool}: cannot start, 1 problem (nothing was created):', err
+        lines = lines[1:]
+    else:
+        assert 'error: ' in err, err
+    assert len(lines) == 1 and 'Traceback' not in err, err
     assert str(named) in err or osp.realpath(named) in err, err
     assert after == before  # every byte and link of the user's, and nothing left behind
