@@ -96,3 +96,16 @@ def test_a_sound_safetensors_file_still_loads(folder, tmp_path):
     path = tmp_path / 'sound.safetensors'
     save_checkpoint_file({'params': build_network(dict(TINY)).state_dict()}, str(path), {'network_g': TINY})
     assert infer.main([str(folder / 'good.png'), '--output', str(tmp_path / 'out'), '--checkpoint', str(path)]) == 0
+
+
+@pytest.mark.parametrize('options, expected', [
+    ({'name': None}, 'name: None must be a text name'),
+    ({'name': 3}, 'name: 3 must be a text name'),
+    ({'train': {'optim_g': {'lr': float('nan')}}}, 'train.optim_g.lr: nan is not a finite number'),
+    ({'train': {'total_iter': float('inf')}}, 'train.total_iter: inf is not a finite number'),
+])
+def test_odd_option_values_are_problems_before_anything_runs(options, expected):
+    from sfmnet_plugin.config.option_values import option_value_problems
+
+    problems = option_value_problems(options)
+    assert any(problem.startswith(expected) for problem in problems), problems
