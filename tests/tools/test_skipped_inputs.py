@@ -109,3 +109,23 @@ def test_odd_option_values_are_problems_before_anything_runs(options, expected):
 
     problems = option_value_problems(options)
     assert any(problem.startswith(expected) for problem in problems), problems
+
+
+@pytest.mark.parametrize('content', [b'not a torch file', None], ids=['corrupt', 'another network'])
+def test_a_corrupt_or_wrong_lpips_or_fid_weight_file_is_one_line(tmp_path, capsys, content):
+    from sfmnet_plugin.tools import benchmark
+
+    (tmp_path / 'hr').mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / 'hr' / 'a.png')
+    weights = tmp_path / 'weights.pth'
+    if content is None:
+        torch.save({'conv.weight': torch.zeros(1)}, weights)
+    else:
+        weights.write_bytes(content)
+    for option, metric in (('--lpips-weights', 'lpips'), ('--fid-weights', 'fid')):
+        status = benchmark.main(['--gt', str(tmp_path / 'hr'), '--scale', '4', '--bicubic', '--output',
+                                 str(tmp_path / 'out'), '--metrics', metric, option, str(weights),
+                                 '--latency-repeats', '0', '--sheet-images', '0', '--no-progress'])
+        err = capsys.readouterr().err.strip()
+        assert status == 1 and err.count('\n') == 0 and 'Traceback' not in err and str(weights) in err, err
+        assert not (tmp_path / 'out').exists()
