@@ -15,6 +15,7 @@
 """
 import argparse
 import contextlib
+import importlib.util
 import io
 import os
 import random
@@ -24,25 +25,32 @@ import time
 from os import path as osp
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path[:0] = [REPO_ROOT, osp.join(REPO_ROOT, 'tests')]  # the plugin and the test photo helpers
+sys.path.insert(0, REPO_ROOT)  # the plugin
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from face_fixtures import (  # noqa: E402
-    ASTRONAUT_POINTS,
-    GRACE_HOPPER_POINTS,
-    LANDMARK_HEADER,
-    astronaut,
-    grace_hopper,
-    jpeg_bytes,
-    place,
-    write_counted_table,
-)
 from PIL import Image  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset  # noqa: E402
 from sfmnet_plugin.tools import prepare_celeba  # noqa: E402
+
+
+def suite_helpers(folder=''):
+    """``tests/<folder>/conftest.py`` as a module: the plain functions behind the suite's photo fixtures (a
+    conftest.py is not importable by name, every test folder has one)."""
+    path = osp.join(REPO_ROOT, 'tests', folder, 'conftest.py')
+    spec = importlib.util.spec_from_file_location(f'conftest_{folder or "root"}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_photos, _releases = suite_helpers(), suite_helpers('prep')
+ASTRONAUT_POINTS, GRACE_HOPPER_POINTS = _photos._ASTRONAUT_POINTS, _photos._GRACE_HOPPER_POINTS
+astronaut, grace_hopper, place = _photos._astronaut, _photos._grace_hopper, _photos._place
+LANDMARK_HEADER, jpeg_bytes, write_counted_table = (_releases.LANDMARK_HEADER, _releases.jpeg_bytes,
+                                                    _releases.write_counted_table)
 
 
 def write_synthetic_celeba(root, count, seed=0):

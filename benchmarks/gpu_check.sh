@@ -49,11 +49,12 @@ done
 # ---------------------------------------------------------------- 2. training iterations under torchrun (nccl)
 DATA="$(cd "$OUT" && pwd)/faces"
 "$PY" - "$DATA" <<'PYEOF'
+import importlib.util
 import sys
-sys.path.insert(0, 'tests')
-import sfmnet_plugin  # noqa: F401
-from launch_helpers import write_train_val_faces
-write_train_val_faces(sys.argv[1], 16, 128, 8)
+spec = importlib.util.spec_from_file_location('test_helpers', 'tests/conftest.py')  # the suite's real-face pairs
+helpers = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(helpers)
+helpers._write_train_val_faces(sys.argv[1], 16, 128, 8)
 PYEOF
 DATA_OPTS=(
   "datasets:train:dataroot_gt=$DATA/train/gt" "datasets:train:dataroot_lq=~" "datasets:train:io_backend:type=disk"

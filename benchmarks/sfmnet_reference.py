@@ -1,7 +1,7 @@
 """Frozen copy of the plugin's SFMNet computation as it was before the speed work (issue 14): the baseline.
 
 ``benchmarks/bench_arch.py`` times the plugin's network against this one side by side in one process, and
-``tests/test_sfmnet_speed.py`` checks that the optimised network still computes the same function. Only
+``tests/inference/test_optimised_inference.py`` checks that the optimised network still computes the same function. Only
 benchmarks and tests import this module; it must never change (it is the "before" of every ratio).
 
 Same parameter names and shapes as :class:`sfmnet_plugin.archs.sfmnet_arch.SFMNet`, so

@@ -8,8 +8,6 @@ import sys
 import textwrap
 
 import pytest
-from launch_helpers import REPO_ROOT, write_real_face_pairs, write_yaml
-from test_demo import TINY_PRESETS, write_tiny_face_set
 
 pytestmark = pytest.mark.slow
 
@@ -18,12 +16,12 @@ NOT_SOURCES = ('.git', '.venv', 'build', 'dist', '*.egg-info', '__pycache__', '.
 
 
 @pytest.fixture(scope='module')
-def installed(tmp_path_factory):
+def installed(tmp_path_factory, repo_root):
     """``(target, empty, run)``: the wheel installed into ``target``, an empty folder and a runner of commands in it
     with only ``target`` on the path."""
     root = tmp_path_factory.mktemp('wheel')
     source, dist, target = root / 'source', root / 'dist', root / 'target'
-    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))  # the checkout stays untouched
+    shutil.copytree(repo_root, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))  # the checkout stays untouched
     pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check', '--no-input']
     subprocess.run([*pip, 'wheel', '--no-deps', '--no-build-isolation', '-w', str(dist), str(source)], check=True,
                    capture_output=True, timeout=600)
@@ -54,7 +52,8 @@ def test_the_wheel_holds_the_demo_options_and_imports_from_its_install(installed
     assert usage.startswith('usage: sfmnet-infer')
 
 
-def test_tiny_training_from_an_empty_folder_then_inference_without_an_option_file(installed, tmp_path):
+def test_tiny_training_from_an_empty_folder_then_inference_without_an_option_file(installed, tmp_path,
+                                                                                  write_real_face_pairs, write_yaml):
     target, empty, run = installed
     data = write_real_face_pairs(str(tmp_path / 'data'), count=2, gt_size=32, scale=4, seed=0)
     options = write_yaml(tmp_path / 'tiny.yml', {
@@ -77,10 +76,10 @@ def test_tiny_training_from_an_empty_folder_then_inference_without_an_option_fil
     assert sorted(os.listdir(empty / 'sr')) == ['face000.png', 'face001.png']
 
 
-def test_tiny_demo_from_an_empty_folder(installed, tmp_path):
+def test_tiny_demo_from_an_empty_folder(installed, tmp_path, tiny_demo_presets, write_tiny_face_set):
     target, empty, run = installed
     write_tiny_face_set(str(tmp_path / 'faces'))
-    script = tmp_path / 'tiny_demo.py'  # sfmnet-demo with the tiny face set and network of tests/test_demo.py
+    script = tmp_path / 'tiny_demo.py'  # sfmnet-demo with the tiny face set and networks of tests/demo/test_demo.py
     script.write_text(textwrap.dedent(f'''
         import dataclasses, shutil
         from sfmnet_plugin.tools import demo
@@ -91,7 +90,7 @@ def test_tiny_demo_from_an_empty_folder(installed, tmp_path):
 
         demo.gather_faces = copy_faces
         demo.DEMO_NETWORKS = tuple(dataclasses.replace(network, presets={{'cpu': [
-            *{TINY_PRESETS!r}[network.label], 'datasets:train:batch_size_per_gpu=2']}})
+            *{tiny_demo_presets!r}[network.label], 'datasets:train:batch_size_per_gpu=2']}})
             for network in demo.DEMO_NETWORKS)
         demo.main(['--iterations', '1', '--threads', '1'])
     '''))

@@ -24,7 +24,8 @@ class _WeightsOnlyTorch(types.ModuleType):
         return load_checkpoint_file(f, map_location=map_location)
 
 
-# Every basicsr 1.4.2 module that calls torch.load (tests/test_safety.py checks the list against the source).
+# Every basicsr 1.4.2 module that calls torch.load (tests/utils/test_safe_loading.py checks the list against the
+# source).
 BASICSR_TORCH_LOAD_MODULES = (
     'basicsr.models.base_model', 'basicsr.train', 'basicsr.archs.vgg_arch', 'basicsr.archs.spynet_arch',
     'basicsr.archs.basicvsr_arch', 'basicsr.archs.tof_arch', 'basicsr.archs.dfdnet_arch', 'basicsr.archs.inception',

@@ -10,7 +10,7 @@ network (``network_g``; ``network_d`` for a discriminator), so ``sfmnet-infer --
 IN (``.pth`` or ``.safetensors``) may be a plain state dict, one wrapped in ``{'state_dict': ...}`` or BasicSR's
 ``params``/``params_ema``, and/or use DataParallel's ``module.`` prefixes. Recognised (see
 :mod:`sfmnet_plugin.checkpoints`): the SFMNet generator and its two LightCNN-9 discriminators; SPARNet,
-SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy) and the SPARNetHD multi-scale discriminator. Every
+SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy), the SPARNetHD multi-scale discriminator; WFEN. Every
 key and shape is checked; a wrong checkpoint gets an error naming the first mismatched key, and nothing is written.
 """
 import argparse
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     apply_process_settings()
     parser = argparse.ArgumentParser(
         prog='sfmnet-convert-official',
-        description="Convert an official SFMNet or SPARNet-family checkpoint to the plugin's names, saved as "
+        description="Convert an official SFMNet, SPARNet-family or WFEN checkpoint to the plugin's names, saved as "
                     "BasicSR's {'params': state_dict}.")
     parser.add_argument('input', help='official checkpoint (.pth or .safetensors)')
     parser.add_argument('output', help='where to write the converted checkpoint (must not exist yet)')

@@ -6,7 +6,7 @@
    read the cache);
 2. writes LMDBs of them (:func:`sfmnet_plugin.prep.folder.convert_folder`);
 3. trains a small SFMNet (by default) or, with ``--family``, each network of :data:`DEMO_NETWORKS` (SFMNet,
-   SPARNet, SMLNet) with the same budget: the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
+   SPARNet, SMLNet, WFEN) with the same budget: the option files in ``sfmnet_plugin/demo/options/`` (the same faces,
    batch, optimiser, warm-up and cosine schedule, iterations and seed; ``--preset gpu``: full-width networks,
    longer);
 4. scores them with ``sfmnet-benchmark``'s library (:func:`sfmnet_plugin.benchmark.run_benchmark`) on the
@@ -93,6 +93,8 @@ DEMO_NETWORKS = (
         'cpu': [], 'gpu': ['network_g:min_ch=32', 'network_g:max_ch=128', 'network_g:res_depth=10', *GPU_BUDGET]}),
     DemoNetwork('SMLNet', 'demo_SMLNet_x8.yml', presets={
         'cpu': [], 'gpu': ['network_g:num_feat=64', 'network_g:num_heads=8', *GPU_BUDGET]}),
+    DemoNetwork('WFEN', 'demo_WFEN_x8.yml', presets={
+        'cpu': [], 'gpu': ['network_g:min_ch=40', 'network_g:res_depth=6', *GPU_BUDGET]}),
 )
 PRESETS = ('cpu', 'gpu')
 NETWORK_LABELS = tuple(network.label for network in DEMO_NETWORKS)
@@ -109,7 +111,7 @@ def build_parser():
                           help='networks to train and compare, in table order (default: %(default)s)')
     networks.add_argument('--family', dest='networks', action='store_const', const=list(NETWORK_LABELS),
                           help=f'train and compare the family ({", ".join(NETWORK_LABELS)}) with one budget each '
-                               '(about three times as long)')
+                               '(about as long as SFMNet alone per network)')
     parser.add_argument('--preset', choices=PRESETS, default='cpu',
                         help='cpu: small networks (0.45-2.6M parameters) for a few minutes each; gpu: the '
                              'full-size networks, longer (default: %(default)s)')

@@ -1,0 +1,253 @@
+"""Whole-photo restoration on a group photo of public-domain faces, with tiny random networks.
+
+The group photo puts the faces of the two photos installed with scikit-image and matplotlib at several sizes on one
+canvas, so every landmark is known: some faces are restored, one is too small, one too large, one uncertain.
+Geometry is checked directly: each pasted region equals the restored face warped back through the inverse of its
+alignment, and every other pixel of the photo is untouched.
+"""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from basicsr.archs import build_network
+from PIL import Image
+
+from sfmnet_plugin.faces.detect import DetectedFace
+from sfmnet_plugin.inference import FaceRestorer, InferenceError
+from sfmnet_plugin.inference.whole_photo import FFHQ_TEMPLATE_512, WholePhotoRestorer, feathered_mask, ffhq_transform
+from sfmnet_plugin.tools.restore import main as restore_main
+
+FACE_SIZE = 64
+TINY_HD = {'type': 'SPARNetHD', 'min_ch': 4, 'max_ch': 16, 'in_size': FACE_SIZE, 'out_size': FACE_SIZE,
+           'min_feat_size': 16, 'res_depth': 1, 'bottleneck_size': 16}
+TINY_SR_X4 = {**TINY_HD, 'type': 'SPARNet', 'upscale': 4, 'norm_type': 'bn'}
+# name: (source photo, scale, position on the canvas, detector score)
+FACES = {
+    'restored_large': ('astronaut', 0.5, (20, 30), 1.0),
+    'restored_medium': ('grace_hopper', 0.3, (150, 40), 0.99),
+    'restored_small': ('astronaut', 0.2, (260, 60), 0.98),
+    'too_large': ('astronaut', 1.0, (20, 200), 1.0),
+    'too_small': ('grace_hopper', 0.03, (300, 200), 0.97),
+    'uncertain': ('grace_hopper', 0.25, (350, 230), 0.5),
+}
+
+
+@pytest.fixture(scope='module')
+def group_photo(astronaut, astronaut_points, grace_hopper, grace_hopper_points, smooth_noise):
+    """A 460 x 420 canvas with six faces; returns (photo, {name: DetectedFace}) in the canvas's coordinates."""
+    sources = {'astronaut': (astronaut, astronaut_points, (130, 20, 330, 250)),
+               'grace_hopper': (grace_hopper, grace_hopper_points, (130, 60, 400, 380))}
+    canvas = smooth_noise(420, 460, seed=3)
+    detections = {}
+    for name, (source, scale, (x, y), score) in FACES.items():
+        load, points, (left, top, right, bottom) = sources[source]
+        face = Image.fromarray(load()[top:bottom, left:right])
+        face = np.array(face.resize((round(face.width * scale), round(face.height * scale)), Image.BICUBIC))
+        height, width = min(face.shape[0], 420 - y), min(face.shape[1], 460 - x)
+        canvas[y:y + height, x:x + width] = face[:height, :width]
+        moved = [((px - left + 0.5) * scale + x, (py - top + 0.5) * scale + y) for px, py in points]
+        detections[name] = DetectedFace(score, np.array(moved))
+    return canvas, detections
+
+
+def given(detections):
+    """A detector that returns the known faces (in a fixed order), like an injected detector in any test."""
+    return lambda image: list(detections.values())
+
+
+def restorer_for(network, tmp_path, seed=0):
+    torch.manual_seed(seed)
+    net = build_network(dict(network))
+    checkpoint = tmp_path / f'{network["type"]}.pth'
+    torch.save({'params': net.state_dict()}, checkpoint)
+    return FaceRestorer(str(checkpoint), network=network, device='cpu')
+
+
+def warp_back(face):
+    """The pasted face warped into the whole output photo through its paste matrix (OpenCV conventions)."""
+    shift = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+    return (shift @ face.paste_matrix @ np.linalg.inv(shift))[:2]
+
+
+def check_geometry(result, upscale=1):
+    """Pasted regions equal the restored faces warped back; every other pixel equals the (upscaled) photo."""
+    height, width = result.restored.shape[:2]
+    touched = np.zeros((height, width), bool)
+    for face in result.restored_faces:
+        # The paste matrix undoes the alignment: template points land on the detected landmarks (x upscale).
+        size = face.pasted_face.shape[0]
+        template = np.c_[FFHQ_TEMPLATE_512 * size / 512, np.ones(5)]
+        on_photo = (face.paste_matrix @ template.T)[:2].T
+        landmark_error = np.abs(on_photo - face.landmarks * upscale).max()
+        assert landmark_error < 0.1 * face.source_side * upscale  # a least-squares fit of 5 points
+        composed = face.paste_matrix @ np.diag([size / FACE_SIZE, size / FACE_SIZE, 1]) @ face.matrix
+        np.testing.assert_allclose(composed, np.diag([upscale, upscale, 1.0]), atol=1e-9)
+
+        expected = cv2.warpAffine(face.pasted_face.astype(np.float32), warp_back(face), (width, height),
+                                  flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        weight = cv2.warpAffine(feathered_mask(size), warp_back(face), (width, height), flags=cv2.INTER_LINEAR)
+        inside = weight > 0.999
+        assert inside.sum() > 0.3 * (face.source_side * upscale) ** 2  # most of the aligned square
+        difference = np.abs(result.restored[inside].astype(float) - np.clip(expected[inside], 0, 255))
+        assert difference.max() <= 1.0
+        touched |= weight > 0
+    assert np.array_equal(result.restored[~touched], result.background[~touched])
+    assert (~touched).mean() > 0.5
+
+
+def test_every_face_is_restored_or_reported_and_pasted_back_exactly(group_photo, tmp_path):
+    photo, detections = group_photo
+    restorer = restorer_for(TINY_HD, tmp_path)
+    result = WholePhotoRestorer(restorer, detector=given(detections)).restore_photo(photo)
+    assert result.restored.shape == photo.shape and np.array_equal(result.background, photo)
+    status = {name: face.skip_reason for name, face in zip(detections, result.faces)}
+    assert [name for name, reason in status.items() if reason is None] == [
+        'restored_large', 'restored_medium', 'restored_small']
+    assert status['too_large'].startswith('too large') and status['too_small'].startswith('too small')
+    assert status['uncertain'].startswith('low detector score 0.500')
+    for face in result.restored_faces:
+        assert face.input_crop.shape == face.restored.shape == (FACE_SIZE, FACE_SIZE, 3)
+        # The restored crop is the network's output for the aligned input.
+        assert np.array_equal(face.restored, restorer.restore_image(face.input_crop))
+    assert result.faces[2].pasted_face.shape[0] < FACE_SIZE  # a face smaller than 64 px: shrunk before pasting
+    check_geometry(result)
+    assert result.before_after().shape == (photo.shape[0], 2 * photo.shape[1] + 8, 3)
+
+
+def test_sr_network_and_upscaled_photo(group_photo, tmp_path):
+    """An x4 SR network (16-px input, 64-px face) on a photo enlarged 2x: the crop shrinks, the paste grows."""
+    photo, detections = group_photo
+    restorer = restorer_for(TINY_SR_X4, tmp_path)
+    photo_restorer = WholePhotoRestorer(restorer, detector=given(detections), upscale=2, min_score=0.4,
+                                        max_face_enlargement=4, max_face_shrink=16)
+    result = photo_restorer.restore_photo(Image.fromarray(photo))
+    assert result.restored.shape == (2 * photo.shape[0], 2 * photo.shape[1], 3)
+    expected_background = np.array(Image.fromarray(photo).resize((2 * photo.shape[1], 2 * photo.shape[0]),
+                                                                  Image.BICUBIC))
+    assert np.array_equal(result.background, expected_background)
+    for face in result.restored_faces:
+        assert face.input_crop.shape == (FACE_SIZE // 4, FACE_SIZE // 4, 3)
+        assert face.restored.shape == (FACE_SIZE, FACE_SIZE, 3)
+    reasons = [face.skip_reason for face in result.faces]
+    assert reasons[-1] is None  # min_score 0.4 keeps the uncertain face
+    assert [reason is None for reason in reasons] == [True, True, True, False, False, True]
+    check_geometry(result, upscale=2)
+
+
+def test_a_face_is_never_shrunk_much_before_restoration(group_photo, tmp_path):
+    """An x4 network takes 16-px faces: a face spanning more than 32 px would lose its detail before the network
+    sees it; it is skipped, naming its size, the network's input size and what would work."""
+    photo, detections = group_photo
+    result = WholePhotoRestorer(restorer_for(TINY_SR_X4, tmp_path), detector=given(detections), upscale=4,
+                                max_face_enlargement=100).restore_photo(photo)
+    for face in result.faces:
+        if face.score >= 0.9 and face.source_side / 16 > 2:
+            assert face.skip_reason.startswith(f'too large for the network input: the face spans '
+                                               f'{face.source_side:.0f} px of the photo but SPARNet takes 16x16 faces')
+            assert 'SPARNetHD at 512' in face.skip_reason
+    assert result.restored_faces == [] and np.array_equal(result.restored, result.background)
+
+
+def test_restore_command_reports_a_photo_it_cannot_process_and_goes_on(group_photo, tmp_path, monkeypatch, capsys):
+    from sfmnet_plugin.tools import restore
+
+    photo, detections = group_photo
+    monkeypatch.setattr(restore, 'MtcnnDetector', lambda: given(detections))
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(photo[:3, :5]).save(photos / 'a_sliver.png')
+    Image.fromarray(photo).save(photos / 'group.png')
+    checkpoint = tmp_path / 'hd.pth'
+    torch.save({'params': build_network(dict(TINY_HD)).state_dict()}, checkpoint)
+    out = tmp_path / 'out'
+    assert restore_main([str(photos), '--output', str(out), '--checkpoint', str(checkpoint), '--arch-json',
+                         json.dumps(TINY_HD), '--device', 'cpu']) == 0
+    err = capsys.readouterr().err
+    assert f'{photos / "a_sliver.png"}: the photo is 5x3 px: too small to hold a face' in err
+    assert sorted(p.name for p in out.iterdir()) == ['group.png', 'group_before_after.png']
+
+
+def test_face_restorer_restore_photo_and_bad_settings(group_photo, tmp_path):
+    photo, detections = group_photo
+    restorer = restorer_for(TINY_HD, tmp_path)
+    result = restorer.restore_photo(photo, detector=given(detections), max_face_enlargement=4, max_face_shrink=4)
+    assert len(result.restored_faces) == 4  # the 1.0-scale astronaut fits now
+    empty = restorer.restore_photo(photo, detector=lambda image: [])
+    assert empty.faces == [] and np.array_equal(empty.restored, photo)
+    with pytest.raises(InferenceError, match='not divisible'):
+        WholePhotoRestorer(restorer_for(TINY_SR_X4, tmp_path), face_size=66)
+
+
+    class HalvingRestorer:  # a network whose output is not the face size it was given
+        options, scale = dict(TINY_HD), 1
+
+        def restore_images(self, images):
+            return [image[::2, ::2] for image in images]
+
+    with pytest.raises(InferenceError, match='turned a 64-px face into 32x32, not 64x64'):
+        WholePhotoRestorer(HalvingRestorer(), detector=given(detections)).restore_photo(photo)
+
+
+def test_ffhq_transform_maps_landmarks_onto_the_template():
+    template = FFHQ_TEMPLATE_512 * 0.25
+    rotated = template @ np.array([[0.8, -0.6], [0.6, 0.8]]).T * 1.7 + [40, 90]  # a similarity of the template
+    matrix = ffhq_transform(rotated, 128)
+    np.testing.assert_allclose((matrix @ np.c_[rotated, np.ones(5)].T)[:2].T, template, atol=1e-9)
+    mask = feathered_mask(64)
+    assert mask[32, 32] == pytest.approx(1) and mask[0].max() < 1e-3 and mask[:, 0].max() < 1e-3
+
+
+# -------------------------------------------------------------------------------------- the command, with MTCNN
+
+def test_restore_command_detects_faces_and_writes_photos(group_photo, tmp_path, capsys):
+    pytest.importorskip('facenet_pytorch')
+    photo, detections = group_photo
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(photo).save(photos / 'group.png')
+    (photos / 'broken.jpg').write_bytes(b'not a photo')
+    checkpoint = tmp_path / 'hd.pth'
+    torch.manual_seed(0)
+    torch.save({'params_ema': build_network(dict(TINY_HD)).state_dict()}, checkpoint)
+    out = tmp_path / 'out'
+    argv = [str(photos), '--output', str(out), '--checkpoint', str(checkpoint), '--arch-json', json.dumps(TINY_HD),
+            '--device', 'cpu', '--save-faces']
+    assert restore_main([*argv, '--niqe']) == 0
+    captured = capsys.readouterr()
+    niqe_rows = (out / 'niqe.csv').read_text().splitlines()
+    assert niqe_rows[0] == 'photo,face,niqe_before,niqe_after,note' and len(niqe_rows) >= 3
+    assert all('NIQE needs at least two 96x96 blocks' in row for row in niqe_rows[1:])  # 64x64 faces
+    assert ': no NIQE: NIQE needs' in captured.out
+    assert 'broken.jpg: unreadable image' in captured.err
+    assert 'too large' in captured.err  # the 1.0-scale astronaut is found by MTCNN and reported
+    restored = np.array(Image.open(out / 'group.png'))
+    assert restored.shape == photo.shape and not np.array_equal(restored, photo)
+    assert (out / 'group_before_after.png').exists() and list(out.glob('group_face*_restored.png'))
+    names = {path.name for path in out.iterdir()}
+    faces = sorted(name for name in names if name.endswith('_input.png'))
+    assert len(faces) >= 2, (names, captured.out)  # MTCNN finds at least the two larger restorable faces
+    assert not any(name.endswith('.partial') for name in names)
+    assert restore_main([*argv, '--strict']) == 1  # a skipped face makes --strict fail
+    capsys.readouterr()
+    assert restore_main([str(photos), '--output', str(photos), '--checkpoint', str(checkpoint), '--arch-json',
+                         json.dumps(TINY_HD)]) == 1
+    assert 'also an input folder' in capsys.readouterr().err
+
+
+def test_restore_command_without_the_detector_package_fails_cleanly(tmp_path, monkeypatch, capsys):
+    from sfmnet_plugin.faces.detect import DetectorUnavailable
+    from sfmnet_plugin.tools import restore
+
+    def unavailable():
+        raise DetectorUnavailable('face detection needs facenet-pytorch==2.6.0')
+
+    monkeypatch.setattr(restore, 'MtcnnDetector', unavailable)
+    checkpoint = tmp_path / 'hd.pth'
+    torch.save({'params': build_network(dict(TINY_HD)).state_dict()}, checkpoint)
+    out = tmp_path / 'out'
+    assert restore_main([str(tmp_path), '--output', str(out), '--checkpoint', str(checkpoint), '--arch-json',
+                         json.dumps(TINY_HD)]) == 1
+    assert capsys.readouterr().err.startswith('sfmnet-restore: error: face detection needs facenet-pytorch')
+    assert not out.exists()
