@@ -23,7 +23,6 @@ nothing behind. One lock serves every writer of a folder: :class:`sfmnet_plugin.
 the training run lock, also held by the demo on its output folder and by the preparation tools on the folder they
 build (:func:`lock_folder_being_built`).
 """
-import errno
 import os
 import shutil
 import tempfile
@@ -169,8 +168,8 @@ class OutputPlan:
                                   'would replace the link or the file it points to: remove the link or choose '
                                   'another folder.')
         if osp.isdir(path):
-            raise OutputPathError(f'{self.option}: {path} is a folder, where this run writes a file; move it away '
-                                  f'or choose another {self.option}.')
+            raise OutputPathError(f'{self.option}: {path} already exists as a folder, where this run writes a file; '
+                                  f'move it away or choose another {self.option}.')
         if self.folder is not None:  # a link among the folders between the output folder and the file
             parent, top = osp.dirname(osp.abspath(path)), osp.abspath(self.folder)
             while parent.startswith(top + os.sep):
@@ -207,8 +206,8 @@ class OutputPlan:
 
     def make_folder(self, folder=None):
         """``os.makedirs`` of ``folder`` (default: the output folder), remembering what this run created."""
-        folder = osp.abspath(folder or self.folder)
-        missing = []
+        target = osp.abspath(folder or self.folder)
+        missing, folder = [], target
         while not osp.exists(folder):
             missing.append(folder)
             folder = osp.dirname(folder)
@@ -218,7 +217,7 @@ class OutputPlan:
             except FileExistsError:
                 continue
             self.created.append(path)
-        return folder
+        return target
 
     def __enter__(self):
         return self
@@ -228,7 +227,6 @@ class OutputPlan:
             for path in reversed(self.created):
                 try:
                     os.rmdir(path)
-                except OSError as rmdir_error:
-                    if rmdir_error.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
-                        raise
+                except OSError:  # not empty: the run wrote outputs there before it failed, and they stay
+                    break
         return False
