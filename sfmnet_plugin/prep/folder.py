@@ -59,13 +59,13 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False)
     if not lmdb_path.endswith('.lmdb'):
         raise DataPrepError(f'{lmdb_path}: an LMDB path must end with .lmdb (BasicSR detects LMDBs by the suffix).')
     parent = osp.dirname(osp.abspath(lmdb_path))
-    OutputPlan(lmdb_path, [('source folder', source)], option='output LMDB').check(writable=False)
     check_output_root(parent)
     recover_interrupted_swap(lmdb_path)
     if osp.exists(lmdb_path) and not overwrite and not osp.isfile(osp.join(lmdb_path, 'data.mdb')):
         # "already exists: skipped" would report success with no LMDB there
         raise DataPrepError(f'{lmdb_path} exists but is not an LMDB (no data.mdb); it is left as it is: choose '
                             'another output path.')
+    OutputPlan(lmdb_path, [('source folder', source)], option='output LMDB').check(writable=False)
     if output_exists(lmdb_path, overwrite):
         return None
     not_files = []  # image names that are no regular file (dangling links, loops, FIFOs, devices): never read

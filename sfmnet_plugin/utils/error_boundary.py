@@ -9,6 +9,7 @@ traceback.
 """
 import errno
 import functools
+import os
 import sys
 
 from sfmnet_plugin.utils.output_paths import OutputPathError
@@ -37,7 +38,10 @@ def describe_os_error(error):
     """``<path>: <cause>; <what to do>`` for an OSError (its own message when it names no errno or path)."""
     if getattr(error, 'output_path', None) is not None:  # OutputWriteError: already names the path and the cause
         return str(error)
-    cause, fix = _FIXES.get(error.errno, (error.strerror, None)) if error.errno else (None, None)
+    if error.errno and error.strerror and error.strerror != os.strerror(error.errno):
+        cause, fix = error.strerror, None  # a message of the plugin's own, with its advice
+    else:
+        cause, fix = _FIXES.get(error.errno, (error.strerror, None)) if error.errno else (None, None)
     if not cause:
         return str(error)
     where = f'{error.filename}: ' if error.filename else ''

@@ -161,8 +161,8 @@ class OutputPlan:
     def _check_file(self, path):
         for label, item in self.inputs:
             if _real(path) == _real(item) or (osp.exists(path) and osp.exists(item) and osp.samefile(path, item)):
-                raise OutputPathError(f'{self.option}: writing {path} would overwrite the {label} {item}; choose '
-                                      f'another {self.option}.')
+                raise OutputPathError(f'{self.option} {path} is the {label} {item}: writing it would destroy the '
+                                      f'input; choose another {self.option}.')
         if osp.islink(path):
             raise OutputPathError(f'{self.option}: {path} is a symbolic link (to {os.readlink(path)}); writing it '
                                   'would replace the link or the file it points to: remove the link or choose '

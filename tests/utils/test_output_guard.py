@@ -22,7 +22,7 @@ def test_an_output_spelt_differently_is_still_the_input(tmp_path):
     (tmp_path / 'a.png').write_bytes(b'photo')
     plan = OutputPlan(str(tmp_path / 'out'), {'input': str(tmp_path / 'a.png')})
     plan.add(str(tmp_path / 'out' / '..' / 'a.png'))
-    with pytest.raises(OutputPathError, match='would overwrite the input'):
+    with pytest.raises(OutputPathError, match='writing it would destroy the input'):
         plan.check()
 
 
