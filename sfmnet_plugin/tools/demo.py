@@ -16,9 +16,12 @@
    trained network (``models/<network>.safetensors``, which carries its ``network_g``), and
    ``infer_<network>.sh``, the ``sfmnet-infer`` command that super-resolves those LR inputs (or your own) with it.
 
-Each training runs as the command a user would type (``python -m sfmnet_plugin.train -opt ...``) with
-``--threads`` CPU threads; nothing is read from a source checkout, so an installed wheel runs it from any
-directory. The same command on the same machine prints the same table to the last digit; another ``--threads``
+Before any work the outputs go through the plugin's output guard (no file under a link, no folder replaced that an
+earlier demo run did not make: its owner marker) and the output folder is locked with the training run lock, so a
+second demo on the same folder is refused. Each training runs as the command a user would type
+(``python -m sfmnet_plugin.train -opt ...``) with ``--threads`` CPU threads; nothing is read from a source checkout,
+so an installed wheel runs it from any directory. The same command on the same machine prints the same table to the
+last digit; another ``--threads``
 value changes the last digits (the thread count changes how convolutions are summed).
 """
 import os
