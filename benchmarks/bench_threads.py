@@ -44,7 +44,7 @@ import json, sys, time, statistics
 sys.path[:0] = [{repo!r}, {here!r}]
 import sfmnet_plugin  # noqa
 import torch
-from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+from sfmnet_plugin.utils.process_settings import apply_process_settings
 apply_process_settings()  # the allocator setting; torch has read the wait setting of the environment already
 from bench_arch import TINY_SFMNET, stage1_loss
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet

@@ -47,7 +47,7 @@ def main(argv=None):
 
     import sfmnet_plugin  # noqa: F401
     from sfmnet_plugin.archs.sfmnet_arch import SFMNet
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+    from sfmnet_plugin.utils.process_settings import apply_process_settings
 
     apply_process_settings()  # glibc keeps freed memory, as in the plugin's commands
 

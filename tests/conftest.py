@@ -1,4 +1,5 @@
 """Shared test fixtures. ``sfmnet_plugin`` is imported first: it makes basicsr importable."""
+import ast
 import os
 import shutil
 import subprocess
@@ -35,8 +36,8 @@ def python_executable():
 
 @pytest.fixture(scope='session', autouse=True)
 def single_torch_thread():
-    """One intra-op thread for the whole session: the tests' forward passes are tiny, and on a busy 2-core machine
-    more threads only add contention (seconds instead of milliseconds per call)."""
+    """One intra-op thread for the whole session: the tests' forward passes are tiny, and beside other processes
+    more threads only add contention (every parallel region waits on its slowest, descheduled thread)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -74,6 +75,12 @@ def _seeded_state_dict(reference: dict, seed: int = 0, keep=()) -> dict:
 def seeded_state_dict():
     """``seeded_state_dict(reference, seed=0, keep=())``: see :func:`_seeded_state_dict`."""
     return _seeded_state_dict
+
+
+@pytest.fixture(scope='session')
+def public_domain_face_boxes():
+    """Photo key -> face box ``(left, top, side)`` in the two public-domain photos the tests use."""
+    return _PUBLIC_DOMAIN_FACE_BOXES
 
 
 @pytest.fixture(scope='session')
@@ -195,8 +202,10 @@ def real_faces():
 
 @pytest.fixture(scope='session')
 def count_parameters():
-    """``count_parameters(module)``: the number of parameters of a torch module."""
-    return lambda module: sum(p.numel() for p in module.parameters())
+    """``count_parameters(module)``: the library's parameter counter."""
+    from sfmnet_plugin.utils.profiling import count_parameters
+
+    return count_parameters
 
 
 @pytest.fixture
@@ -449,6 +458,11 @@ _TINY_DEMO_PRESETS = {  # a few thousand parameters each (SPARNet's hourglass at
     'SPARNet': ['network_g:min_ch=4', 'network_g:max_ch=8'],
     'SMLNet': ['network_g:num_feat=6', 'network_g:num_heads=1'],
     'WFEN': ['network_g:min_ch=4', 'network_g:res_depth=1'],
+    'CTCNet': ['network_g:num_feat=2'],
+    'UFSRNet': ['network_g:num_feat=4'],
+    'SISN': ['network_g:num_feat=4', 'network_g:num_groups=1', 'network_g:num_blocks=1'],
+    'DIC': ['network_g:num_features=4', 'network_g:hg_num_feature=8', 'network_g:num_steps=2',
+            'logger:print_freq=1'],  # every iteration's losses in the log (the DIC demo test reads l_heatmap)
 }
 
 
@@ -508,3 +522,32 @@ def malicious_torch_file():
     """``malicious_torch_file(path, marker, payload_key='iter')``: a torch file whose loading would create
     ``marker``; returns ``str(path)``."""
     return _malicious_torch_file
+
+
+def _official_key_listing(path: str, section: str = '') -> dict:
+    """``{key: (shape, dtype)}`` of one network of an official key listing (``tests/data/*_official_keys.txt``: a
+    ``## <title>`` line per network, then ``key<TAB>shape<TAB>dtype`` lines), in the official order; ``section`` is the
+    start of the title (the first network when empty)."""
+    with open(os.path.join(REPO_ROOT, path), encoding='utf-8') as f:
+        blocks = f.read().split('\n## ')[1:]
+    block = next(block for block in blocks if block.startswith(section))
+    layout = {}
+    for line in block.splitlines()[1:]:
+        if line.strip():
+            key, shape, dtype = line.split('\t')
+            layout[key] = (tuple(ast.literal_eval(shape)), getattr(torch, dtype))
+    return layout
+
+
+@pytest.fixture(scope='session')
+def official_key_listing():
+    """``official_key_listing(path, section='')``: see :func:`_official_key_listing`."""
+    return _official_key_listing
+
+
+@pytest.fixture(scope='session')
+def golden_hr_input(golden_lr_face):
+    """The golden LR as the SPARNet-family official loaders feed it: ``PIL.Image.resize((128, 128), BICUBIC)`` on the
+    uint8 image, as a ``1 x 3 x 128 x 128`` float64 tensor in [0, 1] (``ToTensor``; [-1, 1] is the network's job)."""
+    up = Image.fromarray(golden_lr_face).resize((128, 128), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(up).astype(np.float64) / 255).permute(2, 0, 1)[None]

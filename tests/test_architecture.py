@@ -1,12 +1,14 @@
-"""The layout's rules hold: the import contracts in ``.importlinter`` pass, and a broken rule fails them; no loose
-top-level modules; no long library files without a stated reason.
+"""The layout's rules hold: the import contracts in ``.importlinter`` pass, a broken rule fails them, and they are
+the README's Architecture table; no loose top-level modules; one name per module; no long library files without a
+stated reason.
 
 The contracts (import-linter, run as ``lint-imports``) count imports inside functions as much as those at the top
-of a module: the library never imports ``sfmnet_plugin.tools``; ``data`` never imports ``prep``; ``archs`` import
-nothing above them; no import cycles, neither between subpackages nor between the modules of one; the console
-scripts never import each other.
+of a module: each folder imports only what its row of the README's table allows (``data`` never imports ``prep``,
+``archs`` import nothing above them, ...); the library never imports ``sfmnet_plugin.tools``; no import cycles,
+neither between subpackages nor between the modules of one; the console scripts never import each other.
 """
 import ast
+import configparser
 import os
 import re
 import shutil
@@ -45,8 +47,9 @@ def test_the_import_contracts_pass():
 
 @pytest.mark.parametrize('module, added, contract', [
     ('data/image_io.py', 'import sfmnet_plugin.tools.common', 'never imports the console scripts'),
-    ('data/lmdb_reader.py', 'from sfmnet_plugin.prep import outputs', 'never imports the offline preparation'),
-    ('archs/spectral.py', 'from sfmnet_plugin.losses import frequency_loss', 'nothing above them'),
+    ('data/lmdb_reader.py', 'from sfmnet_plugin.prep import output_folders', 'data/ may import utils/'),
+    ('archs/spectral.py', 'from sfmnet_plugin.losses import frequency_loss', 'archs/ may import utils/'),
+    ('metrics/fid.py', 'from sfmnet_plugin.models import reports', 'metrics/ may import data/'),
     ('utils/atomic.py', 'from sfmnet_plugin.data import image_io', 'No import cycles'),
     ('tools/export.py', 'from sfmnet_plugin.tools.infer import read_image', 'never import each other'),
 ])
@@ -60,6 +63,98 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path, module, added, contrac
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     assert contract in broken_contracts(result.stdout), result.stdout  # others may break too (a cycle, indirectly)
+
+
+ANYTHING = 'anything in the library'
+
+
+def readme_architecture(readme_text):
+    """The README's Architecture table: ``{subpackage or top-level module: allowed subpackages, or ANYTHING}``.
+
+    A row's first column names its folders (```launch/```) and modules (```train.py```); its "may import" column
+    names the allowed folders the same way (other backquoted text, a file say, is not a folder), or says
+    ``anything in the library``.
+    """
+    table = readme_text.split('| folder (`sfmnet_plugin/`) | concern | may import (from the plugin) |', 1)[1]
+    rows = {}
+    for line in table.split('\n\n', 1)[0].strip().splitlines()[1:]:
+        folders, _, allowed = (cell.strip() for cell in line.strip('|').split(' | '))
+        may = ANYTHING if allowed == ANYTHING else frozenset(re.findall(r'`(\w+)/`', allowed))
+        for name in re.findall(r'`(\w+)(?:/|\.py)`', folders):
+            rows[name] = may
+    return rows
+
+
+def import_contracts(config_text):
+    """``.importlinter``'s forbidden contracts: ``{contract id: (source modules, forbidden modules, indirect?)}``,
+    module names without the ``sfmnet_plugin.`` prefix."""
+    config = configparser.ConfigParser()
+    config.read_string(config_text)
+    contracts = {}
+    for section in config.sections():
+        if section.startswith('importlinter:contract:') and config[section]['type'] == 'forbidden':
+            names = {key: frozenset(name.removeprefix('sfmnet_plugin.') for name in config[section][key].split())
+                     for key in ('source_modules', 'forbidden_modules')}
+            indirect = config[section].getboolean('allow_indirect_imports', fallback=False)
+            contracts[section.removeprefix('importlinter:contract:')] = (
+                names['source_modules'], names['forbidden_modules'], indirect)
+    return contracts
+
+
+def table_contract_problems(readme_text, config_text, subpackages):
+    """Where the README's table and ``.importlinter`` disagree, one line each (empty: they agree)."""
+    rows, contracts = readme_architecture(readme_text), import_contracts(config_text)
+    problems = [f'{name}/ has no row in the README table' for name in sorted(subpackages - set(rows))]
+    row_contracts = {id_: contract for id_, contract in contracts.items() if id_.endswith('-may-import')}
+    by_sources = {sources: (id_, forbidden, indirect) for id_, (sources, forbidden, indirect) in row_contracts.items()}
+    seen = set()
+    for name, may in sorted(rows.items()):
+        if may == ANYTHING:
+            library = contracts['library-never-imports-tools'][0]
+            if name != 'tools' and name not in library:
+                problems.append(f'{name}: the README allows anything in the library, but the contract that keeps '
+                                f'the library off tools/ does not list it')
+            continue
+        sources = next((s for s in by_sources if name in s), None)
+        if sources is None:
+            problems.append(f'{name}/: no <folder>-may-import contract in .importlinter for its README row')
+            continue
+        id_, forbidden, indirect = by_sources[sources]
+        seen.add(id_)
+        expected = frozenset(subpackages - may - sources)
+        if forbidden - expected:
+            problems.append(f'{id_} forbids {sorted(forbidden - expected)}, which the README row of {name}/ allows')
+        if expected - forbidden:
+            problems.append(f'{id_} does not forbid {sorted(expected - forbidden)}, which the README row of {name}/ '
+                            'does not allow')
+        if not indirect:
+            problems.append(f'{id_}: the README says what a folder imports itself: allow_indirect_imports = True')
+    problems += [f'{id_}: no README row names {sorted(sources)}' for id_, (sources, _, _) in row_contracts.items()
+                 if id_ not in seen]
+    return problems
+
+
+def subpackages_of(package):
+    return {path.parent.name for path in package.glob('*/__init__.py')}
+
+
+def test_the_readme_architecture_table_is_the_import_contracts():
+    problems = table_contract_problems((REPO / 'README.md').read_text(encoding='utf-8'),
+                                       (REPO / '.importlinter').read_text(encoding='utf-8'), subpackages_of(PACKAGE))
+    assert not problems, '\n'.join(problems)
+
+
+def test_a_table_row_that_differs_from_its_contract_is_reported():
+    readme = (REPO / 'README.md').read_text(encoding='utf-8')
+    config = (REPO / '.importlinter').read_text(encoding='utf-8')
+    data_row = '| `utils/` |\n| `faces/` |'
+    assert data_row in readme
+    loosened = readme.replace(data_row, '| `utils/`, `prep/` |\n| `faces/` |')  # data/ may now import prep/
+    problems = table_contract_problems(loosened, config, subpackages_of(PACKAGE))
+    assert problems == ["data-may-import forbids ['prep'], which the README row of data/ allows"]
+    missing_row = readme.replace(readme[readme.index('| `faces/` |'):readme.index('| `archs/` |')], '')
+    assert 'faces/ has no row in the README table' in table_contract_problems(missing_row, config,
+                                                                            subpackages_of(PACKAGE))
 
 
 def test_no_module_imports_one_that_imports_it_back():
@@ -78,6 +173,16 @@ def test_no_loose_modules_at_the_top_of_the_package():
     """Everything but the package face, the version and the two launchers lives in a folder of one concern."""
     loose = {path.name for path in PACKAGE.glob('*.py')} - TOP_LEVEL_MODULES
     assert not loose, f'move {sorted(loose)} into the folder of their concern'
+
+
+def test_no_two_modules_share_a_file_name():
+    """A module's name says what it is: two modules of one name (``pipeline.py`` in two folders, say) would play one
+    role, so they would be one module; only the packages' ``__init__.py`` repeat."""
+    names = {}
+    for path in sorted(PACKAGE.rglob('*.py')):
+        names.setdefault(path.name, []).append(str(path.relative_to(PACKAGE)))
+    shared = {name: paths for name, paths in names.items() if len(paths) > 1 and name != '__init__.py'}
+    assert not shared, shared
 
 
 def test_long_library_modules_state_why():

@@ -1,7 +1,9 @@
 """The package works from a wheel: built, installed without the repository on the path, and run from an empty folder
 (``sfmnet-infer --help``, a tiny training through ``python -m sfmnet_plugin.train`` that saves a safetensors network
-``sfmnet-infer`` then runs without an option file, and a tiny ``sfmnet-demo``)."""
+``sfmnet-infer`` then runs without an option file, a tiny ``sfmnet-demo``, and another BasicSR project whose own
+``train.py`` calls the plugin's ``train_pipeline``)."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,11 +34,12 @@ def installed(tmp_path_factory, repo_root):
     empty = root / 'empty'
     empty.mkdir()
     env = dict(os.environ, PYTHONPATH=str(target), OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    env.pop('SFMNET_ROOT_PATH', None)  # outputs go to the current folder, as for a user of the wheel
+    for name in ('SFMNET_ROOT_PATH', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT'):  # a user's environment, without settings
+        env.pop(name, None)  # (outputs go to the current folder, as for a user of the wheel)
 
-    def run(command, timeout=300):
-        result = subprocess.run(command, cwd=empty, env=env, capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, f'{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
+    def run(command, timeout=300, cwd=empty, expect=0):
+        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == expect, f'{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
         return result
 
     return target, empty, run
@@ -82,7 +85,8 @@ def test_tiny_demo_from_an_empty_folder(installed, tmp_path, tiny_demo_presets, 
     script = tmp_path / 'tiny_demo.py'  # sfmnet-demo with the tiny face set and networks of tests/demo/test_demo.py
     script.write_text(textwrap.dedent(f'''
         import dataclasses, shutil
-        from sfmnet_plugin.tools import demo
+        from sfmnet_plugin.demo import end_to_end as demo
+        from sfmnet_plugin.tools import demo as demo_cli
 
         def copy_faces(faces_dir, cache_dir=None, jitter=0, seed=0):
             shutil.copytree({str(tmp_path / 'faces')!r}, faces_dir, dirs_exist_ok=True)
@@ -92,9 +96,84 @@ def test_tiny_demo_from_an_empty_folder(installed, tmp_path, tiny_demo_presets, 
         demo.DEMO_NETWORKS = tuple(dataclasses.replace(network, presets={{'cpu': [
             *{tiny_demo_presets!r}[network.label], 'datasets:train:batch_size_per_gpu=2']}})
             for network in demo.DEMO_NETWORKS)
-        demo.main(['--iterations', '1', '--threads', '1'])
+        demo_cli.main(['--iterations', '1', '--threads', '1'])
     '''))
     printed = run([sys.executable, str(script)], timeout=600).stdout
     assert '| SFMNet |' in printed
     output = empty / 'demo_output'
     assert (output / 'models' / 'SFMNet.safetensors').is_file() and (output / 'table.csv').is_file()
+
+
+# A BasicSR project's own train.py: BasicSR's shape, with the plugin's launcher in place of basicsr.train's pipeline.
+PROJECT_TRAIN_PY = """
+import os
+print('train.py starts with GOMP_SPINCOUNT', os.environ.get('GOMP_SPINCOUNT'), flush=True)
+from os import path as osp
+
+from sfmnet_plugin.launch.cli import train_pipeline
+
+if __name__ == '__main__':
+    train_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
+"""
+# The same project calling BasicSR's own pipeline after importing the plugin for its components.
+PROJECT_BASICSR_TRAIN_PY = """
+import sfmnet_plugin  # noqa: F401
+from os import path as osp
+
+from basicsr.train import train_pipeline
+
+if __name__ == '__main__':
+    train_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
+"""
+
+
+def test_another_basicsr_project_gets_the_plugin_run_behaviour_from_one_call(installed, tmp_path, write_paired_folders,
+                                                                            write_yaml):
+    """A plain SRModel of BasicSR's own architecture, trained by the project's train.py: ``_base_``, the pre-flight,
+    the OpenMP setting (a restart before torch loads), the banner and ETA, and the plugin's saves for its model."""
+    import torch
+
+    _, _, run = installed
+    project = tmp_path / 'project'
+    (project / 'options' / '_base_').mkdir(parents=True)
+    (project / 'train.py').write_text(PROJECT_TRAIN_PY)
+    (project / 'train_basicsr.py').write_text(PROJECT_BASICSR_TRAIN_PY)
+    data = tmp_path / 'data'
+    write_paired_folders(str(data), count=4, gt_size=16, scale=2)
+    write_yaml(project / 'options' / '_base_' / 'toy.yml', {
+        'model_type': 'SRModel', 'scale': 2, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'train': {'name': 'toy', 'type': 'PairedImageDataset', 'dataroot_gt': f'{data}/gt',
+                               'dataroot_lq': f'{data}/lq', 'io_backend': {'type': 'disk'}, 'gt_size': 16,
+                               'use_hflip': False, 'use_rot': False, 'num_worker_per_gpu': 0,
+                               'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1, 'prefetch_mode': None}},
+        'network_g': {'type': 'SRVGGNetCompact', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_conv': 1,
+                      'upscale': 2},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'scheduler': {'type': 'MultiStepLR', 'milestones': [9]},
+                  'total_iter': 2, 'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss'}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
+    })
+    options = write_yaml(project / 'options' / 'train_toy.yml', {'_base_': './_base_/toy.yml', 'name': 'toy'})
+    missing = write_yaml(project / 'options' / 'missing.yml', {'_base_': './_base_/toy.yml', 'name': 'missing',
+                                                               'datasets': {'train': {'dataroot_gt': 'nowhere'}}})
+
+    refused = run([sys.executable, str(project / 'train.py'), '-opt', str(missing)], cwd=project, expect=2)
+    assert 'cannot start, 1 problem (nothing was created)' in refused.stderr and 'nowhere' in refused.stderr
+    assert not (project / 'experiments').exists()
+
+    result = run([sys.executable, str(project / 'train.py'), '-opt', str(options)], cwd=project)
+    printed = result.stdout + result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith('train.py starts')] == [
+        'train.py starts with GOMP_SPINCOUNT None', 'train.py starts with GOMP_SPINCOUNT 10000']
+    assert 'SRVGGNetCompact training: toy (SRModel) on cpu' in printed
+    etas = re.findall(r'\[eta: ([^,]+),', printed)
+    assert len(etas) == 2 and etas[-1] == '0:00:00'
+    experiment = project / 'experiments' / 'toy'
+    network = torch.load(experiment / 'models' / 'net_g_latest.pth', weights_only=True)
+    assert network['network_g']['type'] == 'SRVGGNetCompact'  # the plugin's save, for BasicSR's own SRModel
+    state = torch.load(experiment / 'training_states' / '2.state', weights_only=True)
+    assert {'rng_states', 'sample_stream'} <= set(state)
+
+    # BasicSR's own pipeline, in the same project: no _base_ (the symptom a user met), nothing of the above
+    plain = run([sys.executable, str(project / 'train_basicsr.py'), '-opt', str(options)], cwd=project, expect=1)
+    assert "KeyError: 'num_gpu'" in plain.stderr

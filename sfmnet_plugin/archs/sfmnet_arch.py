@@ -24,7 +24,7 @@ from functools import partial
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import upsample_lr_face
+from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
 from sfmnet_plugin.archs.sfmnet_blocks import (
     ConvPReLU,
     DownSample,
@@ -33,6 +33,7 @@ from sfmnet_plugin.archs.sfmnet_blocks import (
     ResidualGroup,
     UpSample,
 )
+from sfmnet_plugin.utils.profiling import count_parameters
 
 SUPPORTED_UPSCALES = (1, 2, 4, 8, 16)
 
@@ -93,9 +94,9 @@ class SFMNet(nn.Module):
 
     Args:
         upscale: 1, 2, 4, 8 or 16. The LR input (``B x 3 x h x w`` in [0, 1]) is first resized to
-            ``(h * upscale, w * upscale)`` with PIL-compatible bicubic, exactly what the official data loader
-            fed the official network; 1 means the input is already that bicubic-upsampled image. The learned
-            weights do not depend on it (the official x4/x8/x16 models share one architecture).
+            ``(h * upscale, w * upscale)`` with PIL's bicubic (see ``lr_resize``); 1 means the input is already
+            that bicubic-upsampled image. The learned weights do not depend on it (the official x4/x8/x16 models
+            share one architecture).
         num_in_ch, num_out_ch: image channels; must be equal because both outputs are ``residual + input``.
         num_feat: width ``C`` of every stage (64).
         num_resblocks: ResBlocks per ResidualGroup in the spatial branch (2).
@@ -110,6 +111,10 @@ class SFMNet(nn.Module):
             negative real axis where every FFT block's phase refine net sees a phase ramped to 0, which makes
             the network continuous in its input (well-conditioned); parameters unchanged, so official weights
             load. See ``docs/conditioning.md`` for what it changes and how much steadier the output becomes.
+        lr_resize: ``'pil_uint8'`` (default, official): the LR is taken as the 8-bit image it came from and
+            upsampled as PIL upsamples uint8 images, bit for bit the official loader's input (no gradient into the
+            LR); ``'pil_float'``: PIL's bicubic on the float values, without its rounding and clipping,
+            differentiable in the LR (see :mod:`sfmnet_plugin.archs.pil_resize`).
 
     ``forward(x, return_frequency=False)`` returns the spatial-branch SR image ``B x 3 x H x W`` (not clamped),
     or ``(sr_spatial, sr_frequency)`` when ``return_frequency`` is true.
@@ -117,8 +122,10 @@ class SFMNet(nn.Module):
 
     def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
                  num_resblocks: int = 2, num_levels: int = 3, fusion_positions=None,
-                 keep_unused_attention: bool = True, num_heads: int = 8, phase_cut_width: float = 0.0):
+                 keep_unused_attention: bool = True, num_heads: int = 8, phase_cut_width: float = 0.0,
+                 lr_resize: str = 'pil_uint8'):
         super().__init__()
+        self.lr_resize = check_lr_resize(lr_resize, 'SFMNet')
         if upscale not in SUPPORTED_UPSCALES:
             raise ValueError(f'SFMNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
         if num_in_ch != num_out_ch:
@@ -148,7 +155,8 @@ class SFMNet(nn.Module):
 
     def upsample_input(self, x: Tensor) -> Tensor:
         """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
-        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SFMNet')
+        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SFMNet',
+                                self.lr_resize)
 
     def forward(self, x: Tensor, return_frequency: bool = False):
         """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""
@@ -174,9 +182,7 @@ class SFMNet(nn.Module):
 
     def count_parameters_by_group(self) -> dict:
         """Parameter counts: each branch, the interaction blocks, the never-used attention, and the total."""
-        def count(module):
-            return sum(p.numel() for p in module.parameters())
-
+        count = count_parameters
         unused = sum(count(block.unused_attention) for block in self.interactions.values()
                      if block.unused_attention is not None)
         return {

@@ -14,6 +14,7 @@ Blocks, in the order the network uses them:
   spatial branch.
 """
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -77,9 +78,9 @@ class DownSample(nn.Module):
         order) scales the 3x3 kernel of channel ``c`` placed at offset ``(dy, dx)``."""
         out_ch = self.channel_reduce.out_channels
         reduce = self.channel_reduce.weight.reshape(out_ch, -1, 2, 2)  # out x C x dy x dx
-        return sum(
+        return cast(Tensor, sum(
             F.pad(torch.einsum('oc,cikl->oikl', reduce[:, :, dy, dx], self.conv.weight), (dx, 1 - dx, dy, 1 - dy))
-            for dy in (0, 1) for dx in (0, 1))
+            for dy in (0, 1) for dx in (0, 1)))
 
 
 class UpSample(nn.Module):

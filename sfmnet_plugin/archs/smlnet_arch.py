@@ -40,15 +40,17 @@ Ablation switches (each keeps everything else identical): ``mfeb_dilations=[1, 1
 parameters), ``interaction='concat'`` (plain concatenation instead of SFIM) or ``'none'`` (two independent
 branches), ``multi_level_aggregation=False``.
 """
+from collections.abc import Callable
 from functools import partial
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import upsample_lr_face
+from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
 from sfmnet_plugin.archs.sfmnet_arch import SUPPORTED_UPSCALES, UNetBranch
 from sfmnet_plugin.archs.sfmnet_blocks import FFTBlock
 from sfmnet_plugin.archs.smlnet_blocks import MFEB, SFIM, ConcatFusion, MultiLevelAggregation
+from sfmnet_plugin.utils.profiling import count_parameters
 
 INTERACTIONS = ('sfim', 'concat', 'none')
 
@@ -62,7 +64,7 @@ class SMLNet(nn.Module):
 
     Args:
         upscale: 1, 2, 4, 8 or 16. The LR input ``B x 3 x h x w`` in [0, 1] is first resized to
-            ``(h * upscale, w * upscale)`` with PIL-compatible bicubic; 1 means it already is that image.
+            ``(h * upscale, w * upscale)`` with PIL's bicubic (see ``lr_resize``); 1 means it already is that image.
         num_in_ch, num_out_ch: image channels; must be equal (both outputs are ``residual + input``).
         num_feat: width ``C`` of every stage (64); even (MFEB paths have ``C / 2`` channels).
         num_levels: depth ``L`` of both U-Nets (3); the HR size must be divisible by ``2 ** L``.
@@ -74,6 +76,8 @@ class SMLNet(nn.Module):
         multi_level_aggregation: aggregate the neck and decoder levels' MSIM outputs before the tail (True).
         phase_cut_width: SFMNet's conditioning option for the FFT blocks (0: SFMNet's official function; see
             ``docs/conditioning.md``).
+        lr_resize: ``'pil_uint8'`` (default): the LR upsampled bit for bit as PIL upsamples its 8-bit image;
+            ``'pil_float'``: PIL's bicubic on the float values, differentiable in the LR (as SFMNet's option).
 
     ``forward(x, return_frequency=False)`` returns ``sr_spatial`` (``B x 3 x H x W``, not clamped), or
     ``(sr_spatial, sr_frequency)``.
@@ -81,8 +85,10 @@ class SMLNet(nn.Module):
 
     def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
                  num_levels: int = 3, num_heads: int = 8, mfeb_dilations=(1, 2, 3), interaction: str = 'sfim',
-                 multi_level_aggregation: bool = True, phase_cut_width: float = 0.0):
+                 multi_level_aggregation: bool = True, phase_cut_width: float = 0.0,
+                 lr_resize: str = 'pil_uint8'):
         super().__init__()
+        self.lr_resize = check_lr_resize(lr_resize, 'SMLNet')
         if upscale not in SUPPORTED_UPSCALES:
             raise ValueError(f'SMLNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
         if num_in_ch != num_out_ch:
@@ -102,8 +108,9 @@ class SMLNet(nn.Module):
             partial(FFTBlock, num_feat, phase_cut_width), num_in_ch, num_out_ch, num_feat, num_levels)
         self.spatial_branch = UNetBranch(
             partial(MFEB, num_feat, mfeb_dilations), num_in_ch, num_out_ch, num_feat, num_levels)
-        make_interaction = {'sfim': partial(SFIM, num_feat, num_heads), 'concat': partial(ConcatFusion, num_feat),
-                            'none': None}[interaction]
+        make_interaction: Callable[[], nn.Module] | None = {
+            'sfim': partial(SFIM, num_feat, num_heads), 'concat': partial(ConcatFusion, num_feat), 'none': None,
+        }[interaction]
         # Keyed by position, like SFMNet's; empty for interaction='none'.
         self.interactions = nn.ModuleDict(
             {str(position): make_interaction() for position in range(num_positions)} if make_interaction else {})
@@ -112,7 +119,8 @@ class SMLNet(nn.Module):
 
     def upsample_input(self, x: Tensor) -> Tensor:
         """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
-        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SMLNet')
+        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SMLNet',
+                                self.lr_resize)
 
     def forward(self, x: Tensor, return_frequency: bool = False):
         """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""
@@ -145,9 +153,7 @@ class SMLNet(nn.Module):
 
     def count_parameters_by_group(self) -> dict:
         """Parameter counts: each branch, the interaction modules, the multi-level aggregation, and the total."""
-        def count(module):
-            return sum(p.numel() for p in module.parameters()) if module is not None else 0
-
+        count = count_parameters
         return {
             'frequency_branch': count(self.frequency_branch),
             'spatial_branch': count(self.spatial_branch),

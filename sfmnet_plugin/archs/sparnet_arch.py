@@ -7,7 +7,7 @@ official state-dict names, so the released weights load as they are (``sfmnet_pl
 
 Data flow of the released x8 network (``C(n)`` = channels, ``hg`` = hourglass depth of the FAU's attention)::
 
-    lr (B x 3 x 16 x 16, [0, 1]) --PIL bicubic x8--> (B x 3 x 128 x 128) --> [-1, 1]
+    lr (B x 3 x 16 x 16, [0, 1]) --PIL bicubic x8 on 8 bits--> (B x 3 x 128 x 128) --> [-1, 1]
     encoder.0   conv 3 -> 32                                     128 x 128
     encoder.1-3 FAU down 32 -> 64 (hg 4), 64 -> 128 (hg 3), 128 -> 128 (hg 2)   -> 16 x 16
     res_layers  10 x FAU 128 -> 128 (hg 2)                       16 x 16
@@ -20,11 +20,12 @@ Every hourglass bottoms out at 4x4 at this size. The official network takes and 
 [0, 1]. The affine maps are exact, so outputs equal the official ones up to float rounding.
 """
 import math
+from typing import Any
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import upsample_lr_face
+from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
 from sfmnet_plugin.archs.sparnet_blocks import (
     ATTENTION_TYPES,
     ConvLayer,
@@ -50,9 +51,9 @@ class SPARNet(nn.Module):
     """SPARNet generator: encoder of down-FAUs, a body of FAUs, decoder of up-FAUs (§B3).
 
     Args:
-        upscale: the LR input (``B x 3 x h x w`` in [0, 1]) is first resized to ``(h * upscale, w * upscale)`` with a
-            PIL-exact bicubic, which is what the official data loader fed the network (§B5.1); 1 means the input
-            is already that upsampled image. The weights do not depend on it.
+        upscale: the LR input (``B x 3 x h x w`` in [0, 1]) is first resized to ``(h * upscale, w * upscale)`` with
+            PIL's bicubic (see ``lr_resize``), which is what the official data loader fed the network (§B5.1); 1
+            means the input is already that upsampled image. The weights do not depend on it.
         min_ch, max_ch: channel range; every width is clipped to ``[min_ch, max_ch]`` (32, 128).
         in_size, out_size, min_feat_size: define the structure as in the official code (128, 128, 16):
             ``log2(in_size / min_feat_size)`` down-FAUs and ``log2(out_size / min_feat_size)`` up-FAUs. The network
@@ -68,6 +69,9 @@ class SPARNet(nn.Module):
             biases 0); off means PyTorch's default initialisation.
         official_inplace_preactivation: reproduce the official in-place activation bug of ``norm_type='none'``
             (see :class:`~sfmnet_plugin.archs.sparnet_blocks.FaceAttentionUnit`); no effect with a norm.
+        lr_resize: ``'pil_uint8'`` (default, official): the LR upsampled bit for bit as the official loader's PIL
+            resize of the 8-bit image (no gradient into the LR); ``'pil_float'``: PIL's bicubic on the float
+            values, differentiable in the LR (see :mod:`sfmnet_plugin.archs.pil_resize`).
 
     ``forward(x)``: ``B x 3 x h x w`` -> ``B x 3 x (h * upscale) x (w * upscale)``; the upsampled size must be a
     multiple of ``2 ** down_steps`` (the official network returns a larger image otherwise, §B3.3).
@@ -80,8 +84,9 @@ class SPARNet(nn.Module):
                  out_size: int = 128, min_feat_size: int = 16, res_depth: int = 10, relu_type: str = 'leakyrelu',
                  norm_type: str = 'bn', att_name: str = 'spar', bottleneck_size: int = 4,
                  spectral_norm: bool = False, official_init: bool = False,
-                 official_inplace_preactivation: bool = False):
+                 official_inplace_preactivation: bool = False, lr_resize: str = 'pil_uint8'):
         super().__init__()
+        self.lr_resize = check_lr_resize(lr_resize, type(self).__name__)
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'SPARNet upscale must be a positive integer, got {upscale!r}.')
         check_choice('att_name', att_name, ATTENTION_TYPES)
@@ -102,11 +107,12 @@ class SPARNet(nn.Module):
             raise ValueError(f'SPARNet res_depth={res_depth} gives {num_body} body FAUs; it must be at least '
                              f'{down_steps - 3}.')
         base_ch = clip(max_ch // (down_steps + 1))  # 32 for SPARNet, 102 for SPARNetHD
-        blocks = dict(att_name=att_name, norm_type=norm_type, relu_type=relu_type, spectral_norm=spectral_norm,
-                      official_inplace_preactivation=official_inplace_preactivation)
+        blocks: dict[str, Any] = dict(att_name=att_name, norm_type=norm_type, relu_type=relu_type,
+                                      spectral_norm=spectral_norm,
+                                      official_inplace_preactivation=official_inplace_preactivation)
 
         # B x 3 x H x W -> B x base_ch x H x W -> (down_steps FAUs, each halving) -> B x clip(base_ch 2^k) x H/2^k ...
-        encoder = [ConvLayer(3, base_ch, 3, spectral_norm=spectral_norm)]
+        encoder: list[nn.Module] = [ConvLayer(3, base_ch, 3, spectral_norm=spectral_norm)]
         for i in range(down_steps):
             encoder.append(FaceAttentionUnit(clip(base_ch * 2 ** i), clip(base_ch * 2 ** (i + 1)), 'down', hg_depth,
                                              **blocks))
@@ -120,7 +126,7 @@ class SPARNet(nn.Module):
                                           for _ in range(num_body)])
 
         # up_steps FAUs, each doubling the size; the hourglass deepens by one before each
-        decoder = []
+        decoder: list[nn.Module] = []
         for i in range(up_steps):
             hg_depth += 1
             decoder.append(FaceAttentionUnit(clip(base_ch * 2 ** (up_steps - i)),
@@ -135,7 +141,7 @@ class SPARNet(nn.Module):
         """``B x 3 x h x w`` LR -> ``B x 3 x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
         stages = int(math.log2(self.size_multiple))
         return upsample_lr_face(x, self.upscale, self.size_multiple, f'its {stages} stride-2 stages',
-                                type(self).__name__)
+                                type(self).__name__, self.lr_resize)
 
     def forward(self, x: Tensor) -> Tensor:
         """``B x 3 x h x w`` LR in [0, 1] -> ``B x 3 x H x W`` SR in [0, 1] (not clamped)."""
@@ -175,11 +181,12 @@ class SPARNetHD(SPARNet):
                  out_size: int = 512, min_feat_size: int = 32, res_depth: int = 10, relu_type: str = 'leakyrelu',
                  norm_type: str = 'in', att_name: str = 'spar', bottleneck_size: int = 4,
                  spectral_norm: bool = True, official_init: bool = False,
-                 official_inplace_preactivation: bool = False):
+                 official_inplace_preactivation: bool = False, lr_resize: str = 'pil_uint8'):
         super().__init__(upscale=upscale, min_ch=min_ch, max_ch=max_ch, in_size=in_size, out_size=out_size,
                          min_feat_size=min_feat_size, res_depth=res_depth, relu_type=relu_type, norm_type=norm_type,
                          att_name=att_name, bottleneck_size=bottleneck_size, spectral_norm=spectral_norm,
-                         official_init=official_init, official_inplace_preactivation=official_inplace_preactivation)
+                         official_init=official_init, official_inplace_preactivation=official_inplace_preactivation,
+                         lr_resize=lr_resize)
 
 
 __all__ = ['SPARNet', 'SPARNetHD']

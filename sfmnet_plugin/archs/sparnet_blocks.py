@@ -171,6 +171,7 @@ class FaceAttentionUnit(nn.Module):
         check_choice('att_name', att_name, ATTENTION_TYPES)
         identity_shortcut = scale == 'none' and in_ch == out_ch
         self.shortcut_is_activated_input = official_inplace_preactivation and identity_shortcut and norm_type == 'none'
+        self.shortcut_func: nn.Module
         if identity_shortcut:
             self.shortcut_func = nn.Identity()
         else:

@@ -5,6 +5,7 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 
 from sfmnet_plugin.benchmark.errors import BenchmarkError
+from sfmnet_plugin.inference.dic_landmarks import dic_landmark_detector
 from sfmnet_plugin.metrics.face_psnr_ssim_metric import PROTOCOLS
 
 
@@ -24,8 +25,12 @@ class Column:
     per_image: bool = True
 
 
-def metric_columns(metric, scale, lpips_weights=None, arcface_onnx=None):
-    """The columns of a metric group name (``sfmnet``, ``sparnet``, ``dic``: PSNR and SSIM; the others: one)."""
+def metric_columns(metric, scale, lpips_weights=None, arcface_onnx=None, landmark_checkpoint=None):
+    """The columns of a metric group name (``sfmnet``, ``sparnet``, ``dic``: PSNR and SSIM; the others: one).
+
+    ``landmark_checkpoint``: NME with a trained DIC's hourglass (a DIC checkpoint or ``FB_HG_68_CelebA.pth``)
+    instead of dlib.
+    """
     if metric in PROTOCOLS:
         crop = {'crop_border': scale} if metric == 'dic' else {}
         return [Column(f'psnr_{metric}', f'PSNR ({metric})', {'type': 'calculate_face_psnr', 'protocol': metric,
@@ -44,6 +49,9 @@ def metric_columns(metric, scale, lpips_weights=None, arcface_onnx=None):
         return [Column('identity_arcface', 'ID sim. (ArcFace)', {'type': 'calculate_identity_similarity',
                                                                  'backend': 'onnx', 'onnx_path': arcface_onnx},
                        True, 4)]
+    if metric == 'nme' and landmark_checkpoint:
+        return [Column('nme', 'NME (DIC HG)', {'type': 'calculate_landmark_nme',
+                                               'detector': dic_landmark_detector(landmark_checkpoint)}, False, 4)]
     if metric == 'nme':
         return [Column('nme', 'NME', {'type': 'calculate_landmark_nme'}, False, 4)]
     if metric == 'niqe':  # no reference: the SR image alone (BasicSR's NIQE, its shipped pristine parameters)
@@ -70,6 +78,8 @@ METRIC_NOTES = {
     'identity_arcface': 'ID sim. (ArcFace): cosine similarity of ArcFace ONNX embeddings, ArcFace-aligned by the HR '
                         'landmarks.',
     'nme': 'NME: dlib 68-point landmarks of SR vs HR, normalised by the HR inter-ocular distance (lower is better).',
+    'nme_dic': "NME (DIC HG): a trained DIC hourglass's 68 landmarks (heatmap peaks, 4-px grid) of SR vs HR, "
+               'normalised by the HR inter-ocular distance (lower is better).',
     'niqe': "NIQE: BasicSR's no-reference NIQE of the SR image alone (Y channel, 96x96 blocks; lower is better).",
     'fid': 'FID: pytorch-fid/BasicSR definition (FID Inception pool3, 299x299 bilinear), SR set vs the reference set; '
            'depends on the set size (lower is better).',
@@ -86,7 +96,7 @@ def check_metric_available(column):
     return None
 
 
-def resolve_columns(metrics, scale, lpips_weights, arcface_onnx, notes):
+def resolve_columns(metrics, scale, lpips_weights, arcface_onnx, notes, landmark_checkpoint=None):
     """Columns of ``metrics`` (None: :data:`DEFAULT_METRICS` that can run here; what cannot is noted in ``notes``).
 
     A metric named explicitly that cannot run is an error.
@@ -94,7 +104,7 @@ def resolve_columns(metrics, scale, lpips_weights, arcface_onnx, notes):
     explicit = metrics is not None
     chosen = []
     for metric in dict.fromkeys(metrics if explicit else DEFAULT_METRICS):  # each once, in the given order
-        columns = metric_columns(metric, scale, lpips_weights, arcface_onnx)
+        columns = metric_columns(metric, scale, lpips_weights, arcface_onnx, landmark_checkpoint)
         if metric in NEEDS_NOTHING:
             chosen.append((metric, columns))
             continue

@@ -1,12 +1,13 @@
 """What the benchmark compares: a test set, and methods that give one SR image per test image."""
 from dataclasses import dataclass
 from os import path as osp
-from typing import Optional
+from typing import Protocol
 
+import numpy as np
 import torch
 from PIL import Image
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import resize_as_8bit
 from sfmnet_plugin.benchmark.errors import BenchmarkError
 from sfmnet_plugin.data.image_io import ImageDecodeError, decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_reader import examples, read_meta_info
@@ -21,22 +22,24 @@ class TestSet:
 
     __test__ = False  # not a pytest test class, whatever its name
     gt: str
-    lq: Optional[str] = None
+    lq: str | None = None
     scale: int = 8
     downsampler: str = 'pil_bicubic'
-    name: Optional[str] = None
+    name: str | None = None
 
     @property
-    def title(self):
+    def title(self) -> str:
         """``name``, or the HR path without a trailing ``.lmdb`` (e.g. ``datasets/CelebA/test/HR``)."""
         gt = osp.normpath(self.gt)
         return self.name or (gt[:-len('.lmdb')] if gt.endswith('.lmdb') else gt)
 
-    def describe(self):
+    def describe(self) -> str:
+        """The test set in words, for the table's notes."""
         lr = f'LR `{self.lq}`' if self.lq else f'LR made from the HR by {self.downsampler}'
         return f'HR `{self.gt}`, {lr}'
 
-    def dataset(self):
+    def dataset(self) -> PairedFaceDataset:
+        """The test images, through the training-time dataset (``phase: test``)."""
         options = {'name': self.title, 'dataroot_gt': self.gt, 'scale': self.scale, 'phase': 'test',
                    'downsampler': self.downsampler}
         if self.lq:
@@ -67,34 +70,45 @@ def tensor_to_rgb(tensor):
     return (tensor.clamp(0, 1) * 255.).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+class Runner(Protocol):
+    """What a method's ``prepare`` returns: the SR image of each test image."""
+
+    @property
+    def name(self) -> str: ...
+
+    def super_resolve(self, key: str, lr_tensor: torch.Tensor, hr_size: tuple[int, int]) -> np.ndarray: ...
+
+
 @dataclass
 class Cost:
     """What a method costs; None where unknown (folders) or not applicable (bicubic)."""
 
-    parameters: Optional[int] = None
-    macs: Optional[float] = None
-    latency_ms: Optional[float] = None
+    parameters: int | None = None
+    macs: float | None = None
+    latency_ms: float | None = None
 
 
 @dataclass(frozen=True)
 class Bicubic:
-    """The bicubic baseline: the LR face upsampled like PIL's bicubic (``pil_bicubic_resize``), as validation does.
-
-    It is the float version of PIL's filter, the same the networks use inside, rounded once at the end; PIL's own
-    8-bit resize differs from it by at most one grey level.
+    """The bicubic baseline: the 8-bit LR face upsampled as ``PIL.Image.resize(size, BICUBIC)`` does, pixel for
+    pixel (``resize_as_8bit``, the networks' own default input step and the official loaders' image).
     """
 
     name: str = 'Bicubic'
     kind = 'bicubic'
 
-    def describe(self):
-        return 'the LR upsampled with PIL-exact bicubic (`pil_bicubic_resize`)'
+    def describe(self) -> str:
+        """The method in words, for the table's notes."""
+        return "the 8-bit LR upsampled with PIL's bicubic, pixel for pixel (`resize_as_8bit`)"
 
-    def prepare(self, test_set, sizes, device, latency_repeats):
+    def prepare(self, test_set: TestSet, sizes: dict[str, tuple[int, int]], device: str,
+                latency_repeats: int) -> tuple['Bicubic', Cost]:
+        """The runner of the method (itself) and its cost."""
         return self, Cost(parameters=0)
 
-    def super_resolve(self, key, lr_tensor, hr_size):
-        return tensor_to_rgb(pil_bicubic_resize(lr_tensor[None], hr_size)[0])
+    def super_resolve(self, key: str, lr_tensor: torch.Tensor, hr_size: tuple[int, int]) -> np.ndarray:
+        """The SR image (H x W x 3 uint8 RGB) of one test image."""
+        return tensor_to_rgb(resize_as_8bit(lr_tensor[None], hr_size)[0])
 
 
 @dataclass(frozen=True)
@@ -107,19 +121,22 @@ class Network:
 
     name: str
     checkpoint: str
-    option_file: Optional[str] = None
-    network: Optional[dict] = None
-    param_key: Optional[str] = None
+    option_file: str | None = None
+    network: dict | None = None
+    param_key: str | None = None
     kind = 'network'
 
-    def describe(self):
+    def describe(self) -> str:
+        """The method in words, for the table's notes."""
         if self.option_file:
             network = f'network_g of `{self.option_file}`'
         else:
             network = f'network_g {self.network}' if self.network else 'the network the checkpoint names'
         return f'checkpoint `{self.checkpoint}`, {network}'
 
-    def prepare(self, test_set, sizes, device, latency_repeats):
+    def prepare(self, test_set: TestSet, sizes: dict[str, tuple[int, int]], device: str,
+                latency_repeats: int) -> tuple['_NetworkRunner', Cost]:
+        """The network loaded on ``device``, and its cost (parameters, MACs, latency when ``latency_repeats``)."""
         try:
             if self.option_file:
                 restorer = FaceRestorer.from_option_file(self.checkpoint, self.option_file, param_key=self.param_key,
@@ -179,14 +196,17 @@ class SrFolder:
 
     name: str
     folder: str
-    parameters: Optional[int] = None
-    macs: Optional[float] = None
+    parameters: int | None = None
+    macs: float | None = None
     kind = 'folder'
 
-    def describe(self):
+    def describe(self) -> str:
+        """The method in words, for the table's notes."""
         return f'SR images from `{self.folder}`'
 
-    def prepare(self, test_set, sizes, device, latency_repeats):
+    def prepare(self, test_set: TestSet, sizes: dict[str, tuple[int, int]], device: str,
+                latency_repeats: int) -> tuple['_FolderRunner', Cost]:
+        """The folder's images checked against the test set (one per test image, of its HR size)."""
         try:
             files = list_image_files(self.folder)
         except (FileNotFoundError, ValueError) as error:

@@ -4,8 +4,8 @@ import math
 import os
 from os import path as osp
 
+from sfmnet_plugin.models.reports import write_contact_sheet
 from sfmnet_plugin.utils.atomic import atomic_write
-from sfmnet_plugin.utils.reports import write_contact_sheet
 
 OUTPUT_FILES = ('table.md', 'table.csv', 'per_image.csv', 'contact_sheet.png', 'quality_vs_cost.png', 'roc.png',
                 'pair_scores.csv')

@@ -1,6 +1,7 @@
 """The benchmark run: score every method on every test image and write the comparison."""
 import os
 import platform
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from os import path as osp
 
@@ -11,7 +12,16 @@ from tqdm import tqdm
 
 from sfmnet_plugin.benchmark.columns import METRIC_NOTES, resolve_columns
 from sfmnet_plugin.benchmark.errors import BenchmarkError
-from sfmnet_plugin.benchmark.methods import hr_sizes, tensor_to_rgb
+from sfmnet_plugin.benchmark.methods import (
+    Bicubic,
+    Cost,
+    Network,
+    Runner,
+    SrFolder,
+    TestSet,
+    hr_sizes,
+    tensor_to_rgb,
+)
 from sfmnet_plugin.benchmark.outputs import OUTPUT_FILES, write_outputs
 from sfmnet_plugin.benchmark.set_metrics import HR_ROW, VerificationRun, prepare_fid
 from sfmnet_plugin.metrics.fid import FidError
@@ -84,9 +94,12 @@ def _plan_outputs(out_dir, overwrite, inputs):
     return plan
 
 
-def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, arcface_onnx=None, device='auto',
-                  latency_repeats=5, sheet_images=4, overwrite=False, progress=True, pairs=None, recognizer='dlib',
-                  fid_reference=None, fid_weights=None):
+def run_benchmark(test_set: TestSet, methods: Sequence[Bicubic | Network | SrFolder], out_dir: str,
+                  metrics: Iterable[str] | None = None, lpips_weights: str | None = None,
+                  arcface_onnx: str | None = None, device: str = 'auto', latency_repeats: int = 5,
+                  sheet_images: int = 4, overwrite: bool = False, progress: bool = True, pairs: str | None = None,
+                  recognizer: str = 'dlib', fid_reference: str | None = None,
+                  fid_weights: str | None = None, landmark_checkpoint: str | None = None) -> BenchmarkResult:
     """Score ``methods`` on ``test_set`` and write the comparison to ``out_dir``; returns a :class:`BenchmarkResult`.
 
     Args:
@@ -110,14 +123,16 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
             (default: the test set's HR images).
         fid_weights (str, optional): local ``pt_inception-2015-12-05-6726825d.pth`` (default: the pretrained
             folders, see :mod:`sfmnet_plugin.utils.pretrained`).
+        landmark_checkpoint (str, optional): metric ``nme`` with a trained DIC's hourglass as the landmark
+            detector (a DIC checkpoint or ``FB_HG_68_CelebA.pth``) instead of dlib's.
     """
     _check_methods(methods)
     plan = _plan_outputs(out_dir, overwrite, _input_paths(test_set, methods, {
         '--pairs list': pairs, '--fid-reference': fid_reference, '--fid-weights': fid_weights,
         '--lpips-weights': lpips_weights, '--arcface-onnx': arcface_onnx}))
-    notes = []
+    notes: list[str] = []
     columns, metric_groups = resolve_columns(None if metrics is None else list(metrics), test_set.scale,
-                                             lpips_weights, arcface_onnx, notes)
+                                             lpips_weights, arcface_onnx, notes, landmark_checkpoint)
     dataset = test_set.dataset()
     sizes = hr_sizes(dataset)
     _check_niqe_size(metric_groups, sizes)
@@ -126,7 +141,8 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
     fid = prepare_fid(fid_reference, test_set.gt, fid_weights, torch_device) if 'fid' in metric_groups else None
     if verification:
         columns += verification.columns()
-    runners, costs = {}, {}
+    runners: dict[str, Runner] = {}
+    costs: dict[str, Cost] = {}
     for method in methods:
         runners[method.name], costs[method.name] = method.prepare(test_set, sizes, device, latency_repeats)
     load_average = os.getloadavg()[0]  # right after the latency measurements: how busy the machine was
@@ -151,7 +167,8 @@ def run_benchmark(test_set, methods, out_dir, metrics=None, lpips_weights=None, 
             means[method.name].update(values[method.name])
         pair_rows = verification.pair_rows(scores)
         notes += verification.notes(values, spreads)
-    notes += [METRIC_NOTES[group] for group in metric_groups]
+    notes += [METRIC_NOTES['nme_dic' if group == 'nme' and landmark_checkpoint else group]
+              for group in metric_groups]
     notes.append(_cost_note(device, latency_repeats, load_average))
     sources = {'test set': test_set.describe(), **{method.name: method.describe() for method in methods}}
     result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],
@@ -224,7 +241,7 @@ def _score_images(dataset, sizes, methods, runners, columns, sheet_keys, progres
 
 
 def _cost_note(device, latency_repeats, load_average):
-    macs = 'MACs: Conv2d + Linear multiply-accumulates per image.'
+    macs = 'MACs: Conv2d + ConvTranspose2d + Linear multiply-accumulates per image.'
     if not latency_repeats:
         return f'{macs} Latency not measured.'
     where = torch.cuda.get_device_name() if device != 'cpu' and torch.cuda.is_available() else \

@@ -103,8 +103,8 @@ class VerificationRun:
 
     def columns(self):
         different = sum(not pair.same for pair in self.pair_list.pairs)
-        count = len(set(self.folds.tolist()))
-        columns = [Column('verification_accuracy', f'Verif. acc. ({count}-fold)', {}, True, 4, per_image=False),
+        folds = len(set(np.asarray(self.folds).tolist()))  # the list's own folds, or the 10 contiguous ones
+        columns = [Column('verification_accuracy', f'Verif. acc. ({folds}-fold)', {}, True, 4, per_image=False),
                    Column('verification_auc', 'AUC', {}, True, 4, per_image=False)]
         columns += [Column(f'tar_at_far_{_far_name(far)}', f'TAR@FAR={_far_name(far)}', {}, True, 4, per_image=False)
                     for far in DEFAULT_FARS if far_resolvable(different, far)]
@@ -173,7 +173,7 @@ class VerificationRun:
 def prepare_fid(reference, gt_root, weights_path, device, random_weights_for_tests=False):
     """A :class:`FidScorer` against ``reference`` (default: the HR images), or a BenchmarkError saying why not."""
     try:
-        return FidScorer(reference or gt_root, weights_path, device, random_weights_for_tests)
+        return FidScorer(reference or gt_root, weights_path, device, random_weights_for_tests, '--fid-weights')
     except (FileNotFoundError, FidError) as error:
         raise BenchmarkError(f'metric fid cannot run: {error}') from error
 

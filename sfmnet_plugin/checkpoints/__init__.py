@@ -10,17 +10,23 @@ One entry point for every family, which ``sfmnet-convert-official``, :mod:`sfmne
     net = build_network(found.network_options)
     net.load_state_dict(state_dict, strict=True)
 
-Official SFMNet checkpoints are renamed to the plugin's readable names (:mod:`.sfmnet`); SPARNet-family and WFEN
-ones keep their names, which are the plugin's, and are checked (:mod:`.sparnet`, :mod:`.wfen`). Either way every key
-and shape is checked, and a wrong checkpoint raises :class:`CheckpointConversionError` naming the first mismatched key.
+Official SFMNet checkpoints are renamed to the plugin's readable names (:mod:`.sfmnet`); SPARNet-family, WFEN,
+CTCNet, UFSRNet, SISN and DIC ones keep their names, which are the plugin's, and are checked (:mod:`.sparnet`,
+:mod:`.wfen`, :mod:`.ctcnet`, :mod:`.ufsrnet`, :mod:`.sisn`, :mod:`.dic`; SISN's ``module.`` prefixes, which every
+official SISN checkpoint has, are removed; DIC's training checkpoints hold the state dict under ``state_dict``).
+Either way every key and shape is checked, and a wrong checkpoint raises :class:`CheckpointConversionError` naming the
+first mismatched key.
 
 :mod:`.io` reads and writes network files, ``.safetensors`` or weights-only ``.pth``, with the options that build
 the network; :mod:`.options` reads those options back off a checkpoint (or SFMNet's off its keys and shapes).
 """
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
-from sfmnet_plugin.checkpoints import sfmnet, sparnet, wfen
-from sfmnet_plugin.checkpoints.common import (
+from sfmnet_plugin.checkpoints import ctcnet, dic, sfmnet, sisn, sparnet, ufsrnet, wfen
+from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
     format_keys,
@@ -29,10 +35,12 @@ from sfmnet_plugin.checkpoints.common import (
 )
 
 KNOWN_NETWORKS = ('SFMNet generator', 'SFMNet LightCNN-9 discriminators', *sparnet.PUBLISHED_NETWORKS,
-                  *wfen.PUBLISHED_NETWORKS)
+                  *wfen.PUBLISHED_NETWORKS, ctcnet.NAME, ufsrnet.NAME, *sisn.PUBLISHED_NETWORKS,
+                  *dic.PUBLISHED_NETWORKS)
 
 
-def recognise_official_checkpoint(state_dict, keep_unused_attention: bool = True):
+def recognise_official_checkpoint(state_dict: Mapping[str, Any],
+                                 keep_unused_attention: bool = True) -> OfficialNetwork | None:
     """The :class:`OfficialNetwork` whose official layout ``state_dict`` has (``module.`` prefixes allowed), or None.
 
     Recognition looks at the key names (and, for SPARNet, reads the options off the shapes); it does not check
@@ -41,10 +49,15 @@ def recognise_official_checkpoint(state_dict, keep_unused_attention: bool = True
     state_dict = strip_module_prefix(state_dict)
     return (sfmnet.recognise(state_dict, keep_unused_attention=keep_unused_attention)
             or sparnet.recognise(state_dict)
-            or wfen.recognise(state_dict))
+            or wfen.recognise(state_dict)
+            or ctcnet.recognise(state_dict)
+            or ufsrnet.recognise(state_dict)
+            or sisn.recognise(state_dict)
+            or dic.recognise(state_dict))
 
 
-def convert_official_checkpoint(state_dict, keep_unused_attention: bool = True):
+def convert_official_checkpoint(state_dict: Mapping[str, Any],
+                                keep_unused_attention: bool = True) -> tuple[dict, OfficialNetwork]:
     """Official state dict -> ``(plugin state dict, OfficialNetwork found)``.
 
     Raises :class:`CheckpointConversionError` when the keys belong to no known network or do not match the

@@ -106,6 +106,15 @@ def plain_options(options):
     return json.loads(json.dumps(options))
 
 
+def stored_network_options(checkpoint, network='network_g'):
+    """The ``network`` options a checkpoint carries (the plugin saves them beside ``params``), or None.
+
+    :func:`load_checkpoint_file` reads them from a ``.pth``'s dict or a ``.safetensors`` header alike.
+    """
+    options = checkpoint.get(network) if isinstance(checkpoint, dict) else None
+    return dict(options) if isinstance(options, dict) and 'type' in options else None
+
+
 def save_checkpoint_file(state_dicts, path, options=None, network_format=None):
     """Write ``{param key: state dict}`` (and ``options``: ``{'network_g': {...}}``) to ``path``, atomically.
 

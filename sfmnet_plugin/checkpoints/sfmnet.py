@@ -14,7 +14,7 @@ from functools import partial
 
 from sfmnet_plugin.archs.lightcnn_discriminator_arch import SFMNetFrequencyDiscriminator, SFMNetSpatialDiscriminator
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
-from sfmnet_plugin.checkpoints.common import (
+from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
     check_names_and_shapes,
@@ -155,6 +155,24 @@ def convert_official_discriminator_state_dict(official_sd) -> dict:
     shapes = expected_shapes(network)
     key_map = {_official_discriminator_key(key): key for key in shapes}
     return _renamed_and_checked(official_sd, key_map, shapes, f'{network.__name__} (official)')
+
+
+def sfmnet_options_of(state_dict) -> dict:
+    """SFMNet options read off a state dict's key names and shapes (enough to name the options that differ)."""
+    def indices(prefix):
+        return sorted({int(key[len(prefix):].split('.')[0]) for key in state_dict if key.startswith(prefix)})
+
+    head = state_dict['spatial_branch.head.conv.weight']
+    temperatures = [t for key, t in state_dict.items() if key.endswith('.cross_attention.temperature')]
+    return {
+        'num_feat': head.shape[0],
+        'num_in_ch': head.shape[1],
+        'num_levels': len(indices('spatial_branch.downsamplers.')),
+        'num_resblocks': len(indices('spatial_branch.encoder_blocks.0.resblocks.')),
+        'num_heads': temperatures[0].shape[0] if temperatures else None,
+        'keep_unused_attention': any('.unused_attention.' in key for key in state_dict),
+        'fusion_positions': indices('interactions.'),
+    }
 
 
 def recognise(state_dict, keep_unused_attention: bool = True):

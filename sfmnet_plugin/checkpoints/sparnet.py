@@ -17,7 +17,7 @@ from functools import partial
 
 from sfmnet_plugin.archs.patch_discriminator_arch import MultiScalePatchDiscriminator
 from sfmnet_plugin.archs.sparnet_arch import SPARNet, SPARNetHD
-from sfmnet_plugin.checkpoints.common import (
+from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
     check_names_and_shapes,

@@ -17,7 +17,7 @@ import torch
 
 from sfmnet_plugin.archs.wfen_arch import WFEN
 from sfmnet_plugin.archs.wfen_blocks import haar_filters
-from sfmnet_plugin.checkpoints.common import (
+from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
     OfficialNetwork,
     check_names_and_shapes,

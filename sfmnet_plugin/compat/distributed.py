@@ -1,4 +1,5 @@
 """basicsr 1.4.2's distributed training on machines without CUDA (gloo)."""
+from sfmnet_plugin.compat.changes import replace_for_process
 
 
 def patch_init_dist_for_cpu():
@@ -13,8 +14,6 @@ def patch_init_dist_for_cpu():
     import torch
     import torch.distributed as dist
 
-    if getattr(dist_util.init_dist, 'sfmnet_patched', False):
-        return
     upstream_init_dist = dist_util.init_dist
 
     def init_dist(launcher, backend=None, **kwargs):
@@ -28,9 +27,8 @@ def patch_init_dist_for_cpu():
         # torchrun provides RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (env:// rendezvous).
         dist.init_process_group(backend=backend, **kwargs)
 
-    init_dist.sfmnet_patched = True
-    dist_util.init_dist = init_dist
-    options.init_dist = init_dist  # parse_options calls the name bound in its own module
+    replace_for_process(dist_util, 'init_dist', init_dist)
+    replace_for_process(options, 'init_dist', init_dist)  # parse_options calls the name bound in its own module
 
 
 def patch_ddp_wrapping_for_cpu():
@@ -44,9 +42,6 @@ def patch_ddp_wrapping_for_cpu():
     from basicsr.models.base_model import BaseModel
     from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-    if getattr(BaseModel.model_to_device, 'sfmnet_patched', False):
-        return
-
     def model_to_device(self, net):
         net = net.to(self.device)
         if self.opt['dist']:
@@ -57,5 +52,4 @@ def patch_ddp_wrapping_for_cpu():
             net = DataParallel(net)
         return net
 
-    model_to_device.sfmnet_patched = True
-    BaseModel.model_to_device = model_to_device
+    replace_for_process(BaseModel, 'model_to_device', model_to_device)

@@ -1,8 +1,9 @@
-"""Safety for basicsr 1.4.2's own code paths: weights-only torch.load, safe YAML, non-finite guards."""
+"""Safe loading in basicsr 1.4.2's own code paths: weights-only ``torch.load`` and a safe YAML loader."""
 import importlib
 import types
 from collections import OrderedDict
-from os import path as osp
+
+from sfmnet_plugin.compat.changes import replace_for_process
 
 
 class _WeightsOnlyTorch(types.ModuleType):
@@ -24,8 +25,7 @@ class _WeightsOnlyTorch(types.ModuleType):
         return load_checkpoint_file(f, map_location=map_location)
 
 
-# Every basicsr 1.4.2 module that calls torch.load (tests/utils/test_safe_loading.py checks the list against the
-# source).
+# Every basicsr 1.4.2 module that calls torch.load (a test checks the list against basicsr's source).
 BASICSR_TORCH_LOAD_MODULES = (
     'basicsr.models.base_model', 'basicsr.train', 'basicsr.archs.vgg_arch', 'basicsr.archs.spynet_arch',
     'basicsr.archs.basicvsr_arch', 'basicsr.archs.tof_arch', 'basicsr.archs.dfdnet_arch', 'basicsr.archs.inception',
@@ -44,9 +44,7 @@ def patch_safe_torch_load():
     """
     proxy = _WeightsOnlyTorch()
     for module_name in BASICSR_TORCH_LOAD_MODULES:
-        module = importlib.import_module(module_name)
-        if not isinstance(module.torch, _WeightsOnlyTorch):
-            module.torch = proxy
+        replace_for_process(importlib.import_module(module_name), 'torch', proxy)
 
 
 def patch_safe_yaml():
@@ -54,14 +52,12 @@ def patch_safe_yaml():
 
     ``parse_options`` reads ``-opt`` with ``yaml.load(f, Loader=ordered_yaml()[0])``, PyYAML's full
     loader, which builds Python objects (``!!python/object/apply:os.system``). ``ordered_yaml`` now
-    returns a ``SafeLoader`` that keeps mappings ordered, and ``yaml_load`` (newer BasicSR) a safe load.
+    returns a ``SafeLoader`` that keeps mappings ordered.
     """
     import basicsr.utils.options as options
 
-    from sfmnet_plugin.utils.safe_loading import SafeOrderedLoader, load_yaml_file, load_yaml_text
+    from sfmnet_plugin.utils.safe_loading import SafeOrderedLoader
 
-    if getattr(options.ordered_yaml, 'sfmnet_patched', False):
-        return
     try:
         from yaml import CDumper as Dumper
     except ImportError:
@@ -71,88 +67,4 @@ def patch_safe_yaml():
         Dumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
         return SafeOrderedLoader, Dumper
 
-    def yaml_load(f):
-        if isinstance(f, str) and osp.isfile(f):
-            return load_yaml_file(f, ordered=True)
-        return load_yaml_text(f, getattr(f, 'name', '<option text>'), ordered=True)
-
-    ordered_yaml.sfmnet_patched = True
-    options.ordered_yaml = ordered_yaml
-    options.yaml_load = yaml_load
-
-
-def patch_nonfinite_guards():
-    """Check losses, saved networks and scored outputs for NaN/inf in hooks that every BasicSR model goes through.
-
-    The iteration is recorded from ``update_learning_rate``, which BasicSR's training loop calls
-    with it before every ``optimize_parameters``.
-    """
-    from basicsr.models.base_model import BaseModel
-    from basicsr.models.sr_model import SRModel
-
-    from sfmnet_plugin.utils.nonfinite import check_finite_losses, check_finite_network, check_finite_output
-
-    if getattr(BaseModel.reduce_loss_dict, 'sfmnet_patched', False):
-        return
-    upstream_update_learning_rate = BaseModel.update_learning_rate
-    upstream_reduce_loss_dict = BaseModel.reduce_loss_dict
-    upstream_save_network = BaseModel.save_network
-    upstream_test = SRModel.test
-
-    def update_learning_rate(self, current_iter, warmup_iter=-1):
-        self.current_iter = current_iter
-        return upstream_update_learning_rate(self, current_iter, warmup_iter)
-
-    def reduce_loss_dict(self, loss_dict):
-        check_finite_losses(loss_dict, getattr(self, 'current_iter', '?'))
-        return upstream_reduce_loss_dict(self, loss_dict)
-
-    def save_network(self, net, net_label, current_iter, param_key='params'):
-        for network in net if isinstance(net, list) else [net]:
-            check_finite_network(self.get_bare_model(network), net_label, getattr(self, 'current_iter', current_iter))
-        return upstream_save_network(self, net, net_label, current_iter, param_key)
-
-    def test(self):
-        upstream_test(self)
-        check_finite_output(getattr(self, 'output', None), getattr(self, 'current_iter', None))
-
-    reduce_loss_dict.sfmnet_patched = True
-    BaseModel.update_learning_rate = update_learning_rate
-    BaseModel.reduce_loss_dict = reduce_loss_dict
-    BaseModel.save_network = save_network
-    SRModel.test = test
-
-
-# The folders BasicSR's parse_options puts under a run's own folder; nothing else in ``path`` is a folder.
-RUN_FOLDER_KEYS = ('models', 'training_states', 'log', 'visualization')
-
-
-def patch_make_exp_dirs():
-    """Create only the run's own folders: BasicSR's ``make_exp_dirs`` calls ``os.makedirs`` on every ``path`` value
-    it does not recognise as a file option, so ``path.network_format: safetensors`` (or a mistyped key) made a
-    folder of that name in the current directory. The patched one archives and creates the run's folder
-    (``experiments/<name>`` or ``results/<name>``, through ``mkdir_and_rename``, which the launcher locks) and
-    only the folders of :data:`RUN_FOLDER_KEYS` inside it."""
-    import os
-
-    import basicsr.test
-    import basicsr.train
-    import basicsr.utils
-    import basicsr.utils.misc as misc
-
-    if getattr(misc.make_exp_dirs, 'sfmnet_patched', False):
-        return
-
-    def make_exp_dirs(opt):
-        path_opt = opt['path']
-        root = path_opt['experiments_root' if opt['is_train'] else 'results_root']
-        misc.mkdir_and_rename(root)  # looked up at call time: the launcher's locked version
-        inside = osp.realpath(root) + os.sep
-        for key in RUN_FOLDER_KEYS:
-            folder = path_opt.get(key)
-            if isinstance(folder, str) and osp.realpath(folder).startswith(inside):
-                os.makedirs(folder, exist_ok=True)
-
-    make_exp_dirs.sfmnet_patched = True
-    for module in (misc, basicsr.utils, basicsr.train, basicsr.test):
-        module.make_exp_dirs = make_exp_dirs
+    replace_for_process(options, 'ordered_yaml', ordered_yaml)

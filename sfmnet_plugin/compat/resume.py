@@ -1,4 +1,5 @@
-"""Resume continues the run exactly: same samples in the same order, same random numbers.
+"""Resume continues the run exactly, from the experiment's own folder: same samples in the same order, same random
+numbers.
 
 basicsr 1.4.2 keeps only the epoch, the iteration, the optimizers and the schedulers in a training
 state. A resumed run restarted the epoch's sample order from its first batch (so it trained again on
@@ -24,14 +25,30 @@ SIGINT and SIGTERM (Ctrl-C, a cluster's pre-emption, ``kill``) no longer lose th
 the last checkpoint: the run finishes its current iteration, saves networks and a training state
 (unless that iteration was just saved), says so and exits with status 128 + the signal number;
 ``--auto_resume`` continues from there. A second signal stops at once.
+
+Upstream ``load_resume_state`` also scanned ``experiments/<name>`` relative to the *current directory* while the
+experiment lives under ``root_path`` (from any other directory it found nothing, and ``make_exp_dirs`` then
+archived the run that should have resumed), mapped the state onto CUDA unconditionally and took the newest
+``.state`` even when it was truncated. :func:`load_resume_state` reads the experiment's own ``training_states/``
+onto the run's device and skips states that do not load.
+
+What uses this module: the launchers' run (:mod:`sfmnet_plugin.launch.session`) replaces
+``basicsr.train.load_resume_state`` and the prefetchers with the ones here and installs :func:`stop_on_signals`;
+the training state's extra entries and ``resume_training`` are methods of the plugin's models
+(:mod:`sfmnet_plugin.compat.model_methods`).
 """
 import logging
+import os
 import random
 import signal
 import sys
 import threading
+from contextlib import contextmanager
+from os import path as osp
 
 import numpy as np
+
+from sfmnet_plugin.compat.run_state import current_run
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -73,7 +90,6 @@ class TrainingStream:
 
     def __init__(self):
         self.pending = self.pending_rng = None
-        self.resumed_old_state = False
         self.epoch, self.batches, self.epoch_rng = 0, 0, None
         self.model = None
         self.saved_iter = None
@@ -82,7 +98,6 @@ class TrainingStream:
     def resume_from(self, resume_state):
         """Remember what ``resume_state`` says about the stream, to apply when its epoch starts."""
         self.pending, self.pending_rng = resume_state.get('sample_stream'), resume_state.get('rng_states')
-        self.resumed_old_state = self.pending is None
 
     def state(self):
         """What a training state records about the stream."""
@@ -126,11 +141,10 @@ class TrainingStream:
         sys.exit(128 + signum)
 
 
-_current = None  # the TrainingStream of the train_pipeline running in this process
-
-
 def current_stream():
-    return _current
+    """The :class:`TrainingStream` of the launcher run in progress, or None."""
+    run = current_run()
+    return None if run is None else run.stream
 
 
 def resumable_prefetcher(base):
@@ -138,7 +152,7 @@ def resumable_prefetcher(base):
 
     class ResumablePrefetcher(base):
         def reset(self):
-            stream = _current
+            stream = current_stream()
             if stream is None:
                 return super().reset()
             sampler_epoch = getattr(getattr(self.ori_loader, 'sampler', None), 'epoch', stream.epoch)
@@ -147,7 +161,7 @@ def resumable_prefetcher(base):
                 stream.finish_resume(pending, super().next)
 
         def next(self):
-            stream = _current
+            stream = current_stream()
             if stream is None:
                 return super().next()
             stream.stop_if_asked()
@@ -160,16 +174,22 @@ def resumable_prefetcher(base):
     return ResumablePrefetcher
 
 
-def _install_stop_handlers(stream):
-    """SIGINT/SIGTERM ask ``stream`` to stop at the next iteration; a second one acts as before. Returns the
-    previous handlers."""
+@contextmanager
+def stop_on_signals(stream):
+    """Inside the ``with`` block, SIGINT/SIGTERM ask ``stream`` to stop at the next iteration (with a checkpoint);
+    a second one, or one before there is a model to save, acts as before."""
     if threading.current_thread() is not threading.main_thread():
-        return {}
+        yield
+        return
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
+    def restore_handlers():
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
     def ask_to_stop(signum, frame):
-        if stream.stop_signal is not None or stream.model is None:  # a second signal, or nothing to save yet
-            _restore_handlers(previous)
+        if stream.stop_signal is not None or stream.model is None:
+            restore_handlers()
             signal.raise_signal(signum)
             return
         stream.stop_signal = signum
@@ -178,79 +198,16 @@ def _install_stop_handlers(stream):
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, ask_to_stop)
-    return previous
-
-
-def _restore_handlers(previous):
-    for signum, handler in previous.items():
-        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-
-def patch_exact_resume():
-    """Install the behaviour of the module docstring in basicsr's training pipeline and BaseModel."""
-    import basicsr.train as train
-    from basicsr.models.base_model import BaseModel
-
-    if getattr(train.train_pipeline, 'sfmnet_patched', False):
-        return
-    upstream_pipeline, upstream_load_resume_state = train.train_pipeline, train.load_resume_state
-    upstream_build_model = train.build_model
-    upstream_validation, upstream_resume_training = BaseModel.validation, BaseModel.resume_training
-
-    def train_pipeline(root_path):
-        global _current
-        _current = TrainingStream()
-        previous = _install_stop_handlers(_current)
-        try:
-            return upstream_pipeline(root_path)
-        finally:
-            _restore_handlers(previous)
-            _current = None
-
-    def load_resume_state(opt):
-        resume_state = upstream_load_resume_state(opt)
-        if _current is not None and resume_state is not None:
-            _current.resume_from(resume_state)
-        return resume_state
-
-    def build_model(opt):
-        model = upstream_build_model(opt)
-        if _current is not None and opt.get('is_train'):
-            _current.model = model
-            if _current.resumed_old_state:
-                logging.getLogger('basicsr').warning(
-                    'resume: this training state has no sample position (saved by an older version): the epoch '
-                    'restarts from its first batch and random numbers are not restored.')
-        return model
-
-    def validation(self, *args, **kwargs):
-        saved = rng_states()
-        try:
-            return upstream_validation(self, *args, **kwargs)
-        finally:
-            set_rng_states(saved)
-
-    def resume_training(self, resume_state):
-        upstream_resume_training(self, resume_state)
-        scaler = getattr(self, 'grad_scaler', None)
-        if scaler is not None and resume_state.get('grad_scaler'):
-            scaler.load_state_dict(resume_state['grad_scaler'])
-
-    train_pipeline.sfmnet_patched = True
-    train.train_pipeline = train_pipeline
-    train.load_resume_state = load_resume_state
-    train.load_resume_state.sfmnet_patched = True
-    train.build_model = build_model
-    train.CPUPrefetcher = resumable_prefetcher(train.CPUPrefetcher)
-    train.CUDAPrefetcher = resumable_prefetcher(train.CUDAPrefetcher)
-    BaseModel.validation = validation
-    BaseModel.resume_training = resume_training
+    try:
+        yield
+    finally:
+        restore_handlers()
 
 
 def resume_extras(model, current_iter):
     """The entries a training state saved at ``current_iter`` adds to upstream's (see the module docstring)."""
     extras = {'rng_states': rng_states()}
-    stream = _current
+    stream = current_stream()
     if stream is not None:
         extras['sample_stream'] = stream.state()
         stream.saved_iter = current_iter
@@ -258,3 +215,76 @@ def resume_extras(model, current_iter):
     if scaler is not None and scaler.is_enabled():
         extras['grad_scaler'] = scaler.state_dict()
     return extras
+
+
+def training_states_newest_first(states_dir):
+    """Paths of the ``<iter>.state`` files in ``states_dir``, the highest iteration first."""
+    if not osp.isdir(states_dir):
+        return []
+    iters = [int(name[:-len('.state')]) for name in os.listdir(states_dir)
+             if name.endswith('.state') and name[:-len('.state')].isdigit()]
+    return [osp.join(states_dir, f'{i}.state') for i in sorted(iters, reverse=True)]
+
+
+def load_newest_complete_state(states_dir, map_location):
+    """(path, state) of the newest ``<iter>.state`` that loads (``weights_only``); (None, None) if there is none.
+
+    A newer state that is empty, truncated or not plain data is skipped with a warning that names it
+    (a disk that filled up, a copy that was cut short): resuming from the newest complete state
+    loses some iterations, failing would lose the run.
+    """
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+
+    for state_path in training_states_newest_first(states_dir):
+        try:
+            return state_path, load_torch_file(state_path, map_location=map_location, what='training state')
+        except UnsafeOrInvalidFileError as error:
+            print(f'warning: --auto_resume skips {error}', file=sys.stderr, flush=True)
+    return None, None
+
+
+def find_resumed_networks(opt):
+    """Point the ``pretrain_network_*`` paths that ``check_resume`` set (always ``net_<x>_<iter>.pth``) at the file
+    the run saved, ``.pth`` or ``.safetensors``."""
+    from sfmnet_plugin.checkpoints.io import existing_network_file
+
+    for key, value in opt['path'].items():
+        if key.startswith('pretrain_network_') and isinstance(value, str):
+            opt['path'][key] = existing_network_file(value)
+
+
+def load_resume_state(opt):
+    """The training state to resume from (None for a fresh run), as BasicSR's ``load_resume_state`` returns it.
+
+    ``--auto_resume`` takes the newest complete state of the experiment's own ``training_states/``; an explicit
+    ``path.resume_state`` must exist and load. The state is mapped onto the run's device, and the current launcher
+    run's stream (if any) continues from it.
+    """
+    import torch
+    from basicsr.utils import check_resume
+
+    from sfmnet_plugin.utils.safe_loading import load_torch_file
+
+    on_gpu = torch.cuda.is_available() and opt['num_gpu'] != 0
+    device = f'cuda:{torch.cuda.current_device()}' if on_gpu else 'cpu'
+    if opt['auto_resume']:
+        state_path, resume_state = load_newest_complete_state(opt['path']['training_states'], device)
+        if state_path is None:  # say so: a wrong root or name would otherwise restart silently at iteration 0
+            print(f"--auto_resume: no training state in {opt['path']['training_states']}; starting from "
+                  'iteration 0 (check the experiment name and $SFMNET_ROOT_PATH if a run should be resumed).',
+                  file=sys.stderr, flush=True)
+            return None
+        opt['path']['resume_state'] = state_path
+    else:
+        state_path = opt['path'].get('resume_state')
+        if not state_path:
+            return None
+        if not osp.isfile(state_path):
+            raise FileNotFoundError(f'path.resume_state: no training state at {state_path!r}.')
+        resume_state = load_torch_file(state_path, map_location=device, what='path.resume_state')
+    check_resume(opt, resume_state['iter'])
+    find_resumed_networks(opt)
+    stream = current_stream()
+    if stream is not None:
+        stream.resume_from(resume_state)
+    return resume_state

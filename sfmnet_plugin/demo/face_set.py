@@ -1,24 +1,26 @@
 """Build a small real-face set: detect, align, split by photo, enlarge the training faces with jitter.
 
-Usage (also ``python -m sfmnet_plugin.faces``)::
-
-    python -m sfmnet_plugin.demo.face_set OUT_DIR [--cache-dir DIR] [--num-test 2] [--jitter 6]
-                                        [--test-variants 4] [--seed 0] [--public-domain-only]
-
-writes ``OUT_DIR/{train,test}/HR/*.png`` (128x128 RGB) and ``OUT_DIR/sources.json``.
+:func:`build_face_set` writes ``OUT_DIR/{train,test}/HR/*.png`` (128x128 RGB) and ``OUT_DIR/sources.json``;
+``sfmnet-demo`` (:mod:`sfmnet_plugin.demo.end_to_end`) builds its faces with it.
 """
-import argparse
 import json
 import os
-import sys
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from os import path as osp
 
 import numpy as np
 from tqdm import tqdm
 
-from sfmnet_plugin.demo.photo_sources import PUBLIC_DOMAIN, REGISTRY_SOURCES, Photo, default_cache_dir, gather_photos
+from sfmnet_plugin.demo.photo_sources import (
+    PUBLIC_DOMAIN,
+    REGISTRY_SOURCES,
+    Photo,
+    PhotoSource,
+    default_cache_dir,
+    gather_photos,
+)
 from sfmnet_plugin.faces.align import (
     FACE_TEMPLATE_128,
     Jitter,
@@ -27,7 +29,7 @@ from sfmnet_plugin.faces.align import (
     source_side,
     warp_face,
 )
-from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
+from sfmnet_plugin.faces.detect import MtcnnDetector
 from sfmnet_plugin.utils.atomic import atomic_write_bytes
 from sfmnet_plugin.utils.output_guard import make_our_folder, remove_our_folder
 
@@ -107,7 +109,7 @@ def choose_test_groups(faces_per_group, num_test, preferred, rng):
 def detect_and_check(photos, detector, size, min_side, records):
     """Kept faces of all photos; every detection, kept or not, is added to ``records`` (per photo).
 
-    A progress bar (on a terminal only) counts the photos: detection is the slow part (about a minute on 2 cores).
+    A progress bar (on a terminal only) counts the photos: detection is the slow part.
     """
     kept = []
     for photo in tqdm(photos, desc='detecting faces', unit='photo', disable=None, leave=False):
@@ -135,8 +137,10 @@ def variants_of(face, split, jitter, test_variants, seed):
     return [None] + [Jitter.random(rng) for _ in range(test_variants - 1)]
 
 
-def build_face_set(out_dir, cache_dir=None, num_test=2, jitter=6, test_variants=4, seed=0, size=128,
-                   sources=REGISTRY_SOURCES, detector=None, min_source_side=None, log=print):
+def build_face_set(out_dir: str, cache_dir: str | None = None, num_test: int = 2, jitter: int = 6,
+                   test_variants: int = 4, seed: int = 0, size: int = 128,
+                   sources: Sequence[PhotoSource] = REGISTRY_SOURCES, detector: Callable | None = None,
+                   min_source_side: float | None = None, log: Callable[[str], object] = print) -> FaceSetSummary:
     """Write aligned faces to ``out_dir/{train,test}/HR/*.png`` and their provenance to ``out_dir/sources.json``.
 
     Args:
@@ -164,13 +168,13 @@ def build_face_set(out_dir, cache_dir=None, num_test=2, jitter=6, test_variants=
     detector = detector or MtcnnDetector()
     cache_dir = cache_dir or default_cache_dir()
     photos, unavailable = gather_photos(cache_dir, registry_sources=sources, log=log)
-    photo_records = []
+    photo_records: list[dict] = []
     faces = detect_and_check(photos, detector, size, min_side, photo_records)
     if not faces:
         reasons = [face['rejected'] for record in photo_records for face in record['faces']]
         raise ValueError(f'no usable face in the {len(photos)} photos; rejected detections: {reasons or "none"}')
 
-    faces_per_group = {}
+    faces_per_group: dict[str, int] = {}
     for face in faces:
         faces_per_group[face.photo.group] = faces_per_group.get(face.photo.group, 0) + 1
     preferred = {photo.group for photo in photos if photo.licence.startswith(PUBLIC_DOMAIN)}
@@ -206,35 +210,9 @@ def build_face_set(out_dir, cache_dir=None, num_test=2, jitter=6, test_variants=
                                  **face.photo.provenance(), 'group': face.photo.group,
                                  'jitter': None if face_jitter is None else face_jitter.as_dict()})
 
-    sources = {'size': size, 'template': (FACE_TEMPLATE_128 * size / 128).tolist(),
+    provenance = {'size': size, 'template': (FACE_TEMPLATE_128 * size / 128).tolist(),
                'detector': getattr(detector, 'name', repr(detector)), 'seed': seed,
                'unavailable': unavailable, 'photos': photo_records, 'crops': crop_records}
-    atomic_write_bytes(osp.join(out_dir, 'sources.json'), json.dumps(sources, indent=1).encode('utf-8'))
+    atomic_write_bytes(osp.join(out_dir, 'sources.json'), json.dumps(provenance, indent=1).encode('utf-8'))
     return summary
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m sfmnet_plugin.demo.face_set', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('out_dir', help='output folder')
-    parser.add_argument('--cache-dir', help=f'downloaded packages (default: {default_cache_dir()})')
-    parser.add_argument('--num-test', type=int, default=2, help='at least this many test faces (default: 2)')
-    parser.add_argument('--jitter', type=int, default=6, help='extra crops per training face (default: 6)')
-    parser.add_argument('--test-variants', type=int, default=4, help='crops per test face (default: 4)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--public-domain-only', action='store_true', help='download nothing')
-    args = parser.parse_args(argv)
-    try:
-        summary = build_face_set(args.out_dir, cache_dir=args.cache_dir, num_test=args.num_test, jitter=args.jitter,
-                                 test_variants=args.test_variants, seed=args.seed,
-                                 sources=() if args.public_domain_only else REGISTRY_SOURCES)
-    except (DetectorUnavailable, ValueError) as error:  # ValueError: bad arguments, or no usable face
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    print(summary)
-    print(f'Faces in {args.out_dir}/{{train,test}}/HR, provenance in {args.out_dir}/sources.json')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

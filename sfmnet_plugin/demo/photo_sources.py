@@ -18,6 +18,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from os import path as osp
 
@@ -46,13 +47,14 @@ class RegistryPackage:
     sdist: bool = False
 
     @property
-    def requirement(self):
+    def requirement(self) -> str:
         return f'{self.name}=={self.version}'
 
-    def folder(self, cache_dir):
+    def folder(self, cache_dir: str) -> str:
+        """Where this package is kept under ``cache_dir``."""
         return osp.join(cache_dir, f'{self.name}-{self.version}')
 
-    def archive(self, cache_dir):
+    def archive(self, cache_dir: str) -> str:
         """Path of the cached archive; downloaded the first time."""
         folder = self.folder(cache_dir)
         cached = _archives_in(folder)
@@ -76,7 +78,7 @@ class RegistryPackage:
             shutil.move(downloaded[0], target)
         return target
 
-    def extract(self, cache_dir, members):
+    def extract(self, cache_dir: str, members: Iterable[str]) -> dict[str, str]:
         """``{member: extracted file}`` for the given archive members (extracted once, then read from the cache)."""
         extracted_root = osp.join(self.folder(cache_dir), 'extracted')
         paths = {member: osp.join(extracted_root, *member.split('/')) for member in members}
@@ -129,7 +131,7 @@ class PhotoSource:
     short_name: str
     same_person: tuple = ()
 
-    def group_of(self, member):
+    def group_of(self, member: str) -> str:
         name = osp.basename(member)
         for people in self.same_person:
             if name in people:
@@ -149,7 +151,8 @@ class Photo:
     licence: str
     group: str
 
-    def provenance(self):
+    def provenance(self) -> dict[str, str]:
+        """Where the photo comes from, as ``sources.json`` records it."""
         return {'package': self.package, 'version': self.version, 'member': self.member, 'licence': self.licence}
 
 
@@ -176,7 +179,7 @@ REGISTRY_SOURCES = (
 )
 
 
-def public_domain_photos():
+def public_domain_photos() -> list['Photo']:
     """The two public-domain photos installed with scikit-image and matplotlib."""
     import matplotlib
     import skimage
@@ -184,7 +187,7 @@ def public_domain_photos():
 
     grace_hopper = osp.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')
     return [
-        Photo('astronaut', Image.fromarray(skimage.data.astronaut()), 'scikit-image', skimage.__version__,
+        Photo('astronaut', Image.fromarray(skimage.data.astronaut()), 'scikit-image', skimage.__version__,  # type: ignore[attr-defined]
               'skimage/data/astronaut.png', f'{PUBLIC_DOMAIN} (NASA photo of Eileen Collins)', 'astronaut'),
         Photo('grace_hopper', read_photo(grace_hopper), 'matplotlib', matplotlib.__version__,
               'matplotlib/mpl-data/sample_data/grace_hopper.jpg', f'{PUBLIC_DOMAIN} (U.S. Navy photo)',
@@ -192,12 +195,13 @@ def public_domain_photos():
     ]
 
 
-def default_cache_dir():
+def default_cache_dir() -> str:
     """``$XDG_CACHE_HOME/sfmnet_plugin/face_sources`` (``~/.cache/...`` without XDG_CACHE_HOME)."""
     return osp.join(os.environ.get('XDG_CACHE_HOME') or osp.expanduser('~/.cache'), 'sfmnet_plugin', 'face_sources')
 
 
-def gather_photos(cache_dir=None, registry_sources=REGISTRY_SOURCES, log=print):
+def gather_photos(cache_dir: str | None = None, registry_sources: Sequence[PhotoSource] = REGISTRY_SOURCES,
+                  log: Callable[[str], object] = print) -> tuple[list[Photo], list[str]]:
     """The public-domain photos, then every registry photo that could be had.
 
     Returns ``(photos, unavailable)``; ``unavailable`` lists one message per package that was skipped

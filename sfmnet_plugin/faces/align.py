@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 from PIL import Image
 
 FACE_TEMPLATE_128 = np.array([[43.5, 51.2], [84.5, 51.2], [64.0, 71.7], [47.4, 92.2], [80.6, 92.2]])
@@ -23,7 +24,7 @@ TEMPLATE_SIZE = 128
 MAX_SUPERSAMPLE = 8  # warp at up to 8x the crop size; a face much larger than that is rare and only slightly aliased
 
 
-def similarity_transform(source, target):
+def similarity_transform(source: ArrayLike, target: ArrayLike) -> np.ndarray:
     """2x3 matrix of the least-squares similarity transform taking ``source`` points onto ``target``."""
     source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
     source_mean, target_mean = source.mean(0), target.mean(0)
@@ -51,13 +52,14 @@ class Jitter:
     mirrored: bool = False
 
     @classmethod
-    def random(cls, rng, mirrored=False, max_degrees=6.0, max_scale=0.06, max_shift=0.04):
+    def random(cls, rng: np.random.Generator, mirrored: bool = False, max_degrees: float = 6.0,
+               max_scale: float = 0.06, max_shift: float = 0.04) -> 'Jitter':
         """A jitter drawn from ``rng`` (a ``numpy.random.Generator``): angle, scale and shift uniform in the bounds."""
         return cls(degrees=float(rng.uniform(-max_degrees, max_degrees)),
                    scale=float(1 + rng.uniform(-max_scale, max_scale)),
                    shift=tuple(float(v) for v in rng.uniform(-max_shift, max_shift, 2)), mirrored=mirrored)
 
-    def matrix(self, size=TEMPLATE_SIZE):
+    def matrix(self, size: int = TEMPLATE_SIZE) -> np.ndarray:
         """3x3 matrix from aligned-crop to jittered-crop coordinates."""
         angle = math.radians(self.degrees)
         rotation = self.scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
@@ -68,12 +70,13 @@ class Jitter:
             matrix = np.array([[-1.0, 0, size], [0, 1, 0], [0, 0, 1]]) @ matrix
         return matrix
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
+        """The jitter as JSON data, rounded (as ``sources.json`` records it)."""
         return {'degrees': round(self.degrees, 3), 'scale': round(self.scale, 4),
                 'shift': [round(v, 4) for v in self.shift], 'mirrored': self.mirrored}
 
 
-def face_transform(landmarks, size=TEMPLATE_SIZE, jitter=None):
+def face_transform(landmarks: ArrayLike, size: int = TEMPLATE_SIZE, jitter: Jitter | None = None) -> np.ndarray:
     """3x3 matrix from photo to crop coordinates that puts these five ``landmarks`` on the template."""
     template = FACE_TEMPLATE_128 * (size / TEMPLATE_SIZE)
     matrix = np.vstack([similarity_transform(landmarks, template), [0, 0, 1]])
@@ -95,7 +98,7 @@ def outside_fraction(matrix, photo_size, size=TEMPLATE_SIZE):
     return float(1 - inside.mean())
 
 
-def warp_face(image, matrix, size=TEMPLATE_SIZE):
+def warp_face(image: Image.Image, matrix: np.ndarray, size: int = TEMPLATE_SIZE) -> Image.Image:
     """The ``size`` x ``size`` crop of an RGB PIL ``image`` under ``matrix`` (photo -> crop coordinates).
 
     The warp runs at an integer multiple of the crop size chosen so that it never shrinks the photo
@@ -114,6 +117,7 @@ def warp_face(image, matrix, size=TEMPLATE_SIZE):
     return crop if factor == 1 else crop.resize((size, size), Image.BICUBIC)
 
 
-def align_face(image, landmarks, size=TEMPLATE_SIZE, jitter=None):
+def align_face(image: Image.Image, landmarks: ArrayLike, size: int = TEMPLATE_SIZE,
+               jitter: Jitter | None = None) -> Image.Image:
     """The aligned (optionally jittered) ``size`` x ``size`` face crop of ``image`` with these five ``landmarks``."""
     return warp_face(image, face_transform(landmarks, size, jitter), size)

@@ -2,14 +2,13 @@
 
 ``facenet-pytorch==2.6.0`` is the detector because its three small networks ship in the wheel (no
 download at first use), it runs on the torch this project uses, and MTCNN is what the SPARNet
-family used to crop CelebA. Its metadata pins torch < 2.3, so it cannot be a pip extra of this
+family's papers crop CelebA with. Its metadata pins torch < 2.3, so it cannot be a pip extra of this
 package (pip would downgrade torch): install it with ``--no-deps`` (``setup_env.sh`` does).
 
 A detector here is any callable ``detector(rgb_pil_image) -> [DetectedFace]``; :func:`build_face_set`
 accepts another one (e.g. given landmarks, as the tests do).
 """
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -27,7 +26,7 @@ class DetectedFace:
 
     score: float
     landmarks: np.ndarray
-    box: Optional[np.ndarray] = None
+    box: np.ndarray | None = None
 
 
 class MtcnnDetector:

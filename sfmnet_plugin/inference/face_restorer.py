@@ -19,9 +19,14 @@ by the plugin carries, or the network an official checkpoint is recognised as. T
 converted on the fly (:mod:`sfmnet_plugin.checkpoints`).
 """
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 from basicsr.archs import build_network
+from numpy.typing import ArrayLike
+from PIL import Image
 
 from sfmnet_plugin.checkpoints import (
     CheckpointConversionError,
@@ -31,8 +36,8 @@ from sfmnet_plugin.checkpoints import (
     strip_module_prefix,
     unwrap_checkpoint,
 )
-from sfmnet_plugin.checkpoints.io import load_checkpoint_file
-from sfmnet_plugin.checkpoints.options import sfmnet_options_of, stored_network_options
+from sfmnet_plugin.checkpoints.io import load_checkpoint_file, stored_network_options
+from sfmnet_plugin.checkpoints.sfmnet import sfmnet_options_of
 from sfmnet_plugin.inference.network_options import (
     SCALE_OPTION_NAMES,
     InferenceError,
@@ -40,7 +45,11 @@ from sfmnet_plugin.inference.network_options import (
     network_options_from_file,
     resolve_network_options,
 )
+from sfmnet_plugin.utils.profiling import count_parameters
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
+
+if TYPE_CHECKING:
+    from sfmnet_plugin.inference.whole_photo import PhotoResult
 
 BACKENDS = ('torch', 'onnxruntime')
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}  # autocast dtype of each
@@ -139,8 +148,9 @@ class FaceRestorer:
             once; worth it for many faces (docs/speed.md).
     """
 
-    def __init__(self, checkpoint, network=None, scale=None, param_key=None, device='auto', precision='fp32',
-                 backend='torch', channels_last=None, compile=False):
+    def __init__(self, checkpoint: str, network: dict | None = None, scale: int | None = None,
+                 param_key: str | None = None, device: str | torch.device = 'auto', precision: str = 'fp32',
+                 backend: str = 'torch', channels_last: bool | None = None, compile: bool = False) -> None:
         if precision not in PRECISIONS:
             raise InferenceError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}.')
         if backend not in BACKENDS:
@@ -190,25 +200,26 @@ class FaceRestorer:
         self.options = dict(self.net.metadata.get('network_g') or {'type': 'unknown'})
 
     @classmethod
-    def from_option_file(cls, checkpoint, option_path, **kwargs):
+    def from_option_file(cls, checkpoint: str, option_path: str, **kwargs: Any) -> 'FaceRestorer':
         """The network of ``network_g`` in a BasicSR option file."""
         return cls(checkpoint, network=network_options_from_file(option_path), **kwargs)
 
     @property
-    def scale(self):
+    def scale(self) -> int | None:
         """The factor the network's options state (None when they state none)."""
         if self.backend == 'onnxruntime':
             return next((self.options[name] for name in SCALE_OPTION_NAMES if name in self.options), None)
         return declared_scale(self.options)
 
     @property
-    def num_parameters(self):
+    def num_parameters(self) -> int | None:
+        """The network's parameters (what an ONNX file records; None if it records none)."""
         if self.backend == 'onnxruntime':
             return self.net.metadata.get('num_parameters')
-        return sum(p.numel() for p in self.net.parameters())
+        return count_parameters(self.net)
 
     @torch.inference_mode()
-    def restore(self, lr):
+    def restore(self, lr: torch.Tensor) -> torch.Tensor:
         """SR of a ``B x 3 x h x w`` batch in [0, 1] (any device), returned on the CPU, not clamped.
 
         Networks that return several outputs give the first (BasicSR's convention).
@@ -222,17 +233,18 @@ class FaceRestorer:
             raise InferenceError(f"network_g type {self.options['type']!r} did not return a B x 3 x H x W image.")
         return sr.float().cpu()
 
-    def restore_images(self, images):
+    def restore_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """SR of same-sized ``h x w x 3`` uint8 RGB arrays, as uint8 RGB arrays (clamped and rounded)."""
         lr = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.)
         sr = self.restore(lr)
         return list((sr.clamp(0, 1) * 255.).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
-    def restore_image(self, image):
+    def restore_image(self, image: ArrayLike) -> np.ndarray:
         """SR of one ``h x w x 3`` uint8 RGB array."""
         return self.restore_images([np.asarray(image)])[0]
 
-    def restore_photo(self, photo, detector=None, **options):
+    def restore_photo(self, photo: Image.Image | np.ndarray, detector: Callable | None = None,
+                      **options: Any) -> 'PhotoResult':
         """Restore every face of a whole photo (RGB PIL image or uint8 array): a ``PhotoResult``.
 
         Faces are detected (MTCNN unless ``detector`` is given), aligned to the FFHQ template, restored and pasted

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from sfmnet_plugin.utils.atomic import atomic_write
+from sfmnet_plugin.utils.profiling import count_parameters
 
 METADATA_KEY = 'sfmnet_plugin'
 DEFAULT_OPSET = 20
@@ -83,7 +84,7 @@ def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET):
                               dynamic_shapes={'lr': {0: torch.export.Dim('batch', min=1, max=1024)}})
         model = onnx.load(temporary)
         metadata = {'network_g': network_options or {'type': type(net).__name__}, 'lr_size': [height, width],
-                    'num_parameters': sum(p.numel() for p in net.parameters())}
+                    'num_parameters': count_parameters(net)}
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
         onnx.checker.check_model(model)

@@ -24,15 +24,16 @@ Coordinates follow :mod:`sfmnet_plugin.faces.align`: continuous, pixel ``(i, j)`
 """
 import inspect
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Protocol
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from sfmnet_plugin.faces.align import similarity_transform, source_side, warp_face
-from sfmnet_plugin.faces.detect import MtcnnDetector
+from sfmnet_plugin.faces.detect import DetectedFace, MtcnnDetector
 from sfmnet_plugin.inference.network_options import FACE_SIZE, InferenceError, architecture
 
 # The mean five points (eye centres, nose tip, mouth corners; the image's left first, MTCNN's order) of the
@@ -88,11 +89,11 @@ class PhotoFace:
     landmarks: np.ndarray
     matrix: np.ndarray
     source_side: float
-    skip_reason: Optional[str] = None
-    input_crop: Optional[np.ndarray] = None
-    restored: Optional[np.ndarray] = None
-    pasted_face: Optional[np.ndarray] = None
-    paste_matrix: Optional[np.ndarray] = None
+    skip_reason: str | None = None
+    input_crop: np.ndarray | None = None
+    restored: np.ndarray | None = None
+    pasted_face: np.ndarray | None = None
+    paste_matrix: np.ndarray | None = None
 
 
 @dataclass
@@ -119,6 +120,17 @@ class PhotoResult:
         return np.concatenate([self.background, spacer, self.restored], axis=1)
 
 
+class FaceSR(Protocol):
+    """What whole-photo restoration needs of a face restorer (a :class:`~sfmnet_plugin.inference.FaceRestorer`)."""
+
+    options: dict
+
+    @property
+    def scale(self) -> int | None: ...
+
+    def restore_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
 class PhotoError(InferenceError):
     """A photo this restorer cannot process (too small, detection failed); other photos are not affected."""
 
@@ -142,8 +154,10 @@ class WholePhotoRestorer:
         batch_size: faces per forward pass.
     """
 
-    def __init__(self, restorer, detector=None, face_size=None, upscale=1, min_score=0.9, min_face_side=16,
-                 max_face_enlargement=2.0, feather=0.04, batch_size=4, max_face_shrink=2.0):
+    def __init__(self, restorer: FaceSR, detector: Callable | None = None, face_size: int | None = None,
+                 upscale: int = 1, min_score: float = 0.9, min_face_side: float = 16,
+                 max_face_enlargement: float = 2.0, feather: float = 0.04, batch_size: int = 4,
+                 max_face_shrink: float = 2.0) -> None:
         self.restorer = restorer
         self._detector = detector
         self.face_size = int(face_size or default_face_size(restorer.options))
@@ -167,14 +181,15 @@ class WholePhotoRestorer:
         self.batch_size = batch_size
 
     @property
-    def detector(self):
+    def detector(self) -> Callable:
+        """The face detector: the one given, else MTCNN (created at first use)."""
         if self._detector is None:
             self._detector = MtcnnDetector()
         return self._detector
 
     # ------------------------------------------------------------------------------------------ one photo
 
-    def restore_photo(self, photo):
+    def restore_photo(self, photo: Image.Image | np.ndarray) -> PhotoResult:
         """Restore every face of ``photo`` (an RGB PIL image or ``H x W x 3`` uint8 array): a :class:`PhotoResult`."""
         image = photo.convert('RGB') if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo))
         smallest = max(self.min_face_side, MIN_PHOTO_SIDE)
@@ -191,7 +206,8 @@ class WholePhotoRestorer:
             face.input_crop = np.asarray(warp_face(image, self.input_matrix(face.matrix), self.input_size))
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start:start + self.batch_size]
-            for face, restored in zip(batch, self.restorer.restore_images([face.input_crop for face in batch])):
+            crops = [np.asarray(face.input_crop) for face in batch]
+            for face, restored in zip(batch, self.restorer.restore_images(crops)):
                 if restored.shape[:2] != (self.face_size, self.face_size):
                     raise InferenceError(
                         f"network_g type {self.restorer.options['type']!r} turned a {self.input_size}-px face into "
@@ -205,7 +221,7 @@ class WholePhotoRestorer:
             self.paste(output, face)
         return PhotoResult(np.asarray(image), output, background, faces)
 
-    def examine(self, index, detected):
+    def examine(self, index: int, detected: DetectedFace) -> PhotoFace:
         """A :class:`PhotoFace` for one detection, with ``skip_reason`` set when it is not to be restored."""
         matrix = ffhq_transform(detected.landmarks, self.face_size)
         side = source_side(matrix, self.face_size)
@@ -231,22 +247,24 @@ class WholePhotoRestorer:
                                 f'{self.input_size * self.max_face_shrink:.0f} px')
         return face
 
-    def input_matrix(self, matrix):
+    def input_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Photo -> network-input-crop coordinates (the ``face_size`` crop shrunk by the network's scale)."""
         return np.diag([1 / self.scale, 1 / self.scale, 1.0]) @ matrix
 
-    def background(self, image):
+    def background(self, image: Image.Image) -> np.ndarray:
         """The input photo at the output size (PIL bicubic when ``upscale`` > 1)."""
         if self.upscale == 1:
             return np.array(image)
         return np.array(image.resize((image.width * self.upscale, image.height * self.upscale), Image.BICUBIC))
 
-    def paste(self, output, face):
+    def paste(self, output: np.ndarray, face: PhotoFace) -> None:
         """Blend ``face.restored`` into ``output`` (in place) through the inverse of its alignment."""
         enlargement = self.upscale * face.source_side / self.face_size
         paste_size = self.face_size if enlargement >= 1 else max(1, round(self.face_size * enlargement))
-        face.pasted_face = face.restored if paste_size == self.face_size else np.array(
-            Image.fromarray(face.restored).resize((paste_size, paste_size), Image.BICUBIC))
+        pasted = np.asarray(face.restored)
+        if paste_size != self.face_size:
+            pasted = np.array(Image.fromarray(pasted).resize((paste_size, paste_size), Image.BICUBIC))
+        face.pasted_face = pasted
         ratio = self.face_size / paste_size
         face.paste_matrix = (np.diag([self.upscale, self.upscale, 1.0]) @ np.linalg.inv(face.matrix)
                              @ np.diag([ratio, ratio, 1.0]))
@@ -262,7 +280,7 @@ class WholePhotoRestorer:
         to_box = np.array([[1.0, 0, -x0], [0, 1, -y0], [0, 0, 1]])
         warp = (_TO_INTEGER_CENTRES @ to_box @ face.paste_matrix @ _FROM_INTEGER_CENTRES)[:2]
         size = (x1 - x0, y1 - y0)
-        restored = cv2.warpAffine(face.pasted_face.astype(np.float32), warp, size, flags=cv2.INTER_CUBIC,
+        restored = cv2.warpAffine(pasted.astype(np.float32), warp, size, flags=cv2.INTER_CUBIC,
                                   borderMode=cv2.BORDER_REPLICATE)
         mask = cv2.warpAffine(feathered_mask(paste_size, self.feather), warp, size, flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)[:, :, None]

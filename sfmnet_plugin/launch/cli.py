@@ -1,4 +1,17 @@
-"""The command lines of ``sfmnet-train`` and ``sfmnet-test``: help, usage errors, what stops a run.
+"""The launcher: the one module behind every way to train or test with the plugin.
+
+Its doors, and the preferred one for each job:
+
+* training: ``sfmnet-train -opt X.yml`` (also ``python -m sfmnet_plugin.train`` and, from a checkout, BasicSR's
+  ``python basicsr/train.py``); testing: ``sfmnet-test -opt X.yml`` (``python -m sfmnet_plugin.test``,
+  ``python basicsr/test.py``);
+* several processes: ``torchrun --nproc_per_node=N -m sfmnet_plugin.train -opt X.yml --launcher pytorch``;
+* another BasicSR project: its own ``train.py`` / ``test.py`` call :func:`train_pipeline` / :func:`test_pipeline`
+  where BasicSR's would call ``basicsr.train.train_pipeline`` / ``basicsr.test.test_pipeline``.
+
+All of them run :func:`main`: ``_base_`` and ``--force_yml`` merged, option keys and values checked, the
+pre-flight, the process's CPU settings, then BasicSR's pipeline inside the plugin's run
+(:mod:`sfmnet_plugin.launch.session`).
 
 The command line is parsed once, here, into a :class:`~sfmnet_plugin.launch.request.RunRequest`, so that
 ``--help`` explains the command (BasicSR's bare parser offered ``--auto_resume`` for testing too) and a
@@ -14,10 +27,10 @@ from sfmnet_plugin.config.option_schema import OptionKeyError, validate_options
 from sfmnet_plugin.launch.pipeline import run_basicsr_pipeline
 from sfmnet_plugin.launch.preflight import PreflightError, check_run
 from sfmnet_plugin.launch.request import RunRequest
-from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
 from sfmnet_plugin.utils.error_boundary import one_line
 from sfmnet_plugin.utils.output_guard import probe_writable
 from sfmnet_plugin.utils.output_paths import OutputPathError
+from sfmnet_plugin.utils.process_settings import apply_process_settings
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 DESCRIPTIONS = {
@@ -48,7 +61,7 @@ EXAMPLES = {
   sfmnet-train -opt options/train_SFMNet_x8.yml --auto_resume          # continue from the newest state
   sfmnet-train -opt options/demo_SFMNet_x8.yml --force_yml train:total_iter=100
   python basicsr/train.py -opt options/train_SFMNet_x8.yml              # the same, BasicSR's usual command
-  torchrun --nproc_per_node=4 sfmnet_plugin/train.py -opt options/train_SFMNet_x8.yml --launcher pytorch''',
+  torchrun --nproc_per_node=4 -m sfmnet_plugin.train -opt options/train_SFMNet_x8.yml --launcher pytorch''',
     'test': '''examples:
   sfmnet-test -opt options/test_SFMNet_x8.yml
   sfmnet-test -opt options/test_SFMNet_x8.yml \\
@@ -92,7 +105,7 @@ def main(stage, root_path=None, argv=None):
 
     Returns when the run finished; exits with status 2 and one line per problem when it cannot start. With
     ``argv=None`` the command line is this process's own, and the process-wide CPU settings
-    (:func:`~sfmnet_plugin.utils.cpu_tuning.apply_process_settings`) may restart it once to take effect.
+    (:func:`~sfmnet_plugin.utils.process_settings.apply_process_settings`) may restart it once to take effect.
     """
     try:
         request = parse_command_line(stage, sys.argv[1:] if argv is None else argv, root_path)
@@ -116,3 +129,14 @@ def main(stage, root_path=None, argv=None):
     except OSError as error:  # a folder that cannot be created or written (read-only, full, a file in the way)
         print(f'error: {one_line(error)}', file=sys.stderr)
         sys.exit(1)
+
+
+def train_pipeline(root_path: str | None = None) -> None:
+    """BasicSR's ``train_pipeline(root_path)`` with the plugin's run behaviour: the command line of this process
+    (``-opt``, ``--auto_resume``, ``--launcher``, ...), outputs under ``root_path``."""
+    main('train', root_path)
+
+
+def test_pipeline(root_path: str | None = None) -> None:
+    """BasicSR's ``test_pipeline(root_path)`` with the plugin's run behaviour (see :func:`train_pipeline`)."""
+    main('test', root_path)

@@ -50,6 +50,26 @@ def command_line(argv):
         sys.argv = saved
 
 
+@contextmanager
+def option_copy_naming_the_user_command(user_argv):
+    """BasicSR's copy of the option file in the experiment folder starts with ``# CMD: <sys.argv>``, which inside
+    the pipeline is the BasicSR command line with the temporary merged file (deleted when the run ends); within
+    the ``with`` block the copy names ``user_argv``, the command the user ran, instead."""
+    import basicsr.train as basicsr_train
+
+    upstream = basicsr_train.copy_opt_file
+
+    def copy_opt_file(opt_file, experiments_root):
+        with command_line(user_argv):
+            upstream(opt_file, experiments_root)
+
+    basicsr_train.copy_opt_file = copy_opt_file
+    try:
+        yield
+    finally:
+        basicsr_train.copy_opt_file = upstream
+
+
 def run_basicsr_pipeline(request):
     """Run BasicSR's pipeline of ``request.stage`` on the request; outputs go under ``request.root_path``.
 
@@ -57,8 +77,9 @@ def run_basicsr_pipeline(request):
     """
     module_name, function_name = PIPELINES[request.stage]
     pipeline = getattr(importlib.import_module(module_name), function_name)
+    user_argv = list(sys.argv)
     with basicsr_option_file(request) as option_file, run_session(request), \
-            command_line(request.basicsr_argv(option_file)):
+            option_copy_naming_the_user_command(user_argv), command_line(request.basicsr_argv(option_file)):
         try:
             pipeline(request.root_path)
         except (NonFiniteError, DatasetImageError, UnsafeOrInvalidFileError, RunFolderInUseError,

@@ -64,6 +64,14 @@ def preparation_command(path):
     return f'a folder of images; or an LMDB written by datasets_prep/folder_to_lmdb.py (see {DATA_README})'
 
 
+# Pretrained files that are not networks of this plugin's training: where to get them instead.
+PRETRAINED_FILE_HINTS = {
+    'pretrain_network_hourglass': "It is DIC's pretrained landmark estimator FB_HG_68_CelebA.pth (the official "
+                                  'release\'s "models" folder, Maclory/Deep-Iterative-Collaboration); or set '
+                                  'pretrain_network_hourglass: ~ to train the hourglass from scratch.',
+}
+
+
 def network_command(path):
     """The command that writes a network file at ``path``."""
     match = re.search(r'experiments/([^/]+)/models/', path.replace('\\', '/'))
@@ -216,7 +224,8 @@ def network_file_problems(opt, stage, auto_resume):
             continue
         value = osp.expanduser(value)
         if key.startswith('pretrain_network') and not osp.isfile(value):
-            problems.append(f'path.{key}: network file {value!r} not found. Make it with: {network_command(value)}')
+            fix = PRETRAINED_FILE_HINTS.get(key) or f'Make it with: {network_command(value)}'
+            problems.append(f'path.{key}: network file {value!r} not found. {fix}')
         elif key.startswith('pretrain_network'):
             problem = weight_file_problem(key, value)
             if problem:
@@ -264,6 +273,34 @@ def backbone_weight_problems(opt, stage):
     return [problem for problem in problems if problem]
 
 
+# ----------------------------------------------------------------------------- loggers
+
+# BasicSR's optional loggers (basicsr/train.py init_tb_loggers), off in runs whose name contains 'debug':
+# option -> (the module it imports, what installs it)
+LOGGER_MODULES = {'logger.use_tb_logger': ('tensorboard', 'pip install tensorboard'),
+                  'logger.wandb.project': ('wandb', "pip install 'sfmnet-plugin[wandb]' (or pip install wandb)")}
+
+
+def logger_problems(opt, stage):
+    """The loggers a training run asks for whose package is not installed (BasicSR imports them mid-start)."""
+    import importlib.util
+
+    logger = opt.get('logger') or {}
+    if stage != 'train' or 'debug' in str(opt.get('name', '')):
+        return []
+    wanted = {'logger.use_tb_logger': bool(logger.get('use_tb_logger')),
+              'logger.wandb.project': bool((logger.get('wandb') or {}).get('project'))}
+    problems = []
+    for option, (module, install) in LOGGER_MODULES.items():
+        if wanted[option] and importlib.util.find_spec(module) is None:
+            problems.append(f'{option}: is set, but the {module} package is not installed; {install}, '
+                            'or remove the option.')
+    if wanted['logger.wandb.project'] and not wanted['logger.use_tb_logger']:
+        problems.append('logger.wandb.project: BasicSR logs to wandb only together with TensorBoard; '
+                        'set logger.use_tb_logger: true.')
+    return problems
+
+
 # ----------------------------------------------------------------------------- the check
 
 
@@ -278,5 +315,6 @@ def check_run(request):
     problems = dataset_problems(opt, stage, request.world_size)
     problems += network_file_problems(opt, stage, request.auto_resume)
     problems += backbone_weight_problems(opt, stage)
+    problems += logger_problems(opt, stage)
     if problems:
         raise PreflightError(problems)

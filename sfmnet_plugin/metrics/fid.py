@@ -58,7 +58,8 @@ def _fid_backbone(state_dict):
     return network
 
 
-def fid_inception(weights_path=None, device='cpu', random_weights_for_tests=False):
+def fid_inception(weights_path=None, device='cpu', random_weights_for_tests=False,
+                  option_name='val.fid.weights_path'):
     """BasicSR's FID InceptionV3 (pool3 output, 299x299 bilinear resize, input in [0, 1]) on ``device``.
 
     Args:
@@ -66,12 +67,13 @@ def fid_inception(weights_path=None, device='cpu', random_weights_for_tests=Fals
             ``$SFMNET_PRETRAINED_DIR`` or ``torch.hub.get_dir()/checkpoints``; missing -> FileNotFoundError.
         random_weights_for_tests (bool): a randomly initialised network of the same architecture (warns; the
             values are meaningless), for offline tests.
+        option_name (str): the option (or ``--flag``) that sets ``weights_path``, for the missing-file message.
     """
     if random_weights_for_tests:
         warn_random_weights('FID Inception')
         state_dict = None
     else:
-        path = resolve_pretrained_file(FID_INCEPTION_WEIGHTS, weights_path, option_name='fid_weights')
+        path = resolve_pretrained_file(FID_INCEPTION_WEIGHTS, weights_path, option_name=option_name)
         state_dict = load_torch_file(path, what='FID Inception weights')  # corrupt or NaN: one line naming it
     # BasicSR's InceptionV3 builds its backbone with the module's fid_inception_v3(), which downloads the weights;
     # for the duration of the constructor it builds ours instead.
@@ -171,8 +173,9 @@ def reference_statistics(path, network):
 class FidScorer:
     """Collect the features of one or more sets image by image, then their FID against one reference."""
 
-    def __init__(self, reference, weights_path=None, device='cpu', random_weights_for_tests=False):
-        self.network = fid_inception(weights_path, device, random_weights_for_tests)
+    def __init__(self, reference, weights_path=None, device='cpu', random_weights_for_tests=False,
+                 option_name='val.fid.weights_path'):
+        self.network = fid_inception(weights_path, device, random_weights_for_tests, option_name)
         self.reference = reference_statistics(reference, self.network)
         self.features = {}
 

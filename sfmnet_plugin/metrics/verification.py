@@ -43,7 +43,6 @@ import csv
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -69,7 +68,7 @@ class Pair:
     second: str
     same: bool
     line: int
-    fold: Optional[int] = None
+    fold: int | None = None
 
 
 @dataclass(frozen=True)

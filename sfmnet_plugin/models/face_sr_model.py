@@ -30,9 +30,10 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import DataLoader, Subset
 
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import resize_as_8bit
+from sfmnet_plugin.compat.model_methods import PluginModelMethods
 from sfmnet_plugin.metrics.fid import FidScorer, inception_features
-from sfmnet_plugin.utils.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
+from sfmnet_plugin.models.reports import write_contact_sheet, write_metrics_csv, write_summary_markdown
 
 AUTOCAST_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 SR_QUANTIZATIONS = ('round', 'truncate')
@@ -75,11 +76,13 @@ def set_requires_grad(nets, flag):
 
 
 @MODEL_REGISTRY.register()
-class FaceSRModel(SRModel):
+class FaceSRModel(PluginModelMethods, SRModel):
     """A face-SR network trained with BasicSR's pixel/perceptual losses, validated and tested like a paper.
 
     ``network_g`` is any registered network that takes the LR face (``[0, 1]``) and returns the SR face.
-    On top of BasicSR's ``SRModel`` (``pixel_opt``, ``perceptual_opt``, EMA with ``ema_decay``, schedulers):
+    On top of BasicSR's ``SRModel`` (``pixel_opt``, ``perceptual_opt``, EMA with ``ema_decay``, schedulers), and of
+    the plugin's model methods (:class:`~sfmnet_plugin.compat.model_methods.PluginModelMethods`: atomic and
+    safetensors saves with options, exact resume, non-finite guards):
 
     * ``train.mixed_precision``: ``none`` (default), ``bf16`` or ``fp16`` autocast (with a gradient
       scaler for fp16); the losses are computed in float32.
@@ -93,7 +96,7 @@ class FaceSRModel(SRModel):
       with its initial statistics.
     * validation runs on every rank's share of the images under DDP and gathers the per-image
       results, so distributed validation equals single-process validation;
-    * ``val.compare_bicubic``: also score the PIL-bicubic upsampling of each LR image
+    * ``val.compare_bicubic``: also score the PIL-bicubic upsampling of each 8-bit LR image
       (default: on when testing, off when training);
     * ``val.sr_quantization``: ``round`` (default, BasicSR) or ``truncate`` (SPARNet's test script)
       turns the SR output into the uint8 image that is scored and saved;
@@ -266,7 +269,7 @@ class FaceSRModel(SRModel):
             gt_img = tensor2img([self.gt.detach().cpu()])
             bicubic_img = None
             if compare_bicubic or keep_panel:
-                bicubic = pil_bicubic_resize(self.lq.detach().cpu().float(), tuple(self.gt.shape[-2:]))
+                bicubic = resize_as_8bit(self.lq.detach().cpu().float(), tuple(self.gt.shape[-2:]))
                 bicubic_img = tensor2img([bicubic])
             for metric_name, metric_opt in (self.opt['val'].get('metrics') or {}).items():
                 row[metric_name] = float(calculate_metric({'img': sr_img, 'img2': gt_img}, metric_opt))

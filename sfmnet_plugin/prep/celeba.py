@@ -32,7 +32,7 @@ from sfmnet_plugin.prep.face_crop import (
     square_from_five_points,
 )
 from sfmnet_plugin.prep.name_lists import read_name_list
-from sfmnet_plugin.prep.pipeline import DataPrepError, Job, SampleSpec, check_split_name, prepare_split
+from sfmnet_plugin.prep.split_writer import DataPrepError, Job, SampleSpec, check_split_name, prepare_split
 
 IMAGE_DIRS = {'wild': ('img_celeba', osp.join('Img', 'img_celeba')),
               'aligned': ('img_align_celeba', osp.join('Img', 'img_align_celeba')),

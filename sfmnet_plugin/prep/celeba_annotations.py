@@ -9,7 +9,7 @@
 * ``Eval/list_eval_partition.txt``: rows ``000001.jpg 0`` (0 train, 1 val, 2 test), no header.
 """
 from sfmnet_plugin.prep.name_lists import read_text_lines
-from sfmnet_plugin.prep.pipeline import DataPrepError
+from sfmnet_plugin.prep.split_writer import DataPrepError
 
 LANDMARK_HEADER = ('lefteye_x', 'lefteye_y', 'righteye_x', 'righteye_y', 'nose_x', 'nose_y',
                    'leftmouth_x', 'leftmouth_y', 'rightmouth_x', 'rightmouth_y')

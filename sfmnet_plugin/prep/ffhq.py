@@ -13,7 +13,7 @@ categories are read from the file instead of the numbers.
 
 The work runs in parallel worker processes and each split appears atomically (built as ``<split>.partial`` and
 renamed when complete); a split that exists is kept, so an interrupted run resumes with the next split
-(:mod:`~sfmnet_plugin.prep.pipeline`, shared with the CelebA and Helen scripts).
+(:mod:`~sfmnet_plugin.prep.split_writer`, shared with the CelebA and Helen scripts).
 """
 import json
 import os
@@ -21,7 +21,7 @@ from os import path as osp
 
 from sfmnet_plugin.data.image_io import list_image_files
 from sfmnet_plugin.prep.face_crop import WholeImage
-from sfmnet_plugin.prep.pipeline import DataPrepError, Job, SampleSpec, prepare_split
+from sfmnet_plugin.prep.split_writer import DataPrepError, Job, SampleSpec, prepare_split
 
 IMAGE_FOLDER = 'images1024x1024'
 FFHQ_TRAINING_IMAGES = 60000  # images 00000-59999 are "training", 60000-69999 "validation" (ffhq-dataset-v2.json)

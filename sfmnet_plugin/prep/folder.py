@@ -19,7 +19,8 @@ from os import path as osp
 
 from sfmnet_plugin.data.image_io import images_in_subfolders, list_image_files
 from sfmnet_plugin.prep.face_crop import WholeImage
-from sfmnet_plugin.prep.pipeline import (
+from sfmnet_plugin.prep.landmarks import add_lmdb_landmarks, check_landmark_models
+from sfmnet_plugin.prep.split_writer import (
     HR_LABEL,
     DataPrepError,
     Job,
@@ -51,10 +52,11 @@ def sfmnet_layout_scale(folder_name):
     return int(match[1]) if match else False
 
 
-def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False):
+def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False, landmarks=None):
     """Write the images of ``source`` into ``lmdb_path``; return the PrepSummary (None if it exists).
 
-    Without ``recursive`` the images in subfolders are not converted and are listed as skipped.
+    Without ``recursive`` the images in subfolders are not converted and are listed as skipped. ``landmarks``
+    (68) also stores dlib's landmarks of every face beside the LMDB (:mod:`sfmnet_plugin.prep.landmarks`).
     """
     if not lmdb_path.endswith('.lmdb'):
         raise DataPrepError(f'{lmdb_path}: an LMDB path must end with .lmdb (BasicSR detects LMDBs by the suffix).')
@@ -68,6 +70,8 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False)
     OutputPlan(lmdb_path, [('source folder', source)], option='output LMDB').check(writable=False)
     if output_exists(lmdb_path, overwrite):
         return None
+    if landmarks:
+        check_landmark_models(landmarks)
     not_files = []  # image names that are no regular file (dangling links, loops, FIFOs, devices): never read
     images = list_image_files(source, recursive=recursive, skipped=not_files)
     left_out = [] if recursive else images_in_subfolders(source)
@@ -82,6 +86,8 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False)
         summary = write_samples(jobs, _COPY_AS_IS, {HR_LABEL: Target(partial)}, workers, osp.basename(lmdb_path))
         if summary.written == 0:
             raise DataPrepError(f'{source}: none of the {len(jobs)} images could be decoded.')
+        if landmarks:
+            add_lmdb_landmarks(partial, landmarks, workers)
     summary.skipped += [(osp.join(source, name), 'in a subfolder: pass --recursive to include it')
                         for name in left_out] + not_files
     for name in left_out:

@@ -16,7 +16,7 @@ from basicsr.utils import scandir
 from sfmnet_plugin.data.image_io import list_image_files
 from sfmnet_plugin.prep.face_crop import SquareCrop, WholeImage, square_around_points
 from sfmnet_plugin.prep.name_lists import read_name_list, read_text_lines
-from sfmnet_plugin.prep.pipeline import DataPrepError, Job, SampleSpec, check_split_name, prepare_split
+from sfmnet_plugin.prep.split_writer import DataPrepError, Job, SampleSpec, check_split_name, prepare_split
 
 HELEN_POINTS = 194
 DEFAULT_MARGIN = 1.1

@@ -11,7 +11,7 @@ from os import path as osp
 import lmdb
 
 from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME
-from sfmnet_plugin.prep.outputs import OWNER_MARKER
+from sfmnet_plugin.prep.output_folders import OWNER_MARKER
 from sfmnet_plugin.utils.atomic import atomic_write_bytes
 
 _MAX_KEY_BYTES = 511  # lmdb's default maximum key size

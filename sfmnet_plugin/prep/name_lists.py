@@ -1,7 +1,7 @@
 """Text files the preparation reads: annotation files line by line, and split lists of image names."""
 from os import path as osp
 
-from sfmnet_plugin.prep.pipeline import DataPrepError
+from sfmnet_plugin.prep.split_writer import DataPrepError
 
 
 def read_text_lines(path):

@@ -11,8 +11,8 @@ import re
 from os import path as osp
 
 from sfmnet_plugin.data.lmdb_reader import examples, read_meta_info
-from sfmnet_plugin.prep.outputs import OLD_SUFFIX, PARTIAL_SUFFIX
-from sfmnet_plugin.prep.pipeline import CONTENTS_PREFIX, HR_LABEL, REPORT_NAME
+from sfmnet_plugin.prep.output_folders import OLD_SUFFIX, PARTIAL_SUFFIX
+from sfmnet_plugin.prep.split_writer import CONTENTS_PREFIX, HR_LABEL, REPORT_NAME
 
 _LR_LMDB = re.compile(r'^LR_x(\d+)\.lmdb$')
 

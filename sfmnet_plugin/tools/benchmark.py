@@ -70,6 +70,11 @@ def build_parser():
                              'identity nme, leaving out with a note those that cannot run here)')
     parser.add_argument('--lpips-weights', help='local torchvision AlexNet weights for LPIPS')
     parser.add_argument('--arcface-onnx', help='local ArcFace-style ONNX model for identity_arcface')
+    parser.add_argument('--landmarks', choices=['dlib', 'dic'], default='dlib',
+                        help="landmark detector of metric nme: dlib's 68-point model (face-metrics extra) or a "
+                             "trained DIC's hourglass (--landmark-checkpoint) (default: %(default)s)")
+    parser.add_argument('--landmark-checkpoint', help='with --landmarks dic: a DIC checkpoint (plugin or official) '
+                                                      'or the official FB_HG_68_CelebA.pth')
     evaluation = parser.add_argument_group('face verification and FID')
     evaluation.add_argument('--pairs', help="verification pairs naming test images: LFW's pairs.txt, a CSV "
                                             "image_a,image_b,same[,fold] or YTF's splits.txt")
@@ -98,13 +103,15 @@ def to_method(option, values):
 
 
 @console_script('sfmnet-benchmark', user_errors=(BenchmarkError,))
-def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+def main(argv: list[str] | None = None) -> int:
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.latency_repeats < 0 or args.sheet_images < 0 or args.scale < 1:
         parser.error('--scale must be positive, --latency-repeats and --sheet-images not negative.')
+    if (args.landmarks == 'dic') != bool(args.landmark_checkpoint):
+        parser.error('--landmarks dic and --landmark-checkpoint go together (the checkpoint holds the detector).')
     methods = [to_method(option, values) for option, values in getattr(args, 'methods', None) or []]
     result = run_benchmark(TestSet(args.gt, args.lq, args.scale, args.downsampler, args.name), methods,
                            args.output, metrics=args.metrics, lpips_weights=args.lpips_weights,
@@ -112,7 +119,7 @@ def main(argv=None) -> int:
                            latency_repeats=args.latency_repeats, sheet_images=args.sheet_images,
                            overwrite=args.overwrite, progress=not args.no_progress, pairs=args.pairs,
                            recognizer=args.recognizer, fid_reference=args.fid_reference,
-                           fid_weights=args.fid_weights)
+                           fid_weights=args.fid_weights, landmark_checkpoint=args.landmark_checkpoint)
     with open(result.files['table.md'], encoding='utf-8') as f:
         print(f.read())
     print(f'Results in {args.output}: {", ".join(sorted(result.files))}.')

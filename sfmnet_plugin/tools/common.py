@@ -8,15 +8,16 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from os import path as osp
 
 from sfmnet_plugin.data.downsample import DOWNSAMPLERS
 from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, why_not_a_file
 from sfmnet_plugin.inference import InferenceError
 from sfmnet_plugin.inference.network_options import network_options_from_file
-from sfmnet_plugin.prep.pipeline import DataPrepError, SampleSpec
-from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
+from sfmnet_plugin.prep.split_writer import DataPrepError, SampleSpec
 from sfmnet_plugin.utils.error_boundary import console_script
+from sfmnet_plugin.utils.process_settings import apply_process_settings
 
 
 def tool_parser(prog, description):
@@ -140,6 +141,10 @@ def add_output_arguments(parser, default_out, default_out_text=None, hr_size=128
     parser.add_argument('--save-png', action='store_true',
                         help='also write PNG folders in the official SFMNet layout '
                              '(HR/, LR_x4_bicubic/, LR_bicubic/ for x8, LR_x16_bicubic/)')
+    parser.add_argument('--landmarks', type=int, choices=[68], default=None,
+                        help="also store dlib's 68 landmarks of every HR face in HR.lmdb/landmarks_68.txt (DIC's "
+                             'heatmap loss; needs the face-metrics extra); faces where dlib finds no face are listed '
+                             'in landmarks_68_missing.txt')
     add_workers_argument(parser, 'worker processes for decoding/cropping/encoding')
     parser.add_argument('--overwrite', action='store_true', help='rebuild splits that already exist')
 
@@ -147,10 +152,10 @@ def add_output_arguments(parser, default_out, default_out_text=None, hr_size=128
 def spec_from_args(args):
     """The SampleSpec of parsed ``add_output_arguments`` options."""
     return SampleSpec(hr_size=args.hr_size, scales=tuple(sorted(set(args.scales))), downsampler=args.downsampler,
-                      min_crop_size=args.min_crop_size)
+                      min_crop_size=args.min_crop_size, landmarks=args.landmarks)
 
 
-def run_prep_tool(main_function, argv):
+def run_prep_tool(main_function: Callable[[list[str] | None], int], argv: list[str] | None) -> int:
     """Apply the process settings of the plugin's entry points, run a preparation script's main, return its exit code.
 
     The plugin's error boundary (:func:`sfmnet_plugin.utils.error_boundary.console_script`): DataPrepError,

@@ -10,8 +10,9 @@ network (``network_g``; ``network_d`` for a discriminator), so ``sfmnet-infer --
 IN (``.pth`` or ``.safetensors``) may be a plain state dict, one wrapped in ``{'state_dict': ...}`` or BasicSR's
 ``params``/``params_ema``, and/or use DataParallel's ``module.`` prefixes. Recognised (see
 :mod:`sfmnet_plugin.checkpoints`): the SFMNet generator and its two LightCNN-9 discriminators; SPARNet,
-SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy), the SPARNetHD multi-scale discriminator; WFEN. Every
-key and shape is checked; a wrong checkpoint gets an error naming the first mismatched key, and nothing is written.
+SPARNet-Light-Attn3D, the SPARNetHD generator (or its EMA copy), the SPARNetHD multi-scale discriminator; WFEN;
+CTCNet; UFSRNet; SISN at x4 or x8 (its solver's DataParallel files). Every key and shape is checked; a wrong
+checkpoint gets an error naming the first mismatched key, and nothing is written.
 """
 import argparse
 import os
@@ -25,16 +26,17 @@ from sfmnet_plugin.checkpoints.io import NETWORK_FORMATS, load_checkpoint_file, 
 from sfmnet_plugin.utils.error_boundary import console_script
 from sfmnet_plugin.utils.output_guard import OutputPlan
 from sfmnet_plugin.utils.output_paths import output_write_error
+from sfmnet_plugin.utils.profiling import count_parameters
 
 
 @console_script('sfmnet-convert-official')
-def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+def main(argv: list[str] | None = None) -> int:
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     parser = argparse.ArgumentParser(
         prog='sfmnet-convert-official',
-        description="Convert an official SFMNet, SPARNet-family or WFEN checkpoint to the plugin's names, saved as "
-                    "BasicSR's {'params': state_dict}.")
+        description="Convert an official SFMNet, SPARNet-family, WFEN, UFSRNet or SISN checkpoint to the plugin's "
+                    "names, saved as BasicSR's {'params': state_dict}.")
     parser.add_argument('input', help='official checkpoint (.pth or .safetensors)')
     parser.add_argument('output', help='where to write the converted checkpoint (must not exist yet)')
     parser.add_argument('--drop-unused-attention', action='store_true',
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
     except RuntimeError as error:  # torch's failed write (a full disk) has no errno; OSErrors name the path already
         raise output_write_error(args.output, error) from error
     with torch.device('meta'):  # count the parameters (not the buffers) of the network the weights are for
-        num_params = sum(p.numel() for p in build_network(dict(found.network_options)).parameters())
+        num_params = count_parameters(build_network(dict(found.network_options)))
     print(f'Found: {found.name}. Wrote {args.output}: {len(converted)} tensors, {num_params:,} parameters; '
           f'{role}: {found.network_options}')
     return 0

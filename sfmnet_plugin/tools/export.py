@@ -47,8 +47,8 @@ def check_against_torch(net, onnx_path, lr_size):
 
 
 @console_script('sfmnet-export', user_errors=(InferenceError, ExportError))
-def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+def main(argv: list[str] | None = None) -> int:
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
     if len(args.lr_size) > 2 or min(args.lr_size) < 1:

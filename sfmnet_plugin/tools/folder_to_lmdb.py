@@ -25,6 +25,10 @@ def build_parser():
     parser.add_argument('--recursive', action='store_true',
                         help='also take images in subfolders, keyed by their relative path (person1/001); without it '
                              'they are listed as skipped')
+    parser.add_argument('--landmarks', type=int, choices=[68], default=None,
+                        help="also store dlib's 68 landmarks of every face beside the LMDB (landmarks_68.txt, for "
+                             "DIC's heatmap loss; needs the face-metrics extra); faces without a detected face are "
+                             'listed in landmarks_68_missing.txt')
     parser.add_argument('--overwrite', action='store_true', help='rebuild LMDBs that already exist (only LMDBs this '
                                                                  'tool made are replaced)')
     return parser
@@ -34,15 +38,18 @@ def run(argv=None):
     """Convert a folder or an SFMNet layout; returns 0, or 1 when LR and HR LMDBs do not pair up."""
     args = build_parser().parse_args(argv)
     if not args.sfmnet_layout:
-        convert_folder(args.source, args.output, args.workers, args.overwrite, args.recursive)
+        convert_folder(args.source, args.output, args.workers, args.overwrite, args.recursive, args.landmarks)
         return 0
+    if args.landmarks:
+        raise ValueError('--landmarks: with --sfmnet-layout, convert HR/ alone with --landmarks 68 (the LR folders '
+                         'need none).')
     problems = convert_sfmnet_layout(args.source, args.output, args.workers, args.overwrite, args.recursive)
     for problem in problems:
         print(f'pairing problem: {problem}')
     return 1 if problems else 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Console entry point: errors print ``error: ...`` and exit with 2."""
     return run_prep_tool(run, argv)
 

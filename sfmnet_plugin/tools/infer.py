@@ -58,11 +58,11 @@ def build_parser():
                         help='onnxruntime: --checkpoint is an .onnx file written by sfmnet-export '
                              '(default: %(default)s)')
     parser.add_argument('--precision', choices=sorted(PRECISIONS), default='fp32',
-                        help='autocast dtype: bf16 takes about 0.6x the fp32 time on CPUs with AVX512-BF16/AMX '
-                             '(not on GPUs at face sizes: see docs/speed.md) (default: %(default)s)')
+                        help='autocast dtype: bf16 is faster than fp32 on CPUs with AVX512-BF16/AMX, not on GPUs '
+                             'at face sizes (measurements: docs/speed.md) (default: %(default)s)')
     parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the network: the first batch compiles (about a minute on a small CPU), '
-                             'the following ones run faster; for folders of many faces')
+                        help='torch.compile the network: the first batch compiles (slow: docs/speed.md), the '
+                             'following ones run faster; for folders of many faces')
     parser.add_argument('--size', type=int, metavar='N',
                         help='resize every input to NxN with PIL bicubic first (e.g. 16 for x8 faces)')
     parser.add_argument('--side-by-side', action='store_true',
@@ -165,7 +165,7 @@ def plan_outputs(args, paths):
 
 
 def run(args) -> int:
-    bad = []
+    bad: list[tuple[str, str]] = []
     paths = common.collect_inputs(args.inputs, bad)
     with plan_outputs(args, paths) as plan:
         restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale,
@@ -178,8 +178,8 @@ def run(args) -> int:
 
 
 @console_script('sfmnet-infer', user_errors=(InferenceError,))
-def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+def main(argv: list[str] | None = None) -> int:
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or (args.size is not None and args.size < 1) or args.max_input_side < 1:

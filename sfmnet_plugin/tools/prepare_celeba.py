@@ -16,7 +16,7 @@ from sfmnet_plugin.prep.celeba import (
     prepare_celeba,
     protocol_defaults,
 )
-from sfmnet_plugin.prep.pipeline import DataPrepError, check_split_name
+from sfmnet_plugin.prep.split_writer import DataPrepError, check_split_name
 from sfmnet_plugin.tools.common import add_output_arguments, positive_int, run_prep_tool, spec_from_args
 
 
@@ -87,7 +87,7 @@ def run(argv=None):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Console entry point: errors print ``error: ...`` and exit with 2."""
     return run_prep_tool(run, argv)
 

@@ -41,7 +41,7 @@ def run(argv=None):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Console entry point: errors print ``error: ...`` and exit with 2."""
     return run_prep_tool(run, argv)
 

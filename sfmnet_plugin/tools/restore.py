@@ -131,7 +131,7 @@ def restore_one(photo_restorer, path, stem, args):
 
 
 def run(args) -> int:
-    bad = []
+    bad: list[tuple[str, str]] = []
     paths = common.collect_inputs(args.inputs, bad)
     with plan_outputs(args, paths) as plan:
         restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale,
@@ -143,8 +143,13 @@ def run(args) -> int:
             max_face_shrink=args.max_face_shrink, batch_size=args.batch_size)
         plan.make_folder()
         written, niqe_rows = 0, []
+        stems: dict[str, str] = {}
         for path in tqdm(paths, unit='photo', disable=None):
             stem = osp.splitext(osp.basename(path))[0]
+            if stem in stems:  # a.png and a.jpg would write the same a.png
+                bad.append((path, f'same output name {stem}.png as {stems[stem]}'))
+                continue
+            stems[stem] = path
             result, problems = restore_one(photo_restorer, path, stem, args)
             if result is not None and args.niqe:
                 niqe_rows += face_niqe_rows(path, result)
@@ -189,8 +194,8 @@ def write_niqe_report(path, rows):
 
 
 @console_script('sfmnet-restore', user_errors=(InferenceError, DetectorUnavailable))
-def main(argv=None) -> int:
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings  # process-wide: entry points only
+def main(argv: list[str] | None = None) -> int:
+    from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
     if not 1 <= args.upscale <= MAX_UPSCALE:

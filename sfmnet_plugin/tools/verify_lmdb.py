@@ -7,8 +7,8 @@ import sys
 from os import path as osp
 
 from sfmnet_plugin.data.lmdb_reader import check_lmdb, read_meta_info
-from sfmnet_plugin.prep.outputs import OLD_SUFFIX
-from sfmnet_plugin.prep.pipeline import REPORT_NAME
+from sfmnet_plugin.prep.output_folders import OLD_SUFFIX
+from sfmnet_plugin.prep.split_writer import REPORT_NAME
 from sfmnet_plugin.prep.verify import check_pair, check_split_report, pairs_in_folder
 from sfmnet_plugin.tools.common import add_workers_argument, run_prep_tool
 
@@ -78,7 +78,7 @@ def run(argv=None):
     return 0 if sound else 1
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Console entry point: usage errors print ``error: ...`` and exit with 2."""
     return run_prep_tool(run, argv)
 

@@ -4,7 +4,7 @@ The one implementation of "write to ``<path>.partial``, then rename" that every 
 plugin uses (checkpoints, training states, reports, benchmark tables, ONNX exports, restored photos,
 downloaded demo photos). The temporary file is in the target's folder because a rename is atomic
 only within one file system. Whole output folders (the prepared LMDB splits) are swapped by
-:func:`sfmnet_plugin.prep.outputs.build_atomically`, a different mechanism for folders.
+:func:`sfmnet_plugin.prep.output_folders.build_atomically`, a different mechanism for folders.
 """
 import os
 import threading

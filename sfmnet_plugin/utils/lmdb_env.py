@@ -12,7 +12,7 @@ from os import path as osp
 
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
-_LMDB_ENVIRONMENTS = {}
+_LMDB_ENVIRONMENTS: dict = {}  # path -> the one open lmdb.Environment
 _ADVICE = 'check it with datasets_prep/verify_lmdb.py and copy or build it again'
 
 

@@ -4,8 +4,9 @@ With a learning rate that is far too high the loss becomes NaN within a few iter
 trains on, saves NaN weights over the last good ones and validation still logs a finite "Best"
 PSNR (NaN pixels become 0 when images are converted to uint8). The checks here turn each of
 those moments into a :class:`NonFiniteError` naming the iteration and the loss term, network or
-output. :mod:`sfmnet_plugin.compat` (:func:`~sfmnet_plugin.compat.patch_nonfinite_guards`) calls
-them from hooks that every BasicSR model goes through, so no model has to remember them:
+output. The plugin's model methods (:class:`~sfmnet_plugin.compat.model_methods.PluginModelMethods`, which every
+model of the plugin has, and every model a launcher run builds) call them from hooks every BasicSR training loop
+goes through, so no model has to remember them:
 
 * ``reduce_loss_dict`` (every model logs its loss terms through it) -> :func:`check_finite_losses`;
 * ``save_network`` -> :func:`check_finite_network`: the checkpoint of the last good iteration stays;
@@ -38,7 +39,7 @@ def _is_finite(value):
 
 def _all_finite(tensor):
     """``torch.isfinite(tensor).all()`` without a boolean copy: NaN propagates to the minimum and maximum, and an
-    infinity is one of them (a 256 MiB checkpoint takes ~20 ms instead of ~0.5 s)."""
+    infinity is one of them; one reduction pass over the tensor, no tensor of its size allocated."""
     if tensor.numel() == 0:
         return True
     low, high = torch.aminmax(tensor.detach())

@@ -32,7 +32,8 @@ from sfmnet_plugin.utils.output_paths import OutputPathError, output_write_error
 from sfmnet_plugin.utils.run_lock import FolderLock
 
 OWNER_MARKER = '.sfmnet_output'  # "made by an sfmnet-plugin tool", holding the PID of the run that made it
-_LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt'}
+# an LMDB's files, and the landmark files --landmarks 68 writes beside them (sfmnet_plugin.prep.landmarks)
+_LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt', 'landmarks_68.txt', 'landmarks_68_missing.txt'}
 
 
 class NotOurOutputError(OutputPathError):

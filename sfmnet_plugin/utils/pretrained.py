@@ -48,7 +48,7 @@ def torch_hub_checkpoint_dir():
 def resolve_pretrained_file(pretrained, explicit_path=None, option_name=None):
     """Return the local path of ``pretrained`` (a :class:`PretrainedFile`), see the module docstring for the order.
 
-    ``option_name`` is the option-file key that sets ``explicit_path``; it is only used in the error message.
+    ``option_name`` is the option-file key (or ``--flag``) that sets ``explicit_path``; only used in the error message.
     """
     if explicit_path:
         explicit_path = os.path.expanduser(str(explicit_path))
@@ -65,7 +65,12 @@ def resolve_pretrained_file(pretrained, explicit_path=None, option_name=None):
         if os.path.isfile(candidate):
             return candidate
 
-    how_to_point = f'set {option_name!r} in the options, ' if option_name else ''
+    if not option_name:
+        how_to_point = ''
+    elif option_name.startswith('--'):  # a command-line flag, not an option-file key
+        how_to_point = f'pass {option_name}, '
+    else:
+        how_to_point = f'set {option_name!r} in the options, '
     raise FileNotFoundError(
         f'Pretrained weights {pretrained.filename} not found; looked at: {", ".join(candidates)}. '
         f'The file is not downloaded automatically: fetch it from {pretrained.url} on a machine with network access, '

@@ -6,9 +6,11 @@ registered by dropping a correctly named file into the right folder.
 """
 import importlib
 import pkgutil
+from collections.abc import Iterable
+from types import ModuleType
 
 
-def import_modules_with_suffix(package_name, package_path, suffix):
+def import_modules_with_suffix(package_name: str, package_path: Iterable[str], suffix: str) -> list[ModuleType]:
     """Import ``package_name.<module>`` for every module in ``package_path`` ending with ``suffix``."""
     return [
         importlib.import_module(f'{package_name}.{info.name}')

@@ -99,16 +99,20 @@ def test_full_model_forward_at_the_official_size(full_model):
     assert torch.isfinite(sr_spatial).all() and torch.isfinite(sr_frequency).all()
 
 
-def test_outputs_are_residuals_on_the_pil_bicubic_input():
-    from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+@pytest.mark.parametrize('lr_resize', ['pil_uint8', 'pil_float'])
+def test_outputs_are_residuals_on_the_pil_bicubic_input(lr_resize):
+    from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize, pil_uint8_resize
 
-    model = SFMNet(**TINY)
+    model = SFMNet(**TINY, lr_resize=lr_resize)
     for tail in (model.frequency_branch.tail, model.spatial_branch.tail):
         torch.nn.init.zeros_(tail.conv.weight)  # residual 0 -> both outputs are the upsampled input
     lr = torch.rand(1, 3, 4, 4)
     with torch.no_grad():
         sr_spatial, sr_frequency = model(lr, return_frequency=True)
-    expected = pil_bicubic_resize(lr, (32, 32))
+    if lr_resize == 'pil_uint8':  # the 8-bit image the LR stands for, upsampled as PIL does on uint8 images
+        expected = pil_uint8_resize((lr * 255).round().to(torch.uint8), (32, 32)) / 255
+    else:
+        expected = pil_bicubic_resize(lr, (32, 32))
     torch.testing.assert_close(sr_spatial, expected)
     torch.testing.assert_close(sr_frequency, expected)
 

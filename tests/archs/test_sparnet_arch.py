@@ -10,7 +10,7 @@ import torch
 from basicsr.archs import build_network
 
 from sfmnet_plugin.archs.patch_discriminator_arch import MultiScalePatchDiscriminator
-from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
+from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize, pil_uint8_resize
 from sfmnet_plugin.archs.sparnet_arch import SPARNet, SPARNetHD
 from sfmnet_plugin.archs.sparnet_blocks import FaceAttentionUnit, HourGlassAttention
 
@@ -106,12 +106,16 @@ def test_attention_masks_of_every_fau_in_order():
 
 def test_upscale_is_the_pil_bicubic_and_the_official_range_lives_inside():
     torch.manual_seed(0)
-    lr = torch.rand(2, 3, 8, 8)
+    lr = torch.randint(0, 256, (2, 3, 8, 8)) / 255  # an 8-bit LR, as the datasets give it
     inside = SPARNet(**dict(TINY, upscale=4)).eval()
+    inside_float = SPARNet(**dict(TINY, upscale=4, lr_resize='pil_float')).eval()
     outside = SPARNet(**TINY).eval()
     outside.load_state_dict(inside.state_dict())
+    inside_float.load_state_dict(inside.state_dict())
     with torch.no_grad():
-        assert torch.allclose(inside(lr), outside(pil_bicubic_resize(lr, (32, 32))), atol=1e-6)
+        loaders_input = pil_uint8_resize((lr * 255).round().to(torch.uint8), (32, 32)) / 255
+        assert torch.allclose(inside(lr), outside(loaders_input), atol=1e-6)
+        assert torch.allclose(inside_float(lr), outside(pil_bicubic_resize(lr, (32, 32))), atol=1e-6)
         # the official network maps [-1, 1] -> [-1, 1]: a zero out_conv gives the official 0, i.e. grey 0.5 here
         torch.nn.init.zeros_(outside.out_conv.conv2d.weight)
         torch.nn.init.zeros_(outside.out_conv.conv2d.bias)

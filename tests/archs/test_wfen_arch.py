@@ -103,10 +103,9 @@ def _upsampling_is_pil_exact_on_uint8(lr_uint8):
 
 
 def test_golden_output_from_the_16x16_face(seeded_wfen, golden, golden_lr_face):
-    # This seeded network magnifies a one-grey-level difference of its input to whole units of output, so the x8
-    # path matches only once upsample_lr_face reproduces PIL's resize on uint8 exactly.
-    if not _upsampling_is_pil_exact_on_uint8(golden_lr_face):
-        pytest.xfail('upsample_lr_face is not yet PIL-exact on uint8 images')
+    # This seeded network magnifies a one-grey-level difference of its input to whole units of output: the x8 path
+    # matches because upsample_lr_face reproduces PIL's resize on uint8 exactly.
+    assert _upsampling_is_pil_exact_on_uint8(golden_lr_face)
     lr = torch.from_numpy(golden_lr_face.astype(np.float64) / 255).permute(2, 0, 1)[None]
     seeded_wfen.upscale = 8
     try:

@@ -9,6 +9,8 @@ from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 
 from sfmnet_plugin.checkpoints.io import is_safetensors_file, load_checkpoint_file, save_checkpoint_file
+from sfmnet_plugin.compat.model_methods import plugin_model_class
+from sfmnet_plugin.compat.resume import load_resume_state
 from sfmnet_plugin.config.option_schema import option_key_problems
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.tools import convert_official
@@ -161,11 +163,9 @@ def test_sfmnet_infer_names_what_is_missing_for_a_checkpoint_without_options(lr_
 
 
 def test_training_saves_safetensors_with_its_options_and_resume_finds_them(tmp_path):
-    import basicsr.train
-
     models, states = tmp_path / 'models', tmp_path / 'training_states'
     models.mkdir(), states.mkdir()
-    model = BaseModel.__new__(BaseModel)  # what save_network and save_training_state use
+    model = object.__new__(plugin_model_class(BaseModel))  # what save_network and save_training_state use
     model.opt = {'dist': False, 'network_g': TINY,
                  'path': {'models': str(models), 'training_states': str(states), 'network_format': 'safetensors'}}
     model.optimizers, model.schedulers = [], []
@@ -179,7 +179,7 @@ def test_training_saves_safetensors_with_its_options_and_resume_finds_them(tmp_p
         assert json.loads(f.metadata()['network_g']) == TINY
     opt = {'auto_resume': True, 'num_gpu': 0, 'network_g': TINY,
            'path': {'training_states': str(states), 'models': str(models), 'resume_state': None}}
-    assert basicsr.train.load_resume_state(opt)['iter'] == 6
+    assert load_resume_state(opt)['iter'] == 6
     assert opt['path']['pretrain_network_g'] == str(models / 'net_g_6.safetensors')
     assert_same_tensors(basicsr_load_network(opt['path']['pretrain_network_g']).state_dict(), net.state_dict())
 

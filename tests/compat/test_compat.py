@@ -1,4 +1,4 @@
-"""The basicsr 1.4.2 compatibility fixes, one test per fix, and the registrations."""
+"""The basicsr 1.4.2 compatibility fixes, one test per fix, the plugin's saving and resume, and the registrations."""
 import errno
 import os
 import re
@@ -12,7 +12,9 @@ import torch
 
 import sfmnet_plugin
 from sfmnet_plugin import compat as _compat
-from sfmnet_plugin.compat import checkpoints as compat_checkpoints
+from sfmnet_plugin.compat import resume as compat_resume
+from sfmnet_plugin.compat.changes import process_changes
+from sfmnet_plugin.compat.model_methods import plugin_model_class
 from sfmnet_plugin.config.option_files import load_merged_options
 from sfmnet_plugin.launch.cli import parse_command_line
 from sfmnet_plugin.launch.pipeline import basicsr_option_file
@@ -66,19 +68,29 @@ def test_functional_tensor_alias():
     assert degradations.rgb_to_grayscale is _functional_tensor.rgb_to_grayscale
 
 
+# What import sfmnet_plugin changes for the whole process; nothing else (tests/compat/test_import_scope.py).
+IMPORT_CHANGES = {
+    'basicsr.utils.file_client.LmdbBackend', 'basicsr.utils.dist_util.init_dist', 'basicsr.utils.options.init_dist',
+    'basicsr.models.base_model.BaseModel.model_to_device', 'basicsr.utils.options.ordered_yaml',
+    *(f'basicsr.{module}.torch' for module in ('models.base_model', 'train', 'archs.vgg_arch', 'archs.spynet_arch',
+                                               'archs.basicvsr_arch', 'archs.tof_arch', 'archs.dfdnet_arch',
+                                               'archs.inception')),
+}
+
+
 def test_fixes_are_installed_where_basicsr_looks_them_up():
-    import basicsr.train
     import basicsr.utils.file_client as file_client
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
 
-    assert basicsr.utils.options.init_dist.sfmnet_patched
-    assert BaseModel.model_to_device.sfmnet_patched
-    assert basicsr.train.load_resume_state.sfmnet_patched
-    assert file_client.FileClient._backends['lmdb'].sfmnet_patched
-    assert BaseModel.save_training_state.sfmnet_patched
-    _compat.apply_all()  # idempotent
-    assert basicsr.train.load_resume_state.sfmnet_patched
+    assert set(process_changes()) == IMPORT_CHANGES
+    assert basicsr.utils.options.init_dist.__module__ == 'sfmnet_plugin.compat.distributed'
+    assert BaseModel.model_to_device.__module__ == 'sfmnet_plugin.compat.distributed'
+    assert file_client.FileClient._backends['lmdb'] is file_client.LmdbBackend
+    assert file_client.LmdbBackend.__module__ == 'sfmnet_plugin.compat.versions'
+    init_dist = basicsr.utils.options.init_dist
+    _compat.apply_import_fixes()  # idempotent
+    assert basicsr.utils.options.init_dist is init_dist and set(process_changes()) == IMPORT_CHANGES
 
 
 def test_init_dist_refuses_slurm_on_cpu_with_a_clear_message():
@@ -91,31 +103,29 @@ def test_init_dist_refuses_slurm_on_cpu_with_a_clear_message():
 
 
 def test_training_states_are_listed_highest_iteration_first(tmp_path):
-    assert compat_checkpoints.training_states_newest_first(str(tmp_path / 'missing')) == []
+    assert compat_resume.training_states_newest_first(str(tmp_path / 'missing')) == []
     for name in ('8.state', '12.state', '100.state', 'notes.txt', 'x.state'):
         (tmp_path / name).write_text('')
-    assert compat_checkpoints.training_states_newest_first(str(tmp_path)) == [
+    assert compat_resume.training_states_newest_first(str(tmp_path)) == [
         str(tmp_path / f'{i}.state') for i in (100, 12, 8)]
 
 
 def test_resume_state_from_the_experiment_folder_on_cpu(tmp_path):
-    import basicsr.train
-
     states = tmp_path / 'training_states'
     states.mkdir()
     torch.save({'iter': 6, 'epoch': 1, 'optimizers': [], 'schedulers': []}, states / '6.state')
     opt = {'auto_resume': True, 'num_gpu': 0, 'path': {'training_states': str(states)}}
-    state = basicsr.train.load_resume_state(opt)
+    state = compat_resume.load_resume_state(opt)
     assert state['iter'] == 6 and opt['path']['resume_state'] == str(states / '6.state')
     with pytest.raises(FileNotFoundError, match='resume_state'):
-        basicsr.train.load_resume_state({'auto_resume': False, 'num_gpu': 0,
+        compat_resume.load_resume_state({'auto_resume': False, 'num_gpu': 0,
                                          'path': {'resume_state': str(tmp_path / 'nope.state')}})
 
 
 def test_checkpoints_are_written_atomically(tmp_path):
     from basicsr.models.base_model import BaseModel
 
-    model = BaseModel.__new__(BaseModel)  # only what the two save methods use
+    model = object.__new__(plugin_model_class(BaseModel))  # only what the two save methods use
     model.opt = {'dist': False, 'path': {'models': str(tmp_path), 'training_states': str(tmp_path)}}
     model.optimizers, model.schedulers = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)], []
     net = torch.nn.Linear(2, 1)
@@ -127,7 +137,7 @@ def test_checkpoints_are_written_atomically(tmp_path):
     assert torch.load(tmp_path / '7.state', weights_only=False)['iter'] == 7
     # a save interrupted before its rename leaves only a '.partial' file, which resume ignores
     (tmp_path / '9.state.partial').write_bytes(b'trunc')
-    assert compat_checkpoints.training_states_newest_first(str(tmp_path)) == [str(tmp_path / '7.state')]
+    assert compat_resume.training_states_newest_first(str(tmp_path)) == [str(tmp_path / '7.state')]
 
 
 def test_one_lmdb_opened_by_two_readers(tmp_path):
@@ -193,7 +203,7 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, 
         open(path, 'wb').write(b'half')  # a write cut short
         raise error
 
-    model = BaseModel.__new__(BaseModel)
+    model = object.__new__(plugin_model_class(BaseModel))
     model.opt = {'dist': False, 'path': {'models': str(tmp_path), 'training_states': str(tmp_path)}}
     model.optimizers, model.schedulers = [], []
     monkeypatch.setattr(torch, 'save', failing_save)
@@ -210,7 +220,7 @@ def test_a_checkpoint_folder_that_is_a_file_is_one_line(tmp_path):
     from sfmnet_plugin.utils.output_paths import OutputWriteError
 
     (tmp_path / 'models').write_text('not a folder')
-    model = BaseModel.__new__(BaseModel)
+    model = object.__new__(plugin_model_class(BaseModel))
     model.opt = {'dist': False, 'path': {'models': str(tmp_path / 'models')}}
     with pytest.raises(OutputWriteError, match='cannot write .*models/net_g_7.pth: Parent directory'):
         model.save_network(torch.nn.Linear(2, 1), 'net_g', 7)

@@ -4,6 +4,7 @@ sfmnet-infer command; the README's command for it runs as written."""
 import csv
 import dataclasses
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -15,8 +16,10 @@ from PIL import Image
 
 from sfmnet_plugin.checkpoints.io import load_checkpoint_file, save_checkpoint_file
 from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options
-from sfmnet_plugin.tools import demo
-from sfmnet_plugin.tools.demo import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
+from sfmnet_plugin.demo import end_to_end as demo
+from sfmnet_plugin.demo.end_to_end import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
+from sfmnet_plugin.tools import demo as demo_cli
+from sfmnet_plugin.utils.profiling import count_parameters
 
 SCALE, SIZE = 4, 32
 TINY_SFMNET = {'type': 'SFMNet', 'upscale': SCALE, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,
@@ -42,7 +45,8 @@ def demo_output(tmp_path, write_real_face_pairs):
 def test_lr_inputs_are_the_tests_lr_images(demo_output, tmp_path):
     _, output, _ = demo_output
     names = sorted(os.listdir(output / LR_INPUTS))
-    assert names == ['.sfmnet_output', 'face000.png', 'face001.png']  # the demo's owner marker: only such a folder is replaced
+    # the demo's owner marker: only such a folder is replaced
+    assert names == ['.sfmnet_output', 'face000.png', 'face001.png']
     names = names[1:]
     for name in names:  # the same PIL bicubic LR the dataset makes (and write_real_face_pairs stored)
         np.testing.assert_array_equal(np.asarray(Image.open(output / LR_INPUTS / name)),
@@ -79,13 +83,15 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output, readme_c
 
 
 def test_the_family_each_with_both_presets_and_the_default_is_sfmnet():
-    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN']
+    assert [network.label for network in DEMO_NETWORKS] == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'CTCNet', 'UFSRNet',
+                                                            'SISN', 'DIC']
     for network in DEMO_NETWORKS:
         options = load_merged_options(network.train_options)
         assert options['network_g']['type'] == network.label and options['path']['network_format'] == 'safetensors'
         assert set(network.presets) == {'cpu', 'gpu'}
-    assert demo.build_parser().parse_args([]).networks == ['SFMNet']
-    assert demo.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN']
+    assert demo_cli.build_parser().parse_args([]).networks == ['SFMNet']
+    assert demo_cli.build_parser().parse_args(['--family']).networks == ['SFMNet', 'SPARNet', 'SMLNet']
+    assert demo_cli.build_parser().parse_args(['--networks', 'CTCNet']).networks == ['CTCNet']  # a zoo network
 
 
 @pytest.mark.parametrize('network', DEMO_NETWORKS, ids=lambda network: network.label)
@@ -96,7 +102,8 @@ def test_the_checkouts_demo_option_files_are_the_packaged_ones(network, repo_roo
     assert network.train_options.startswith(os.path.join(repo_root, 'sfmnet_plugin', 'demo', 'options'))
 
 
-@pytest.mark.parametrize('network', DEMO_NETWORKS[1:], ids=lambda network: network.label)
+@pytest.mark.parametrize('network', [n for n in DEMO_NETWORKS[1:] if n.landmarks is None],
+                         ids=lambda network: network.label)
 def test_every_network_gets_sfmnets_budget(network):
     """The equal budget: same data, scale, seed, optimiser, schedule, iterations, pixel loss, validation and metrics;
     the network (and, for a single-output network, its model) is what differs. The same for the GPU preset."""
@@ -110,6 +117,26 @@ def test_every_network_gets_sfmnets_budget(network):
     assert candidate['train']['pixel_opt']['type'] == reference['train']['pixel_opt']['type'] == 'MSELoss'
     shared = [o for o in DEMO_NETWORKS[0].presets['gpu'] if not o.startswith('network_g:')]
     assert [o for o in network.presets['gpu'] if not o.startswith('network_g:')] == shared
+
+
+def test_dic_gets_sfmnets_budget_with_landmarks_and_no_flips_and_its_gpu_preset_is_the_released_network():
+    from basicsr.archs import build_network
+
+    network = next(network for network in DEMO_NETWORKS if network.label == 'DIC')
+    reference, candidate = (load_merged_options(n.train_options) for n in (DEMO_NETWORKS[0], network))
+    assert network.landmarks == 68 and candidate['model_type'] == 'DICModel'
+    train, reference_train = dict(candidate['datasets']['train']), reference['datasets']['train']
+    assert train.pop('landmarks') == 68 and train.pop('skip_faces_without_landmarks')
+    assert train.pop('use_hflip') is False and train.pop('heatmap_sigma') == 1
+    assert train == {key: value for key, value in reference_train.items() if key != 'use_hflip'}
+    for key in ('scale', 'manual_seed', 'val', 'logger'):
+        assert candidate[key] == reference[key], key
+    for key in ('optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'pixel_opt'):
+        assert candidate['train'][key] == reference['train'][key], key
+    assert candidate['train']['heatmap_opt']['loss_weight'] == 0.1
+    gpu = apply_overrides(load_merged_options(network.train_options), network.presets['gpu'])
+    with torch.device('meta'):
+        assert sum(p.numel() for p in build_network(dict(gpu['network_g'])).parameters()) == 21_803_849
 
 
 def test_the_gpu_preset_trains_the_full_size_sfmnet():
@@ -126,7 +153,7 @@ def test_the_gpu_preset_trains_the_full_size_sfmnet():
     assert len(full.interactions) == 14
 
 
-@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN'])
+@pytest.mark.parametrize('network', ['SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'CTCNet', 'UFSRNet', 'SISN', 'DIC'])
 def test_the_demo_test_option_files_test_the_networks_the_demo_trains(network, repo_root):
     train, test = (load_merged_options(os.path.join(repo_root, 'options', f'demo_{kind}{network}_x8.yml'))
                    for kind in ('', 'test_'))
@@ -153,7 +180,7 @@ def tiny_family(tmp_path, monkeypatch, write_tiny_face_set, tiny_demo_presets):
     monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))  # experiments/ and demo_output/ in tmp_path
     monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
     monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks(tiny_demo_presets))
-    demo.main(['--networks', 'SFMNet', 'SPARNet', 'SMLNet', '--iterations', '2', '--threads', '1'])
+    demo_cli.main(['--family', '--iterations', '2', '--threads', '1'])
     return tmp_path, tmp_path / 'demo_output'
 
 
@@ -197,15 +224,32 @@ def test_tiny_family_demo_writes_the_benchmarks_table_of_bicubic_and_the_three(t
     assert '| SMLNet |' in (output / 'table.md').read_text()
 
 
-@pytest.mark.parametrize('label', ['WFEN'])
+def test_the_gpu_preset_restores_the_official_ctcnet():
+    from basicsr.archs import build_network
+
+    network = next(network for network in DEMO_NETWORKS if network.label == 'CTCNet')
+    gpu = apply_overrides(load_merged_options(network.train_options), network.presets['gpu'])
+    with torch.device('meta'):
+        full = build_network(dict(gpu['network_g']))
+    assert count_parameters(full) == 24_404_917  # as tests/archs/test_ctcnet_arch.py counts it
+
+
+@pytest.mark.parametrize('label', ['WFEN', 'CTCNet', 'UFSRNet', 'SISN', 'DIC'])
 def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatch, write_tiny_face_set,
                                                      tiny_demo_presets):
-    """One tiny demo run per zoo network: ``--networks <it> --iterations 3`` ends with its row next to bicubic."""
+    """One tiny demo run per zoo network: ``--networks <it> --iterations 3`` ends with its row next to bicubic; a
+    network that reads landmarks (DIC) gets dlib's points of the training faces, and only then."""
     monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))
     monkeypatch.setattr(demo, 'gather_faces', write_tiny_face_set)
     monkeypatch.setattr(demo, 'DEMO_NETWORKS', tiny_demo_networks(tiny_demo_presets))
-    assert demo.main(['--networks', label, '--iterations', '3', '--threads', '1']) is None  # exit status 0
+    assert demo_cli.main(['--networks', label, '--iterations', '3', '--threads', '1']) is None  # exit status 0
     output = tmp_path / 'demo_output'
     assert list(read_table(output / 'table.csv')) == ['Bicubic', label]
     checkpoint = load_checkpoint_file(str(output / 'models' / f'{label}.safetensors'))
     assert checkpoint['network_g']['type'] == label and (output / f'infer_{label}.sh').is_file()
+    reads_landmarks = next(network.landmarks for network in DEMO_NETWORKS if network.label == label) == 68
+    assert (output / 'lmdb' / 'train_HR.lmdb' / 'landmarks_68.txt').is_file() == reads_landmarks
+    assert not (output / 'lmdb' / 'test_HR.lmdb' / 'landmarks_68.txt').exists()
+    if reads_landmarks:  # its heatmap loss ran at every iteration (the tiny preset logs each one)
+        log = next((tmp_path / 'experiments' / f'demo_{label}_x8').glob('train_*.log')).read_text()
+        assert len(re.findall(r'l_heatmap: [0-9.e+-]+', log)) == 3

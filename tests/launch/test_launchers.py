@@ -100,13 +100,15 @@ def test_auto_resume_after_kill_continues_from_last_state(toy_run, tmp_path, lau
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(toy_run, free_port, read_training_log, run_launcher, toy_base_options):
+    # the documented form (docs/training.md): each rank runs the module, and restarts once for the OpenMP setting
     args = ['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
-            'sfmnet_plugin/train.py', '-opt', toy_run['options'], '--launcher', 'pytorch',
+            '-m', 'sfmnet_plugin.train', '-opt', toy_run['options'], '--launcher', 'pytorch',
             '--force_yml', 'name=toy_ddp']
     run_launcher(args, toy_run['root'])
     experiment = toy_run['experiment'] / 'toy_ddp'
     log = read_training_log(experiment)
     assert 'world_size: 2' in log and 'DistributedDataParallel' in log
+    assert 'backend: gloo' in log and 'backend: nccl' not in log  # the logged options say what runs on CPU
     from basicsr.archs import build_network
 
     net = build_network(toy_base_options('unused')['network_g'])
@@ -156,18 +158,17 @@ def test_torchrun_two_nodes_equals_one_node_with_two_processes(toy_run, free_por
 STOP_AT_STATE = '''
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-import sfmnet_plugin  # noqa: F401  (the fixes, the patched save_training_state included)
-from basicsr.models.base_model import BaseModel
+from sfmnet_plugin.compat.model_methods import PluginModelMethods  # what every model of a launcher run saves with
 from sfmnet_plugin.train import main
 
-upstream = BaseModel.save_training_state
+upstream = PluginModelMethods.save_training_state
 
 def save_training_state(self, epoch, current_iter):
     upstream(self, epoch, current_iter)
     if current_iter == {stop_at}:
         os.kill(os.getpid(), signal.SIGTERM)  # as a cluster's pre-emption would, right after the checkpoint
 
-BaseModel.save_training_state = save_training_state
+PluginModelMethods.save_training_state = save_training_state
 main()
 '''
 

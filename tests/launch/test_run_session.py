@@ -1,15 +1,13 @@
-"""A newcomer's first run: reproducible weights, a one-screen terminal, a correct ETA, one final validation,
-helpful --help texts, and CPU thread settings that share a machine."""
+"""A newcomer's first run: reproducible weights, a one-screen terminal, a correct ETA, one final validation and
+helpful --help texts."""
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from sfmnet_plugin.launch import cli as launcher_cli
-from sfmnet_plugin.utils import cpu_threads
 
 
 @pytest.fixture(scope='module')
@@ -94,101 +92,3 @@ def test_prepare_celeba_help_shows_its_real_output_default(repo_root):
     text = ' '.join(result.stdout.split())
     assert 'default: datasets/CelebA, or datasets/CelebA_aligned with --protocol aligned' in text
     assert 'default: None' not in text
-
-
-def test_wait_policy_default_is_set_only_before_torch_and_never_over_a_user_value():
-    environ = {}
-    assert cpu_threads.set_openmp_wait_policy_default(environ, modules={}) is True
-    assert environ == {'GOMP_SPINCOUNT': '10000'}
-    for user_setting in ({'OMP_WAIT_POLICY': 'PASSIVE'}, {'GOMP_SPINCOUNT': '0'}):
-        environ = dict(user_setting)
-        assert cpu_threads.set_openmp_wait_policy_default(environ, modules={}) is False
-        assert environ == user_setting
-    environ = {}
-    assert cpu_threads.set_openmp_wait_policy_default(environ, modules={'torch': torch}) is False
-    assert environ == {}
-
-
-# Prints GOMP_SPINCOUNT at the moment torch is first imported (when torch loads libgomp, which reads it once),
-# then runs the statement given as argv[1] with the rest of argv as the command line.
-TORCH_LOAD_PROBE = '''
-import os, runpy, sys
-
-class TorchLoadProbe:
-    def find_spec(self, name, path=None, target=None):
-        if name == 'torch':
-            print('torch loads with GOMP_SPINCOUNT', os.environ.get('GOMP_SPINCOUNT'), flush=True)
-            sys.meta_path.remove(self)
-
-sys.meta_path.insert(0, TorchLoadProbe())
-statement, sys.argv = sys.argv[1], sys.argv[2:]
-exec(statement)
-'''
-
-
-@pytest.fixture(scope='session')
-def torch_load_spin_counts(launcher_env, repo_root):
-    def torch_load_spin_counts(statement, *argv):
-        """What GOMP_SPINCOUNT was each time torch loaded, running ``statement`` as a program without a wait setting."""
-        env = dict(launcher_env(repo_root))
-        env.pop('OMP_WAIT_POLICY', None)
-        env.pop('GOMP_SPINCOUNT', None)
-        result = subprocess.run([sys.executable, '-c', TORCH_LOAD_PROBE, statement, *argv], cwd=repo_root, env=env,
-                                capture_output=True, text=True, timeout=240)
-        lines = result.stdout.splitlines()
-        return [line.split()[-1] for line in lines if line.startswith('torch loads')], lines, result
-
-    return torch_load_spin_counts
-
-
-def test_import_alone_leaves_the_spin_count_unset(torch_load_spin_counts):
-    statement = 'import sfmnet_plugin, os; print("after", os.environ.get("GOMP_SPINCOUNT"))'
-    loads, lines, _ = torch_load_spin_counts(statement)
-    assert loads == ['None'] and lines[-1] == 'after None'
-
-
-@pytest.mark.parametrize('script', ['sfmnet_plugin/train.py', 'sfmnet_plugin/test.py', 'basicsr/train.py',
-                                    'basicsr/test.py'])
-def test_script_launchers_set_the_spin_count_before_torch_loads(script, torch_load_spin_counts):
-    loads, _, result = torch_load_spin_counts('runpy.run_path(sys.argv[0], run_name="__main__")', script, '--help')
-    assert result.returncode == 0 and 'examples:' in result.stdout
-    assert loads == ['10000']
-
-
-def test_entry_points_never_override_a_user_setting():
-    from sfmnet_plugin.utils.cpu_tuning import apply_process_settings
-
-    for user_setting in ({'OMP_WAIT_POLICY': 'PASSIVE'}, {'GOMP_SPINCOUNT': '0'}):
-        environ = dict(user_setting, SFMNET_RETURN_FREED_MEMORY='1')
-        apply_process_settings(restart=True, environ=environ, modules={'torch': torch})  # no restart: returns
-        assert environ == dict(user_setting, SFMNET_RETURN_FREED_MEMORY='1')
-
-
-def test_entry_points_restart_once_when_torch_was_loaded_first(torch_load_spin_counts):
-    """``sfmnet-train`` and ``python -m sfmnet_plugin.train`` import torch (through the package) before their main
-    runs: once a run is about to start, the launcher re-executes its command line with the variable set."""
-    statement = ('import sfmnet_plugin; from sfmnet_plugin.utils.cpu_tuning import apply_process_settings; '
-                 'apply_process_settings(restart=True); print("run")')
-    loads, lines, result = torch_load_spin_counts(statement)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert loads == ['None', '10000'] and lines.count('run') == 1
-
-
-def test_busy_machine_warning():
-    assert cpu_threads.busy_machine_warning(2, cpus=2, others=0) is None
-    assert cpu_threads.busy_machine_warning(1, cpus=2, others=1) is None
-    warning = cpu_threads.busy_machine_warning(2, cpus=2, others=1)
-    assert warning.startswith('the machine is busy (1 other running process on 2 CPUs, 2 threads here)')
-
-
-def test_other_runnable_processes_does_not_count_this_one():
-    """This process is running while it reads /proc/loadavg; a busy child process is one more."""
-    alone = cpu_threads.other_runnable_processes()
-    busy = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
-    try:
-        time.sleep(0.5)
-        with_busy_child = cpu_threads.other_runnable_processes(samples=9)
-    finally:
-        busy.kill()
-        busy.wait()
-    assert alone is not None and with_busy_child >= 1

@@ -116,6 +116,9 @@ def test_missing_fid_weights_is_one_line_naming_the_file(tmp_path, monkeypatch):
     message = str(error.value)
     assert '\n' not in message and FID_INCEPTION_WEIGHTS.filename == 'pt_inception-2015-12-05-6726825d.pth'
     assert FID_INCEPTION_WEIGHTS.filename in message and str(tmp_path) in message
+    assert "set 'val.fid.weights_path' in the options" in message  # the option that exists
+    with pytest.raises(FileNotFoundError, match='pass --fid-weights'):
+        fid_inception(option_name='--fid-weights')
 
 
 # ---------------------------------------------------------------------------------------------- NIQE

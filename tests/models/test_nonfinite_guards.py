@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+from sfmnet_plugin.compat.resume import load_resume_state
 from sfmnet_plugin.utils.nonfinite import NonFiniteError, check_finite_losses
 
 
@@ -92,8 +93,6 @@ def test_fine_tuning_from_non_finite_weights_is_refused(tmp_path, build_seeded_m
 
 def test_resuming_from_a_non_finite_state_is_refused(tmp_path, capsys):
     """An explicit path.resume_state is refused; --auto_resume skips it (with a warning) for the newest sound one."""
-    import basicsr.train
-
     from sfmnet_plugin.utils.safe_loading import NonFiniteWeightsError
 
     states = tmp_path / 'training_states'
@@ -103,8 +102,8 @@ def test_resuming_from_a_non_finite_state_is_refused(tmp_path, capsys):
     torch.save(dict(sound, iter=4, optimizers=[{'state': {0: {'exp_avg': torch.tensor([0., float('nan'), 0.])}}}]),
                states / '4.state')
     with pytest.raises(NonFiniteWeightsError, match=r'4.state: refused, tensor optimizers.0.state.0.exp_avg'):
-        basicsr.train.load_resume_state({'auto_resume': False, 'num_gpu': 0,
+        load_resume_state({'auto_resume': False, 'num_gpu': 0,
                                          'path': {'resume_state': str(states / '4.state')}})
     opt = {'auto_resume': True, 'num_gpu': 0, 'path': {'training_states': str(states)}}
-    assert basicsr.train.load_resume_state(opt)['iter'] == 2
+    assert load_resume_state(opt)['iter'] == 2
     assert '4.state: refused, tensor optimizers.0.state.0.exp_avg is not finite' in capsys.readouterr().err

@@ -20,7 +20,7 @@ from sfmnet_plugin.prep.face_crop import (
     square_from_bbox,
     square_from_five_points,
 )
-from sfmnet_plugin.prep.outputs import OWNER_MARKER
+from sfmnet_plugin.prep.output_folders import OWNER_MARKER
 from sfmnet_plugin.tools.prepare_celeba import main as prepare_celeba
 
 SCALES = (4, 8, 16)

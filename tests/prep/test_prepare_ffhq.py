@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from sfmnet_plugin.data.degraded_face_dataset import DegradedFaceDataset
-from sfmnet_plugin.prep.outputs import OWNER_MARKER
+from sfmnet_plugin.prep.output_folders import OWNER_MARKER
 from sfmnet_plugin.tools.prepare_ffhq import main as cli
 from sfmnet_plugin.tools.prepare_ffhq import run as prepare_ffhq
 

@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from sfmnet_plugin.compat import hardening
+from sfmnet_plugin.compat.resume import load_resume_state
 from sfmnet_plugin.config.option_files import OptionFileError, load_merged_options
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file, load_yaml_file
 
@@ -42,9 +43,7 @@ def test_auto_resume_never_unpickles_code(tmp_path, capsys, malicious_torch_file
     marker = tmp_path / 'MARKER'
     good_state(tmp_path / '2.state', 2)
     malicious_torch_file(tmp_path / '4.state', marker)
-    import basicsr.train
-
-    state = basicsr.train.load_resume_state(resume_opt(tmp_path))
+    state = load_resume_state(resume_opt(tmp_path))
     assert not marker.exists()
     assert state['iter'] == 2  # fell back to the newest state that is plain data
     warning = capsys.readouterr().err
@@ -54,10 +53,8 @@ def test_auto_resume_never_unpickles_code(tmp_path, capsys, malicious_torch_file
 def test_explicit_resume_state_refuses_a_pickle_with_code(tmp_path, malicious_torch_file):
     marker = tmp_path / 'MARKER'
     state_path = malicious_torch_file(tmp_path / '4.state', marker)
-    import basicsr.train
-
     with pytest.raises(UnsafeOrInvalidFileError, match=re.escape(state_path)):
-        basicsr.train.load_resume_state(resume_opt(tmp_path, auto_resume=False, resume_state=state_path))
+        load_resume_state(resume_opt(tmp_path, auto_resume=False, resume_state=state_path))
     assert not marker.exists()
 
 
@@ -69,9 +66,7 @@ def test_auto_resume_skips_a_broken_newest_state_naming_it(tmp_path, capsys, con
         data = (tmp_path / '4.state').read_bytes()
         content = data[:len(data) // 2]
     (tmp_path / '4.state').write_bytes(content)
-    import basicsr.train
-
-    state = basicsr.train.load_resume_state(resume_opt(tmp_path))
+    state = load_resume_state(resume_opt(tmp_path))
     assert state['iter'] == 2
     err = capsys.readouterr().err
     assert str(tmp_path / '4.state') in err and len(err.strip().splitlines()) == 1
@@ -79,9 +74,7 @@ def test_auto_resume_skips_a_broken_newest_state_naming_it(tmp_path, capsys, con
 
 def test_auto_resume_without_any_readable_state_starts_fresh(tmp_path):
     (tmp_path / '4.state').write_bytes(b'')
-    import basicsr.train
-
-    assert basicsr.train.load_resume_state(resume_opt(tmp_path)) is None
+    assert load_resume_state(resume_opt(tmp_path)) is None
 
 
 def test_basicsr_load_network_refuses_a_pickle_with_code(tmp_path, malicious_torch_file):

@@ -8,7 +8,7 @@ Each source image becomes a :class:`Job` (its key, file path and crop). Worker p
 unusable crops are skipped, odd colour modes are converted, and both are reported by file name.
 
 Outputs appear atomically: everything is built under ``<final>.partial`` and swapped into
-``<final>`` at the end (:func:`~sfmnet_plugin.prep.outputs.build_atomically`), so a run
+``<final>`` at the end (:func:`~sfmnet_plugin.prep.output_folders.build_atomically`), so a run
 killed at any moment leaves the old complete output or the new complete one, and the next run
 removes the leftover. Nothing is deleted that the tools did not create.
 """
@@ -17,17 +17,19 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from os import path as osp
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from sfmnet_plugin.data.downsample import check_divisible, check_downsampler, downsample
+from sfmnet_plugin.data.face_landmarks import check_points
 from sfmnet_plugin.data.image_io import PNG_COMPRESS_LEVEL, ImageDecodeError, encode_png, read_rgb_image
 from sfmnet_plugin.prep.face_crop import SkipImage
+from sfmnet_plugin.prep.landmarks import add_lmdb_landmarks, check_landmark_models
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter, check_lmdb_key
-from sfmnet_plugin.prep.outputs import (  # noqa: F401  (build_atomically: also used by prep_folder)
+from sfmnet_plugin.prep.output_folders import (  # noqa: F401  (build_atomically: also used by prep_folder)
     PARTIAL_SUFFIX,
     build_atomically,
     recover_interrupted_swap,
@@ -73,14 +75,18 @@ class SampleSpec:
     scales: one LR image per scale, made from the HR by ``downsampler``.
     min_crop_size: skip faces whose crop side in the source photo is below this (in pixels);
         upscaling a tiny face to the HR size gives a blurred "HR" image.
+    landmarks: 68 also stores dlib's landmarks of every HR face beside HR.lmdb (:mod:`sfmnet_plugin.prep.landmarks`).
     """
-    hr_size: Optional[int] = 128
+    hr_size: int | None = 128
     scales: Tuple[int, ...] = (4, 8, 16)
     downsampler: str = 'pil_bicubic'
     min_crop_size: int = 0
+    landmarks: int | None = None
 
     def __post_init__(self):
         check_downsampler(self.downsampler, '--downsampler')
+        if self.landmarks is not None:
+            check_points(self.landmarks, '--landmarks')
         if self.hr_size is not None:
             for scale in self.scales:
                 check_divisible(self.hr_size, self.hr_size, scale, f'--hr-size {self.hr_size}')
@@ -99,8 +105,8 @@ class Sample:
     key: str
     source: str
     images: Dict[str, Tuple[bytes, Tuple[int, int, int]]] = field(default_factory=dict)
-    converted_from: Optional[str] = None
-    skip_reason: Optional[str] = None
+    converted_from: str | None = None
+    skip_reason: str | None = None
 
 
 def make_sample(job, spec):
@@ -160,7 +166,7 @@ class PrepSummary:
 class Target:
     """Where one label goes: an LMDB folder and, optionally, a PNG folder."""
     lmdb_path: str
-    png_dir: Optional[str] = None
+    png_dir: str | None = None
 
 
 def _make_sample_task(task):
@@ -272,12 +278,16 @@ def prepare_split(out_root, split, jobs, spec, workers, save_png=False, overwrit
         return None
     if not jobs:
         raise DataPrepError(f'Split {split!r} has no images.')
+    if spec.landmarks:
+        check_landmark_models(spec.landmarks)
     check_job_keys(jobs, f'split {split!r}')
     os.makedirs(out_root, exist_ok=True)
     with build_atomically(final_dir, is_split_output) as partial_dir:
         summary = write_samples(jobs, spec, split_targets(partial_dir, spec.labels, save_png), workers, split)
         if summary.written == 0:
             raise DataPrepError(f'[{split}] none of the {len(jobs)} images could be used (see the messages above).')
+        if spec.landmarks:
+            add_lmdb_landmarks(osp.join(partial_dir, f'{HR_LABEL}.lmdb'), spec.landmarks, workers)
         report = [str(summary), contents_line(spec.labels, save_png, summary.written), *summary.report_lines()]
         atomic_write_bytes(osp.join(partial_dir, REPORT_NAME), ''.join(f'{line}\n' for line in report).encode('utf-8'))
     print(f'{summary} -> {final_dir}')

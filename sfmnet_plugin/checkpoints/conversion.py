@@ -1,6 +1,7 @@
 """What every checkpoint converter shares: unwrapping, ``module.`` prefixes and the name-and-shape check."""
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
 import torch
 
@@ -26,12 +27,12 @@ class OfficialNetwork:
     convert: Callable = field(compare=False, repr=False)
 
 
-def strip_module_prefix(state_dict) -> dict:
+def strip_module_prefix(state_dict: Mapping[str, Any]) -> dict:
     """Remove the ``module.`` prefix that (Distributed)DataParallel adds to every key."""
     return {key[len('module.'):] if key.startswith('module.') else key: t for key, t in state_dict.items()}
 
 
-def unwrap_checkpoint(checkpoint):
+def unwrap_checkpoint(checkpoint: Any) -> Any:
     """The state dict inside a checkpoint: BasicSR's ``params_ema``/``params``, a ``state_dict`` entry, or itself."""
     for key in ('params_ema', 'params', 'state_dict'):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
@@ -39,7 +40,8 @@ def unwrap_checkpoint(checkpoint):
     return checkpoint
 
 
-def format_keys(title, keys, limit=20):
+def format_keys(title: str, keys: Iterable[str], limit: int = 20) -> str:
+    """``title (count): key, key, ... (N more)``, the keys sorted, at most ``limit`` shown."""
     keys = sorted(keys)
     shown = ', '.join(keys[:limit]) + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
     return f'{title} ({len(keys)}): {shown}'
