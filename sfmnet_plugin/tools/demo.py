@@ -69,11 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
-    try:
-        run_demo(args.networks, args.output, args.preset, args.iterations, args.threads, args.cache_dir, args.jitter,
-                 args.seed)
-    except ValueError as error:
-        raise SystemExit(f'sfmnet-demo: {error}') from None
+    # a ValueError (a bad --threads or --iterations, an output the guard refuses) is one line: console_script
+    run_demo(args.networks, args.output, args.preset, args.iterations, args.threads, args.cache_dir, args.jitter,
+             args.seed)
 
 
 if __name__ == '__main__':
