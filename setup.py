@@ -69,6 +69,7 @@ setup(
             'sfmnet-train = sfmnet_plugin.train:main',
             'sfmnet-test = sfmnet_plugin.test:main',
             'sfmnet-convert-official = sfmnet_plugin.tools.convert_official:main',
+            'sfmnet-convert = sfmnet_plugin.tools.convert:main',
             'sfmnet-infer = sfmnet_plugin.tools.infer:main',
             'sfmnet-restore = sfmnet_plugin.tools.restore:main',
             'sfmnet-demo = sfmnet_plugin.tools.demo:main',

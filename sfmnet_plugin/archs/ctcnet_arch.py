@@ -33,7 +33,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
 from sfmnet_plugin.archs.ctcnet_blocks import ChannelAttention, LocalGlobalBlock, MultiScaleBlock, Scale
-from sfmnet_plugin.archs.pil_resize import upsample_lr_face
+from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
 
 SIZE_MULTIPLE = 8  # three stride-2 stages; the skip concatenations need the sizes to halve exactly
 
@@ -64,6 +64,8 @@ class CTCNet(nn.Module):
             ``11c -> 4c``). Only the default matches the released weights; smaller widths are for quick runs.
         sigmoid_gate: apply the sigmoid that each bottleneck block constructs to its ``compress2`` gate (a fix; the
             official network, and so its weights, never applies it: ``docs/fidelity.md`` §C4).
+        lr_resize: ``'pil_uint8'`` (default): the LR upsampled bit for bit as the official loader's PIL resize of the
+            8-bit image; ``'pil_float'``: the same bicubic on the float values (no rounding or clipping).
         official_init: re-initialise as the official training did (conv, transposed-conv and linear weights
             N(0, 0.02), their biases 0, BatchNorm weights N(1, 0.02) and biases 0); off means PyTorch's defaults.
 
@@ -71,8 +73,10 @@ class CTCNet(nn.Module):
     multiple of 8. The official network was only ever run at 128 x 128.
     """
 
-    def __init__(self, upscale: int = 8, num_feat: int = 32, sigmoid_gate: bool = False, official_init: bool = False):
+    def __init__(self, upscale: int = 8, num_feat: int = 32, sigmoid_gate: bool = False, official_init: bool = False,
+                 lr_resize: str = 'pil_uint8'):
         super().__init__()
+        self.lr_resize = check_lr_resize(lr_resize, type(self).__name__)
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'CTCNet upscale must be a positive integer, got {upscale!r}.')
         if not isinstance(num_feat, int) or num_feat < 1:
@@ -118,7 +122,8 @@ class CTCNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``B x 3 x h x w`` LR in [0, 1] -> ``B x 3 x H x W`` SR in [0, 1] (not clamped)."""
-        upsampled = upsample_lr_face(x, self.upscale, SIZE_MULTIPLE, 'its 3 stride-2 stages', 'CTCNet') * 2 - 1
+        upsampled = upsample_lr_face(x, self.upscale, SIZE_MULTIPLE, 'its 3 stride-2 stages', 'CTCNet',
+                                     self.lr_resize) * 2 - 1
         x = self.res_layers_down1_pre(self.head(upsampled))    # 32 @ H
         x1 = self.res_layers_down1(self.down1(x))              # 64 @ H/2
         x2 = self.res_layers_down2(self.down2(x1))             # 128 @ H/4

@@ -62,7 +62,8 @@ def _tables(height, width, like):
 
 def rfft2_real(x):
     """``torch.fft.rfft2(x, norm='backward')`` as ``(real, imag)``, ``B x C x H x (W//2+1)`` each."""
-    height, width = x.shape[-2:]
+    # int(): TorchScript tracing (the ONNX export) sees sizes as tensors; the tables are constants of the graph
+    height, width = int(x.shape[-2]), int(x.shape[-1])
     cos_h, sin_h, cos_w, sin_w, _, _ = _tables(height, width, x)
     real_w, imag_w = x @ cos_w, -(x @ sin_w)  # along W: e^{-i theta}
     real, imag = cos_h @ real_w + sin_h @ imag_w, cos_h @ imag_w - sin_h @ real_w  # along H: (C - iS)(R + iI)
@@ -87,7 +88,7 @@ def irfft2_real(real, imag, size):
 
     Like the C2R transform, the imaginary parts of the DC and Nyquist columns are ignored.
     """
-    height, width = size
+    height, width = int(size[0]), int(size[1])
     cos_h, sin_h, _, _, inverse_cos_w, inverse_sin_w = _tables(height, width, real)
     real_h = (cos_h @ real - sin_h @ imag) / height  # along H: (C + iS)(R + iI) / H
     imag_h = (sin_h @ real + cos_h @ imag) / height

@@ -30,7 +30,7 @@ has no activation where the other two do; the output is ``tanh(LReLU(conv)) + x`
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import upsample_lr_face
+from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
 from sfmnet_plugin.archs.sparnet_blocks import official_init_
 from sfmnet_plugin.archs.ufsrnet_blocks import DistillNAFBlock, haar_dwt, haar_iwt
 
@@ -58,6 +58,8 @@ class UFSRNet(nn.Module):
         shared_bottleneck_block: True (official, the released weights were trained with it): level 2 calls
             ``i_l2_Block2`` as its second block, which the bottleneck calls again. False: level 2 is built like
             levels 0 and 1 (LReLU, then its own depthwise conv ``d_l2_Block2``); the state-dict names are the same.
+        lr_resize: ``'pil_uint8'`` (default): the LR upsampled bit for bit as the official loader's PIL resize of the
+            8-bit image; ``'pil_float'``: the same bicubic on the float values (no rounding or clipping).
         official_init: re-initialise as the official training did (every conv weight N(0, 0.02), bias 0; the
             LayerNorms keep (1, 0) and ``beta``/``gamma`` their zeros); off means PyTorch's default initialisation.
         num_feat: the head's width ``C`` (32, which the official code hard-codes); the levels have ``2C``, ``4C`` and
@@ -68,8 +70,9 @@ class UFSRNet(nn.Module):
     """
 
     def __init__(self, upscale: int = 8, shared_bottleneck_block: bool = True, official_init: bool = False,
-                 num_feat: int = NUM_FEAT):
+                 num_feat: int = NUM_FEAT, lr_resize: str = 'pil_uint8'):
         super().__init__()
+        self.lr_resize = check_lr_resize(lr_resize, type(self).__name__)
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'UFSRNet upscale must be a positive integer, got {upscale!r}.')
         if not isinstance(num_feat, int) or num_feat < 1:
@@ -106,7 +109,7 @@ class UFSRNet(nn.Module):
     def upsample_input(self, x: Tensor) -> Tensor:
         """``B x 3 x h x w`` LR -> ``B x 3 x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
         return upsample_lr_face(x, self.upscale, 2 ** NUM_LEVELS, f'its {NUM_LEVELS} Haar levels',
-                                type(self).__name__)
+                                type(self).__name__, self.lr_resize)
 
     def _gated(self, d: Tensor, first: nn.Module, second: nn.Module, gate: nn.Module, act_first: bool = True):
         """``second(act(first(d))) * gate(d) + d``: the encoder's gated pair."""

@@ -30,7 +30,7 @@ contract. The window sizes make the image side a multiple of 32 (the 8x8 windows
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import upsample_lr_face
+from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
 from sfmnet_plugin.archs.sparnet_blocks import official_init_
 from sfmnet_plugin.archs.wfen_blocks import FrequencyDualTransformer as FDT
 from sfmnet_plugin.archs.wfen_blocks import WaveletDownsample, WaveletUpsample, pointwise_block
@@ -59,6 +59,8 @@ class WFEN(nn.Module):
         full_residual: in every transformer block the official skip around the feed-forward carries only the
             attention output, so the block input reaches the output only through a LayerNorm. False (default) keeps
             that; True adds the block input back too (the usual pre-norm residual). Same weights either way.
+        lr_resize: ``'pil_uint8'`` (default): the LR upsampled bit for bit as the official loader's PIL resize of the
+            8-bit image; ``'pil_float'``: the same bicubic on the float values (no rounding or clipping).
         official_init: re-initialise as the official training did (every conv weight N(0, 0.02), biases 0);
             off means PyTorch's default initialisation. The Haar filters are never re-initialised.
 
@@ -67,8 +69,10 @@ class WFEN(nn.Module):
     """
 
     def __init__(self, upscale: int = 8, in_channels: int = 3, min_ch: int = 40, res_depth: int = 6,
-                 symmetric_shift: bool = False, full_residual: bool = False, official_init: bool = False):
+                 symmetric_shift: bool = False, full_residual: bool = False, official_init: bool = False,
+                 lr_resize: str = 'pil_uint8'):
         super().__init__()
+        self.lr_resize = check_lr_resize(lr_resize, type(self).__name__)
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'WFEN upscale must be a positive integer, got {upscale!r}.')
         if res_depth < 1:
@@ -109,7 +113,8 @@ class WFEN(nn.Module):
     def upsample_input(self, x: Tensor) -> Tensor:
         """``B x 3 x h x w`` LR -> ``B x 3 x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
         return upsample_lr_face(x, self.upscale, self.size_multiple,
-                                f'its windows ({self.size_multiple} = 8x8 windows at 1/4 size)', type(self).__name__)
+                                f'its windows ({self.size_multiple} = 8x8 windows at 1/4 size)', type(self).__name__,
+                                self.lr_resize)
 
     def forward(self, x: Tensor) -> Tensor:
         """``B x 3 x h x w`` LR in [0, 1] -> ``B x 3 x H x W`` SR in [0, 1] (not clamped)."""

@@ -246,7 +246,7 @@ def _cost_note(device, latency_repeats, load_average):
         return f'{macs} Latency not measured.'
     where = torch.cuda.get_device_name() if device != 'cpu' and torch.cuda.is_available() else \
         f'CPU ({platform.processor() or platform.machine()}, torch threads: {torch.get_num_threads()})'
-    return (f'{macs} Latency: median of {latency_repeats} batch-1 forward passes on {where}; load average '
+    return (f'{macs} Latency: median of {latency_repeats} batch-1 forward passes on {where}; 1-minute system load '
             f'{load_average:.1f} when measured.')
 
 

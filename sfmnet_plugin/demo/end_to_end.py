@@ -289,5 +289,5 @@ def _run_steps(networks, root, output, output_name, preset, iterations, threads,
     for network, command in zip(networks, commands):
         print(f'Your own 16x16 faces with the trained {network.label} (from {osp.dirname(output)}):\n    {command}\n'
               f'    (or: bash {osp.join(output_name, f"infer_{network.label}.sh")})')
-    print(f'\nsfmnet-demo took {time.monotonic() - started:.0f} s (load average {os.getloadavg()[0]:.1f}).')
+    print(f'\nsfmnet-demo took {time.monotonic() - started:.0f} s (1-minute system load {os.getloadavg()[0]:.1f}).')
 

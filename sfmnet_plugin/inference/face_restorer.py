@@ -31,13 +31,12 @@ from PIL import Image
 from sfmnet_plugin.checkpoints import (
     CheckpointConversionError,
     convert_official_checkpoint,
-    format_keys,
     recognise_official_checkpoint,
     strip_module_prefix,
     unwrap_checkpoint,
 )
 from sfmnet_plugin.checkpoints.io import load_checkpoint_file, stored_network_options
-from sfmnet_plugin.checkpoints.sfmnet import sfmnet_options_of
+from sfmnet_plugin.checkpoints.mismatch import weights_mismatch
 from sfmnet_plugin.inference.network_options import (
     SCALE_OPTION_NAMES,
     InferenceError,
@@ -91,24 +90,10 @@ def load_checkpoint(path, param_key=None, keep_unused_attention=True):
 
 def load_weights(model, state_dict, path, options):
     """Load strictly; on a mismatch raise an error naming a few offending keys (for SFMNet: the differing options)."""
-    network_sd = model.state_dict()
-    expected = {key: tuple(t.shape) for key, t in network_sd.items()}
-    missing, unexpected = set(expected) - set(state_dict), set(state_dict) - set(expected)
-    mismatched = [f'{key} {tuple(state_dict[key].shape)} vs {expected[key]}'
-                  for key in sorted(set(expected) & set(state_dict)) if tuple(state_dict[key].shape) != expected[key]]
-    if not (missing or unexpected or mismatched):
+    lines = weights_mismatch(model.state_dict(), state_dict)
+    if not lines:
         model.load_state_dict(state_dict, strict=True)
         return
-    lines = [format_keys(title, keys, limit=3) for title, keys in
-             [('missing keys', missing), ('unexpected keys', unexpected),
-              ('shape mismatches (checkpoint vs network)', mismatched)] if keys]
-    sfmnet_key = 'spatial_branch.head.conv.weight'
-    if sfmnet_key in state_dict and sfmnet_key in network_sd:  # both SFMNet: name the options that differ
-        ours, theirs = sfmnet_options_of(network_sd), sfmnet_options_of(state_dict)
-        if theirs['num_levels'] != ours['num_levels']:
-            del ours['fusion_positions']  # follows from num_levels: naming it too would only add noise
-        lines += [f'the checkpoint has {name} {theirs[name]} but the network has {ours[name]}'
-                  for name in ours if theirs[name] != ours[name]]
     raise InferenceError(f'checkpoint {path} does not fit network_g {options}:\n  ' + '\n  '.join(lines)
                          + '\nSet the matching network_g options with --opt or --arch-json.')
 

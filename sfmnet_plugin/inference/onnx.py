@@ -11,6 +11,7 @@ DFT translation does not reproduce ``rfft2``/``irfft2`` (measured: outputs 2e-2 
 options, the LR size and the parameter count as metadata, which :class:`OnnxNetwork` reads back.
 """
 import json
+import warnings
 from contextlib import contextmanager
 from os import path as osp
 
@@ -63,25 +64,63 @@ def dft_by_matmul(net):
             block.dft_by_matmul = value
 
 
-def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET):
+def _traced_graph_runs_any_batch(temporary, example):
+    """Whether the traced graph at ``temporary`` runs a batch other than the traced one. Tracing records a Python int
+    taken from a shape (e.g. ``b, c, h, w = x.shape`` fed to a reshape) as a constant, so a graph can come out fixed
+    to the example's batch; ONNX Runtime then fails on another batch. Without onnxruntime it cannot be checked."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return True
+    other = torch.rand(example.shape[0] + 1, *example.shape[1:]).numpy()
+    try:
+        session = onnxruntime.InferenceSession(temporary, providers=['CPUExecutionProvider'])
+        (sr,) = session.run(None, {'lr': other})
+    except Exception:  # ONNX Runtime's own error types: a reshape of the wrong size, above all
+        return False
+    return sr.shape[0] == other.shape[0]
+
+
+def _export_graph(net, example, temporary, opset, progress):
+    """The graph of ``net`` into ``temporary``: TorchScript tracing (seconds), or the dynamo exporter (``torch.export``
+    and onnxscript, minutes on a CPU) for a network tracing cannot export or exports with a fixed batch."""
+    common = dict(opset_version=opset, input_names=['lr'], output_names=['sr'], verbose=False)
+    try:
+        with warnings.catch_warnings():  # tracing warns about every Python int taken from a shape: checked below
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=False,
+                              dynamic_axes={'lr': {0: 'batch'}, 'sr': {0: 'batch'}}, **common)
+        why_not = (None if _traced_graph_runs_any_batch(temporary, example)
+                   else 'the traced graph is fixed to one batch size (a shape taken as a constant)')
+    except Exception as error:  # the TorchScript exporter's own error types vary with the operator it lacks
+        why_not = f'the TorchScript exporter failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})'
+    if why_not:
+        progress(f'{why_not}; exporting with torch.export (dynamo) instead, which takes minutes')
+        # batch 2: torch.export specialises a dimension of size 1, and the batch must stay dynamic
+        torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=True, external_data=False,
+                          dynamic_shapes={'lr': {0: torch.export.Dim('batch', min=1, max=1024)}}, **common)
+
+
+def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET, progress=None):
     """Write ``net`` (eval mode, float32, CPU) as an ONNX file at ``path``; returns ``path``.
 
     ``lr_size`` is ``(h, w)`` of the LR input; the batch dimension stays dynamic. The file is written to a
     temporary name next to ``path`` and renamed when complete, so an interrupted export leaves no partial file.
+    ``progress`` (a callable taking one line) hears each step.
     """
-    _require('onnxscript')
     onnx = _require('onnx')
+    progress = progress or (lambda message: None)
     height, width = lr_size
     net = net.eval().float().cpu()
-    # batch 2: torch.export specialises a dimension of size 1, and the batch must stay dynamic
+    # batch 2: the batch must come out dynamic (torch.export specialises a dimension of size 1)
     example = torch.rand(2, net_input_channels(net), height, width)
 
     def write(temporary):
+        progress(f'exporting {type(net).__name__} for {height}x{width} LR inputs (TorchScript-based exporter) ...')
         with dft_by_matmul(net), torch.no_grad():
             net(example)  # fills lru caches of constant tensors (PIL resize weights) with real tensors first
-            torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=True, opset_version=opset,
-                              input_names=['lr'], output_names=['sr'], external_data=False, verbose=False,
-                              dynamic_shapes={'lr': {0: torch.export.Dim('batch', min=1, max=1024)}})
+            _export_graph(net, example, temporary, opset, progress)
+        progress('checking the ONNX file ...')
         model = onnx.load(temporary)
         metadata = {'network_g': network_options or {'type': type(net).__name__}, 'lr_size': [height, width],
                     'num_parameters': count_parameters(net)}

@@ -149,7 +149,10 @@ class WholePhotoRestorer:
         max_face_enlargement: faces that would need the restored face enlarged more than this to cover them in the
             output photo are skipped (reported).
         max_face_shrink: faces that would be shrunk more than this to the network's input size are skipped
-            (reported): an x8 network's 16-px input cannot carry a 60-px face's detail.
+            (reported, and left as they are in the photo). Default: 1 for a super-resolution network (``scale``
+            > 1: a face shrunk to an x8 network's 16-px input comes out blurrier than the photo's own face, so
+            only faces that fit the input are restored), 2 for a restoration network (``scale`` 1, e.g. SPARNetHD,
+            whose input is the face size itself).
         feather: width of the paste mask's soft border, as a fraction of the face size.
         batch_size: faces per forward pass.
     """
@@ -157,7 +160,7 @@ class WholePhotoRestorer:
     def __init__(self, restorer: FaceSR, detector: Callable | None = None, face_size: int | None = None,
                  upscale: int = 1, min_score: float = 0.9, min_face_side: float = 16,
                  max_face_enlargement: float = 2.0, feather: float = 0.04, batch_size: int = 4,
-                 max_face_shrink: float = 2.0) -> None:
+                 max_face_shrink: float | None = None) -> None:
         self.restorer = restorer
         self._detector = detector
         self.face_size = int(face_size or default_face_size(restorer.options))
@@ -165,6 +168,8 @@ class WholePhotoRestorer:
         if self.face_size % self.scale:
             raise InferenceError(f'face_size {self.face_size} is not divisible by the network scale {self.scale}.')
         self.input_size = self.face_size // self.scale
+        if max_face_shrink is None:
+            max_face_shrink = 1.0 if self.scale > 1 else 2.0
         if not (isinstance(upscale, int) and upscale >= 1):
             raise InferenceError(f'upscale must be a positive integer, got {upscale!r}.')
         if (batch_size < 1 or min_face_side < 0 or max_face_enlargement <= 0 or max_face_shrink < 1

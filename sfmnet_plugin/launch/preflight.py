@@ -26,6 +26,7 @@ from os import path as osp
 
 from sfmnet_plugin.data.image_io import list_image_files
 from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME, meta_info_problems, read_meta_info
+from sfmnet_plugin.launch.checkpoint_network import network_fit_problems
 
 DATA_PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 # Datasets whose images are the files of dataroot_gt (or the keys of its LMDB), paired with dataroot_lq by name.
@@ -316,5 +317,7 @@ def check_run(request):
     problems += network_file_problems(opt, stage, request.auto_resume)
     problems += backbone_weight_problems(opt, stage)
     problems += logger_problems(opt, stage)
+    if not problems:  # the weights are read only once the files are there
+        problems += network_fit_problems(opt)
     if problems:
         raise PreflightError(problems)

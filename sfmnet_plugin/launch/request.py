@@ -20,6 +20,7 @@ from sfmnet_plugin.config.option_files import (
     merge_bases,
     read_option_file,
 )
+from sfmnet_plugin.launch.checkpoint_network import with_checkpoint_network
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class RunRequest:
     local_rank: int = 0
     root_path: str = ''
     program: str = ''
+    network_from_checkpoint: bool = False  # network_g came from path.pretrain_network_g's checkpoint
 
     @classmethod
     def read(cls, stage, args, program, root_path=None):
@@ -54,15 +56,18 @@ class RunRequest:
         overrides = tuple(args.force_yml or ())
         content = read_option_file(args.opt)
         options = apply_overrides(merge_bases(args.opt, content), overrides)
+        options, network_from_checkpoint = with_checkpoint_network(options)
         return cls(stage=stage, option_path=args.opt, options=options, overrides=overrides,
+                   network_from_checkpoint=network_from_checkpoint,
                    uses_base=BASE_KEY in content, launcher=args.launcher,
                    auto_resume=getattr(args, 'auto_resume', False), debug=args.debug, local_rank=args.local_rank,
                    root_path=root_path or default_root_path(), program=program)
 
     @property
     def writes_merged_file(self):
-        """Whether BasicSR must read a merged copy instead of the file itself (``_base_`` or ``--force_yml``)."""
-        return self.uses_base or bool(self.overrides)
+        """Whether BasicSR must read a merged copy instead of the file itself (``_base_``, ``--force_yml``, or
+        ``network_g`` taken from the pretrained checkpoint)."""
+        return self.uses_base or bool(self.overrides) or self.network_from_checkpoint
 
     @property
     def world_size(self):

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
                             device='cpu')
-    export_onnx(restorer.net, output, lr_size, restorer.options, opset=args.opset)
+    export_onnx(restorer.net, output, lr_size, restorer.options, opset=args.opset,
+                progress=lambda message: print(f'sfmnet-export: {message}', file=sys.stderr, flush=True))
     difference, sensitivity = check_against_torch(restorer.net, output, lr_size)
     print(f'Wrote {output} ({os.path.getsize(output) / 2**20:.1f} MiB): {restorer.options["type"]}, '
           f'LR {lr_size[0]}x{lr_size[1]}, dynamic batch, opset {args.opset}.')

@@ -65,9 +65,10 @@ def build_parser():
     parser.add_argument('--max-face-enlargement', type=float, default=2.0,
                         help='skip faces for which the restored face would be enlarged more than this when pasted '
                              'back (default: %(default)s)')
-    parser.add_argument('--max-face-shrink', type=float, default=2.0,
-                        help="skip faces that would be shrunk more than this to the network's input size before "
-                             'restoration (default: %(default)s)')
+    parser.add_argument('--max-face-shrink', type=float, default=None,
+                        help="leave faces that would be shrunk more than this to the network's input size before "
+                             'restoration as they are (default: 1 for a super-resolution network, whose output '
+                             'would be blurrier than the face in the photo; 2 for a scale-1 restoration network)')
     parser.add_argument('--batch-size', type=int, default=4, help='faces per forward pass (default: %(default)s)')
     parser.add_argument('--no-before-after', action='store_true', help='do not write <stem>_before_after.png')
     parser.add_argument('--save-faces', action='store_true',
@@ -156,8 +157,11 @@ def run(args) -> int:
             bad += problems
             if result is not None:
                 written += 1
-                tqdm.write(f'{path}: {len(result.restored_faces)} face(s) restored, '
-                           f'{len(result.skipped_faces)} skipped')
+                tqdm.write(f'{path}: {len(result.faces)} face(s) detected: {len(result.restored_faces)} restored, '
+                           f'{len(result.skipped_faces)} left as they are')
+                for face in result.faces:  # every face, restored or left and why
+                    status = 'restored' if face.skip_reason is None else f'left as it is: {face.skip_reason}'
+                    tqdm.write(f'  face {face.index} ({face.source_side:.0f} px, score {face.score:.3f}): {status}')
 
         if args.niqe:
             write_niqe_report(osp.join(args.output, 'niqe.csv'), niqe_rows)

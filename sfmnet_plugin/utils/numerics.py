@@ -13,17 +13,29 @@ def input_sensitivity(net, inputs, delta=1e-7, trials=3, seed=0):
 
     ``net`` maps a ``B x C x H x W`` tensor to an image tensor (the first output when it returns several);
     the result is a float (0 for a network whose output does not notice such a change).
+
+    A face network's default input step rounds the LR to 8 bits (``lr_resize: pil_uint8``), which would round such
+    a change away; for the measurement every module with an ``lr_resize`` takes the float resize
+    (``pil_float``), so the change reaches the network, as rounding differences inside it do.
     """
     def run(x):
         out = net(x)
         return (out[0] if isinstance(out, (tuple, list)) else out).float()
 
-    reference = run(inputs)
-    generator = torch.Generator().manual_seed(seed)
-    largest = 0.0
-    for _ in range(trials):
-        signs = torch.randint(0, 2, inputs.shape, generator=generator).to(inputs) * 2 - 1
-        largest = max(largest, float((run(inputs + delta * signs) - reference).abs().max()))
+    modules = [module for module in net.modules() if hasattr(module, 'lr_resize')] if hasattr(net, 'modules') else []
+    saved = [module.lr_resize for module in modules]
+    for module in modules:
+        module.lr_resize = 'pil_float'
+    try:
+        reference = run(inputs)
+        generator = torch.Generator().manual_seed(seed)
+        largest = 0.0
+        for _ in range(trials):
+            signs = torch.randint(0, 2, inputs.shape, generator=generator).to(inputs) * 2 - 1
+            largest = max(largest, float((run(inputs + delta * signs) - reference).abs().max()))
+    finally:
+        for module, value in zip(modules, saved):
+            module.lr_resize = value
     return largest
 
 

@@ -96,7 +96,7 @@ def available_cpus():
 def other_runnable_processes(samples=5, interval=0.02):
     """How many other processes are running or waiting for a CPU now (Linux ``/proc/loadavg``), or None.
 
-    The one-minute load average would count this process's own recent work (the demo's face gathering just
+    The one-minute system load would count this process's own recent work (the demo's face gathering just
     before training, say) and call a quiet machine busy; the instantaneous runnable count, less this process,
     does not. The median of a few samples smooths short blips.
     """

@@ -83,9 +83,8 @@ def test_conditioned_network_loads_the_same_weights_and_width_zero_is_unchanged(
 
 def test_conditioned_sfmnet_is_steadier_on_real_faces_and_close_to_the_official_output(real_faces):
     torch.manual_seed(0)
-    # The float resize: a 1e-7 change of the LR must reach the network (the 8-bit input step would round it away).
-    official = SFMNet(**TINY, lr_resize='pil_float').eval()
-    conditioned = SFMNet(**TINY, phase_cut_width=1.0, lr_resize='pil_float').eval()
+    official = SFMNet(**TINY).eval()
+    conditioned = SFMNet(**TINY, phase_cut_width=1.0).eval()
     conditioned.load_state_dict(official.state_dict())
     lr = real_faces(16)
     official_moves = input_sensitivity(official, lr, trials=3)

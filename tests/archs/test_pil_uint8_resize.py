@@ -110,3 +110,18 @@ def test_exports_to_onnx_and_onnx_runtime_gives_pils_image(tmp_path, golden_lr_f
     for image, result in zip((golden_lr_face, golden_lr_face[:, ::-1]), up):
         np.testing.assert_array_equal(np.rint(result.transpose(1, 2, 0) * 255).astype(np.uint8),
                                       pil_resize_rgb(image, (128, 128)))
+
+
+def test_every_network_with_the_pil_input_step_offers_the_float_path():
+    """The 8-bit step is each network's default; the float resize stays an option of every one of them."""
+    import inspect
+
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    from sfmnet_plugin.archs import pil_resize
+
+    with_the_step = [cls for _, cls in ARCH_REGISTRY
+                     if getattr(inspect.getmodule(cls), 'upsample_lr_face', None) is pil_resize.upsample_lr_face]
+    assert {'SFMNet', 'SPARNet', 'SMLNet', 'WFEN', 'CTCNet', 'UFSRNet'} <= {cls.__name__ for cls in with_the_step}
+    for cls in with_the_step:
+        assert inspect.signature(cls).parameters['lr_resize'].default == 'pil_uint8', cls.__name__

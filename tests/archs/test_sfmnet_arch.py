@@ -177,6 +177,7 @@ def test_every_parameter_gets_a_gradient_without_the_unused_attention(dual_loss_
 @pytest.mark.parametrize('config', ['tiny', 'default_width'])
 def test_outputs_and_gradients_are_finite(fill, config, dual_loss_backward):
     torch.manual_seed(0)
+    # the default 8-bit input step: its value is the 8-bit image, its gradient the float resize's (straight-through)
     model, lr_shape = (SFMNet(**TINY), (2, 3, 4, 4)) if config == 'tiny' else (SFMNet(upscale=2), (1, 3, 8, 8))
     lr = {'black': torch.zeros(lr_shape), 'white': torch.ones(lr_shape), 'random': torch.rand(lr_shape)}[fill]
     lr.requires_grad_(True)

@@ -153,6 +153,7 @@ INPUTS = {'black': torch.zeros, 'white': torch.ones, 'random': torch.rand, 'near
 def test_outputs_and_gradients_are_finite(fill, config, dual_loss_backward):
     """Flat inputs make spectra that are zero except at DC: the phase of a ~0 coefficient must not poison gradients."""
     torch.manual_seed(0)
+    # the default 8-bit input step: its value is the 8-bit image, its gradient the float resize's (straight-through)
     model, lr_shape = (SMLNet(**TINY), (2, 3, 4, 4)) if config == 'tiny' else (SMLNet(upscale=2), (1, 3, 8, 8))
     lr = INPUTS[fill](lr_shape).requires_grad_(True)
     outputs = dual_loss_backward(model, lr)

@@ -132,7 +132,7 @@ def test_markdown_table_bolds_the_best_of_each_column(setup, result):
         best = max(values.values()) if column.higher_is_better else min(values.values())
         for name, cells in rows.items():
             assert cells[index].startswith('**') == (values[name] == best), (column.name, name)
-    assert 'load average' in text and 'sfmnet: rounded BT.601 Y' in text
+    assert '1-minute system load' in text and 'sfmnet: rounded BT.601 Y' in text
     assert f"* Tiny SFMNet: checkpoint `{setup / 'tiny.pth'}`, network_g of `{setup / 'tiny.yml'}`" in text
     assert f"* Tiny (folder): SR images from `{setup / 'SR_tiny'}`" in text
     assert f"* test set: HR `{setup / 'HR'}`, LR `{setup / 'LR'}`" in text

@@ -136,18 +136,21 @@ def test_sr_network_and_upscaled_photo(group_photo, tmp_path):
     check_geometry(result, upscale=2)
 
 
-def test_a_face_is_never_shrunk_much_before_restoration(group_photo, tmp_path):
-    """An x4 network takes 16-px faces: a face spanning more than 32 px would lose its detail before the network
-    sees it; it is skipped, naming its size, the network's input size and what would work."""
+def test_a_face_is_never_shrunk_before_a_super_resolution_network(group_photo, tmp_path):
+    """An x4 network takes 16-px faces: a face spanning more than 16 px would come out blurrier than the photo's
+    own face; it is left as it is, naming its size, the network's input size and what would work."""
     photo, detections = group_photo
-    result = WholePhotoRestorer(restorer_for(TINY_SR_X4, tmp_path), detector=given(detections), upscale=4,
-                                max_face_enlargement=100).restore_photo(photo)
+    photo_restorer = WholePhotoRestorer(restorer_for(TINY_SR_X4, tmp_path), detector=given(detections), upscale=4,
+                                        max_face_enlargement=100, min_face_side=0)
+    assert photo_restorer.max_face_shrink == 1.0  # a scale-1 network keeps 2 (see the tests above)
+    result = photo_restorer.restore_photo(photo)
     for face in result.faces:
-        if face.score >= 0.9 and face.source_side / 16 > 2:
+        if face.score >= 0.9 and face.source_side > 16:
             assert face.skip_reason.startswith(f'too large for the network input: the face spans '
                                                f'{face.source_side:.0f} px of the photo but SPARNet takes 16x16 faces')
             assert 'SPARNetHD at 512' in face.skip_reason
-    assert result.restored_faces == [] and np.array_equal(result.restored, result.background)
+    # only the face that fits the 16-px input is restored (enlarged, never shrunk)
+    assert [face.source_side <= 16 for face in result.restored_faces] == [True]
 
 
 def test_restore_command_reports_a_photo_it_cannot_process_and_goes_on(group_photo, tmp_path, monkeypatch, capsys):
@@ -164,8 +167,12 @@ def test_restore_command_reports_a_photo_it_cannot_process_and_goes_on(group_pho
     out = tmp_path / 'out'
     assert restore_main([str(photos), '--output', str(out), '--checkpoint', str(checkpoint), '--arch-json',
                          json.dumps(TINY_HD), '--device', 'cpu']) == 0
-    err = capsys.readouterr().err
+    printed, err = capsys.readouterr()
     assert f'{photos / "a_sliver.png"}: the photo is 5x3 px: too small to hold a face' in err
+    # every face of the photo is listed: restored, or left as it is and why
+    assert f'{photos / "group.png"}: {len(detections)} face(s) detected: ' in printed
+    assert sum(line.startswith('  face ') for line in printed.splitlines()) == len(detections)
+    assert 'left as it is: low detector score 0.500' in printed
     assert sorted(p.name for p in out.iterdir()) == ['group.png', 'group_before_after.png']
 
 
