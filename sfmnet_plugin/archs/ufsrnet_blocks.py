@@ -29,8 +29,9 @@ def haar_iwt(x: Tensor) -> Tensor:
     ll, hl, lh, hh = (band / 2 for band in x.chunk(4, dim=1))
     even_row = torch.stack((ll - hl - lh + hh, ll + hl - lh - hh), dim=-1)  # columns 0, 1 of each cell's row 0
     odd_row = torch.stack((ll - hl + lh - hh, ll + hl + lh + hh), dim=-1)   # row 1
-    batch, channels, height, width = ll.shape
-    return torch.stack((even_row, odd_row), dim=3).reshape(batch, channels, 2 * height, 2 * width)
+    _, channels, height, width = ll.shape
+    # -1 for the batch: a traced (ONNX) graph keeps it dynamic, a size read off the shape would be a constant there
+    return torch.stack((even_row, odd_row), dim=3).reshape(-1, channels, 2 * height, 2 * width)
 
 
 class LayerNorm2d(nn.Module):

@@ -75,12 +75,12 @@ class GlobalChannelAttention(_QKVAttention):
         self.num_heads = num_heads
 
     def forward(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
-        q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w) for t in self._qkv(x))
+        _, c, h, w = x.shape  # -1 for the batch below: it stays dynamic in a traced (ONNX) graph
+        q, k, v = (t.reshape(-1, self.num_heads, c // self.num_heads, h * w) for t in self._qkv(x))
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         attn = torch.relu(q @ k.transpose(-2, -1) * self.temperature)  # B x heads x c x c
-        out = (attn @ v).reshape(b, self.num_heads, c // self.num_heads, h, w)
-        out = out.transpose(1, 2).reshape(b, c, h, w)                   # (head c) -> (c head)
+        out = (attn @ v).reshape(-1, self.num_heads, c // self.num_heads, h, w)
+        out = out.transpose(1, 2).reshape(-1, c, h, w)                   # (head c) -> (c head)
         return self.project_out(out)
 
 
@@ -102,7 +102,7 @@ class WindowChannelAttention(_QKVAttention):
         self.shift_back = back if shifts else 0
 
     def forward(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
+        _, c, h, w = x.shape  # -1 for the batch below: it stays dynamic in a traced (ONNX) graph
         ws = self.window_size
         if h % ws or w % ws:
             raise ValueError(f'WFEN window attention got a {h}x{w} feature map, not divisible by its window {ws}.')
@@ -110,13 +110,13 @@ class WindowChannelAttention(_QKVAttention):
             x = torch.roll(x, shifts=(-self.shift_in, -self.shift_in), dims=(2, 3))
 
         def windows(t):  # B x C x H x W -> B x (H/ws W/ws) x (ws ws) x C
-            t = t.reshape(b, c, h // ws, ws, w // ws, ws).permute(0, 2, 4, 3, 5, 1)
-            return t.reshape(b, (h // ws) * (w // ws), ws * ws, c)
+            t = t.reshape(-1, c, h // ws, ws, w // ws, ws).permute(0, 2, 4, 3, 5, 1)
+            return t.reshape(-1, (h // ws) * (w // ws), ws * ws, c)
 
         q, k, v = (windows(t) for t in self._qkv(x))
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         attn = torch.relu(q.transpose(-2, -1) @ k * self.temperature)  # B x windows x C x C
-        out = (v @ attn).reshape(b, h // ws, w // ws, ws, ws, c).permute(0, 5, 1, 3, 2, 4).reshape(b, c, h, w)
+        out = (v @ attn).reshape(-1, h // ws, w // ws, ws, ws, c).permute(0, 5, 1, 3, 2, 4).reshape(-1, c, h, w)
         if self.shift_back:
             out = torch.roll(out, shifts=(self.shift_back, self.shift_back), dims=(2, 3))
         return self.project_out(out)
@@ -176,11 +176,12 @@ class HaarWavelet(nn.Module):
         self.haar_weights = nn.Parameter(haar_filters(channels), requires_grad=False)
 
     def forward(self, x: Tensor, rev: bool = False) -> Tensor:
-        b, _, h, w = x.shape
+        _, _, h, w = x.shape  # -1 for the batch below: it stays dynamic in a traced (ONNX) graph
+        bands = 4 * self.channels
         if not rev:
             out = F.conv2d(x, self.haar_weights, stride=2, groups=self.channels) / 4.0
-            return out.reshape(b, self.channels, 4, h // 2, w // 2).transpose(1, 2).reshape(b, -1, h // 2, w // 2)
-        out = x.reshape(b, 4, self.channels, h, w).transpose(1, 2).reshape(b, -1, h, w)
+            return out.reshape(-1, self.channels, 4, h // 2, w // 2).transpose(1, 2).reshape(-1, bands, h // 2, w // 2)
+        out = x.reshape(-1, 4, self.channels, h, w).transpose(1, 2).reshape(-1, bands, h, w)
         return F.conv_transpose2d(out, self.haar_weights, stride=2, groups=self.channels)
 
 
