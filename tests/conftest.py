@@ -551,3 +551,14 @@ def golden_hr_input(golden_lr_face):
     uint8 image, as a ``1 x 3 x 128 x 128`` float64 tensor in [0, 1] (``ToTensor``; [-1, 1] is the network's job)."""
     up = Image.fromarray(golden_lr_face).resize((128, 128), Image.BICUBIC)
     return torch.from_numpy(np.asarray(up).astype(np.float64) / 255).permute(2, 0, 1)[None]
+
+
+@pytest.fixture(scope='session')
+def seeded_golden_network(seeded_state_dict):
+    """``seeded_golden_network(network, official_layout, golden_path)``: ``network`` (a module whose state dict has the
+    official names) with the golden file's seeded weights, drawn in the official key order, in float64 and eval mode."""
+    def load(network, official_layout, golden_path):
+        reference = {key: torch.zeros(shape, dtype=dtype) for key, (shape, dtype) in official_layout.items()}
+        network.load_state_dict(seeded_state_dict(reference, seed=int(np.load(golden_path)['seed'])), strict=True)
+        return network.double().eval()
+    return load

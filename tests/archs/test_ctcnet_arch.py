@@ -39,12 +39,9 @@ def official_layout(official_key_listing):
 
 
 @pytest.fixture(scope='module')
-def golden_network(official_layout, seeded_state_dict):
+def golden_network(official_layout, seeded_golden_network):
     """The default CTCNet in float64 with the golden's seeded weights (drawn in the official key order)."""
-    reference = {key: torch.zeros(shape, dtype=dtype) for key, (shape, dtype) in official_layout.items()}
-    network = CTCNet(upscale=1)
-    network.load_state_dict(seeded_state_dict(reference, seed=int(np.load(GOLDEN)['seed'])), strict=True)
-    return network.double().eval()
+    return seeded_golden_network(CTCNet(upscale=1), official_layout, GOLDEN)
 
 
 def official(x01):

@@ -31,4 +31,6 @@ def test_wfen_exports_and_onnx_runtime_matches_torch(tmp_path):
         expected = net(lr)
     sr = restorer.restore(lr)
     assert sr.shape == expected.shape == (3, 3, 32, 32)
-    assert float((sr - expected).abs().max()) <= 2 * max(input_sensitivity(net, lr), 1e-6)
+    # ONNX Runtime's kernels round in another order than torch's: float32 rounding through the layers (1e-5 here), or
+    # the network's own amplification of a 1e-7 input change where that is larger
+    assert float((sr - expected).abs().max()) <= max(2 * input_sensitivity(net, lr), 1e-5)
