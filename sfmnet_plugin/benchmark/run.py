@@ -26,6 +26,7 @@ from sfmnet_plugin.benchmark.outputs import OUTPUT_FILES, write_outputs
 from sfmnet_plugin.benchmark.set_metrics import HR_ROW, VerificationRun, prepare_fid
 from sfmnet_plugin.metrics.fid import FidError
 from sfmnet_plugin.metrics.no_reference import niqe_size_problem
+from sfmnet_plugin.utils.output_guard import OutputPlan
 
 
 @dataclass
@@ -48,6 +49,12 @@ class BenchmarkResult:
     pair_scores: list = field(default_factory=list)  # rows of pair_scores.csv
 
 
+# Rows and columns the benchmark makes itself: the HR upper bound (verification) and the contact sheet's LR and HR
+# columns; 'Bicubic' is the bicubic baseline's (a network or folder under that name would pass for it).
+RESERVED_METHOD_NAMES = {HR_ROW: 'the HR upper bound', 'LR': "the contact sheet's LR column"}
+BICUBIC_NAME = 'Bicubic'
+
+
 def _check_methods(methods):
     if not methods:
         raise BenchmarkError('no method to compare: give at least one network, bicubic or SR folder.')
@@ -55,15 +62,36 @@ def _check_methods(methods):
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise BenchmarkError(f'method names must be unique; repeated: {", ".join(repeated)}.')
+    for method in methods:
+        if method.name in RESERVED_METHOD_NAMES:
+            raise BenchmarkError(f'method name {method.name!r} is reserved for {RESERVED_METHOD_NAMES[method.name]}; '
+                                 'choose another name.')
+        if method.name == BICUBIC_NAME and method.kind != 'bicubic':
+            raise BenchmarkError(f'method name {BICUBIC_NAME!r} is reserved for the bicubic baseline (--bicubic); '
+                                 f'give the {method.kind} another name.')
 
 
-def _check_output_folder(out_dir, overwrite):
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise BenchmarkError(f'output folder {out_dir} is a file; choose a folder.')
+def _input_paths(test_set, methods, extra):
+    """``[(label, path)]`` of every file and folder the benchmark reads (for the output guard)."""
+    inputs = [('--gt test set', test_set.gt), ('--lq test set', test_set.lq)]
+    for method in methods:
+        for attribute in ('checkpoint', 'option_file', 'folder'):
+            if getattr(method, attribute, None):
+                inputs.append((f'{attribute.replace("_", " ")} of method {method.name}', getattr(method, attribute)))
+    return inputs + [(label, path) for label, path in extra.items() if path]
+
+
+def _plan_outputs(out_dir, overwrite, inputs):
+    """The output guard's plan of the benchmark's files: never among or over an input, never through a link."""
+    plan = OutputPlan(out_dir, inputs, option='output folder')
+    for name in OUTPUT_FILES:
+        plan.add(osp.join(out_dir, name))
+    plan.check()
     existing = [name for name in OUTPUT_FILES if osp.exists(osp.join(out_dir, name))]
     if existing and not overwrite:
         raise BenchmarkError(f'{out_dir} already holds benchmark results ({", ".join(existing)}); choose another '
                              'output folder or allow overwriting them (--overwrite).')
+    return plan
 
 
 def run_benchmark(test_set: TestSet, methods: Sequence[Bicubic | Network | SrFolder], out_dir: str,
@@ -99,7 +127,9 @@ def run_benchmark(test_set: TestSet, methods: Sequence[Bicubic | Network | SrFol
             detector (a DIC checkpoint or ``FB_HG_68_CelebA.pth``) instead of dlib's.
     """
     _check_methods(methods)
-    _check_output_folder(out_dir, overwrite)
+    plan = _plan_outputs(out_dir, overwrite, _input_paths(test_set, methods, {
+        '--pairs list': pairs, '--fid-reference': fid_reference, '--fid-weights': fid_weights,
+        '--lpips-weights': lpips_weights, '--arcface-onnx': arcface_onnx}))
     notes: list[str] = []
     columns, metric_groups = resolve_columns(None if metrics is None else list(metrics), test_set.scale,
                                              lpips_weights, arcface_onnx, notes, landmark_checkpoint)
@@ -144,7 +174,9 @@ def run_benchmark(test_set: TestSet, methods: Sequence[Bicubic | Network | SrFol
     result = BenchmarkResult(test_set.title, test_set.scale, [m.name for m in methods],
                              {m.name: m.kind for m in methods}, columns, per_image, means, costs, sources, notes,
                              spreads=spreads, roc_curves=curves, pair_scores=pair_rows)
-    write_outputs(result, out_dir, panels)
+    with plan:
+        plan.make_folder()
+        write_outputs(result, out_dir, panels)
     return result
 
 

@@ -20,6 +20,7 @@ from sfmnet_plugin.metrics.face_models import detected_face_box, dlib_models
 from sfmnet_plugin.metrics.fid import FidError, FidScorer
 from sfmnet_plugin.metrics.verification import (
     DEFAULT_FARS,
+    DEFAULT_FOLDS,
     PairListError,
     evaluate_verification,
     far_resolvable,
@@ -35,6 +36,32 @@ RECOGNIZERS = ('dlib', 'arcface')
 
 def _far_name(far):
     return f'{far:.0e}'.replace('e-0', 'e-')
+
+
+MIN_PAIRS_PER_FOLD = 2  # a held-out fold of one pair has an accuracy of 0 or 1 by construction
+
+
+def _check_folds(path, pairs, folds):
+    """Refuse, before any face is scored, folds that cannot give an accuracy: fewer than two, fewer pairs than the
+    folds they are cut into, a fold of fewer than :data:`MIN_PAIRS_PER_FOLD` pairs, or a list without both
+    same-person and different-person pairs."""
+    same = np.array([pair.same for pair in pairs], bool)
+    if same.all() or not same.any():
+        raise BenchmarkError(f'pairs: {path}: all {len(pairs)} pairs are {"same" if same.all() else "different"}-'
+                             'person pairs; verification needs both kinds.')
+    own_folds = all(pair.fold is not None for pair in pairs)
+    if not own_folds and len(pairs) < DEFAULT_FOLDS * MIN_PAIRS_PER_FOLD:
+        raise BenchmarkError(f'pairs: {path}: {len(pairs)} pairs cannot be cut into {DEFAULT_FOLDS} folds of at '
+                             f'least {MIN_PAIRS_PER_FOLD}; give at least {DEFAULT_FOLDS * MIN_PAIRS_PER_FOLD} pairs or '
+                             'a fold column (CSV) with fewer folds.')
+    sizes = {name: int((folds == name).sum()) for name in dict.fromkeys(folds.tolist())}
+    if len(sizes) < 2:
+        raise BenchmarkError(f'pairs: {path}: all {len(pairs)} pairs are in one fold; the held-out accuracy needs at '
+                             'least two folds.')
+    small = {name: size for name, size in sizes.items() if size < MIN_PAIRS_PER_FOLD}
+    if small:
+        raise BenchmarkError(f'pairs: {path}: fold(s) {", ".join(map(str, small))} hold fewer than '
+                             f'{MIN_PAIRS_PER_FOLD} pairs; give more pairs per fold or fewer folds.')
 
 
 @dataclass
@@ -62,6 +89,8 @@ class VerificationRun:
             sides = resolve_pairs(pair_list, keys)
         except PairListError as error:
             raise BenchmarkError(f'pairs: {error}') from error
+        folds = fold_ids(pair_list.pairs)
+        _check_folds(pairs_path, pair_list.pairs, folds)
         backend = 'dlib' if recognizer == 'dlib' else 'onnx'
         try:
             probe = np.full((128, 128, 3), 128, np.uint8)
@@ -70,7 +99,7 @@ class VerificationRun:
         except (ImportError, ValueError) as error:
             raise BenchmarkError(f'verification cannot run: {error}') from error
         needed = {key for pair_sides in sides for side in pair_sides for key in side}
-        return cls(pair_list, sides, fold_ids(pair_list.pairs), backend, arcface_onnx, needed, {}, set())
+        return cls(pair_list, sides, folds, backend, arcface_onnx, needed, {}, set())
 
     def columns(self):
         different = sum(not pair.same for pair in self.pair_list.pairs)

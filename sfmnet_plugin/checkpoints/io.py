@@ -20,7 +20,7 @@ import struct
 from os import path as osp
 
 from sfmnet_plugin.utils.atomic import atomic_write
-from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file, refuse_nonfinite
 
 SAFETENSORS_SUFFIX = '.safetensors'
 NETWORK_FORMATS = {'pth': '.pth', 'safetensors': SAFETENSORS_SUFFIX}  # path.network_format -> file suffix
@@ -61,13 +61,17 @@ def load_safetensors_checkpoint(path, map_location='cpu', what='checkpoint'):
         with safe_open(path, framework='pt', device='cpu') as f:
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as error:
         cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UnsafeOrInvalidFileError(f'{what} {path}: not a readable safetensors file, truncated or corrupt '
                                        f'({cause}).') from error
+    refuse_nonfinite(tensors, path, what)  # the check every .pth gets too (load_torch_file)
     if isinstance(map_location, str) or type(map_location).__name__ == 'device':
         tensors = {key: tensor.to(map_location) for key, tensor in tensors.items()}
     param_keys = _json_metadata(metadata, PARAM_KEYS, path, what) if PARAM_KEYS in metadata else ['params']
+    if not isinstance(param_keys, list) or not param_keys or not all(isinstance(key, str) for key in param_keys):
+        raise UnsafeOrInvalidFileError(f'{what} {path}: safetensors metadata {PARAM_KEYS!r} must be a non-empty JSON '
+                                       f'list of names, got {metadata[PARAM_KEYS]!r}; the file is damaged.')
     if len(param_keys) == 1:
         checkpoint = {param_keys[0]: tensors}
     else:
@@ -81,6 +85,9 @@ def load_safetensors_checkpoint(path, map_location='cpu', what='checkpoint'):
     for key in metadata:
         if key.startswith('network_'):
             checkpoint[key] = _json_metadata(metadata, key, path, what)
+            if not isinstance(checkpoint[key], dict):
+                raise UnsafeOrInvalidFileError(f'{what} {path}: safetensors metadata {key!r} must be a JSON object '
+                                               f'(the network options), got {metadata[key]!r}.')
     return checkpoint
 
 

@@ -269,7 +269,10 @@ def load_resume_state(opt):
     device = f'cuda:{torch.cuda.current_device()}' if on_gpu else 'cpu'
     if opt['auto_resume']:
         state_path, resume_state = load_newest_complete_state(opt['path']['training_states'], device)
-        if state_path is None:
+        if state_path is None:  # say so: a wrong root or name would otherwise restart silently at iteration 0
+            print(f"--auto_resume: no training state in {opt['path']['training_states']}; starting from "
+                  'iteration 0 (check the experiment name and $SFMNET_ROOT_PATH if a run should be resumed).',
+                  file=sys.stderr, flush=True)
             return None
         opt['path']['resume_state'] = state_path
     else:

@@ -161,7 +161,7 @@ def default_root_path():
     """
     if os.environ.get(ROOT_PATH_VARIABLE):
         return osp.abspath(os.environ[ROOT_PATH_VARIABLE])
-    package_parent = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    package_parent = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # <checkout>/sfmnet_plugin/config
     if osp.isfile(osp.join(package_parent, 'setup.py')) and osp.isdir(osp.join(package_parent, 'options')):
         return package_parent
     return os.getcwd()

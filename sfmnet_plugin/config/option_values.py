@@ -8,6 +8,7 @@ the same way, so they get the same checks. :func:`option_value_problems` returns
 problem, naming the option, the value and what is expected; names that become folder or file names
 (``name``, dataset ``name``\\ s, ``val.suffix``) must be plain names (no path).
 """
+import math
 import re
 
 from sfmnet_plugin.utils.output_paths import is_plain_name
@@ -38,6 +39,8 @@ def _value_problem(place, value, kind, minimum):
         hint = (f' (YAML reads {value} without a dot as text: write {_as_float_text(value)})'
                 if _SCIENTIFIC_TEXT.match(value.strip()) else ' (remove the quotes)')
         return f'{place}: {value!r} is text, not a number{hint}'
+    if _is_number(value) and not math.isfinite(value):
+        return f'{place}: {value} is not a finite number; write the value the run should use'
     if not _is_number(value) or (kind == 'int' and float(value) != int(value)):
         expected = 'a whole number' if kind == 'int' else 'a number'
         return f'{place}: {value!r} is not {expected}'
@@ -83,6 +86,20 @@ def _scientific_text_anywhere(problems, value, place):
             problems.append(problem)
 
 
+def _non_finite_anywhere(problems, value, place):
+    """Any ``.nan``/``.inf`` value (YAML reads them as floats): no option of a run means one."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _non_finite_anywhere(problems, child, f'{place}.{key}' if place else str(key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            _non_finite_anywhere(problems, child, f'{place}[{index}]')
+    elif isinstance(value, float) and not math.isfinite(value):
+        problem = f'{place}: {value} is not a finite number; write the value the run should use'
+        if not any(p.startswith(f'{place}: ') for p in problems):
+            problems.append(problem)
+
+
 def _num_gpu_problem(value):
     if value is None or value == 'auto':
         return None
@@ -109,7 +126,12 @@ def name_problems(opt):
                             'experiments/ or results/, never a path; use letters, digits, ".", "_" and "-", '
                             'starting with a letter or digit')
 
-    check('name', opt.get('name', ''))
+    name = opt.get('name', '')
+    if not isinstance(name, str):  # null or a number: BasicSR joins it into paths as text
+        problems.append(f'name: {name!r} must be a text name (letters, digits, ".", "_" and "-"); it names the '
+                        'experiment or results folder')
+    else:
+        check('name', name)
     for phase, dataset in (opt.get('datasets') or {}).items():
         if isinstance(dataset, dict):
             check(f'datasets.{phase}.name', dataset.get('name'))
@@ -140,4 +162,5 @@ def option_value_problems(opt):
     _check_section(problems, opt.get('logger'), 'logger', _LOGGER)
     _check_section(problems, opt.get('val'), 'val', _VAL)
     _scientific_text_anywhere(problems, opt, '')
+    _non_finite_anywhere(problems, opt, '')
     return problems

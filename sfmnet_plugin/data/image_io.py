@@ -6,12 +6,13 @@ far away without the file's name), and the preparation scripts crop the PIL imag
 it into an array, which is much cheaper than converting a whole photo. One decoder for the
 scripts and the dataset also keeps stored and on-the-fly LR images identical.
 """
+import errno
 import io
 import os
+import stat
 from os import path as osp
 
 import numpy as np
-from basicsr.utils import scandir
 from PIL import Image, ImageOps
 
 from sfmnet_plugin.utils.atomic import atomic_write_bytes
@@ -102,17 +103,68 @@ def write_png(path, rgb, compress_level=6):
     atomic_write_bytes(path, encode_png(rgb, compress_level))
 
 
-def list_image_files(folder, recursive=False):
+_SPECIAL_FILES = ((stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+                  (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'), (stat.S_ISDIR, 'a folder'))
+
+
+def why_not_a_file(path):
+    """None for a regular file (or a link to one), else why ``path`` cannot be read as an image file: a dangling
+    link, a link loop, a FIFO (reading it would wait forever), a device (``/dev/zero`` never ends), a socket..."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if osp.islink(path):
+            return f'a dangling symbolic link (to {os.readlink(path)}, which does not exist)'
+        return 'not found'
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return 'a symbolic link loop'
+        return error.strerror or str(error)
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), 'not a regular file')
+    link = f' (through the symbolic link to {os.readlink(path)})' if osp.islink(path) else ''
+    return f'{kind}{link}, not a regular file'
+
+
+def _image_entries(folder, recursive, prefix=''):
+    """``(relative path, None or why it is skipped)`` of every image name below ``folder``, sorted; hidden entries
+    are left out, as BasicSR's ``scandir`` does."""
+    with os.scandir(folder) as entries:
+        entries = sorted(entries, key=lambda entry: entry.name)
+    for entry in entries:
+        if entry.name.startswith('.'):
+            continue
+        relative = prefix + entry.name
+        if recursive:
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            if is_folder:
+                yield from _image_entries(entry.path, recursive, relative + os.sep)
+                continue
+        if entry.name.endswith(_IMAGE_SUFFIXES):
+            yield relative, why_not_a_file(entry.path)
+
+
+def list_image_files(folder, recursive=False, skipped=None):
     """Map file stem -> path for every image directly in ``folder`` (png/jpg/jpeg/bmp/webp, lower or upper case).
 
     With ``recursive``, images in subfolders too, keyed by their relative path without extension
     (``person1/001``). Two files with one stem (``a.png`` and ``a.jpg``) would make pairing by name
-    ambiguous, so that is an error naming both files.
+    ambiguous, so that is an error naming both files. An image name that is not a regular file (a dangling link, a
+    link loop, a FIFO, a device) is never read: it is appended to ``skipped`` as ``(path, reason)`` when a list is
+    given.
     """
     if not osp.isdir(folder):
         raise FileNotFoundError(f'Image folder not found: {folder!r}.')
     files = {}
-    for name in sorted(scandir(folder, suffix=_IMAGE_SUFFIXES, recursive=recursive)):
+    for name, problem in _image_entries(folder, recursive):
+        if problem is not None:
+            if skipped is not None and not problem.startswith('a folder'):
+                skipped.append((osp.join(folder, name), problem))
+            continue
         stem = osp.splitext(name)[0].replace(os.sep, '/')
         if stem in files:
             raise ValueError(f'{folder!r}: {osp.basename(files[stem])!r} and {name!r} have the same name '
@@ -123,4 +175,5 @@ def list_image_files(folder, recursive=False):
 
 def images_in_subfolders(folder):
     """Relative paths of the images below ``folder``'s subfolders (what a non-recursive listing leaves out)."""
-    return sorted(name for name in scandir(folder, suffix=_IMAGE_SUFFIXES, recursive=True) if os.sep in name)
+    return sorted(name for name, problem in _image_entries(folder, recursive=True)
+                  if os.sep in name and problem is None)

@@ -63,6 +63,35 @@ def read_lmdb_keys(lmdb_path):
         raise damaged_lmdb(lmdb_path, error) from error
 
 
+def meta_info_problems(lmdb_path):
+    """How ``meta_info.txt`` disagrees with what the LMDB stores: listed keys that are not stored, and the stored
+    size of the first listed image against its listed size. Cheap enough for a run's pre-flight (the keys are read
+    without their values, one image is decoded); :func:`check_lmdb` decodes every image."""
+    shapes = read_meta_info(lmdb_path)
+    stored = set(read_lmdb_keys(lmdb_path))
+    missing = [key for key in shapes if key not in stored]
+    problems = [f'{len(missing)} of the {len(shapes)} keys in {META_INFO_NAME} are not stored ({examples(missing)})'
+                ] if missing else []
+    first = next((key for key in shapes if key in stored), None)
+    if first is not None:
+        import lmdb
+
+        try:
+            with open_shared_lmdb(lmdb_path).begin(write=False) as txn:
+                content = txn.get(first.encode('ascii'))
+        except lmdb.Error as error:
+            raise damaged_lmdb(lmdb_path, error) from error
+        try:
+            shape, _ = stored_shape(content)
+        except OSError as error:
+            problems.append(f'image {first} does not decode ({error})')
+        else:
+            if shape != shapes[first]:
+                problems.append(f'image {first} is stored as {shape[1]}x{shape[0]}x{shape[2]} but {META_INFO_NAME} '
+                                f'lists {shapes[first][1]}x{shapes[first][0]}x{shapes[first][2]}')
+    return problems
+
+
 def examples(names):
     """The first few of ``names``, sorted, and how many more: for one-line problem reports."""
     names = sorted(names)

@@ -1,10 +1,12 @@
 """The demo's run: real faces gathered and aligned, LMDBs, each network trained as a user would train it, and the
 benchmark's table; ``sfmnet-demo`` (:mod:`sfmnet_plugin.tools.demo`) is its command line.
 
-Each training runs as the command a user would type (``python -m sfmnet_plugin.train -opt ...``) with
-``threads`` CPU threads; nothing is read from a source checkout, so an installed wheel runs it from any
-directory. The same command on the same machine prints the same table to the last digit; another thread count
-changes the last digits (the thread count changes how convolutions are summed).
+Before any work the outputs go through the plugin's output guard (no file under a link, no folder replaced that an
+earlier demo run did not make: its owner marker) and the output folder is locked with the training run lock, so a
+second demo on the same folder is refused. Each training runs as the command a user would type
+(``python -m sfmnet_plugin.train -opt ...``) with ``threads`` CPU threads; nothing is read from a source checkout,
+so an installed wheel runs it from any directory. The same command on the same machine prints the same table to the
+last digit; another thread count changes the last digits (the thread count changes how convolutions are summed).
 """
 import os
 import shlex
@@ -15,8 +17,12 @@ import time
 from dataclasses import dataclass, field
 from os import path as osp
 
+from sfmnet_plugin.checkpoints.io import network_path
 from sfmnet_plugin.config.option_files import default_root_path, load_merged_options
 from sfmnet_plugin.utils import process_settings
+from sfmnet_plugin.utils.atomic import atomic_write, atomic_write_bytes
+from sfmnet_plugin.utils.output_guard import OutputPlan, make_our_folder, refuse_unless_ours, remove_our_folder
+from sfmnet_plugin.utils.run_lock import FolderLock
 
 TEST_SET = 'DemoFaces_test'
 LR_INPUTS = 'lr_inputs'
@@ -117,14 +123,15 @@ def write_lr_inputs(hr_dir, lr_dir, scale):
     from PIL import Image
 
     from sfmnet_plugin.data.downsample import downsample
-    from sfmnet_plugin.data.image_io import list_image_files
+    from sfmnet_plugin.data.image_io import list_image_files, write_png
 
-    shutil.rmtree(lr_dir, ignore_errors=True)
-    os.makedirs(lr_dir)
+    if osp.lexists(lr_dir):  # only the folder an earlier run made (its owner marker) is replaced
+        remove_our_folder(lr_dir)
+    make_our_folder(lr_dir)
     for name, path in sorted(list_image_files(hr_dir).items()):
         with Image.open(path) as image:
             hr = np.asarray(image.convert('RGB'))
-        Image.fromarray(downsample(hr, scale)).save(osp.join(lr_dir, f'{name}.png'))
+        write_png(osp.join(lr_dir, f'{name}.png'), downsample(hr, scale))
     return lr_dir
 
 
@@ -137,24 +144,23 @@ def export_for_inference(output, label, checkpoint, lr_dir, python=sys.executabl
     models = osp.join(output, 'models')
     os.makedirs(models, exist_ok=True)
     model_path = osp.join(models, label + osp.splitext(checkpoint)[1])
-    shutil.copyfile(checkpoint, model_path)
+    atomic_write(model_path, lambda target: shutil.copyfile(checkpoint, target))  # replaces a link, never follows it
     base = osp.dirname(osp.abspath(output))
     lr_rel, sr_rel, model_rel = (osp.relpath(osp.abspath(p), base) for p in (
         lr_dir, osp.join(output, f'sr_{label}'), model_path))
     arguments = [lr_rel, '--output', sr_rel, '--checkpoint', model_rel, '--side-by-side']
     command = shlex.join(['sfmnet-infer', *arguments])
-    script = osp.join(output, f'infer_{label}.sh')
-    with open(script, 'w', encoding='utf-8') as f:
-        f.write('#!/usr/bin/env bash\n'
-                f"# Super-resolve the demo's LR test faces with the {label} it trained (for your own 16x16 faces, "
-                f'put their folder in place of {lr_rel}).\n'
-                f'# Writes <name>.png and <name>_sbs.png (bicubic | {label}) into {sr_rel}/. '
-                f'The same as, from {base}:\n'
-                f'#   {command}\n'
-                'set -euo pipefail\n'
-                f'cd {shlex.quote(base)}\n'
-                f'{shlex.join([python, "-m", "sfmnet_plugin.tools.infer", *arguments])} "$@"\n')
-    os.chmod(script, 0o755)
+    script = ('#!/usr/bin/env bash\n'
+              f"# Super-resolve the demo's LR test faces with the {label} it trained (for your own 16x16 faces, "
+              f'put their folder in place of {lr_rel}).\n'
+              f'# Writes <name>.png and <name>_sbs.png (bicubic | {label}) into {sr_rel}/. '
+              f'The same as, from {base}:\n'
+              f'#   {command}\n'
+              'set -euo pipefail\n'
+              f'cd {shlex.quote(base)}\n'
+              f'{shlex.join([python, "-m", "sfmnet_plugin.tools.infer", *arguments])} "$@"\n')
+    # an executable file of its own (a link under this name is replaced, never followed or made executable)
+    atomic_write_bytes(osp.join(output, f'infer_{label}.sh'), script.encode('utf-8'), executable=True)
     return model_path, command
 
 
@@ -207,6 +213,27 @@ def benchmark_family(output, test_lmdb, scale, models):
     return result
 
 
+def plan_outputs(output, networks, cache_dir):
+    """The output guard's plan of everything the demo writes into ``output``, checked before any work: no file
+    under a link or over a folder, and every folder it replaces (the face splits, the LR inputs, the LMDBs) made
+    by an earlier demo run."""
+    from sfmnet_plugin.benchmark.outputs import OUTPUT_FILES
+
+    plan = OutputPlan(output, [('--cache-dir', cache_dir)], option='--output')
+    for network in networks:
+        network_format = load_merged_options(network.train_options).get('path', {}).get('network_format', 'pth')
+        plan.add(network_path(osp.join(output, 'models'), network.label, network_format))
+        plan.add(osp.join(output, f'infer_{network.label}.sh'))
+    for name in OUTPUT_FILES:
+        plan.add(osp.join(output, name))
+    plan.add(osp.join(output, 'faces', 'sources.json'))
+    plan.check()
+    for folder in (osp.join(output, 'faces', 'train'), osp.join(output, 'faces', 'test'), osp.join(output, LR_INPUTS),
+                   *(osp.join(output, 'lmdb', f'{split}_HR.lmdb') for split in ('train', 'test'))):
+        refuse_unless_ours(folder, action='replace')
+    return plan
+
+
 def run_demo(labels=DEFAULT_NETWORKS, output_name='demo_output', preset='cpu', iterations=None,
              threads=DEFAULT_THREADS, cache_dir=None, jitter=6, seed=0):
     """Gather faces, write LMDBs, train each network of ``labels`` (see :data:`DEMO_NETWORKS`) with the ``preset``
@@ -222,6 +249,14 @@ def run_demo(labels=DEFAULT_NETWORKS, output_name='demo_output', preset='cpu', i
     networks = [network for label in dict.fromkeys(labels) for network in DEMO_NETWORKS if network.label == label]
     root = default_root_path()
     output = osp.join(root, output_name)
+    with plan_outputs(output, networks, cache_dir) as plan:
+        plan.make_folder()
+        with FolderLock(output):  # the training run lock: one demo per output folder
+            _run_steps(networks, root, output, output_name, preset, iterations, threads, cache_dir, jitter, seed)
+
+
+def _run_steps(networks, root, output, output_name, preset, iterations, threads, cache_dir, jitter, seed):
+    """Every step of the demo (see the module docstring), once the outputs are planned and the folder locked."""
     env = step_environment(threads)
     started = time.monotonic()
 

@@ -5,7 +5,6 @@
 """
 import json
 import os
-import shutil
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from sfmnet_plugin.faces.align import (
     warp_face,
 )
 from sfmnet_plugin.faces.detect import MtcnnDetector
+from sfmnet_plugin.utils.atomic import atomic_write_bytes
+from sfmnet_plugin.utils.output_guard import make_our_folder, remove_our_folder
 
 MIN_SCORE = 0.95  # MTCNN's doubtful detections in these photos (small, blurred background faces) score 0.81-0.87
 MAX_OUTSIDE = 0.05  # at most 5 % of a crop may repeat the photo's border
@@ -183,9 +184,12 @@ def build_face_set(out_dir: str, cache_dir: str | None = None, num_test: int = 2
         log(f'only {test_faces} test face(s) instead of {num_test}: the {len(faces_per_group)} usable photo group(s) '
             'must leave some for training')
 
-    for split in ('train', 'test'):
-        shutil.rmtree(osp.join(out_dir, split), ignore_errors=True)
-        os.makedirs(osp.join(out_dir, split, 'HR'))
+    for split in ('train', 'test'):  # only a split folder an earlier run made (its owner marker) is replaced
+        if osp.lexists(osp.join(out_dir, split)):
+            remove_our_folder(osp.join(out_dir, split))
+        os.makedirs(out_dir, exist_ok=True)
+        make_our_folder(osp.join(out_dir, split))
+        os.mkdir(osp.join(out_dir, split, 'HR'))
     summary = FaceSetSummary(photos=len({face.photo.key for face in faces}), faces=len(faces),
                              rejected_faces=sum(len(r['faces']) for r in photo_records) - len(faces),
                              unavailable=unavailable)
@@ -206,9 +210,9 @@ def build_face_set(out_dir: str, cache_dir: str | None = None, num_test: int = 2
                                  **face.photo.provenance(), 'group': face.photo.group,
                                  'jitter': None if face_jitter is None else face_jitter.as_dict()})
 
-    with open(osp.join(out_dir, 'sources.json'), 'w', encoding='utf-8') as f:
-        json.dump({'size': size, 'template': (FACE_TEMPLATE_128 * size / 128).tolist(),
-                   'detector': getattr(detector, 'name', repr(detector)), 'seed': seed,
-                   'unavailable': unavailable, 'photos': photo_records, 'crops': crop_records}, f, indent=1)
+    provenance = {'size': size, 'template': (FACE_TEMPLATE_128 * size / 128).tolist(),
+               'detector': getattr(detector, 'name', repr(detector)), 'seed': seed,
+               'unavailable': unavailable, 'photos': photo_records, 'crops': crop_records}
+    atomic_write_bytes(osp.join(out_dir, 'sources.json'), json.dumps(provenance, indent=1).encode('utf-8'))
     return summary
 

@@ -22,10 +22,14 @@ line naming the file, a :class:`~sfmnet_plugin.launch.preflight.PreflightError` 
 import argparse
 import sys
 
+from sfmnet_plugin.config.option_files import ROOT_PATH_VARIABLE
 from sfmnet_plugin.config.option_schema import OptionKeyError, validate_options
 from sfmnet_plugin.launch.pipeline import run_basicsr_pipeline
 from sfmnet_plugin.launch.preflight import PreflightError, check_run
 from sfmnet_plugin.launch.request import RunRequest
+from sfmnet_plugin.utils.error_boundary import one_line
+from sfmnet_plugin.utils.output_guard import probe_writable
+from sfmnet_plugin.utils.output_paths import OutputPathError
 from sfmnet_plugin.utils.process_settings import apply_process_settings
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
@@ -107,8 +111,10 @@ def main(stage, root_path=None, argv=None):
         request = parse_command_line(stage, sys.argv[1:] if argv is None else argv, root_path)
         validate_options(request.options, request.option_path)
         check_run(request)  # missing data or weights
-    except (UnsafeOrInvalidFileError, OptionKeyError, FileNotFoundError) as error:
-        print(f'error: {error}', file=sys.stderr)  # one line naming the option file
+        # the outputs root ($SFMNET_ROOT_PATH): a folder where files can be created (probed, nothing left behind)
+        probe_writable(request.root_path, option=f'the outputs root (${ROOT_PATH_VARIABLE} or the checkout)')
+    except (UnsafeOrInvalidFileError, OptionKeyError, OutputPathError, OSError) as error:
+        print(f'error: {one_line(error)}', file=sys.stderr)  # one line naming the option file or the path
         sys.exit(2)
     except PreflightError as error:
         lines = error.problems
@@ -118,7 +124,11 @@ def main(stage, root_path=None, argv=None):
             print(f'  - {line}', file=sys.stderr)
         sys.exit(2)
     apply_process_settings(restart=argv is None)
-    run_basicsr_pipeline(request)
+    try:
+        run_basicsr_pipeline(request)
+    except OSError as error:  # a folder that cannot be created or written (read-only, full, a file in the way)
+        print(f'error: {one_line(error)}', file=sys.stderr)
+        sys.exit(1)
 
 
 def train_pipeline(root_path: str | None = None) -> None:

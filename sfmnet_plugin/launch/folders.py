@@ -7,8 +7,12 @@
   file or a network that cannot be built, the experiment and TensorBoard folders it created are removed and a
   folder BasicSR archived to make room (``<name>_archived_<time>``) gets its name back.
 
+* Only the run's own folders are created (:func:`make_exp_dirs`): BasicSR's ``make_exp_dirs`` called
+  ``os.makedirs`` on every ``path`` value it did not recognise as a file option, so ``path.network_format:
+  safetensors`` (or a mistyped key) made a folder of that name in the current directory.
+
 The run (:mod:`sfmnet_plugin.launch.session`) replaces BasicSR's ``mkdir_and_rename`` with
-:meth:`RunFolders.mkdir_and_rename` of it.
+:meth:`RunFolders.mkdir_and_rename` of it, and its ``make_exp_dirs`` with :func:`make_exp_dirs`.
 """
 import logging
 import os
@@ -18,6 +22,25 @@ from os import path as osp
 from sfmnet_plugin.utils.run_lock import RunFolderLocks
 
 LOGGER_NAME = 'basicsr'
+
+# The folders BasicSR's parse_options puts under a run's own folder; nothing else in ``path`` is a folder.
+RUN_FOLDER_KEYS = ('models', 'training_states', 'log', 'visualization')
+
+
+def make_exp_dirs(opt: dict) -> None:
+    """BasicSR's ``make_exp_dirs(opt)`` creating only the run's own folders: the run's folder
+    (``experiments/<name>`` or ``results/<name>``, archived and made by ``mkdir_and_rename``, the run's locked one)
+    and the folders of :data:`RUN_FOLDER_KEYS` inside it."""
+    import basicsr.utils.misc as basicsr_misc
+
+    path_opt = opt['path']
+    root = path_opt['experiments_root' if opt['is_train'] else 'results_root']
+    basicsr_misc.mkdir_and_rename(root)  # looked up at call time: the run's locked version
+    inside = osp.realpath(root) + os.sep
+    for key in RUN_FOLDER_KEYS:
+        folder = path_opt.get(key)
+        if isinstance(folder, str) and osp.realpath(folder).startswith(inside):
+            os.makedirs(folder, exist_ok=True)
 
 
 class RunFolders:

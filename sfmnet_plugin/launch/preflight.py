@@ -25,7 +25,7 @@ import re
 from os import path as osp
 
 from sfmnet_plugin.data.image_io import list_image_files
-from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME, read_meta_info
+from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME, meta_info_problems, read_meta_info
 from sfmnet_plugin.launch.checkpoint_network import network_fit_problems
 
 DATA_PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
@@ -102,6 +102,13 @@ def lmdb_problem(option, path):
     if missing:
         return (f'{option}: {path!r} is an incomplete LMDB (no {" or ".join(missing)}: its preparation was '
                 f'interrupted or is still running). Rebuild it with: {preparation_command(path)} --overwrite')
+    try:  # what the run would otherwise find only when it first draws the image, possibly hours in
+        problems = meta_info_problems(path)
+    except (ValueError, OSError) as error:  # a malformed meta_info.txt, a damaged LMDB
+        return f'{option}: {error}'
+    if problems:
+        return (f'{option}: {path!r}: {"; ".join(problems)}. Check it with datasets_prep/verify_lmdb.py {path}, '
+                f'rebuild it with: {preparation_command(path)} --overwrite')
     return None
 
 
@@ -196,6 +203,19 @@ def dataset_problems(opt, stage, world_size=1):
 # ----------------------------------------------------------------------------- pretrained files
 
 
+def weight_file_problem(key, path):
+    """Why the network file ``path`` of ``path.<key>`` cannot be used (corrupt, code-carrying, NaN or inf weights),
+    or None: read now, so that a bad file stops the run before its folder exists."""
+    from sfmnet_plugin.checkpoints.io import load_checkpoint_file
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
+
+    try:
+        load_checkpoint_file(path, what=f'path.{key}')
+    except (UnsafeOrInvalidFileError, OSError) as error:
+        return str(error)
+    return None
+
+
 def network_file_problems(opt, stage, auto_resume):
     """Missing ``path.pretrain_network_*`` / ``path.resume_state`` files; a test without any network."""
     paths = opt.get('path') or {}
@@ -207,6 +227,10 @@ def network_file_problems(opt, stage, auto_resume):
         if key.startswith('pretrain_network') and not osp.isfile(value):
             fix = PRETRAINED_FILE_HINTS.get(key) or f'Make it with: {network_command(value)}'
             problems.append(f'path.{key}: network file {value!r} not found. {fix}')
+        elif key.startswith('pretrain_network'):
+            problem = weight_file_problem(key, value)
+            if problem:
+                problems.append(problem)
         elif key == 'resume_state' and not auto_resume and not osp.isfile(value):
             problems.append(f'path.resume_state: training state {value!r} not found (use --auto_resume to continue '
                             "from the experiment's newest state).")

@@ -10,7 +10,8 @@ everything is put back when the ``with`` block ends:
 * resume reads the experiment's own folder and continues the same sample stream; SIGINT/SIGTERM save a
   checkpoint before the run exits (:mod:`sfmnet_plugin.compat.resume`);
 * the terminal shows a start banner (:mod:`.banner`), the ETA counts the iterations this run timed
-  (:mod:`.eta`), the run's folders are locked and removed again if the run never started (:mod:`.folders`), and
+  (:mod:`.eta`), the run's folders are locked, only they are created, and they are removed again if the run
+  never started (:mod:`.folders`), and
   the validation BasicSR repeats after its loop on unchanged weights is skipped
   (:class:`~sfmnet_plugin.compat.run_state.Run`).
 """
@@ -22,7 +23,7 @@ from sfmnet_plugin.compat.model_methods import with_plugin_methods
 from sfmnet_plugin.compat.run_state import Run, running
 from sfmnet_plugin.launch.banner import announce, filtered_root_logger, log_file_only, logging_the_backend_in_use
 from sfmnet_plugin.launch.eta import eta_message_logger_class
-from sfmnet_plugin.launch.folders import RunFolders
+from sfmnet_plugin.launch.folders import RunFolders, make_exp_dirs
 
 
 def run_changes(stage, run, folders):
@@ -54,6 +55,7 @@ def run_changes(stage, run, folders):
         # the options: log file only, with the process group's backend
         (pipeline, 'dict2str', log_file_only(logging_the_backend_in_use(pipeline.dict2str))),
         (basicsr_misc, 'mkdir_and_rename', folders.mkdir_and_rename(basicsr_misc.mkdir_and_rename)),  # make_exp_dirs
+        (pipeline, 'make_exp_dirs', make_exp_dirs),  # only the run's own folders
     ]
     if stage == 'train':
         def run_load_resume_state(opt):

@@ -33,6 +33,7 @@ from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_reader import read_meta_info
 from sfmnet_plugin.utils.lmdb_env import open_shared_lmdb
 from sfmnet_plugin.utils.pretrained import PretrainedFile, resolve_pretrained_file, warn_random_weights
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
 FID_INCEPTION_WEIGHTS = PretrainedFile(osp.basename(basicsr_inception.FID_WEIGHTS_URL),
                                        basicsr_inception.FID_WEIGHTS_URL)
@@ -73,11 +74,16 @@ def fid_inception(weights_path=None, device='cpu', random_weights_for_tests=Fals
         state_dict = None
     else:
         path = resolve_pretrained_file(FID_INCEPTION_WEIGHTS, weights_path, option_name=option_name)
-        state_dict = torch.load(path, map_location='cpu', weights_only=True)
+        state_dict = load_torch_file(path, what='FID Inception weights')  # corrupt or NaN: one line naming it
     # BasicSR's InceptionV3 builds its backbone with the module's fid_inception_v3(), which downloads the weights;
     # for the duration of the constructor it builds ours instead.
-    with mock.patch.object(basicsr_inception, 'fid_inception_v3', lambda: _fid_backbone(state_dict)):
-        network = basicsr_inception.InceptionV3([3], resize_input=True, normalize_input=True)
+    try:
+        with mock.patch.object(basicsr_inception, 'fid_inception_v3', lambda: _fid_backbone(state_dict)):
+            network = basicsr_inception.InceptionV3([3], resize_input=True, normalize_input=True)
+    except (RuntimeError, KeyError, TypeError) as error:  # another network's weights
+        cause = str(error).splitlines()[0]
+        raise UnsafeOrInvalidFileError(f'FID Inception weights {path}: not the weights of the FID Inception ({cause}); '
+                                       f'use {FID_INCEPTION_WEIGHTS.filename}.') from error
     return network.eval().to(device)
 
 

@@ -13,6 +13,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 
 from sfmnet_plugin.metrics.face_psnr_ssim_metric import rgb_to_y_rounded
 from sfmnet_plugin.utils.pretrained import PretrainedFile, resolve_pretrained_file, warn_random_weights
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
 LPIPS_PROTOCOLS = ('standard', 'sfmnet')
 # lpips' trunk name -> the torchvision model whose ImageNet weights it uses
@@ -44,7 +45,12 @@ def lpips_network(net, weights_path, device):
     if weights_path is None:
         warn_random_weights(f'LPIPS-{net}')  # here, so that it is said once and not for every image
     else:
-        load_torchvision_trunk(model, torch.load(weights_path, map_location='cpu', weights_only=True))
+        try:  # a corrupt, non-finite or wrong file: one line naming it
+            load_torchvision_trunk(model, load_torch_file(weights_path, what=f'LPIPS-{net} weights'))
+        except (KeyError, RuntimeError, AttributeError) as error:
+            raise UnsafeOrInvalidFileError(f'LPIPS-{net} weights {weights_path}: not torchvision '
+                                           f'{_TORCHVISION_TRUNKS[net]} weights ({str(error).splitlines()[0]}).'
+                                           ) from error
     return model.to(device).eval()
 
 

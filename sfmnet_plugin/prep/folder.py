@@ -36,6 +36,7 @@ from sfmnet_plugin.prep.split_writer import (
     write_samples,
 )
 from sfmnet_plugin.prep.verify import check_pair
+from sfmnet_plugin.utils.output_guard import OutputPlan
 
 _SFMNET_LR_FOLDER = re.compile(r'^LR_x(\d+)_bicubic$')
 _COPY_AS_IS = SampleSpec(hr_size=None, scales=())
@@ -66,11 +67,13 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False,
         # "already exists: skipped" would report success with no LMDB there
         raise DataPrepError(f'{lmdb_path} exists but is not an LMDB (no data.mdb); it is left as it is: choose '
                             'another output path.')
+    OutputPlan(lmdb_path, [('source folder', source)], option='output LMDB').check(writable=False)
     if output_exists(lmdb_path, overwrite):
         return None
     if landmarks:
         check_landmark_models(landmarks)
-    images = list_image_files(source, recursive=recursive)
+    not_files = []  # image names that are no regular file (dangling links, loops, FIFOs, devices): never read
+    images = list_image_files(source, recursive=recursive, skipped=not_files)
     left_out = [] if recursive else images_in_subfolders(source)
     if not images:
         raise DataPrepError(f'{source}: no images (png/jpg/jpeg/bmp/webp) found'
@@ -86,9 +89,11 @@ def convert_folder(source, lmdb_path, workers, overwrite=False, recursive=False,
         if landmarks:
             add_lmdb_landmarks(partial, landmarks, workers)
     summary.skipped += [(osp.join(source, name), 'in a subfolder: pass --recursive to include it')
-                        for name in left_out]
+                        for name in left_out] + not_files
     for name in left_out:
         print(f'{osp.join(source, name)}: skipped, in a subfolder (pass --recursive to include it)')
+    for path, reason in not_files:
+        print(f'{path}: skipped, {reason}')
     print(f'{summary} -> {lmdb_path}')
     return summary
 

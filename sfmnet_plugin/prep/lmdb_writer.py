@@ -12,6 +12,7 @@ import lmdb
 
 from sfmnet_plugin.data.lmdb_reader import META_INFO_NAME
 from sfmnet_plugin.prep.output_folders import OWNER_MARKER
+from sfmnet_plugin.utils.atomic import atomic_write_bytes
 
 _MAX_KEY_BYTES = 511  # lmdb's default maximum key size
 
@@ -95,8 +96,7 @@ class LmdbWriter:
         except lmdb.Error as error:
             raise LmdbWriteError(self.lmdb_path, error) from error
         self._env.close()
-        with open(osp.join(self.lmdb_path, META_INFO_NAME), 'w', encoding='ascii') as f:
-            f.writelines(self._meta_lines)
+        atomic_write_bytes(osp.join(self.lmdb_path, META_INFO_NAME), ''.join(self._meta_lines).encode('ascii'))
 
     def abort(self):
         """Close without ``meta_info.txt``: the folder stays visibly incomplete."""

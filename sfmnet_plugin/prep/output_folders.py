@@ -9,47 +9,29 @@ the exchange is not available, the old output is first renamed ``<final>.old`` a
 A folder being built (or swapped out) carries an :data:`OWNER_MARKER` file; a finished output is
 recognised by its contents (only an LMDB's files, or only the entries an output of its kind
 holds: see :func:`looks_like_ours`). Nothing else is ever deleted, so a wrong ``--out`` or split
-name can never remove a user's folder.
+name can never remove a user's folder. The run that builds ``<final>.partial`` holds the run lock on it (and on
+the old output it swaps out) until it is done: a second run on the same output is refused naming the first's PID,
+never deleting its folder as "left over" (:func:`sfmnet_plugin.utils.output_guard.lock_folder_being_built`).
 """
 import ctypes
 import os
 import shutil
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from os import path as osp
+
+from sfmnet_plugin.utils.output_guard import (  # noqa: F401  (the ownership rules live in the output guard)
+    OWNER_MARKER,
+    NotOurOutputError,
+    lock_folder_being_built,
+    looks_like_ours,
+    mark_as_ours,
+    refuse_unless_ours,
+    remove_our_folder,
+)
 
 PARTIAL_SUFFIX = '.partial'
 OLD_SUFFIX = '.old'
-OWNER_MARKER = '.sfmnet_output'  # an empty file: "made by an sfmnet-plugin preparation tool"
-# an LMDB's files, and the landmark files --landmarks 68 writes beside them (sfmnet_plugin.prep.landmarks)
-_LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt', 'landmarks_68.txt', 'landmarks_68_missing.txt'}
 _RENAME_EXCHANGE = 2  # linux/fs.h
-
-
-class NotOurOutputError(Exception):
-    """A path the tools were asked to replace or remove, but did not create."""
-
-
-def mark_as_ours(folder):
-    with open(osp.join(folder, OWNER_MARKER), 'w', encoding='ascii'):
-        pass
-
-
-def looks_like_ours(folder, is_own_output=None):
-    """True if ``folder`` carries the marker, holds only an LMDB's files, or ``is_own_output(set of entries)``."""
-    if not osp.isdir(folder) or osp.islink(folder):
-        return False
-    entries = set(os.listdir(folder))
-    if OWNER_MARKER in entries:
-        return True
-    return bool(entries) and (entries <= _LMDB_FILES or bool(is_own_output and is_own_output(entries)))
-
-
-def remove_our_folder(folder, is_own_output=None):
-    """Delete ``folder`` if it is ours (see :func:`looks_like_ours`); otherwise raise :class:`NotOurOutputError`."""
-    if not looks_like_ours(folder, is_own_output):
-        raise NotOurOutputError(f'{folder} exists but was not created by this tool; refusing to delete it. '
-                                'Move it away or choose another output.')
-    shutil.rmtree(folder)
 
 
 def _exchange(source, target):
@@ -78,36 +60,43 @@ def recover_interrupted_swap(final_path, is_own_output=None):
 
 @contextmanager
 def build_atomically(final_path, is_own_output=None):
-    """Yield ``<final_path>.partial`` (marked as ours) to build into; on success swap it into ``final_path``.
+    """Yield ``<final_path>.partial`` (marked as ours, locked) to build into; on success swap it into ``final_path``.
 
     ``is_own_output`` tells a finished output of this kind by its entries (LMDBs are recognised
-    without it). A leftover ``.partial`` of an interrupted run is removed first
-    (only if it is ours). On an exception the partial folder is removed; the old output is untouched.
+    without it). A leftover ``.partial`` of an interrupted run is removed first (only if it is ours and no live run
+    holds it: a live run's is :class:`~sfmnet_plugin.utils.run_lock.RunFolderInUseError`).
+    On an exception the partial folder is removed; the old output is untouched.
     """
-    recover_interrupted_swap(final_path, is_own_output)
-    if osp.exists(final_path) and not looks_like_ours(final_path, is_own_output):
-        raise NotOurOutputError(f'{final_path} exists but was not created by this tool; refusing to replace it. '
-                                'Move it away or choose another output.')
     partial = final_path + PARTIAL_SUFFIX
-    if osp.lexists(partial):
-        print(f'Removing {partial}, left over from an interrupted run.')
-        remove_our_folder(partial, is_own_output)
-    os.makedirs(partial)
-    mark_as_ours(partial)
-    try:
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    _swap_into_place(partial, final_path, is_own_output)
+    with ExitStack() as locks:
+        if osp.lexists(partial) and not osp.islink(partial) and osp.isdir(partial):
+            leftover = locks.enter_context(lock_folder_being_built(partial))  # refused while a live run builds it
+            refuse_unless_ours(partial, is_own_output)
+            print(f'Removing {partial}, left over from an interrupted run.')
+            shutil.rmtree(partial)
+            leftover.release()
+        elif osp.lexists(partial):
+            refuse_unless_ours(partial, is_own_output)
+        recover_interrupted_swap(final_path, is_own_output)
+        refuse_unless_ours(final_path, is_own_output, action='replace')
+        os.mkdir(partial)  # only one of two runs started at once succeeds
+        try:
+            locks.enter_context(lock_folder_being_built(partial))
+            mark_as_ours(partial)
+            yield partial
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        _swap_into_place(partial, final_path, is_own_output, locks)
 
 
-def _swap_into_place(partial, final_path, is_own_output):
+def _swap_into_place(partial, final_path, is_own_output, locks):
     os.remove(osp.join(partial, OWNER_MARKER))  # finished: recognised by its contents from now on
     if not osp.exists(final_path):
         os.rename(partial, final_path)
         return
     mark_as_ours(final_path)  # the old output is about to become garbage that the next run may delete
+    locks.enter_context(lock_folder_being_built(final_path))  # held until it is deleted below
     if _exchange(partial, final_path):
         shutil.rmtree(partial)  # now the old output; a kill here leaves a marked leftover for the next run
         return

@@ -34,6 +34,7 @@ from sfmnet_plugin.prep.output_folders import (  # noqa: F401  (build_atomically
     build_atomically,
     recover_interrupted_swap,
 )
+from sfmnet_plugin.utils.atomic import atomic_write_bytes
 from sfmnet_plugin.utils.output_paths import is_plain_name
 from sfmnet_plugin.utils.parallel import parallel_imap
 
@@ -199,9 +200,8 @@ def write_samples(jobs, spec, targets, workers, name, batch_size=1000, map_size=
                 for label, target in targets.items():
                     png, shape = sample.images[label]
                     writers[label].put(sample.key, png, shape)
-                    if target.png_dir:
-                        with open(osp.join(target.png_dir, f'{sample.key}.png'), 'wb') as f:
-                            f.write(png)
+                    if target.png_dir:  # a full disk is one error naming the file
+                        atomic_write_bytes(osp.join(target.png_dir, f'{sample.key}.png'), png)
                 summary.written += 1
     except BaseException:
         for writer in writers.values():
@@ -288,8 +288,7 @@ def prepare_split(out_root, split, jobs, spec, workers, save_png=False, overwrit
             raise DataPrepError(f'[{split}] none of the {len(jobs)} images could be used (see the messages above).')
         if spec.landmarks:
             add_lmdb_landmarks(osp.join(partial_dir, f'{HR_LABEL}.lmdb'), spec.landmarks, workers)
-        with open(osp.join(partial_dir, REPORT_NAME), 'w', encoding='utf-8') as f:
-            f.write(f'{summary}\n{contents_line(spec.labels, save_png, summary.written)}\n')
-            f.writelines(f'{line}\n' for line in summary.report_lines())
+        report = [str(summary), contents_line(spec.labels, save_png, summary.written), *summary.report_lines()]
+        atomic_write_bytes(osp.join(partial_dir, REPORT_NAME), ''.join(f'{line}\n' for line in report).encode('utf-8'))
     print(f'{summary} -> {final_dir}')
     return summary

@@ -16,7 +16,10 @@ plugin wrote, or an official checkpoint's network, at ``--scale``); ``--folder``
 images written by any code, named like the HR images. Writes ``table.md``, ``table.csv``, ``per_image.csv``,
 ``contact_sheet.png`` and ``quality_vs_cost.png`` into DIR (see ``sfmnet_plugin.benchmark.run``); with ``--pairs``
 (LFW ``pairs.txt``, a CSV ``image_a,image_b,same`` or YTF ``splits.txt``) also the face verification columns,
-``roc.png`` and ``pair_scores.csv`` (see ``docs/face_recognition_eval.md``).
+``roc.png`` and ``pair_scores.csv`` (see ``docs/face_recognition_eval.md``). The output folder goes through the
+plugin's output guard: it may not be, or directly hold, an input (the test set, an SR folder, a checkpoint...),
+and a link under an output name is refused. Method names ``HR`` and ``LR`` are reserved, ``Bicubic`` for the
+bicubic baseline.
 """
 import argparse
 import sys
@@ -31,6 +34,7 @@ from sfmnet_plugin.benchmark import (
     run_benchmark,
 )
 from sfmnet_plugin.tools.common import add_device_argument, tool_parser
+from sfmnet_plugin.utils.error_boundary import console_script
 
 
 class _AppendMethod(argparse.Action):
@@ -98,6 +102,7 @@ def to_method(option, values):
     return SrFolder(*values)
 
 
+@console_script('sfmnet-benchmark', user_errors=(BenchmarkError,))
 def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
@@ -108,17 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     if (args.landmarks == 'dic') != bool(args.landmark_checkpoint):
         parser.error('--landmarks dic and --landmark-checkpoint go together (the checkpoint holds the detector).')
     methods = [to_method(option, values) for option, values in getattr(args, 'methods', None) or []]
-    try:
-        result = run_benchmark(TestSet(args.gt, args.lq, args.scale, args.downsampler, args.name), methods,
-                               args.output, metrics=args.metrics, lpips_weights=args.lpips_weights,
-                               arcface_onnx=args.arcface_onnx, device=args.device,
-                               latency_repeats=args.latency_repeats, sheet_images=args.sheet_images,
-                               overwrite=args.overwrite, progress=not args.no_progress, pairs=args.pairs,
-                               recognizer=args.recognizer, fid_reference=args.fid_reference,
-                               fid_weights=args.fid_weights, landmark_checkpoint=args.landmark_checkpoint)
-    except BenchmarkError as error:
-        print(f'sfmnet-benchmark: error: {error}', file=sys.stderr)
-        return 1
+    result = run_benchmark(TestSet(args.gt, args.lq, args.scale, args.downsampler, args.name), methods,
+                           args.output, metrics=args.metrics, lpips_weights=args.lpips_weights,
+                           arcface_onnx=args.arcface_onnx, device=args.device,
+                           latency_repeats=args.latency_repeats, sheet_images=args.sheet_images,
+                           overwrite=args.overwrite, progress=not args.no_progress, pairs=args.pairs,
+                           recognizer=args.recognizer, fid_reference=args.fid_reference,
+                           fid_weights=args.fid_weights, landmark_checkpoint=args.landmark_checkpoint)
     with open(result.files['table.md'], encoding='utf-8') as f:
         print(f.read())
     print(f'Results in {args.output}: {", ".join(sorted(result.files))}.')

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from os import path as osp
 
 from sfmnet_plugin.data.downsample import DOWNSAMPLERS
-from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS
+from sfmnet_plugin.data.image_io import IMAGE_EXTENSIONS, why_not_a_file
 from sfmnet_plugin.inference import InferenceError
 from sfmnet_plugin.inference.network_options import network_options_from_file
-from sfmnet_plugin.prep.output_folders import NotOurOutputError
 from sfmnet_plugin.prep.split_writer import DataPrepError, SampleSpec
+from sfmnet_plugin.utils.error_boundary import console_script
 from sfmnet_plugin.utils.process_settings import apply_process_settings
 
 
@@ -66,17 +66,33 @@ def network_options(args):
 
 
 def collect_inputs(inputs, bad):
-    """Image paths from files and folders (non-recursive, sorted); missing paths are added to ``bad``."""
+    """Image paths from files and folders (non-recursive, sorted). Everything skipped is added to ``bad`` with its
+    reason: a missing path, and every entry with an image name that is not a regular file (a dangling link, a link
+    loop, a link to a device, a FIFO...)."""
     paths = []
     for item in inputs:
         if osp.isdir(item):
-            paths += sorted(osp.join(item, name) for name in os.listdir(item)
-                            if name.lower().endswith(IMAGE_EXTENSIONS) and osp.isfile(osp.join(item, name)))
-        elif osp.isfile(item):
-            paths.append(item)  # named explicitly: tried whatever its extension
+            for name in sorted(os.listdir(item)):
+                if not name.lower().endswith(IMAGE_EXTENSIONS):
+                    continue
+                path = osp.join(item, name)
+                reason = why_not_a_file(path)
+                if reason is None:
+                    paths.append(path)
+                else:
+                    bad.append((path, f'{reason}: skipped'))
         else:
-            bad.append((item, 'not found'))
+            reason = why_not_a_file(item)  # named explicitly: tried whatever its extension
+            if reason is None:
+                paths.append(item)
+            else:
+                bad.append((item, reason if reason == 'not found' else f'{reason}: skipped'))
     return paths
+
+
+def input_labels(inputs):
+    """``[(label, path)]`` of the command line's inputs for :class:`~sfmnet_plugin.utils.output_guard.OutputPlan`."""
+    return [('input folder' if osp.isdir(item) else 'input', item) for item in inputs]
 
 
 def report(summary, written, bad, skipped_noun, strict) -> int:
@@ -139,29 +155,13 @@ def spec_from_args(args):
                       min_crop_size=args.min_crop_size, landmarks=args.landmarks)
 
 
-def describe_os_error(err):
-    """``<path>: <cause>`` for an OSError that names a path (``[Errno 13] Permission denied: 'x'`` otherwise)."""
-    if err.filename and err.strerror:
-        return f'{err.filename}: {err.strerror}'
-    return str(err)
-
-
 def run_prep_tool(main_function: Callable[[list[str] | None], int], argv: list[str] | None) -> int:
     """Apply the process settings of the plugin's entry points, run a preparation script's main, return its exit code.
 
-    DataPrepError, ValueError and OSError (a missing, read-only or full output, a file where a
-    folder is expected, an output the tools did not create) become one ``error: ...`` line naming
-    the path, and exit code 2; Ctrl-C becomes a one-line message and exit code 130.
+    The plugin's error boundary (:func:`sfmnet_plugin.utils.error_boundary.console_script`): DataPrepError,
+    ValueError and every OSError or output-guard refusal (a missing, read-only or full output, a file where a
+    folder is expected, an output the tools did not create, an output another run is building) become one
+    ``error: ...`` line naming the path, and exit code 2; Ctrl-C becomes a one-line message and exit code 130.
     """
     apply_process_settings()
-    try:
-        return main_function(argv)
-    except (DataPrepError, ValueError, NotOurOutputError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f'error: {describe_os_error(err)}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('interrupted: the unfinished output was removed; completed outputs are kept.', file=sys.stderr)
-        return 130
+    return console_script(None, user_errors=(DataPrepError, ValueError), status=2)(main_function)(argv)

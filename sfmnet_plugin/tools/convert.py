@@ -40,7 +40,7 @@ def split_checkpoint(checkpoint):
     return state_dicts, options
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def fail(message):

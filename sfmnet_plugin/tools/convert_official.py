@@ -23,11 +23,13 @@ from basicsr.archs import build_network
 
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint, unwrap_checkpoint
 from sfmnet_plugin.checkpoints.io import NETWORK_FORMATS, load_checkpoint_file, save_checkpoint_file
+from sfmnet_plugin.utils.error_boundary import console_script
+from sfmnet_plugin.utils.output_guard import OutputPlan
 from sfmnet_plugin.utils.output_paths import output_write_error
 from sfmnet_plugin.utils.profiling import count_parameters
-from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 
+@console_script('sfmnet-convert-official')
 def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
@@ -49,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f'sfmnet-convert-official: {message}', file=sys.stderr)
         return 1
 
-    if os.path.exists(args.output):
+    plan = OutputPlan(inputs={'input checkpoint': args.input}, option='output')
+    plan.add(args.output)
+    plan.check()  # never over the input, never through a link, never into a read-only folder
+    if os.path.lexists(args.output):
         return fail(f'{args.output} already exists; choose another output path (nothing is overwritten).')
-    try:  # never runs code: a missing, empty, truncated, random or code-carrying file is one line naming it
-        checkpoint = load_checkpoint_file(args.input, what='checkpoint')
-    except (FileNotFoundError, UnsafeOrInvalidFileError) as error:
-        return fail(str(error))
+    # never runs code: a missing, empty, truncated, random or code-carrying file is one line naming it
+    checkpoint = load_checkpoint_file(args.input, what='checkpoint')
     state_dict = unwrap_checkpoint(checkpoint)
     if not isinstance(state_dict, dict) or not all(isinstance(t, torch.Tensor) for t in state_dict.values()):
         return fail(f'{args.input}: holds no state dict (a mapping of parameter names to tensors); expected an '
@@ -66,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     role = 'network_d' if 'discriminator' in found.name.lower() else 'network_g'
     try:  # OUT is either absent or complete
         save_checkpoint_file({'params': converted}, args.output, {role: found.network_options}, args.format)
-    except (OSError, RuntimeError) as error:  # a missing or read-only folder, a full disk
-        return fail(str(output_write_error(args.output, error)))
+    except RuntimeError as error:  # torch's failed write (a full disk) has no errno; OSErrors name the path already
+        raise output_write_error(args.output, error) from error
     with torch.device('meta'):  # count the parameters (not the buffers) of the network the weights are for
         num_params = count_parameters(build_network(dict(found.network_options)))
     print(f'Found: {found.name}. Wrote {args.output}: {len(converted)} tensors, {num_params:,} parameters; '

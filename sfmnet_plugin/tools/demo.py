@@ -16,11 +16,15 @@
    trained network (``models/<network>.safetensors``, which carries its ``network_g``), and
    ``infer_<network>.sh``, the ``sfmnet-infer`` command that super-resolves those LR inputs (or your own) with it.
 
-Each training runs as the command a user would type (``python -m sfmnet_plugin.train -opt ...``) with
-``--threads`` CPU threads; nothing is read from a source checkout, so an installed wheel runs it from any
-directory. The same command on the same machine prints the same table to the last digit; another ``--threads``
-value changes the last digits (the thread count changes how convolutions are summed).
+Before any work the outputs go through the plugin's output guard (no file under a link, no folder replaced that an
+earlier demo run did not make: its owner marker) and the output folder is locked with the training run lock, so a
+second demo on the same folder is refused. Each training runs as the command a user would type
+(``python -m sfmnet_plugin.train -opt ...``) with ``--threads`` CPU threads; nothing is read from a source checkout,
+so an installed wheel runs it from any directory. The same command on the same machine prints the same table to the
+last digit; another ``--threads`` value changes the last digits (the thread count changes how convolutions are summed).
 """
+import sys
+
 from sfmnet_plugin.demo.end_to_end import (
     DEFAULT_NETWORKS,
     DEFAULT_THREADS,
@@ -30,6 +34,7 @@ from sfmnet_plugin.demo.end_to_end import (
     run_demo,
 )
 from sfmnet_plugin.tools.common import tool_parser
+from sfmnet_plugin.utils.error_boundary import console_script
 
 
 def build_parser():
@@ -59,16 +64,15 @@ def build_parser():
     return parser
 
 
+@console_script('sfmnet-demo', user_errors=(ValueError,))
 def main(argv: list[str] | None = None) -> None:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
-    try:
-        run_demo(args.networks, args.output, args.preset, args.iterations, args.threads, args.cache_dir, args.jitter,
-                 args.seed)
-    except ValueError as error:
-        raise SystemExit(f'sfmnet-demo: {error}') from None
+    # a ValueError (a bad --threads or --iterations, an output the guard refuses) is one line: console_script
+    run_demo(args.networks, args.output, args.preset, args.iterations, args.threads, args.cache_dir, args.jitter,
+             args.seed)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

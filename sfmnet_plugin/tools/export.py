@@ -20,8 +20,9 @@ import torch
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.onnx import DEFAULT_OPSET, ExportError, OnnxNetwork, export_onnx
 from sfmnet_plugin.tools.common import add_network_arguments, network_options, tool_parser
+from sfmnet_plugin.utils.error_boundary import console_script
 from sfmnet_plugin.utils.numerics import input_sensitivity
-from sfmnet_plugin.utils.output_paths import OutputPathError, refuse_inputs
+from sfmnet_plugin.utils.output_guard import OutputPlan
 
 
 def build_parser():
@@ -45,6 +46,7 @@ def check_against_torch(net, onnx_path, lr_size):
     return difference, input_sensitivity(net, lr)
 
 
+@console_script('sfmnet-export', user_errors=(InferenceError, ExportError))
 def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
@@ -54,23 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     lr_size = (args.lr_size[0], args.lr_size[-1])
     output = args.output or osp.splitext(args.checkpoint)[0] + '.onnx'
-    try:
-        refuse_inputs(output, {'--checkpoint': args.checkpoint, '--opt': args.opt})
-    except OutputPathError as error:
-        print(f'sfmnet-export: error: {error}', file=sys.stderr)
-        return 1
+    plan = OutputPlan(inputs={'--checkpoint': args.checkpoint, '--opt': args.opt}, option='--output')
+    plan.add(output)
+    plan.check()  # never over an input, never through a link, never into a read-only folder
     if osp.exists(output) and not args.overwrite:
         print(f'sfmnet-export: error: {output} exists; choose another --output or pass --overwrite.', file=sys.stderr)
         return 1
-    try:
-        restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
-                                device='cpu')
-        export_onnx(restorer.net, output, lr_size, restorer.options, opset=args.opset,
-                    progress=lambda message: print(f'sfmnet-export: {message}', file=sys.stderr, flush=True))
-        difference, sensitivity = check_against_torch(restorer.net, output, lr_size)
-    except (InferenceError, ExportError) as error:
-        print(f'sfmnet-export: error: {error}', file=sys.stderr)
-        return 1
+    restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
+                            device='cpu')
+    export_onnx(restorer.net, output, lr_size, restorer.options, opset=args.opset,
+                progress=lambda message: print(f'sfmnet-export: {message}', file=sys.stderr, flush=True))
+    difference, sensitivity = check_against_torch(restorer.net, output, lr_size)
     print(f'Wrote {output} ({os.path.getsize(output) / 2**20:.1f} MiB): {restorer.options["type"]}, '
           f'LR {lr_size[0]}x{lr_size[1]}, dynamic batch, opset {args.opset}.')
     print(f'ONNX Runtime vs PyTorch on a random batch: max |difference| {difference:.2e} '

@@ -21,11 +21,14 @@ option. The checkpoint is a BasicSR file, ``.pth`` or ``.safetensors`` (``params
 ``--param-key`` to choose), a plain state dict, or an official SFMNet or SPARNet-family state dict, converted on
 the fly.
 
-Unreadable files, sizes the network cannot take, inputs larger than an LR face (``--max-input-side``) and clashing
-output names are reported at the end while the rest is processed. Exit status: 0 if at least one image was
+Unreadable files, sizes the network cannot take and inputs larger than an LR face (``--max-input-side``) are
+reported at the end while the rest is processed, and so is every input skipped (a dangling link, a link loop, a
+FIFO or device under an image name). Outputs go through the plugin's output guard before anything is written: two
+inputs that would give one output name (``a.png`` and ``a.jpg``; ``a.png`` and ``a_sbs.png`` with
+``--side-by-side``), an output over an input, a symbolic link under an output name and an ``--output`` that is or
+holds an input are refused, each in one line. Exit status: 0 if at least one image was
 written (and, with ``--strict``, no input was bad), otherwise 1.
 """
-import os
 import sys
 from os import path as osp
 
@@ -40,7 +43,8 @@ from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.face_restorer import PRECISIONS
 from sfmnet_plugin.inference.network_options import FACE_SIZE
 from sfmnet_plugin.tools import common
-from sfmnet_plugin.utils.output_paths import OutputPathError, refuse_links
+from sfmnet_plugin.utils.error_boundary import console_script
+from sfmnet_plugin.utils.output_guard import OutputPlan
 
 
 def build_parser():
@@ -85,17 +89,14 @@ def size_hint(scale):
     return f'use --size {max(FACE_SIZE // scale, 1)} for {FACE_SIZE}-px faces' if scale else 'resize it with --size'
 
 
-def read_inputs(args, scale, bad):
-    """``{(width, height): [(path, stem, image)]}`` of the usable inputs; the others are added to ``bad``.
+def read_inputs(args, scale, paths, bad):
+    """``{(width, height): [(path, stem, image)]}`` of the usable ``paths``; the others are added to ``bad``.
 
     Everything is read first (LR faces are small) so that same-sized images can share batches.
     """
-    groups, output_names = {}, {}
-    for path in common.collect_inputs(args.inputs, bad):
+    groups = {}
+    for path in paths:
         stem = osp.splitext(osp.basename(path))[0]
-        if stem in output_names:  # e.g. a.png and a.jpg: one would silently overwrite the other
-            bad.append((path, f'same output name {stem}.png as {output_names[stem]}'))
-            continue
         try:
             image = read_image(path, args.size)
         except (OSError, ValueError, Image.DecompressionBombError) as error:
@@ -105,7 +106,6 @@ def read_inputs(args, scale, bad):
             bad.append((path, f'wrong size: {image.width}x{image.height} is larger than an LR face '
                               f'(--max-input-side {args.max_input_side}); {size_hint(scale)}'))
             continue
-        output_names[stem] = path
         groups.setdefault(image.size, []).append((path, stem, image))
     return groups
 
@@ -152,44 +152,32 @@ def process(restorer, groups, args, bad):
     return written
 
 
-def check_output_folder(args):
-    """Refuse an ``--output`` that is a file, an input folder, or would receive a file over an input image."""
-    output = osp.realpath(args.output)
-    if osp.exists(output) and not osp.isdir(output):
-        raise InferenceError(f'--output {args.output}: is a file, not a folder; choose a folder for the SR images.')
-    inputs = common.collect_inputs(args.inputs, [])
-    for folder in [item for item in args.inputs if osp.isdir(item)]:
-        if osp.realpath(folder) == output:
-            raise InferenceError(f'--output {args.output} is the input folder {folder}: the SR images would be written '
-                             'over or among the inputs; choose another folder.')
-    input_files = {osp.realpath(path): path for path in inputs}
-    for path in inputs:
+def plan_outputs(args, paths):
+    """The output guard's plan: ``<stem>.png`` (and ``<stem>_sbs.png``) of every input, checked against the inputs,
+    each other, links and the folder before anything is read or written."""
+    plan = OutputPlan(args.output, common.input_labels(args.inputs) + [('input', path) for path in paths])
+    for path in paths:
         stem = osp.splitext(osp.basename(path))[0]
-        names = (f'{stem}.png', f'{stem}_sbs.png')
-        for name in names:
-            if osp.join(output, name) in input_files:
-                raise InferenceError(f'--output {args.output}: writing {name} would overwrite the input '
-                                 f'{input_files[osp.join(output, name)]}; choose another folder.')
-        refuse_links([osp.join(args.output, name) for name in names])
+        plan.add(osp.join(args.output, f'{stem}.png'), path)
+        if args.side_by_side:
+            plan.add(osp.join(args.output, f'{stem}_sbs.png'), path)
+    return plan.check()
 
 
 def run(args) -> int:
-    check_output_folder(args)
-    restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale, param_key=args.param_key,
-                            device=args.device, precision=args.precision, backend=args.backend,
-                            compile=args.compile)
     bad: list[tuple[str, str]] = []
-    groups = read_inputs(args, restorer.scale, bad)
-    try:
-        os.makedirs(args.output, exist_ok=True)
+    paths = common.collect_inputs(args.inputs, bad)
+    with plan_outputs(args, paths) as plan:
+        restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale,
+                                param_key=args.param_key, device=args.device, precision=args.precision,
+                                backend=args.backend, compile=args.compile)
+        groups = read_inputs(args, restorer.scale, paths, bad)
+        plan.make_folder()
         written = process(restorer, groups, args, bad)
-    except OSError as error:  # read-only or full disk: name the output folder
-        raise InferenceError(f'cannot write the SR images to {args.output}: '
-                             f'{error.strerror or error} (is the disk full or the folder read-only?)') from error
-
     return common.report(f'Wrote {written} SR image(s) to {args.output}.', written, bad, 'input(s)', args.strict)
 
 
+@console_script('sfmnet-infer', user_errors=(InferenceError,))
 def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
@@ -197,11 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1 or (args.size is not None and args.size < 1) or args.max_input_side < 1:
         print('sfmnet-infer: error: --batch-size, --size and --max-input-side must be positive.', file=sys.stderr)
         return 1
-    try:
-        return run(args)
-    except (InferenceError, OutputPathError) as error:
-        print(f'sfmnet-infer: error: {error}', file=sys.stderr)
+    if args.size is not None and args.size > args.max_input_side:
+        print(f'sfmnet-infer: error: --size {args.size} is larger than --max-input-side {args.max_input_side} (an LR '
+              'face is small, e.g. 16 for x8 faces of 128 px); choose a smaller --size.', file=sys.stderr)
         return 1
+    return run(args)
 
 
 if __name__ == '__main__':

@@ -21,11 +21,13 @@ The network defaults to the checkpoint's own: the ``network_g`` saved with a che
 official checkpoint's network (e.g. the released SPARNetHD ``net_H``); name it with ``--opt`` (e.g.
 ``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of, faces too small to restore
 and faces too large for the network's face size or input size are listed by photo with the reason; unreadable
-photos and photos that cannot be processed (e.g. a few pixels wide) are reported and the rest processed. Exit
+photos and photos that cannot be processed (e.g. a few pixels wide) are reported and the rest processed. Every
+output is planned and checked by the plugin's output guard before the network is loaded: an output over an input
+photo, two photos with one output name (``a.png`` and ``a.jpg``), a link under an output name and an ``--output``
+that is or holds an input are refused in one line. Exit
 status: 0 if at least one photo was written (and, with ``--strict``, nothing was skipped), otherwise 1.
 """
 import csv
-import os
 import sys
 from os import path as osp
 
@@ -39,6 +41,11 @@ from sfmnet_plugin.inference.whole_photo import PhotoError, WholePhotoRestorer
 from sfmnet_plugin.metrics.no_reference import niqe_before_after
 from sfmnet_plugin.tools import common
 from sfmnet_plugin.utils.atomic import atomic_write
+from sfmnet_plugin.utils.error_boundary import console_script
+from sfmnet_plugin.utils.output_guard import OutputPlan
+from sfmnet_plugin.utils.output_paths import OutputPathError
+
+MAX_UPSCALE = 16  # a photo enlarged more is mostly interpolation, and its size grows with the square
 
 
 def build_parser():
@@ -72,11 +79,23 @@ def build_parser():
     return parser
 
 
-def check_output_folder(output, inputs):
-    """Refuse an output folder that is one of the input folders (its results would mix with, or replace, photos)."""
-    for item in inputs:
-        if osp.isdir(item) and osp.isdir(output) and osp.samefile(item, output):
-            raise InferenceError(f'--output {output} is also an input folder; choose another folder.')
+def output_names(stem, args):
+    """The files written for one photo (``--save-faces`` crops are checked as they come: their count is known only
+    after detection)."""
+    return [f'{stem}.png'] + ([] if args.no_before_after else [f'{stem}_before_after.png'])
+
+
+def plan_outputs(args, paths):
+    """The output guard's plan of every photo's files and ``niqe.csv``, checked before anything is loaded or written:
+    an output over an input photo, two photos with one output name, a link under an output name and an
+    ``--output`` that is or holds an input are refused."""
+    plan = OutputPlan(args.output, common.input_labels(args.inputs) + [('input photo', path) for path in paths])
+    for path in paths:
+        for name in output_names(osp.splitext(osp.basename(path))[0], args):
+            plan.add(osp.join(args.output, name), path)
+    if args.niqe:
+        plan.add(osp.join(args.output, 'niqe.csv'))
+    return plan.check()
 
 
 def restore_one(photo_restorer, path, stem, args):
@@ -97,9 +116,13 @@ def restore_one(photo_restorer, path, stem, args):
             targets[f'{stem}_face{face.index}_input.png'] = face.input_crop
             targets[f'{stem}_face{face.index}_restored.png'] = face.restored
     targets = {osp.join(args.output, name): rgb for name, rgb in targets.items()}
+    crops = OutputPlan(args.output, [('input photo', path)])
     for target in targets:
-        if osp.exists(target) and osp.samefile(target, path):
-            return None, [(path, f'not written: {target} would replace the input photo itself')]
+        crops.add(target, path)
+    try:
+        crops.check(writable=False)
+    except OutputPathError as error:
+        return None, [(path, f'not written: {error}')]
     for target, rgb in targets.items():
         write_png(target, rgb)
     skipped = [(f'{path} face {face.index}', face.skip_reason) for face in result.skipped_faces]
@@ -109,41 +132,41 @@ def restore_one(photo_restorer, path, stem, args):
 
 
 def run(args) -> int:
-    restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale, param_key=args.param_key,
-                            device=args.device)
-    photo_restorer = WholePhotoRestorer(
-        restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
-        face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
-        min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement,
-        max_face_shrink=args.max_face_shrink, batch_size=args.batch_size)
     bad: list[tuple[str, str]] = []
     paths = common.collect_inputs(args.inputs, bad)
-    check_output_folder(args.output, args.inputs)
-    os.makedirs(args.output, exist_ok=True)
-    written, niqe_rows = 0, []
-    stems: dict[str, str] = {}
-    for path in tqdm(paths, unit='photo', disable=None):
-        stem = osp.splitext(osp.basename(path))[0]
-        if stem in stems:  # a.png and a.jpg would write the same a.png
-            bad.append((path, f'same output name {stem}.png as {stems[stem]}'))
-            continue
-        stems[stem] = path
-        result, problems = restore_one(photo_restorer, path, stem, args)
-        if result is not None and args.niqe:
-            niqe_rows += face_niqe_rows(path, result)
-        bad += problems
-        if result is not None:
-            written += 1
-            tqdm.write(f'{path}: {len(result.faces)} face(s) detected: {len(result.restored_faces)} restored, '
-                       f'{len(result.skipped_faces)} left as they are')
-            for face in result.faces:  # every face, restored or left and why
-                status = 'restored' if face.skip_reason is None else f'left as it is: {face.skip_reason}'
-                tqdm.write(f'  face {face.index} ({face.source_side:.0f} px, score {face.score:.3f}): {status}')
+    with plan_outputs(args, paths) as plan:
+        restorer = FaceRestorer(args.checkpoint, common.network_options(args), scale=args.scale,
+                                param_key=args.param_key, device=args.device)
+        photo_restorer = WholePhotoRestorer(
+            restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
+            face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
+            min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement,
+            max_face_shrink=args.max_face_shrink, batch_size=args.batch_size)
+        plan.make_folder()
+        written, niqe_rows = 0, []
+        stems: dict[str, str] = {}
+        for path in tqdm(paths, unit='photo', disable=None):
+            stem = osp.splitext(osp.basename(path))[0]
+            if stem in stems:  # a.png and a.jpg would write the same a.png
+                bad.append((path, f'same output name {stem}.png as {stems[stem]}'))
+                continue
+            stems[stem] = path
+            result, problems = restore_one(photo_restorer, path, stem, args)
+            if result is not None and args.niqe:
+                niqe_rows += face_niqe_rows(path, result)
+            bad += problems
+            if result is not None:
+                written += 1
+                tqdm.write(f'{path}: {len(result.faces)} face(s) detected: {len(result.restored_faces)} restored, '
+                           f'{len(result.skipped_faces)} left as they are')
+                for face in result.faces:  # every face, restored or left and why
+                    status = 'restored' if face.skip_reason is None else f'left as it is: {face.skip_reason}'
+                    tqdm.write(f'  face {face.index} ({face.source_side:.0f} px, score {face.score:.3f}): {status}')
 
-    if args.niqe:
-        write_niqe_report(osp.join(args.output, 'niqe.csv'), niqe_rows)
+        if args.niqe:
+            write_niqe_report(osp.join(args.output, 'niqe.csv'), niqe_rows)
     return common.report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
-                  args.strict)
+                         args.strict)
 
 
 def face_niqe_rows(path, result):
@@ -174,15 +197,16 @@ def write_niqe_report(path, rows):
         print(f"{row['photo']} face {row['face']}: {scores}")
 
 
+@console_script('sfmnet-restore', user_errors=(InferenceError, DetectorUnavailable))
 def main(argv: list[str] | None = None) -> int:
     from sfmnet_plugin.utils.process_settings import apply_process_settings  # process-wide: entry points only
     apply_process_settings()
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (InferenceError, DetectorUnavailable) as error:
-        print(f'sfmnet-restore: error: {error}', file=sys.stderr)
+    if not 1 <= args.upscale <= MAX_UPSCALE:
+        print(f'sfmnet-restore: error: --upscale {args.upscale}: expected 1 to {MAX_UPSCALE} (the restored photo is '
+              '--upscale times the input on each side).', file=sys.stderr)
         return 1
+    return run(args)
 
 
 if __name__ == '__main__':

@@ -7,12 +7,25 @@ only within one file system. Whole output folders (the prepared LMDB splits) are
 :func:`sfmnet_plugin.prep.output_folders.build_atomically`, a different mechanism for folders.
 """
 import os
+import threading
 from os import path as osp
 
+from sfmnet_plugin.utils.output_paths import output_write_error
+
 PARTIAL_SUFFIX = '.partial'
+_UMASK_LOCK = threading.Lock()
 
 
-def atomic_write(path, write, fsync=False, make_folder=False):
+def file_mode(executable=False):
+    """The permissions of a new file: 0666 (0777 for a script) less the process's umask (what ``open`` gives; some
+    writers, e.g. ONNX's or safetensors', create files 0600 or 0644 whatever the umask)."""
+    with _UMASK_LOCK:  # the umask can only be read by setting it
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return (0o777 if executable else 0o666) & ~umask
+
+
+def atomic_write(path, write, fsync=False, make_folder=False, executable=False):
     """Call ``write(temporary_path)``, then rename the temporary file to ``path``; returns ``path``.
 
     ``write`` receives ``<path>.partial`` (a name any writer accepts: ``torch.save``, ``PIL.Image.save`` with a
@@ -22,6 +35,9 @@ def atomic_write(path, write, fsync=False, make_folder=False):
     ``fsync=True`` also flushes the file to the disk before the rename, for outputs that must survive a power loss,
     not only a killed process. A symbolic link at the temporary name is removed (the link, not what it points to),
     and the rename replaces a link at ``path`` itself: the write never goes through a link to a file elsewhere.
+    Every file gets the same permissions (:func:`file_mode`), whatever library wrote it. An OSError (read-only,
+    full disk, no permission) is an :class:`~sfmnet_plugin.utils.output_paths.OutputWriteError` naming ``path``
+    and the cause in words.
     """
     if make_folder:
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -30,25 +46,28 @@ def atomic_write(path, write, fsync=False, make_folder=False):
         os.remove(partial)
     try:
         write(partial)
+        os.chmod(partial, file_mode(executable))
         if fsync:
             with open(partial, 'rb') as f:
                 os.fsync(f.fileno())
         os.replace(partial, path)
-    except BaseException:  # a full disk, a folder at ``path``, Ctrl-C: leave nothing half-written behind
+    except BaseException as error:  # a full disk, a folder at ``path``, Ctrl-C: leave nothing half-written behind
         if osp.isfile(partial):
             os.remove(partial)
+        if isinstance(error, OSError) and not hasattr(error, 'output_path'):
+            raise output_write_error(path, error) from error
         raise
     return path
 
 
-def atomic_write_bytes(path, data, make_folder=False):
+def atomic_write_bytes(path, data, make_folder=False, executable=False):
     """Write ``data`` (bytes, or a bytes-like array such as ``cv2.imencode``'s) to ``path`` atomically."""
 
     def write(target):
         with open(target, 'wb') as f:
             f.write(data)
 
-    return atomic_write(path, write, make_folder=make_folder)
+    return atomic_write(path, write, make_folder=make_folder, executable=executable)
 
 
 def atomic_torch_save(obj, path):

@@ -22,30 +22,45 @@ class RunFolderInUseError(RuntimeError):
 
 
 class FolderLock:
-    """An exclusive, non-blocking flock on ``<folder>/.run.lock`` holding this process's PID."""
+    """An exclusive, non-blocking flock on ``<folder>/.run.lock`` holding this process's PID.
 
-    def __init__(self, folder):
+    With ``lock_name=None`` the folder itself is locked (its directory descriptor: no file is added to it, and the
+    lock moves with the folder when it is renamed); the holder's PID is then read from ``holder_file`` in it.
+    """
+
+    def __init__(self, folder, lock_name=LOCK_NAME, holder_file=None):
         self.folder = folder
-        self.path = osp.join(folder, LOCK_NAME)
+        self.path = osp.join(folder, lock_name) if lock_name else folder
+        self.holder_path = osp.join(folder, holder_file) if holder_file else self.path
         self._fd = None
+
+    def _holder(self):
+        try:
+            with open(self.holder_path, 'rb') as f:
+                return f.read(32).decode('ascii', 'replace').strip() or 'unknown'
+        except OSError:
+            return 'unknown'
 
     def acquire(self):
         """Take the lock (creating the lock file), or raise :class:`RunFolderInUseError` if a live run holds it."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self.path == self.folder:  # the folder itself: it cannot be deleted under us while it is open
+                fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+            else:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
                 os.close(fd)
                 raise RunFolderInUseError(
-                    f'{self.folder} is in use by a running process (PID {holder}); wait for it to finish or stop '
-                    'it, or give this run another name.') from None
-            if self._is_the_folders_file(fd):
+                    f'{self.folder} is in use by a running process (PID {self._holder()}); wait for it to finish or '
+                    'stop it, or give this run another name.') from None
+            if self.path == self.folder or self._is_the_folders_file(fd):
                 break
             os.close(fd)  # a run that ended deleted this file after we opened it: lock the folder's current one
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f'{os.getpid()}\n'.encode('ascii'), 0)
+        if self.path != self.folder:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f'{os.getpid()}\n'.encode('ascii'), 0)
         self._fd = fd
         return self
 
@@ -77,10 +92,16 @@ class FolderLock:
     def release(self):
         """Delete the lock file (still locked, so no other run holds it meanwhile) and release the lock."""
         if self._fd is not None:
-            if self._is_the_folders_file(self._fd):  # not when the folder was archived (renamed) meanwhile
-                os.unlink(self.path)
+            if self.path != self.folder and self._is_the_folders_file(self._fd):  # not when the folder was
+                os.unlink(self.path)  # archived (renamed) meanwhile, nor the folder itself
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+    def __enter__(self):
+        return self if self._fd is not None else self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
 
 
 class RunFolderLocks:

@@ -120,8 +120,12 @@ def load_yaml_file(path, ordered=False):
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no such file.')
-    with open(path, encoding='utf-8') as f:
-        return load_yaml_text(f, path, ordered=ordered)
+    try:
+        with open(path, encoding='utf-8') as f:
+            return load_yaml_text(f, path, ordered=ordered)
+    except UnicodeDecodeError as error:
+        raise UnsafeOrInvalidFileError(f'{path}: not a UTF-8 text file (byte {error.start}: {error.reason}); '
+                                       'save the option file as UTF-8.') from error
 
 
 def load_torch_file(path, map_location='cpu', what='checkpoint'):
@@ -132,7 +136,12 @@ def load_torch_file(path, map_location='cpu', what='checkpoint'):
     A file with a NaN or infinite floating-point tensor is a :class:`NonFiniteWeightsError` naming the first
     one: a network that swallows NaN still writes plausible images, so such weights are never used.
     """
-    loaded = _load_plain_data(path, map_location, what)
+    return refuse_nonfinite(_load_plain_data(path, map_location, what), path, what)
+
+
+def refuse_nonfinite(loaded, path, what='checkpoint'):
+    """``loaded`` (the data read from ``path``), or a :class:`NonFiniteWeightsError` naming its first NaN or
+    infinite floating-point tensor. Every reader of weights calls it, whatever the file format."""
     from sfmnet_plugin.utils.nonfinite import first_nonfinite_tensor
 
     bad = first_nonfinite_tensor(loaded)

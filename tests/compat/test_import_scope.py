@@ -56,6 +56,7 @@ def test_a_plain_sr_model_keeps_basicsr_s_own_methods_and_pipelines(tmp_path):
     for module, name in ((basicsr.train, 'train_pipeline'), (basicsr.train, 'load_resume_state'),
                          (basicsr.train, 'build_model'), (basicsr.train, 'MessageLogger'),
                          (basicsr.train, 'CPUPrefetcher'), (basicsr.train, 'mkdir_and_rename'),
+                         (basicsr.train, 'make_exp_dirs'), (basicsr.test, 'make_exp_dirs'),
                          (basicsr.test, 'test_pipeline'), (basicsr.test, 'build_model')):
         assert defined_in_basicsr(getattr(module, name)), f'{module.__name__}.{name}'
 

@@ -240,7 +240,7 @@ def test_restore_command_detects_faces_and_writes_photos(group_photo, tmp_path, 
     capsys.readouterr()
     assert restore_main([str(photos), '--output', str(photos), '--checkpoint', str(checkpoint), '--arch-json',
                          json.dumps(TINY_HD)]) == 1
-    assert 'also an input folder' in capsys.readouterr().err
+    assert 'is the input folder' in capsys.readouterr().err
 
 
 def test_restore_command_without_the_detector_package_fails_cleanly(tmp_path, monkeypatch, capsys):

@@ -340,7 +340,7 @@ def test_faces_the_detector_misses_are_kept_and_counted(tmp_path):
     hr.mkdir()
     for index, face in enumerate(noise_faces(4, size=128)):
         Image.fromarray(face).save(hr / f'p{index}.png')
-    (tmp_path / 'pairs.csv').write_text('image_a,image_b,same\np0,p1,1\np2,p3,1\np0,p2,0\np1,p3,0\n')
+    (tmp_path / 'pairs.csv').write_text('image_a,image_b,same,fold\np0,p1,1,0\np0,p2,0,0\np2,p3,1,1\np1,p3,0,1\n')
     result = run_benchmark(TestSet(str(hr)), [Bicubic()], str(tmp_path / 'out'), metrics=['sfmnet'],
                            pairs=str(tmp_path / 'pairs.csv'), latency_repeats=0, sheet_images=0, progress=False)
     assert len(result.pair_scores) == 4 and all(np.isfinite(row['Bicubic']) for row in result.pair_scores)

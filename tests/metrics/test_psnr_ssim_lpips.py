@@ -21,6 +21,7 @@ from sfmnet_plugin.metrics.face_psnr_ssim_metric import (
 )
 from sfmnet_plugin.metrics.lpips_metric import calculate_lpips, lpips_network
 from sfmnet_plugin.utils.pretrained import PRETRAINED_DIR_ENV_VAR
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 ALEXNET_URL = 'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth'
 
@@ -260,7 +261,7 @@ def test_lpips_loads_a_local_torchvision_state_dict_into_its_trunk(astronaut_rgb
 def test_lpips_trunk_loading_rejects_a_wrong_state_dict(astronaut_rgb, tmp_path):
     weights_file = tmp_path / 'not_alexnet.pth'
     torch.save({'classifier.1.weight': torch.zeros(1)}, weights_file)
-    with pytest.raises(KeyError, match='features.0.weight'):
+    with pytest.raises(UnsafeOrInvalidFileError, match='features.0.weight'):  # one line naming the file
         lpips_network('alex', str(weights_file), 'cpu')
 
 

@@ -48,7 +48,7 @@ def test_output_equal_to_the_input_folder_is_refused(tmp_path, checkpoint, capsy
     assert err.splitlines() == [err] and 'is the input folder' in err
     assert snapshot(folder) == before
     assert run([folder / '0.png'], str(folder) + '/./', checkpoint) == 1  # the same folder, spelt differently
-    assert 'would overwrite the input' in capsys.readouterr().err
+    assert 'holds the input' in capsys.readouterr().err
     assert snapshot(folder) == before
 
 
@@ -56,7 +56,7 @@ def test_an_output_over_an_input_file_is_refused(tmp_path, checkpoint, capsys):
     folder = lr_folder(tmp_path)
     before = snapshot(folder)
     assert run([folder / '1.png', tmp_path / 'other'], folder, checkpoint) == 1
-    assert f'would overwrite the input {folder / "1.png"}' in capsys.readouterr().err
+    assert f'holds the input {folder / "1.png"}' in capsys.readouterr().err
     assert snapshot(folder) == before
 
 
