@@ -47,8 +47,10 @@ def installed(tmp_path_factory, repo_root):
 
 def test_the_wheel_holds_the_demo_options_and_imports_from_its_install(installed):
     target, _, run = installed
-    assert sorted(os.listdir(target / 'sfmnet_plugin' / 'demo' / 'options')) == [
-        'demo_SFMNet_x8.yml', 'demo_SMLNet_x8.yml', 'demo_SPARNet_x8.yml']
+    from sfmnet_plugin.demo.end_to_end import DEMO_NETWORKS
+
+    assert sorted(os.listdir(target / 'sfmnet_plugin' / 'demo' / 'options')) == sorted(  # every demo network's
+        network.option_file for network in DEMO_NETWORKS)
     location = run([sys.executable, '-c', 'import sfmnet_plugin; print(sfmnet_plugin.__file__)']).stdout.strip()
     assert location.startswith(str(target))
     usage = run([str(target / 'bin' / 'sfmnet-infer'), '--help']).stdout  # the console script pip installed

@@ -30,8 +30,13 @@ RUN_FOLDER_KEYS = ('models', 'training_states', 'log', 'visualization')
 def make_exp_dirs(opt: dict) -> None:
     """BasicSR's ``make_exp_dirs(opt)`` creating only the run's own folders: the run's folder
     (``experiments/<name>`` or ``results/<name>``, archived and made by ``mkdir_and_rename``, the run's locked one)
-    and the folders of :data:`RUN_FOLDER_KEYS` inside it."""
+    and the folders of :data:`RUN_FOLDER_KEYS` inside it. Like BasicSR's (``@master_only``), only rank 0 makes them:
+    the other ranks of a distributed run would find the run's folder locked by rank 0."""
     import basicsr.utils.misc as basicsr_misc
+    from basicsr.utils.dist_util import get_dist_info
+
+    if get_dist_info()[0] != 0:
+        return
 
     path_opt = opt['path']
     root = path_opt['experiments_root' if opt['is_train'] else 'results_root']
