@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.sparnet_blocks import NormLayer
+from sfmnet_plugin.archs.sparnet_blocks import HourGlassAttention, NormLayer
 
 HOURGLASS_CHANNELS = 64  # the official hourglasses work at 64 channels (twice the first stage's 32), in every block
 FFN_EXPANSION = 2.66     # hidden width of the transformer feed-forward: int(dim * 2.66) = 85, 170, 340
@@ -168,15 +168,7 @@ class HourglassAttention(nn.Module):
         if in_ch != mid:
             self._64 = nn.Conv2d(in_ch, mid, 1)
 
-    def hourglass(self, level: int, u: Tensor) -> Tensor:
-        """``B x c x H x W -> B x 64 x H x W``: one level of the hourglass and, recursively, those below it."""
-        up1 = getattr(self, f'b1_{level}')(u)
-        low1 = getattr(self, f'b2_{level}')(u)
-        low2 = self.hourglass(level - 1, low1) if level > 1 else self.b2_plus_1(low1)
-        up2 = getattr(self, f'b3_{level}')(low2)
-        if up2.shape[-2:] != up1.shape[-2:]:  # odd sizes: ceil(H/2) * 2 = H + 1
-            up2 = F.interpolate(up2, size=up1.shape[-2:], mode='nearest')
-        return up1 + up2
+    hourglass = HourGlassAttention.hourglass  # the same b1/b2/b3 recursion, SPARNet's module names
 
     def attention_mask(self, x: Tensor) -> Tensor:
         """``B x C x H x W -> B x 1 x H x W`` in (0, 1)."""
