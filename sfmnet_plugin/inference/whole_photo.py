@@ -10,7 +10,8 @@ default; any callable ``detector(rgb_pil_image) -> [DetectedFace]`` can be injec
         face = restorer(crop)                                            # face_size x face_size
         paste the face back into the (upscale x) photo through the inverse transform, blended with a
         feathered square mask (1 inside, falling smoothly to 0 at the crop's border)
-    -> PhotoResult: the restored photo, every face with its matrices and crops, the skipped faces with reasons
+    -> PhotoResult: the restored photo, every face with its matrices and crops, the skipped faces with reasons,
+       and the possible faces a second, more sensitive detection pass found besides (reported, not restored)
 
 Faces are skipped, and reported with the reason, when the detector is unsure (``min_score``), when the face
 spans fewer than ``min_face_side`` photo pixels (nothing left to restore), or when it is too large at either end:
@@ -19,6 +20,13 @@ face would be shrunk more than ``max_face_shrink`` times to the network's input 
 for an x8 network) before restoration; either way the result would be blurrier than the photo. A photo too
 small to hold a face, or one the detector fails on, is a :class:`PhotoError` (that photo only). Pixels that no
 pasted face touches are left exactly as they were (upscaled with PIL bicubic when ``upscale`` > 1).
+
+Faces the detector misses are not left unmentioned: a second, more sensitive pass (MTCNN's
+:meth:`~sfmnet_plugin.faces.detect.MtcnnDetector.sensitive_pass`: lower stage thresholds on a photo enlarged 2x)
+runs after the first, and what it finds that no first-pass face covers is a *possible face*: listed with its
+position, size and score but left as it is (a measured few of them are not faces: the detector's threshold is
+what keeps them out), unless ``second_pass='restore'``, which treats them as the first pass's faces (the same
+``min_score`` and size limits decide).
 
 Coordinates follow :mod:`sfmnet_plugin.faces.align`: continuous, pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)``.
 """
@@ -46,6 +54,14 @@ FFHQ_TEMPLATE_SIZE = 512
 MIN_PHOTO_SIDE = 12
 _TO_INTEGER_CENTRES = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
 _FROM_INTEGER_CENTRES = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+# MTCNN's face box spans about half the FFHQ-aligned crop's side (0.46-0.52 wide, 0.61-0.66 high on the two
+# public-domain photos and scikit-image's camera man), its centre within 0.15 of it from the crop's.
+FACE_BOX_SIDE = 0.55
+# Two detections are one face when their face squares overlap this much (intersection over union), or when either
+# square's centre lies inside the other (a small detection within a face).
+SAME_FACE_IOU = 0.3
+SECOND_PASS_MODES = ('report', 'restore', 'off')
+POSSIBLE_FACE = 'possible face, below the detection threshold: not restored'
 
 
 def ffhq_transform(landmarks, size):
@@ -66,6 +82,22 @@ def feathered_mask(size, feather=0.04):
     return cv2.GaussianBlur(mask, (0, 0), sigmaX=margin / 2, borderType=cv2.BORDER_CONSTANT)
 
 
+def same_face(box, other, min_iou=SAME_FACE_IOU):
+    """Whether two face boxes ``(x0, y0, x1, y1)`` are one face: intersection over union at least ``min_iou``,
+    or the centre of either inside the other."""
+    width = min(box[2], other[2]) - max(box[0], other[0])
+    height = min(box[3], other[3]) - max(box[1], other[1])
+    overlap = max(0.0, width) * max(0.0, height)
+    area = (box[2] - box[0]) * (box[3] - box[1]) + (other[2] - other[0]) * (other[3] - other[1]) - overlap
+    if area > 0 and overlap / area >= min_iou:
+        return True
+    for inner, outer in ((box, other), (other, box)):
+        x, y = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+        if outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]:
+            return True
+    return False
+
+
 def default_face_size(options):
     """The face size a network restores: its ``out_size`` (SPARNet family: 128, SPARNetHD: 512), else 128."""
     if 'out_size' in options:
@@ -82,6 +114,7 @@ class PhotoFace:
     (``face_size / scale``), ``restored`` its output. ``pasted_face`` is ``restored`` at the size it is pasted
     (antialiased down when the face is smaller in the output photo) and ``paste_matrix`` maps its coordinates to
     the output photo's. ``skip_reason`` is set (and the crops None) for a face that was not restored.
+    ``second_pass`` marks a face found only by the second, more sensitive detection pass.
     """
 
     index: int
@@ -89,21 +122,37 @@ class PhotoFace:
     landmarks: np.ndarray
     matrix: np.ndarray
     source_side: float
+    crop_size: int
     skip_reason: str | None = None
     input_crop: np.ndarray | None = None
     restored: np.ndarray | None = None
     pasted_face: np.ndarray | None = None
     paste_matrix: np.ndarray | None = None
+    second_pass: bool = False
+
+    @property
+    def box(self) -> np.ndarray:
+        """The face's square ``(x0, y0, x1, y1)`` in photo coordinates: centred on the aligned crop, about the size
+        of MTCNN's face box (:data:`FACE_BOX_SIDE` of the crop's side); what the two detection passes are matched
+        by, whatever boxes (or none) a detector gives."""
+        centre = np.linalg.inv(self.matrix) @ np.array([self.crop_size / 2, self.crop_size / 2, 1.0])
+        half = FACE_BOX_SIDE * self.source_side / 2
+        return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
 
 
 @dataclass
 class PhotoResult:
-    """The restored photo (``H*upscale x W*upscale x 3`` uint8 RGB), the input and every detected face."""
+    """The restored photo (``H*upscale x W*upscale x 3`` uint8 RGB), the input and every detected face.
+
+    ``faces`` are the faces restored or left (with the reason); ``possible_faces`` what the second, more sensitive
+    detection pass found besides, left as it is (``skip_reason`` says so), when the second pass only reports.
+    """
 
     photo: np.ndarray
     restored: np.ndarray
     background: np.ndarray  # the input at the output size: what the untouched pixels hold
     faces: List[PhotoFace] = field(default_factory=list)
+    possible_faces: List[PhotoFace] = field(default_factory=list)
 
     @property
     def restored_faces(self):
@@ -155,14 +204,25 @@ class WholePhotoRestorer:
             whose input is the face size itself).
         feather: width of the paste mask's soft border, as a fraction of the face size.
         batch_size: faces per forward pass.
+        second_pass: what to do with the faces a second, more sensitive detection pass finds that the first did
+            not: ``'report'`` (default: list them in ``PhotoResult.possible_faces``, restore none), ``'restore'``
+            (treat them as the first pass's faces: ``min_score`` and the size limits decide) or ``'off'`` (no
+            second pass).
+        second_detector: the second pass's detector; default: the detector's own ``sensitive_pass()`` when it
+            has one (MTCNN does), else no second pass (e.g. a detector that returns known landmarks).
     """
 
     def __init__(self, restorer: FaceSR, detector: Callable | None = None, face_size: int | None = None,
                  upscale: int = 1, min_score: float = 0.9, min_face_side: float = 16,
                  max_face_enlargement: float = 2.0, feather: float = 0.04, batch_size: int = 4,
-                 max_face_shrink: float | None = None) -> None:
+                 max_face_shrink: float | None = None, second_pass: str = 'report',
+                 second_detector: Callable | None = None) -> None:
         self.restorer = restorer
         self._detector = detector
+        if second_pass not in SECOND_PASS_MODES:
+            raise InferenceError(f'second_pass must be one of {", ".join(SECOND_PASS_MODES)}; got {second_pass!r}.')
+        self.second_pass = second_pass
+        self._second_detector = second_detector
         self.face_size = int(face_size or default_face_size(restorer.options))
         self.scale = restorer.scale or 1
         if self.face_size % self.scale:
@@ -192,6 +252,16 @@ class WholePhotoRestorer:
             self._detector = MtcnnDetector()
         return self._detector
 
+    @property
+    def second_detector(self) -> Callable | None:
+        """The second pass's detector: the one given, else the detector's ``sensitive_pass()`` if it has one; None
+        when ``second_pass`` is ``'off'``."""
+        if self.second_pass == 'off':
+            return None
+        if self._second_detector is None and hasattr(self.detector, 'sensitive_pass'):
+            self._second_detector = self.detector.sensitive_pass()
+        return self._second_detector
+
     # ------------------------------------------------------------------------------------------ one photo
 
     def restore_photo(self, photo: Image.Image | np.ndarray) -> PhotoResult:
@@ -201,11 +271,10 @@ class WholePhotoRestorer:
         if min(image.size) < smallest:
             raise PhotoError(f'the photo is {image.width}x{image.height} px: too small to hold a face '
                              f'(at least {smallest:.0f} px on each side)')
-        try:
-            detections = self.detector(image)
-        except (RuntimeError, ValueError) as error:  # e.g. a photo of an extreme aspect ratio
-            raise PhotoError(f'face detection failed on this {image.width}x{image.height} photo: {error}') from error
-        faces = [self.examine(index, detected) for index, detected in enumerate(detections)]
+        faces = [self.examine(index, detected) for index, detected in enumerate(self.detect(self.detector, image))]
+        possible = self.possible_faces(image, faces)
+        if self.second_pass == 'restore':
+            faces, possible = faces + possible, []
         todo = [face for face in faces if face.skip_reason is None]
         for face in todo:
             face.input_crop = np.asarray(warp_face(image, self.input_matrix(face.matrix), self.input_size))
@@ -224,13 +293,37 @@ class WholePhotoRestorer:
         output = background.copy()
         for face in todo:
             self.paste(output, face)
-        return PhotoResult(np.asarray(image), output, background, faces)
+        return PhotoResult(np.asarray(image), output, background, faces, possible)
 
-    def examine(self, index: int, detected: DetectedFace) -> PhotoFace:
+    @staticmethod
+    def detect(detector: Callable, image: Image.Image) -> list[DetectedFace]:
+        try:
+            return detector(image)
+        except (RuntimeError, ValueError) as error:  # e.g. a photo of an extreme aspect ratio
+            raise PhotoError(f'face detection failed on this {image.width}x{image.height} photo: {error}') from error
+
+    def possible_faces(self, image: Image.Image, faces: list[PhotoFace]) -> list[PhotoFace]:
+        """The second pass's faces that none of ``faces`` (the first pass's) covers, numbered after them; examined
+        (to be restored) with ``second_pass='restore'``, else left with the reason."""
+        if self.second_detector is None:
+            return []
+        possible = []
+        for detected in self.detect(self.second_detector, image):
+            face = self.examine(len(faces) + len(possible), detected, second_pass=True)
+            if not any(same_face(face.box, other.box) for other in faces):
+                possible.append(face)
+        if self.second_pass == 'report':
+            for face in possible:
+                anyway = f'; it would be left anyway: {face.skip_reason}' if face.skip_reason else ''
+                face.skip_reason = f'{POSSIBLE_FACE}{anyway}'
+        return possible
+
+    def examine(self, index: int, detected: DetectedFace, second_pass: bool = False) -> PhotoFace:
         """A :class:`PhotoFace` for one detection, with ``skip_reason`` set when it is not to be restored."""
         matrix = ffhq_transform(detected.landmarks, self.face_size)
         side = source_side(matrix, self.face_size)
-        face = PhotoFace(index, detected.score, np.asarray(detected.landmarks, np.float64), matrix, side)
+        face = PhotoFace(index, detected.score, np.asarray(detected.landmarks, np.float64), matrix, side,
+                         self.face_size, second_pass=second_pass)
         enlargement = self.upscale * side / self.face_size
         if detected.score < self.min_score:
             face.skip_reason = f'low detector score {detected.score:.3f} (min_score {self.min_score})'
