@@ -6,6 +6,7 @@ Usage::
                    [--scale S] [--param-key params_ema|params] [--device auto|cpu|cuda] [--face-size N]
                    [--upscale U] [--min-score P] [--min-face-side N] [--max-face-enlargement X]
                    [--max-face-shrink X] [--batch-size N] [--no-before-after] [--save-faces] [--niqe] [--strict]
+                   [--second-pass report|restore|off]
 
 Each photo's faces are detected (MTCNN, ``facenet-pytorch``), aligned to the FFHQ five-point template, restored by
 the network and pasted back with a soft mask (:class:`sfmnet_plugin.inference.whole_photo.WholePhotoRestorer`, on top
@@ -19,8 +20,12 @@ alpha composited over white, 16-bit scaled to 8 bits), and turned upright by the
 
 The network defaults to the checkpoint's own: the ``network_g`` saved with a checkpoint the plugin wrote, or an
 official checkpoint's network (e.g. the released SPARNetHD ``net_H``); name it with ``--opt`` (e.g.
-``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Faces the detector is unsure of, faces too small to restore
-and faces too large for the network's face size or input size are listed by photo with the reason; unreadable
+``options/train_SPARNetHD_x1.yml``) or ``--arch-json``. Every face is listed by photo: restored, or left as it is
+and why (the detector unsure of it, too small to restore, too large for the network's face size or input size).
+A second, more sensitive detection pass (MTCNN with lower thresholds on the photo enlarged 2x) looks for faces the
+first missed: they are listed as possible faces, with position, size and score, and counted, but not restored
+(some are not faces); ``--second-pass restore`` treats them as the first pass's faces (``--min-score`` and the size
+limits decide), ``--second-pass off`` skips the pass. Unreadable
 photos and photos that cannot be processed (e.g. a few pixels wide) are reported and the rest processed. Every
 output is planned and checked by the plugin's output guard before the network is loaded: an output over an input
 photo, two photos with one output name (``a.png`` and ``a.jpg``), a link under an output name and an ``--output``
@@ -37,7 +42,7 @@ from tqdm import tqdm
 from sfmnet_plugin.data.image_io import read_photo, write_png
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
-from sfmnet_plugin.inference.whole_photo import PhotoError, WholePhotoRestorer
+from sfmnet_plugin.inference.whole_photo import POSSIBLE_FACE, SECOND_PASS_MODES, PhotoError, WholePhotoRestorer
 from sfmnet_plugin.metrics.no_reference import niqe_before_after
 from sfmnet_plugin.tools import common
 from sfmnet_plugin.utils.atomic import atomic_write
@@ -76,6 +81,12 @@ def build_parser():
     parser.add_argument('--niqe', action='store_true',
                         help="report every restored face's NIQE before and after (niqe.csv; no ground truth needed)")
     parser.add_argument('--strict', action='store_true', help='exit with status 1 if any photo or face was skipped')
+    # The second detection pass (every argument it adds is in this block).
+    parser.add_argument('--second-pass', choices=SECOND_PASS_MODES, default='report',
+                        help='a second, more sensitive face detection (MTCNN, lower thresholds, photo enlarged 2x) '
+                             'for faces the first misses: report them as possible faces and leave them as they '
+                             'are (report, the default: some are not faces), restore them like the first pass\'s '
+                             'faces (restore: --min-score and the size limits decide), or do not run it (off)')
     return parser
 
 
@@ -141,9 +152,10 @@ def run(args) -> int:
             restorer, detector=MtcnnDetector(),  # created now: a missing package fails before anything is written
             face_size=args.face_size, upscale=args.upscale, min_score=args.min_score,
             min_face_side=args.min_face_side, max_face_enlargement=args.max_face_enlargement,
-            max_face_shrink=args.max_face_shrink, batch_size=args.batch_size)
+            max_face_shrink=args.max_face_shrink, batch_size=args.batch_size, second_pass=args.second_pass)
         plan.make_folder()
         written, niqe_rows = 0, []
+        counts = {'restored': 0, 'left as they are': 0, 'possible face(s) not restored': 0}
         stems: dict[str, str] = {}
         for path in tqdm(paths, unit='photo', disable=None):
             stem = osp.splitext(osp.basename(path))[0]
@@ -157,16 +169,44 @@ def run(args) -> int:
             bad += problems
             if result is not None:
                 written += 1
-                tqdm.write(f'{path}: {len(result.faces)} face(s) detected: {len(result.restored_faces)} restored, '
-                           f'{len(result.skipped_faces)} left as they are')
-                for face in result.faces:  # every face, restored or left and why
-                    status = 'restored' if face.skip_reason is None else f'left as it is: {face.skip_reason}'
-                    tqdm.write(f'  face {face.index} ({face.source_side:.0f} px, score {face.score:.3f}): {status}')
+                for line in photo_report(path, result, counts):
+                    tqdm.write(line)
 
         if args.niqe:
             write_niqe_report(osp.join(args.output, 'niqe.csv'), niqe_rows)
-    return common.report(f'Wrote {written} restored photo(s) to {args.output}.', written, bad, 'photo(s) or face(s)',
-                         args.strict)
+    faces = ', '.join(f'{count} {what}' for what, count in counts.items())
+    return common.report(f'Wrote {written} restored photo(s) to {args.output}; faces: {faces}.', written, bad,
+                         'photo(s) or face(s)', args.strict)
+
+
+def photo_report(path, result, counts):
+    """The lines that list every face of one photo: restored, left and why, possible faces of the second pass;
+    adds to ``counts`` (the summary's)."""
+    second = sum(face.second_pass for face in result.faces)
+    found = f' ({second} by the second pass)' if second else ''
+    possible = (f'; {len(result.possible_faces)} possible face(s) not restored (below the detection threshold)'
+                if result.possible_faces else '')
+    lines = [f'{path}: {len(result.faces)} face(s) detected{found}: {len(result.restored_faces)} restored, '
+             f'{len(result.skipped_faces)} left as they are{possible}']
+    for face in result.faces:
+        status = 'restored' if face.skip_reason is None else f'left as it is: {face.skip_reason}'
+        lines.append(f'  {describe(face)}: {status}')
+    for face in result.possible_faces:
+        hint = ' (--second-pass restore restores it)' if face.skip_reason == POSSIBLE_FACE else ''
+        lines.append(f'  possible {describe(face)}: {face.skip_reason}{hint}')
+    counts['restored'] += len(result.restored_faces)
+    counts['left as they are'] += len(result.skipped_faces)
+    counts['possible face(s) not restored'] += len(result.possible_faces)
+    return lines
+
+
+def describe(face):
+    """``face 3 at (120, 48), 36 px, score 0.981``: the centre of its face box, its aligned crop's side in photo
+    pixels and the detector's score (with the pass that found it)."""
+    x0, y0, x1, y1 = face.box
+    found = ', second pass' if face.second_pass else ''
+    return (f'face {face.index} at ({(x0 + x1) / 2:.0f}, {(y0 + y1) / 2:.0f}) ({face.source_side:.0f} px, '
+            f'score {face.score:.3f}{found})')
 
 
 def face_niqe_rows(path, result):

@@ -6,6 +6,7 @@ Geometry is checked directly: each pasted region equals the restored face warped
 alignment, and every other pixel of the photo is untouched.
 """
 import json
+import re
 
 import cv2
 import numpy as np
@@ -16,7 +17,14 @@ from PIL import Image
 
 from sfmnet_plugin.faces.detect import DetectedFace
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
-from sfmnet_plugin.inference.whole_photo import FFHQ_TEMPLATE_512, WholePhotoRestorer, feathered_mask, ffhq_transform
+from sfmnet_plugin.inference.whole_photo import (
+    FFHQ_TEMPLATE_512,
+    POSSIBLE_FACE,
+    WholePhotoRestorer,
+    feathered_mask,
+    ffhq_transform,
+    same_face,
+)
 from sfmnet_plugin.tools.restore import main as restore_main
 
 FACE_SIZE = 64
@@ -229,6 +237,12 @@ def test_restore_command_detects_faces_and_writes_photos(group_photo, tmp_path, 
     assert ': no NIQE: NIQE needs' in captured.out
     assert 'broken.jpg: unreadable image' in captured.err
     assert 'too large' in captured.err  # the 1.0-scale astronaut is found by MTCNN and reported
+    # The 3% Grace Hopper (a face box of about 8 px) is below MTCNN's 20-px smallest face; the second pass finds it,
+    # and it is listed and counted, not restored.
+    assert '; 1 possible face(s) not restored (below the detection threshold)' in captured.out
+    assert re.search(r'  possible face 5 at \(30\d, 20\d\) \(1\d px, score 0\.9\d\d, second pass\): ', captured.out)
+    assert f'{POSSIBLE_FACE}; it would be left anyway: too small' in captured.out
+    assert 'faces: 4 restored, 1 left as they are, 1 possible face(s) not restored.' in captured.out
     restored = np.array(Image.open(out / 'group.png'))
     assert restored.shape == photo.shape and not np.array_equal(restored, photo)
     assert (out / 'group_before_after.png').exists() and list(out.glob('group_face*_restored.png'))
@@ -258,3 +272,96 @@ def test_restore_command_without_the_detector_package_fails_cleanly(tmp_path, mo
                          json.dumps(TINY_HD)]) == 1
     assert capsys.readouterr().err.startswith('sfmnet-restore: error: face detection needs facenet-pytorch')
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ the second, more sensitive detection pass
+
+def jittered(detections, shift=1.5):
+    """The same faces as a second detector sees them: landmarks a little off, another score."""
+    return {name: DetectedFace(min(1.0, face.score + 0.01), face.landmarks + shift)
+            for name, face in detections.items()}
+
+
+def test_second_pass_finds_nothing_new_where_both_passes_agree(group_photo, tmp_path):
+    photo, detections = group_photo
+    restorer = restorer_for(TINY_HD, tmp_path)
+    alone = WholePhotoRestorer(restorer, detector=given(detections)).restore_photo(photo)
+    # An injected detector has no sensitive pass of its own: no second pass unless one is given.
+    assert WholePhotoRestorer(restorer, detector=given(detections)).second_detector is None
+    for mode in ('report', 'restore'):
+        both = WholePhotoRestorer(restorer, detector=given(detections), second_detector=given(jittered(detections)),
+                                  second_pass=mode).restore_photo(photo)
+        assert both.possible_faces == [] and len(both.faces) == len(detections)
+        assert [face.skip_reason for face in both.faces] == [face.skip_reason for face in alone.faces]
+        assert np.array_equal(both.restored, alone.restored)
+
+
+def test_second_pass_reports_possible_faces_and_restores_them_only_when_asked(group_photo, tmp_path):
+    photo, detections = group_photo
+    extra = {'missed': DetectedFace(0.95, detections['restored_small'].landmarks + [130, 250]),
+             'missed_tiny': DetectedFace(0.62, detections['too_small'].landmarks + [-250, 150])}
+    second = given({**jittered(detections), **extra})
+    restorer = restorer_for(TINY_HD, tmp_path)
+    alone = WholePhotoRestorer(restorer, detector=given(detections)).restore_photo(photo)
+
+    reported = WholePhotoRestorer(restorer, detector=given(detections), second_detector=second).restore_photo(photo)
+    assert [face.index for face in reported.faces] == list(range(len(detections)))
+    missed, tiny = reported.possible_faces
+    assert (missed.index, missed.second_pass, missed.score) == (6, True, 0.95) and tiny.index == 7
+    assert missed.skip_reason == POSSIBLE_FACE  # restorable, but only a possible face: left as it is
+    assert tiny.skip_reason == f'{POSSIBLE_FACE}; it would be left anyway: low detector score 0.620 (min_score 0.9)'
+    assert missed.input_crop is None and np.array_equal(reported.restored, alone.restored)
+    # Its face box is where it was put: the small astronaut's, moved.
+    np.testing.assert_allclose(missed.box, alone.faces[2].box + [130, 250, 130, 250], atol=1e-6)
+
+    restored = WholePhotoRestorer(restorer, detector=given(detections), second_detector=second,
+                                  second_pass='restore').restore_photo(photo)
+    assert restored.possible_faces == [] and [face.index for face in restored.faces] == list(range(8))
+    assert restored.faces[6].skip_reason is None and restored.faces[6].second_pass
+    assert restored.faces[7].skip_reason.startswith('low detector score 0.620')  # the same rules as the first pass
+    assert len(restored.restored_faces) == len(alone.restored_faces) + 1
+    check_geometry(restored)
+
+    off = WholePhotoRestorer(restorer, detector=given(detections), second_detector=second, second_pass='off')
+    assert off.second_detector is None and off.restore_photo(photo).possible_faces == []
+    with pytest.raises(InferenceError, match="second_pass must be one of report, restore, off; got 'always'"):
+        WholePhotoRestorer(restorer, second_pass='always')
+
+
+def test_same_face_by_overlap_or_a_centre_inside():
+    face = np.array([100.0, 100, 140, 140])
+    assert same_face(face, face + 6)  # IoU 0.55
+    assert same_face(face, [112, 112, 120, 120])  # a small detection inside the face
+    assert not same_face(face, face + [30, 0, 30, 0])  # the neighbour: IoU 0.14, centres outside
+    assert not same_face(face, [150, 100, 190, 140])
+
+
+def test_mtcnn_second_pass_finds_a_face_too_small_for_the_first(astronaut, grace_hopper, smooth_noise, tmp_path):
+    """Real detection: an astronaut shrunk to a face box of about 9 px is missed by MTCNN (20-px smallest face) and
+    found by the sensitive pass; a photo whose faces both passes find is restored exactly as with one pass."""
+    pytest.importorskip('facenet_pytorch')
+
+    def photo(astronaut_scale):
+        canvas = smooth_noise(120, 220, seed=3)
+        for load, scale, (left, top, right, bottom), (x, y) in (
+                (grace_hopper, 0.2, (130, 60, 400, 380), (10, 20)), (astronaut, astronaut_scale, (130, 20, 330, 250),
+                                                                      (130, 30))):
+            face = Image.fromarray(load()[top:bottom, left:right])
+            face = np.array(face.resize((round(face.width * scale), round(face.height * scale)), Image.BICUBIC))
+            canvas[y:y + face.shape[0], x:x + face.shape[1]] = face
+        return canvas
+
+    restorer = restorer_for(TINY_HD, tmp_path)
+    photo_restorer = WholePhotoRestorer(restorer)  # MTCNN, and its sensitive pass second
+    tiny = photo_restorer.restore_photo(photo(0.1))
+    assert len(tiny.faces) == 1 and len(tiny.possible_faces) == 1
+    (possible,) = tiny.possible_faces
+    centre = (possible.box[:2] + possible.box[2:]) / 2
+    assert 130 < centre[0] < 150 and 30 < centre[1] < 53 and possible.score > 0.9  # on the 20x23 astronaut
+    assert possible.skip_reason.startswith(POSSIBLE_FACE)
+
+    agree = photo(0.25)
+    both = photo_restorer.restore_photo(agree)
+    assert len(both.faces) == 2 and both.possible_faces == []
+    one = WholePhotoRestorer(restorer, second_pass='off').restore_photo(agree)
+    assert np.array_equal(both.restored, one.restored)
