@@ -365,3 +365,46 @@ def test_mtcnn_second_pass_finds_a_face_too_small_for_the_first(astronaut, grace
     assert len(both.faces) == 2 and both.possible_faces == []
     one = WholePhotoRestorer(restorer, second_pass='off').restore_photo(agree)
     assert np.array_equal(both.restored, one.restored)
+
+
+def test_restore_command_second_pass_modes(group_photo, tmp_path, monkeypatch, capsys):
+    """The command lists the second pass's possible faces and counts them (report), restores them like the first
+    pass's (restore) or runs no second pass (off); --strict is about the faces it left, not the possible ones."""
+    from sfmnet_plugin.tools import restore
+
+    photo, detections = group_photo
+    missed = DetectedFace(0.97, detections['restored_small'].landmarks + [130, 250])
+
+    class TwoPasses:  # what MtcnnDetector offers: a detector with a sensitive pass of its own
+        def __call__(self, image):
+            return list(detections.values())
+
+        def sensitive_pass(self):
+            return given({**jittered(detections), 'missed': missed})
+
+    monkeypatch.setattr(restore, 'MtcnnDetector', TwoPasses)
+    Image.fromarray(photo).save(tmp_path / 'group.png')
+    checkpoint = tmp_path / 'hd.pth'
+    torch.save({'params': build_network(dict(TINY_HD)).state_dict()}, checkpoint)
+    argv = [str(tmp_path / 'group.png'), '--checkpoint', str(checkpoint), '--arch-json', json.dumps(TINY_HD),
+            '--device', 'cpu', '--min-score', '0.4', '--max-face-enlargement', '3', '--max-face-shrink', '3',
+            '--min-face-side', '8']  # every face restored
+    printed = {}
+    for mode in ('report', 'restore', 'off'):
+        assert restore_main([*argv, '--output', str(tmp_path / mode), '--second-pass', mode, '--strict']) == 0
+        printed[mode] = capsys.readouterr().out
+    assert ('6 face(s) detected: 6 restored, 0 left as they are; 1 possible face(s) not restored (below the '
+            'detection threshold)') in printed['report']
+    assert re.search(r'\n  possible face 6 at \(409, 327\) \(3\d px, score 0\.970, second pass\): possible face, '
+                     r'below the detection threshold: not restored \(--second-pass restore restores it\)\n',
+                     printed['report'])
+    assert 'faces: 6 restored, 0 left as they are, 1 possible face(s) not restored.' in printed['report']
+    assert '7 face(s) detected (1 by the second pass): 7 restored, 0 left as they are\n' in printed['restore']
+    assert re.search(r'\n  face 6 at \(409, 327\) \(3\d px, score 0\.970, second pass\): restored\n',
+                     printed['restore'])
+    assert 'faces: 7 restored, 0 left as they are, 0 possible face(s) not restored.' in printed['restore']
+    assert '6 face(s) detected: 6 restored, 0 left as they are\n' in printed['off']
+    assert 'faces: 6 restored, 0 left as they are, 0 possible face(s) not restored.' in printed['off']
+    report, off = (np.array(Image.open(tmp_path / mode / 'group.png')) for mode in ('report', 'off'))
+    assert np.array_equal(report, off)  # a possible face is never restored silently
+    assert not np.array_equal(np.array(Image.open(tmp_path / 'restore' / 'group.png')), report)
