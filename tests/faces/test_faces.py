@@ -209,3 +209,24 @@ def test_mtcnn_finds_the_reference_landmarks(tmp_path):
         faces = detector(photo.image)
         assert len(faces) == 1 and faces[0].score > 0.99
         np.testing.assert_allclose(faces[0].landmarks, REFERENCE_LANDMARKS[photo.image.size], atol=1.5)
+
+
+def test_mtcnn_sensitive_pass_maps_faces_back_from_its_enlarged_copy(monkeypatch):
+    """The second pass detects on an enlarged copy (capped at MAX_ENLARGED_PIXELS, here to 1.5x on each side) and
+    returns the face in the photo's own coordinates."""
+    pytest.importorskip('facenet_pytorch', reason='MTCNN needs facenet-pytorch==2.6.0 (setup_env.sh installs it)')
+    from sfmnet_plugin.demo.photo_sources import public_domain_photos
+    from sfmnet_plugin.faces import detect
+
+    photo = next(photo.image for photo in public_domain_photos() if photo.key == 'astronaut')
+    monkeypatch.setattr(detect, 'MAX_ENLARGED_PIXELS', round(photo.width * photo.height * 1.5 ** 2))
+    sensitive = detect.MtcnnDetector().sensitive_pass()
+    assert (sensitive.thresholds, sensitive.enlargement) == (detect.SENSITIVE_THRESHOLDS, 2)
+    seen = []
+    real_detect = sensitive._mtcnn.detect
+    monkeypatch.setattr(sensitive._mtcnn, 'detect', lambda image, **kw: seen.append(image.size) or real_detect(
+        image, **kw))
+    (face,) = sensitive(photo)
+    assert seen == [(768, 768)]
+    np.testing.assert_allclose(face.landmarks, REFERENCE_LANDMARKS[photo.size], atol=2.5)
+    assert face.score > 0.99 and 150 < face.box[0] < face.box[2] < 300
