@@ -9,6 +9,7 @@ A detector here is any callable ``detector(rgb_pil_image) -> [DetectedFace]``; :
 accepts another one (e.g. given landmarks, as the tests do).
 """
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +55,8 @@ class MtcnnDetector:
 
     name = f'MTCNN ({FACENET_REQUIREMENT})'
 
-    def __init__(self, thresholds=MTCNN_THRESHOLDS, min_face_size=MTCNN_MIN_FACE, enlargement=1):
+    def __init__(self, thresholds: Sequence[float] = MTCNN_THRESHOLDS, min_face_size: int = MTCNN_MIN_FACE,
+                 enlargement: float = 1) -> None:
         try:
             from facenet_pytorch import MTCNN
         except ImportError as error:
@@ -65,7 +67,7 @@ class MtcnnDetector:
         self.thresholds, self.min_face_size, self.enlargement = tuple(thresholds), min_face_size, enlargement
         self._mtcnn = MTCNN(keep_all=True, device='cpu', thresholds=list(thresholds), min_face_size=min_face_size)
 
-    def sensitive_pass(self):
+    def sensitive_pass(self) -> 'MtcnnDetector':
         """A more sensitive MTCNN: lower R- and O-Net thresholds, on a photo enlarged 2x (faces from ~10 px)."""
         return MtcnnDetector(SENSITIVE_THRESHOLDS, self.min_face_size, SENSITIVE_ENLARGEMENT)
 

@@ -82,7 +82,8 @@ def feathered_mask(size, feather=0.04):
     return cv2.GaussianBlur(mask, (0, 0), sigmaX=margin / 2, borderType=cv2.BORDER_CONSTANT)
 
 
-def same_face(box, other, min_iou=SAME_FACE_IOU):
+def same_face(box: np.ndarray | Sequence[float], other: np.ndarray | Sequence[float],
+              min_iou: float = SAME_FACE_IOU) -> bool:
     """Whether two face boxes ``(x0, y0, x1, y1)`` are one face: intersection over union at least ``min_iou``,
     or the centre of either inside the other."""
     width = min(box[2], other[2]) - max(box[0], other[0])
@@ -307,7 +308,7 @@ class WholePhotoRestorer:
         (to be restored) with ``second_pass='restore'``, else left with the reason."""
         if self.second_detector is None:
             return []
-        possible = []
+        possible: list[PhotoFace] = []
         for detected in self.detect(self.second_detector, image):
             face = self.examine(len(faces) + len(possible), detected, second_pass=True)
             if not any(same_face(face.box, other.box) for other in faces):
