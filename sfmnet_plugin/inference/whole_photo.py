@@ -111,7 +111,7 @@ def default_face_size(options):
 class PhotoFace:
     """One detected face and what happened to it.
 
-    ``matrix`` maps photo coordinates to the ``face_size`` crop; ``input_crop`` is what the network saw
+    ``matrix`` maps photo coordinates to the ``face_size`` crop (``crop_size``); ``input_crop`` is what the network saw
     (``face_size / scale``), ``restored`` its output. ``pasted_face`` is ``restored`` at the size it is pasted
     (antialiased down when the face is smaller in the output photo) and ``paste_matrix`` maps its coordinates to
     the output photo's. ``skip_reason`` is set (and the crops None) for a face that was not restored.
@@ -298,6 +298,7 @@ class WholePhotoRestorer:
 
     @staticmethod
     def detect(detector: Callable, image: Image.Image) -> list[DetectedFace]:
+        """``detector(image)``; its failure on this photo is a :class:`PhotoError` (the other photos go on)."""
         try:
             return detector(image)
         except (RuntimeError, ValueError) as error:  # e.g. a photo of an extreme aspect ratio
