@@ -1,4 +1,5 @@
-"""What every checkpoint converter shares: unwrapping, ``module.`` prefixes and the name-and-shape check."""
+"""What every checkpoint converter shares: unwrapping, ``module.`` prefixes, the name-and-shape check, and the
+recogniser of the networks that keep the official parameter names (:func:`recognise_same_names`)."""
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -118,16 +119,16 @@ def same_names_network(network: Callable, options: dict, name: str,
 
 def recognise_same_names(state_dict: Mapping[str, Any], markers: Iterable[str], network: Callable,
                          read_options: Callable[[Mapping[str, Any]], dict],
-                         base_name: str | Callable[[dict], str] | None = None,
+                         base_name: Callable[[dict], str] | None = None,
                          check_values: Callable | None = None) -> OfficialNetwork | None:
     """A network that keeps the official names, recognised by ``markers`` (keys it alone has), else None.
 
     ``read_options`` reads the ``network_g`` options off the (``module.``-free) state dict's shapes; those equal to
-    ``network``'s constructor defaults (the official sizes) are left out, and the rest name it after ``base_name``
-    (the class name where not given; a callable takes the options): ``'WFEN'``, ``'UFSRNet (num_feat=8)'``.
+    ``network``'s constructor defaults (the official sizes) are left out, and the rest follow its name, the class
+    name or ``base_name(options)``: ``'WFEN'``, ``'UFSRNet (num_feat=8)'``, ``'SISN x8 (num_feat=16)'``.
     """
     if not all(key in state_dict for key in markers):
         return None
     options = without_defaults(read_options(state_dict), network)
-    base = base_name(options) if callable(base_name) else base_name or network.__name__
+    base = base_name(options) if base_name else network.__name__
     return same_names_network(network, options, network_name(base, options), check_values)
