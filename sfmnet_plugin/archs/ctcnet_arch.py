@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from sfmnet_plugin.archs.ctcnet_blocks import ChannelAttention, LocalGlobalBlock, MultiScaleBlock, Scale
 from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
+from sfmnet_plugin.archs.sparnet_blocks import official_init_
 
 SIZE_MULTIPLE = 8  # three stride-2 stages; the skip concatenations need the sizes to halve exactly
 
@@ -138,21 +139,6 @@ class CTCNet(nn.Module):
                         self.tranpose128_128(self.tranpose128_128(x2))], dim=1)                 # 256 @ H
         y3 = self.res_layers_back(self.channel_func_32(self.tai256_32(y3)))
         return (self.tail(y3) + upsampled + 1) / 2             # official global residual in [-1, 1], then [0, 1]
-
-
-def official_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:
-    """The official initialisation (``models/networks.py`` ``init_weights``, normal, 0.02): conv, transposed-conv and
-    linear weights N(0, gain) and biases 0; BatchNorm weights N(1, gain) and biases 0. LayerNorms, PReLUs, the
-    learnable scalars and the attention temperatures keep their constructed values."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(layer.weight, 0.0, gain)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
-        elif isinstance(layer, nn.BatchNorm2d):
-            nn.init.normal_(layer.weight, 1.0, gain)
-            nn.init.zeros_(layer.bias)
-    return module
 
 
 __all__ = ['CTCNet']

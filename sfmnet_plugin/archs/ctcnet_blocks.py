@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sfmnet_plugin.archs.restormer_blocks import ChannelLayerNorm, GatedFeedForward
 from sfmnet_plugin.archs.sparnet_blocks import HourGlassAttention, NormLayer
 
 HOURGLASS_CHANNELS = 64  # the official hourglasses work at 64 channels (twice the first stage's 32), in every block
-FFN_EXPANSION = 2.66     # hidden width of the transformer feed-forward: int(dim * 2.66) = 85, 170, 340
 
 
 class Scale(nn.Module):
@@ -179,17 +179,6 @@ class HourglassAttention(nn.Module):
         return x * self.attention_mask(x)
 
 
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channels of every pixel (eps 1e-5, biased variance); ``body`` holds ``weight``/``bias``."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.LayerNorm(channels, eps=1e-5)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
 class TransposedAttention(nn.Module):
     """Multi-head attention across channels (Restormer's MDTA): the attention map is ``(C/heads) x (C/heads)``.
 
@@ -212,22 +201,6 @@ class TransposedAttention(nn.Module):
         q, k, v = F.normalize(heads[0], dim=-1), F.normalize(heads[1], dim=-1), heads[2]
         attention = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
         return self.project_out((attention @ v).reshape(batch, channels, height, width))
-
-
-class GatedFeedForward(nn.Module):
-    """Restormer's GDFN: 1x1 conv to ``2h``, depthwise 3x3, ``gelu(first half) * second half``, 1x1 conv back
-    (``h = int(dim * 2.66)``, no biases)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        hidden = int(dim * FFN_EXPANSION)
-        self.project_in = nn.Conv2d(dim, hidden * 2, 1, bias=False)
-        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=False)
-        self.project_out = nn.Conv2d(hidden, dim, 1, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(gate) * value)
 
 
 class TransformerBlock(nn.Module):

@@ -19,6 +19,7 @@ the down-sampler) and of its refine block; the two neck blocks; for each decoder
 first block (after the up-sampler) and of its refine block, the latter after the skip addition.
 That is ``4 L + 2`` positions (14 for L = 3), numbered like the official ``conv_fuse`` list.
 """
+from collections.abc import Callable
 from functools import partial
 
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -88,8 +89,54 @@ class UNetBranch(nn.Module):
         return self.tail(feature) + x
 
 
+class TwoBranchUNet(nn.Module):
+    """What SFMNet and SMLNet share: the checks of their common options, the PIL-bicubic input, and a forward that
+    runs ``frequency_branch`` first, recording its position features, then ``spatial_branch`` with the subclass's
+    :meth:`spatial_step` at every position. Subclasses set ``NAME`` (for messages) and build both branches.
+    """
+
+    NAME = ''
+
+    def __init__(self, upscale: int, num_in_ch: int, num_out_ch: int, num_levels: int, lr_resize: str):
+        super().__init__()
+        self.lr_resize = check_lr_resize(lr_resize, self.NAME)
+        if upscale not in SUPPORTED_UPSCALES:
+            raise ValueError(f'{self.NAME} upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
+        if num_in_ch != num_out_ch:
+            raise ValueError(f'{self.NAME} adds its input to both outputs, so num_in_ch ({num_in_ch}) must equal '
+                             f'num_out_ch ({num_out_ch}).')
+        if num_levels < 1:
+            raise ValueError(f'{self.NAME} num_levels must be at least 1, got {num_levels}.')
+        self.upscale = upscale
+        self.num_levels = num_levels
+
+    def upsample_input(self, x: Tensor) -> Tensor:
+        """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
+        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', self.NAME,
+                                self.lr_resize)
+
+    def spatial_step(self, frequency_features: list) -> Callable[[int, Tensor], Tensor]:
+        """``at_position(index, spatial feature) -> feature`` of the spatial branch, for one forward."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, return_frequency: bool = False):
+        """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""
+        lr_up = self.upsample_input(x)
+
+        # The frequency branch runs first and on its own; its position features are only recorded.
+        frequency_features = []
+
+        def record(position: int, feature: Tensor) -> Tensor:
+            frequency_features.append(feature)
+            return feature
+
+        sr_frequency = self.frequency_branch(lr_up, record)
+        sr_spatial = self.spatial_branch(lr_up, self.spatial_step(frequency_features))
+        return (sr_spatial, sr_frequency) if return_frequency else sr_spatial
+
+
 @ARCH_REGISTRY.register()
-class SFMNet(nn.Module):
+class SFMNet(TwoBranchUNet):
     """SFMNet generator: LR face in, two SR estimates out (spatial = the result, frequency = auxiliary).
 
     Args:
@@ -120,19 +167,13 @@ class SFMNet(nn.Module):
     or ``(sr_spatial, sr_frequency)`` when ``return_frequency`` is true.
     """
 
+    NAME = 'SFMNet'
+
     def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
                  num_resblocks: int = 2, num_levels: int = 3, fusion_positions=None,
                  keep_unused_attention: bool = True, num_heads: int = 8, phase_cut_width: float = 0.0,
                  lr_resize: str = 'pil_uint8'):
-        super().__init__()
-        self.lr_resize = check_lr_resize(lr_resize, 'SFMNet')
-        if upscale not in SUPPORTED_UPSCALES:
-            raise ValueError(f'SFMNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
-        if num_in_ch != num_out_ch:
-            raise ValueError(f'SFMNet adds its input to both outputs, so num_in_ch ({num_in_ch}) must equal '
-                             f'num_out_ch ({num_out_ch}).')
-        if num_levels < 1:
-            raise ValueError(f'SFMNet num_levels must be at least 1, got {num_levels}.')
+        super().__init__(upscale, num_in_ch, num_out_ch, num_levels, lr_resize)
         num_positions = 4 * num_levels + 2
         if fusion_positions is None:
             fusion_positions = range(num_positions)
@@ -140,8 +181,6 @@ class SFMNet(nn.Module):
         if any(not 0 <= position < num_positions for position in fusion_positions):
             raise ValueError(f'SFMNet fusion_positions must lie in [0, {num_positions}) for num_levels={num_levels}, '
                              f'got {fusion_positions}.')
-        self.upscale = upscale
-        self.num_levels = num_levels
 
         self.frequency_branch = UNetBranch(
             partial(FFTBlock, num_feat, phase_cut_width), num_in_ch, num_out_ch, num_feat, num_levels)
@@ -153,32 +192,13 @@ class SFMNet(nn.Module):
             for position in fusion_positions
         })
 
-    def upsample_input(self, x: Tensor) -> Tensor:
-        """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
-        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SFMNet',
-                                self.lr_resize)
-
-    def forward(self, x: Tensor, return_frequency: bool = False):
-        """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""
-        lr_up = self.upsample_input(x)
-
-        # The frequency branch runs first and on its own; its position features are only recorded.
-        frequency_features = []
-
-        def record(position: int, feature: Tensor) -> Tensor:
-            frequency_features.append(feature)
-            return feature
-
-        sr_frequency = self.frequency_branch(lr_up, record)
-
+    def spatial_step(self, frequency_features: list) -> Callable[[int, Tensor], Tensor]:
         def interact(position: int, spatial: Tensor) -> Tensor:
             key = str(position)
             if key not in self.interactions:
                 return spatial  # no interaction block at this position (fusion_positions)
             return self.interactions[key](spatial, frequency_features[position])
-
-        sr_spatial = self.spatial_branch(lr_up, interact)
-        return (sr_spatial, sr_frequency) if return_frequency else sr_spatial
+        return interact
 
     def count_parameters_by_group(self) -> dict:
         """Parameter counts: each branch, the interaction blocks, the never-used attention, and the total."""
@@ -194,4 +214,4 @@ class SFMNet(nn.Module):
         }
 
 
-__all__ = ['SFMNet', 'UNetBranch', 'SUPPORTED_UPSCALES']
+__all__ = ['SFMNet', 'TwoBranchUNet', 'UNetBranch', 'SUPPORTED_UPSCALES']

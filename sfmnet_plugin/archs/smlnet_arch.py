@@ -46,8 +46,7 @@ from functools import partial
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-from sfmnet_plugin.archs.pil_resize import check_lr_resize, upsample_lr_face
-from sfmnet_plugin.archs.sfmnet_arch import SUPPORTED_UPSCALES, UNetBranch
+from sfmnet_plugin.archs.sfmnet_arch import TwoBranchUNet, UNetBranch
 from sfmnet_plugin.archs.sfmnet_blocks import FFTBlock
 from sfmnet_plugin.archs.smlnet_blocks import MFEB, SFIM, ConcatFusion, MultiLevelAggregation
 from sfmnet_plugin.utils.profiling import count_parameters
@@ -56,7 +55,7 @@ INTERACTIONS = ('sfim', 'concat', 'none')
 
 
 @ARCH_REGISTRY.register()
-class SMLNet(nn.Module):
+class SMLNet(TwoBranchUNet):
     """SMLNet generator (unofficial, from the abstract): LR face in, spatial SR out (frequency-branch SR on request).
 
     The same contract as :class:`~sfmnet_plugin.archs.sfmnet_arch.SFMNet`, so ``SFMNetModel``'s dual pixel loss
@@ -83,23 +82,15 @@ class SMLNet(nn.Module):
     ``(sr_spatial, sr_frequency)``.
     """
 
+    NAME = 'SMLNet'
+
     def __init__(self, upscale: int = 8, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
                  num_levels: int = 3, num_heads: int = 8, mfeb_dilations=(1, 2, 3), interaction: str = 'sfim',
                  multi_level_aggregation: bool = True, phase_cut_width: float = 0.0,
                  lr_resize: str = 'pil_uint8'):
-        super().__init__()
-        self.lr_resize = check_lr_resize(lr_resize, 'SMLNet')
-        if upscale not in SUPPORTED_UPSCALES:
-            raise ValueError(f'SMLNet upscale must be one of {SUPPORTED_UPSCALES}, got {upscale!r}.')
-        if num_in_ch != num_out_ch:
-            raise ValueError(f'SMLNet adds its input to both outputs, so num_in_ch ({num_in_ch}) must equal '
-                             f'num_out_ch ({num_out_ch}).')
-        if num_levels < 1:
-            raise ValueError(f'SMLNet num_levels must be at least 1, got {num_levels}.')
+        super().__init__(upscale, num_in_ch, num_out_ch, num_levels, lr_resize)
         if interaction not in INTERACTIONS:
             raise ValueError(f'SMLNet interaction must be one of {INTERACTIONS}, got {interaction!r}.')
-        self.upscale = upscale
-        self.num_levels = num_levels
         num_positions = 4 * num_levels + 2
         # The neck's last position and each decoder level's last one, coarse to fine (the last is the output's).
         self.level_end_positions = tuple(range(2 * num_levels + 1, num_positions, 2))
@@ -117,24 +108,7 @@ class SMLNet(nn.Module):
         self.aggregation = (MultiLevelAggregation(num_feat, len(self.level_end_positions))
                             if multi_level_aggregation else None)
 
-    def upsample_input(self, x: Tensor) -> Tensor:
-        """``B x C x h x w`` LR -> ``B x C x (h*upscale) x (w*upscale)`` PIL-bicubic image, after a size check."""
-        return upsample_lr_face(x, self.upscale, 2 ** self.num_levels, f'num_levels={self.num_levels}', 'SMLNet',
-                                self.lr_resize)
-
-    def forward(self, x: Tensor, return_frequency: bool = False):
-        """``B x 3 x h x w`` LR -> ``sr_spatial`` (``B x 3 x H x W``), or ``(sr_spatial, sr_frequency)``."""
-        lr_up = self.upsample_input(x)
-
-        # The frequency branch runs first and on its own; its position features are only recorded.
-        frequency_features = []
-
-        def record(position: int, feature: Tensor) -> Tensor:
-            frequency_features.append(feature)
-            return feature
-
-        sr_frequency = self.frequency_branch(lr_up, record)
-
+    def spatial_step(self, frequency_features: list) -> Callable[[int, Tensor], Tensor]:
         level_outputs = []
 
         def msim(position: int, spatial: Tensor) -> Tensor:
@@ -148,8 +122,7 @@ class SMLNet(nn.Module):
                     return self.aggregation(level_outputs)
             return spatial
 
-        sr_spatial = self.spatial_branch(lr_up, msim)
-        return (sr_spatial, sr_frequency) if return_frequency else sr_spatial
+        return msim
 
     def count_parameters_by_group(self) -> dict:
         """Parameter counts: each branch, the interaction modules, the multi-level aggregation, and the total."""

@@ -193,10 +193,12 @@ class FaceAttentionUnit(nn.Module):
 
 
 def official_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:
-    """The official initialisation (§B4): conv/linear weights N(0, gain) and biases 0; BatchNorm weights
-    N(1, gain) and biases 0. InstanceNorm keeps PyTorch's (1, 0). Spectral-normed convs get it on ``weight_orig``."""
+    """The official initialisation (§B4; CTCNet, WFEN and UFSRNet have the same ``init_weights``, normal 0.02): conv,
+    transposed-conv and linear weights N(0, gain) and biases 0; BatchNorm weights N(1, gain) and biases 0. Other
+    layers keep their constructed values (InstanceNorm PyTorch's (1, 0); LayerNorms, PReLUs, learnable scalars,
+    attention temperatures). Spectral-normed convs get it on ``weight_orig``."""
     for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             weight = getattr(layer, 'weight_orig', layer.weight)
             nn.init.normal_(weight, 0.0, gain)
             if layer.bias is not None:

@@ -11,37 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# The official FeedForward's hidden width: int(dim * 2.66) per half of the gated pair.
-FFN_EXPANSION = 2.66
-LAYER_NORM_EPS = 1e-5
-
-
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channels of every pixel (biased variance, eps 1e-5), as the official ``LayerNorm``
-    ('WithBias'): ``B x C x H x W`` -> same. The affine parameters live in ``body`` (official names)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.LayerNorm(channels, eps=LAYER_NORM_EPS)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
-class FeedForward(nn.Module):
-    """Gated depth-wise feed-forward: 1x1 conv to ``2 * hidden``, 3x3 depth-wise conv, ``gelu(a) * b``, 1x1 back.
-    ``hidden = int(channels * 2.66)``; no biases."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        hidden = int(channels * FFN_EXPANSION)
-        self.project_in = nn.Conv2d(channels, hidden * 2, 1, bias=False)
-        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=False)
-        self.project_out = nn.Conv2d(hidden, channels, 1, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(gate) * value)
+from sfmnet_plugin.archs.restormer_blocks import ChannelLayerNorm, GatedFeedForward
 
 
 class _QKVAttention(nn.Module):
@@ -135,11 +105,11 @@ class FrequencyDualTransformer(nn.Module):
                  symmetric_shift: bool = False, full_residual: bool = False):
         super().__init__()
         self.full_residual = full_residual
-        self.modules_ffd = nn.ModuleDict({'ffd0': FeedForward(channels)})
+        self.modules_ffd = nn.ModuleDict({'ffd0': GatedFeedForward(channels)})
         self.modules_att = nn.ModuleDict({'att_0': WindowChannelAttention(channels, window_size, shifts,
                                                                           symmetric_shift)})
         self.modules_norm = nn.ModuleDict({'norm_0': ChannelLayerNorm(channels), 'norm_2': ChannelLayerNorm(channels)})
-        self.modulec_ffd = nn.ModuleDict({'ffd0': FeedForward(channels)})
+        self.modulec_ffd = nn.ModuleDict({'ffd0': GatedFeedForward(channels)})
         self.modulec_att = nn.ModuleDict({'att_0': GlobalChannelAttention(channels, num_heads)})
         self.modulec_norm = nn.ModuleDict({'norm_0': ChannelLayerNorm(channels), 'norm_2': ChannelLayerNorm(channels)})
 

@@ -1,6 +1,9 @@
-"""What every checkpoint converter shares: unwrapping, ``module.`` prefixes and the name-and-shape check."""
+"""What every checkpoint converter shares: unwrapping, ``module.`` prefixes, the name-and-shape check, and the
+recogniser of the networks that keep the official parameter names (:func:`recognise_same_names`)."""
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -79,3 +82,53 @@ def check_names_and_shapes(state_dict, shapes, what) -> None:
                               for key in mismatched])] if keys]
     raise CheckpointConversionError(f'Not an official {what} state dict: first mismatch: {first}.\n  '
                                     + '\n  '.join(details))
+
+
+def without_defaults(options: Mapping[str, Any], network: Callable) -> dict:
+    """``options`` less the entries equal to ``network``'s constructor defaults (``type`` and ``upscale`` kept)."""
+    defaults = {name: parameter.default for name, parameter in inspect.signature(network).parameters.items()}
+    return {key: value for key, value in options.items()
+            if key in ('type', 'upscale') or defaults.get(key, inspect.Parameter.empty) != value}
+
+
+def network_name(base: str, options: Mapping[str, Any]) -> str:
+    """``base``, then the options other than ``type`` and ``upscale`` in parentheses, where there are any."""
+    extra = ', '.join(f'{key}={value!r}' for key, value in options.items() if key not in ('type', 'upscale'))
+    return f'{base} ({extra})' if extra else base
+
+
+def _checked_unchanged(state_dict, network, options, name, check_values) -> dict:
+    arguments = {key: value for key, value in options.items() if key != 'type'}
+    check_names_and_shapes(state_dict, expected_shapes(partial(network, **arguments)), name)
+    if check_values is not None:
+        check_values(state_dict, name)
+    return dict(state_dict)
+
+
+def same_names_network(network: Callable, options: dict, name: str,
+                       check_values: Callable | None = None) -> OfficialNetwork:
+    """The :class:`OfficialNetwork` of a plugin network that keeps the official parameter names.
+
+    Converting is checking: every key and shape must be those of ``network`` built from ``options`` (less ``type``)
+    on the meta device, then ``check_values(state_dict, name)`` (where given) may check values; the state dict is
+    returned unchanged.
+    """
+    return OfficialNetwork(name, options, partial(_checked_unchanged, network=network, options=options, name=name,
+                                                  check_values=check_values))
+
+
+def recognise_same_names(state_dict: Mapping[str, Any], markers: Iterable[str], network: Callable,
+                         read_options: Callable[[Mapping[str, Any]], dict],
+                         base_name: Callable[[dict], str] | None = None,
+                         check_values: Callable | None = None) -> OfficialNetwork | None:
+    """A network that keeps the official names, recognised by ``markers`` (keys it alone has), else None.
+
+    ``read_options`` reads the ``network_g`` options off the (``module.``-free) state dict's shapes; those equal to
+    ``network``'s constructor defaults (the official sizes) are left out, and the rest follow its name, the class
+    name or ``base_name(options)``: ``'WFEN'``, ``'UFSRNet (num_feat=8)'``, ``'SISN x8 (num_feat=16)'``.
+    """
+    if not all(key in state_dict for key in markers):
+        return None
+    options = without_defaults(read_options(state_dict), network)
+    base = base_name(options) if base_name else network.__name__
+    return same_names_network(network, options, network_name(base, options), check_values)

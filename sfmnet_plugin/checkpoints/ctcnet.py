@@ -8,32 +8,20 @@ an official generator state dict (saved from the DataParallel's module by the of
 the network. The one structural option, the plugin's ``num_feat`` (official 32), is read off ``head.weight``, so a
 narrower CTCNet trained with the plugin (the demo's) is recognised too.
 """
-from functools import partial
-
 from sfmnet_plugin.archs.ctcnet_arch import CTCNet
-from sfmnet_plugin.checkpoints.conversion import OfficialNetwork, check_names_and_shapes, expected_shapes
+from sfmnet_plugin.checkpoints.conversion import recognise_same_names
 
 NAME = 'CTCNet'
 NETWORK_OPTIONS = {'type': 'CTCNet', 'upscale': 8}  # the official network is x8 (16x16 LR faces)
-OFFICIAL_WIDTH = 32
 # Names no other known network has: the 352-channel fusion conv and the first stage's input projection.
 _SIGNATURE = ('tail352_128.weight', 'res_layers_down1_pre.att_func._64.weight')
 
 
-def convert_state_dict(state_dict, options, name) -> dict:
-    """Check every key and shape of a (``module.``-free) CTCNet state dict against ``options``; return it unchanged."""
-    options = dict(options)
-    del options['type']
-    check_names_and_shapes(state_dict, expected_shapes(partial(CTCNet, **options)), name)
-    return dict(state_dict)
+def network_options(state_dict) -> dict:
+    """``network_g`` options of the CTCNet whose (``module.``-free) state dict this is (official width: 32)."""
+    return {**NETWORK_OPTIONS, 'num_feat': state_dict['head.weight'].shape[0]}
 
 
 def recognise(state_dict):
     """:class:`OfficialNetwork` for a (``module.``-free) CTCNet state dict, or None."""
-    if not all(key in state_dict for key in _SIGNATURE):
-        return None
-    options, name = dict(NETWORK_OPTIONS), NAME
-    width = state_dict['head.weight'].shape[0]
-    if width != OFFICIAL_WIDTH:
-        options['num_feat'], name = width, f'{NAME} (num_feat={width})'
-    return OfficialNetwork(name, options, partial(convert_state_dict, options=options, name=name))
+    return recognise_same_names(state_dict, _SIGNATURE, CTCNet, network_options)

@@ -57,22 +57,25 @@ _INTERACTION = {
 }
 
 
+def _level_modules(s, b, official, plugin, sampler_block, stage_block):
+    """The modules of every encoder (``official='down'``, ``plugin='encoder'``) or decoder (``'up'``, ``'decoder'``)
+    level: official ``<official><k><s>.0`` / ``.1`` / ``_mo.0`` are the plugin's sampler, block and refine block."""
+    samplers = {'down': 'downsamplers', 'up': 'upsamplers'}[official]
+    for level in range(_NUM_LEVELS):
+        k = level + 1
+        yield f'{official}{k}{s}.0', f'{b}.{samplers}.{level}', sampler_block
+        yield f'{official}{k}{s}.1', f'{b}.{plugin}_blocks.{level}', stage_block
+        yield f'{official}{k}{s}_mo.0', f'{b}.{plugin}_refine_blocks.{level}', stage_block
+
+
 def _branch_modules(official_suffix, plugin_branch, stage_block):
     """(official module prefix, plugin module prefix, block mapping) for every module of one U-Net branch."""
     s, b = official_suffix, plugin_branch
     yield f'head{s}.0', f'{b}.head', _CONV_PRELU
-    for level in range(_NUM_LEVELS):
-        k = level + 1
-        yield f'down{k}{s}.0', f'{b}.downsamplers.{level}', _DOWNSAMPLE
-        yield f'down{k}{s}.1', f'{b}.encoder_blocks.{level}', stage_block
-        yield f'down{k}{s}_mo.0', f'{b}.encoder_refine_blocks.{level}', stage_block
+    yield from _level_modules(s, b, 'down', 'encoder', _DOWNSAMPLE, stage_block)
     yield f'neck{s}.0', f'{b}.neck_block', stage_block
     yield f'neck{s}_mo.0', f'{b}.neck_refine_block', stage_block
-    for level in range(_NUM_LEVELS):
-        k = level + 1
-        yield f'up{k}{s}.0', f'{b}.upsamplers.{level}', _UPSAMPLE
-        yield f'up{k}{s}.1', f'{b}.decoder_blocks.{level}', stage_block
-        yield f'up{k}{s}_mo.0', f'{b}.decoder_refine_blocks.{level}', stage_block
+    yield from _level_modules(s, b, 'up', 'decoder', _UPSAMPLE, stage_block)
     yield f'tail{s}.0', f'{b}.tail', _CONV_PRELU
 
 

@@ -9,18 +9,12 @@ the number of groups and of blocks per group.
 """
 import math
 import re
-from functools import partial
 
 from sfmnet_plugin.archs.sisn_arch import SISN
-from sfmnet_plugin.checkpoints.conversion import (
-    CheckpointConversionError,
-    OfficialNetwork,
-    check_names_and_shapes,
-    expected_shapes,
-)
+from sfmnet_plugin.checkpoints.conversion import CheckpointConversionError, recognise_same_names
 
-# The official make_template sizes: 10 groups of 10 blocks, 64 channels; the released weights are x4.
-OFFICIAL_SIZES = {'num_groups': 10, 'num_blocks': 10, 'num_feat': 64}
+# The released weights are x4 and x8; SISN's defaults are the official make_template sizes (10 groups of 10 blocks,
+# 64 channels).
 PUBLISHED_NETWORKS = ('SISN x4', 'SISN x8')
 _SIGNATURE = ('sub_mean.weight', 'add_mean.weight', 'head.1.weight', 'body.0.IA.conv2.conv1x1_1.weight')
 
@@ -36,26 +30,13 @@ def network_options(state_dict) -> dict:
     if 3 * scale * scale != head.shape[1]:
         raise CheckpointConversionError(f'Not an official SISN state dict: head.1.weight takes {head.shape[1]} input '
                                         'channels, expected 3 x scale^2.')
-    sizes = {'num_groups': _count(state_dict, r'body\.(\d+)\.IA\.conv1\.weight'),
-             'num_blocks': _count(state_dict, r'body\.0\.body\.(\d+)\.conv1\.weight'),
-             'num_feat': head.shape[0]}
     return {'type': 'SISN', 'upscale': scale,
-            **{key: value for key, value in sizes.items() if value != OFFICIAL_SIZES[key]}}
-
-
-def convert_state_dict(state_dict, options, name) -> dict:
-    """Check every key and shape against the SISN built from ``options``; return the state dict unchanged."""
-    options = dict(options)
-    options.pop('type')
-    check_names_and_shapes(state_dict, expected_shapes(partial(SISN, **options)), name)
-    return dict(state_dict)
+            'num_groups': _count(state_dict, r'body\.(\d+)\.IA\.conv1\.weight'),
+            'num_blocks': _count(state_dict, r'body\.0\.body\.(\d+)\.conv1\.weight'),
+            'num_feat': head.shape[0]}
 
 
 def recognise(state_dict):
     """:class:`OfficialNetwork` for a (``module.``-free) SISN state dict, or None."""
-    if not all(key in state_dict for key in _SIGNATURE):
-        return None
-    options = network_options(state_dict)
-    extra = ', '.join(f'{key}={value}' for key, value in options.items() if key not in ('type', 'upscale'))
-    name = f"SISN x{options['upscale']}" + (f' ({extra})' if extra else '')
-    return OfficialNetwork(name, options, partial(convert_state_dict, options=options, name=name))
+    return recognise_same_names(state_dict, _SIGNATURE, SISN, network_options,
+                                base_name=lambda options: f"SISN x{options['upscale']}")

@@ -11,17 +11,15 @@ SPARNet-Light-Attn3D (5,242,211), the SPARNetHD generator (85,793,412; its EMA c
 the SPARNetHD multi-scale discriminator (11,750,403). A checkpoint of another configuration of these networks (one
 trained with the plugin, say) is recognised as well, and named by the options that differ.
 """
-import inspect
 import re
-from functools import partial
 
 from sfmnet_plugin.archs.patch_discriminator_arch import MultiScalePatchDiscriminator
 from sfmnet_plugin.archs.sparnet_arch import SPARNet, SPARNetHD
 from sfmnet_plugin.checkpoints.conversion import (
     CheckpointConversionError,
-    OfficialNetwork,
-    check_names_and_shapes,
-    expected_shapes,
+    network_name,
+    same_names_network,
+    without_defaults,
 )
 
 # Published configurations: name -> network_g options (the plugin's defaults fill in the rest).
@@ -119,43 +117,25 @@ def discriminator_options(state_dict) -> dict:
     }
 
 
-def _without_defaults(options) -> dict:
-    """``options`` less the entries equal to the constructor's defaults (``type`` and ``upscale`` kept)."""
-    defaults = {name: parameter.default for name, parameter in
-                inspect.signature(NETWORK_CLASSES[options['type']]).parameters.items()}
-    return {key: value for key, value in options.items()
-            if key in ('type', 'upscale') or defaults.get(key, object()) != value}
-
-
 def _name(options) -> str:
-    """The published name of these options, or the class and the options that differ from its defaults."""
-    compact = _without_defaults(options)
+    """The published name of these options (constructor defaults left out), or the class and the options."""
     for name, published in PUBLISHED_NETWORKS.items():
-        if compact == published:
+        if options == published:
             return name
-    extra = ', '.join(f'{key}={value!r}' for key, value in compact.items() if key not in ('type', 'upscale'))
-    return f"{options['type']} ({extra})"
-
-
-def convert_state_dict(state_dict, options, name) -> dict:
-    """Check every key and shape of ``state_dict`` against the network built from ``options``; return it unchanged.
-
-    The plugin's names are the official ones, so nothing is renamed (``module.`` prefixes are removed before).
-    """
-    options = dict(options)
-    network = NETWORK_CLASSES[options.pop('type')]
-    check_names_and_shapes(state_dict, expected_shapes(partial(network, **options)), name)
-    return dict(state_dict)
+    return network_name(options['type'], options)
 
 
 def recognise(state_dict):
-    """The SPARNet-family network whose (``module.``-free) state dict this is, or None."""
+    """The SPARNet-family network whose (``module.``-free) state dict this is, or None.
+
+    The plugin's names are the official ones, so nothing is renamed (``module.`` prefixes are removed before).
+    """
     if _is_generator(state_dict):
         options = generator_options(state_dict)
     elif _is_discriminator(state_dict):
         options = discriminator_options(state_dict)
     else:
         return None
-    options = _without_defaults(options)
-    name = _name(options)
-    return OfficialNetwork(name, options, partial(convert_state_dict, options=options, name=name))
+    network = NETWORK_CLASSES[options['type']]
+    options = without_defaults(options, network)
+    return same_names_network(network, options, _name(options))

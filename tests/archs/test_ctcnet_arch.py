@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from sfmnet_plugin.archs.ctcnet_arch import CTCNet, official_init_
+from sfmnet_plugin.archs.ctcnet_arch import CTCNet
 from sfmnet_plugin.archs.ctcnet_blocks import HourglassAttention, MultiScaleBlock, UnusedSwinWeights
 from sfmnet_plugin.archs.pil_resize import resize_as_8bit, upsample_lr_face
+from sfmnet_plugin.archs.sparnet_blocks import official_init_
 
 KEYS = os.path.join('tests', 'data', 'ctcnet_official_keys.txt')
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'data', 'golden', 'ctcnet.npz')

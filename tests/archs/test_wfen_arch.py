@@ -4,7 +4,6 @@ and every quirk of the official forward (docs/fidelity.md Part W), each on its o
 The full-size network runs once per module in float64 (the golden); the quirk tests use single blocks or a narrow
 WFEN on 32 x 32 images.
 """
-import ast
 import os
 
 import numpy as np
@@ -25,20 +24,9 @@ from sfmnet_plugin.archs.wfen_blocks import (
 )
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'wfen_official_keys.txt')
+OFFICIAL_KEYS = os.path.join('tests', 'data', 'wfen_official_keys.txt')
 GOLDEN = os.path.join(REPO_ROOT, 'tests', 'data', 'golden', 'wfen.npz')
 TINY = dict(upscale=1, min_ch=4, res_depth=3)  # 4-8-16 channels; Transformer.0 shifted, Transformer.1 not
-
-
-def official_layout():
-    """``{key: (shape, dtype)}`` of the official network, in the official state-dict order."""
-    layout = {}
-    with open(OFFICIAL_KEYS, encoding='utf-8') as f:
-        for line in f:
-            if line.strip() and not line.startswith('#'):
-                key, shape, dtype = line.rstrip('\n').split('\t')
-                layout[key] = (tuple(ast.literal_eval(shape)), getattr(torch, dtype))
-    return layout
 
 
 def haar_keys(state_dict):
@@ -76,8 +64,8 @@ def test_parameter_count_and_frozen_haar_filters_match_the_official_network():
     assert not list(model.buffers())  # every official tensor is a parameter
 
 
-def test_state_dict_is_the_official_listing_and_loads_strictly():
-    layout = official_layout()
+def test_state_dict_is_the_official_listing_and_loads_strictly(official_key_listing):
+    layout = official_key_listing(OFFICIAL_KEYS)
     model = WFEN()
     state_dict = model.state_dict()
     assert list(state_dict) == list(layout)  # same names in the same order (the seeded weights depend on it)

@@ -2,7 +2,6 @@
 listing (``tests/data/ctcnet_official_keys.txt``)."""
 import os
 
-import numpy as np
 import pytest
 import torch
 from basicsr.archs import build_network
@@ -10,7 +9,6 @@ from basicsr.models.base_model import BaseModel
 
 from sfmnet_plugin.archs.ctcnet_arch import CTCNet
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint
-from sfmnet_plugin.inference import FaceRestorer
 from sfmnet_plugin.tools.convert_official import main as convert_main
 
 KEYS = os.path.join('tests', 'data', 'ctcnet_official_keys.txt')
@@ -71,18 +69,12 @@ def test_cli_converts_and_basicsr_loads_it(tmp_path, official_sd, network, capsy
     assert torch.equal(network.tai256_32.weight, official_sd['tai256_32.weight'])
 
 
-def test_face_restorer_takes_the_raw_official_checkpoint(tmp_path, network):
+def test_face_restorer_takes_the_raw_official_checkpoint(tmp_path, check_restores_like):
     torch.manual_seed(0)
-    model = CTCNet().eval()
+    model = CTCNet()
     raw = tmp_path / 'CTCNet_official.pth'
     torch.save(model.state_dict(), raw)  # as the official save_networks writes it: no prefix
-    lr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    with torch.no_grad():
-        expected = model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
-    expected = (expected.clamp(0, 1) * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
-    restorer = FaceRestorer(str(raw), device='cpu')  # no network options: the checkpoint names CTCNet x8
-    assert restorer.official_network.name == 'CTCNet'
-    np.testing.assert_array_equal(restorer.restore_image(lr), expected)
+    check_restores_like(model, raw, 'CTCNet')  # no network options: the checkpoint names CTCNet x8
 
 
 def test_a_narrower_plugin_ctcnet_is_recognised_with_its_width():

@@ -2,7 +2,6 @@
 on state dicts built from the official key list (``tests/data/dic_official_keys.txt``) and wrapped as the official
 training code saves them (``state_dict`` beside step, epoch, optimizer, best_pred, best_step and records).
 """
-import ast
 import os
 
 import numpy as np
@@ -15,23 +14,20 @@ from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_officia
 from sfmnet_plugin.inference import FaceRestorer
 from sfmnet_plugin.tools.convert_official import main as convert_main
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'dic_official_keys.txt')
+OFFICIAL_KEYS = os.path.join('tests', 'data', 'dic_official_keys.txt')
 TINY = dict(num_features=8, num_groups=2, num_steps=2, hg_num_feature=16, num_fusion_block=1)
 
 
-def official_state_dict(device='meta'):
-    state_dict = {}
-    generator = torch.Generator().manual_seed(0)
-    with open(OFFICIAL_KEYS, encoding='utf-8') as f:
-        block = next(block for block in f.read().split('\n## ')[1:] if block.startswith('DIC '))
-    for line in block.splitlines()[1:]:
-        if line.strip():
-            key, shape, _ = line.split('\t')
-            shape = ast.literal_eval(shape)
-            state_dict[key] = (torch.empty(shape, device='meta') if device == 'meta'
-                               else torch.rand(shape, generator=generator))
-    return state_dict
+@pytest.fixture(scope='module')
+def official_state_dict(official_key_listing):
+    """``official_state_dict(device='meta')``: the released DIC's layout, random values on the CPU."""
+    layout = official_key_listing(OFFICIAL_KEYS, 'DIC ')
+
+    def make(device='meta'):
+        generator = torch.Generator().manual_seed(0)
+        return {key: torch.empty(shape, device='meta') if device == 'meta' else torch.rand(shape, generator=generator)
+                for key, (shape, _) in layout.items()}
+    return make
 
 
 def training_checkpoint(state_dict):
@@ -41,7 +37,7 @@ def training_checkpoint(state_dict):
             'best_pred': 27.1, 'best_step': 2000, 'records': {'psnr': [27.1], 'ssim': [0.8], 'lr': [1e-4]}}
 
 
-def test_the_released_layout_is_recognised_with_and_without_module_prefix():
+def test_the_released_layout_is_recognised_with_and_without_module_prefix(official_state_dict):
     official = official_state_dict()
     for state_dict in (official, {f'module.{key}': t for key, t in official.items()}):
         converted, found = convert_official_checkpoint(state_dict)
@@ -53,7 +49,7 @@ def test_the_released_layout_is_recognised_with_and_without_module_prefix():
     assert sum(p.numel() for p in network.parameters()) == 21_803_849
 
 
-def test_a_wrong_dic_checkpoint_names_the_first_mismatched_key():
+def test_a_wrong_dic_checkpoint_names_the_first_mismatched_key(official_state_dict):
     broken = official_state_dict()
     broken['block.fusion_block.resnet.2.res.0.weight'] = torch.empty(240, 240, 3, 3, device='meta')
     del broken['HG.hg.res4_3.conv_block.3.bias']
@@ -64,7 +60,7 @@ def test_a_wrong_dic_checkpoint_names_the_first_mismatched_key():
     assert 'missing keys (1): HG.hg.res4_3.conv_block.3.bias' in str(error.value)
 
 
-def test_cli_converts_an_official_training_checkpoint(tmp_path, capsys):
+def test_cli_converts_an_official_training_checkpoint(tmp_path, capsys, official_state_dict):
     official = official_state_dict(device='cpu')
     source, target = tmp_path / 'best_ckp.pth', tmp_path / 'dic.pth'
     torch.save(training_checkpoint({f'module.{key}': t for key, t in official.items()}), source)

@@ -3,16 +3,13 @@
 
 The two large networks (SPARNetHD G and D) are handled on the meta device: shapes only, no memory.
 """
-import ast
 import json
 import os
 
-import numpy as np
 import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
-from PIL import Image
 
 from sfmnet_plugin.archs.sparnet_arch import SPARNet
 from sfmnet_plugin.checkpoints import (
@@ -20,12 +17,9 @@ from sfmnet_plugin.checkpoints import (
     convert_official_checkpoint,
     recognise_official_checkpoint,
 )
-from sfmnet_plugin.inference import FaceRestorer
 from sfmnet_plugin.tools.convert_official import main as convert_main
-from sfmnet_plugin.tools.infer import main as infer_main
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'sparnet_official_keys.txt')
+OFFICIAL_KEYS = os.path.join('tests', 'data', 'sparnet_official_keys.txt')
 
 # key-file section title -> (name the converter reports, tensors, parameters) from the section headers
 SECTIONS = {
@@ -37,24 +31,11 @@ SECTIONS = {
 BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked', 'weight_u', 'weight_v')
 
 
-def official_layout(section):
-    """``{key: (shape, dtype)}`` of one network of the official key list, in its order."""
-    with open(OFFICIAL_KEYS, encoding='utf-8') as f:
-        blocks = f.read().split('\n## ')[1:]
-    block = next(block for block in blocks if block.startswith(section))
-    layout = {}
-    for line in block.splitlines()[1:]:
-        if line.strip():
-            key, shape, dtype = line.split('\t')
-            layout[key] = (tuple(ast.literal_eval(shape)), getattr(torch, dtype))
-    return layout
-
-
-def official_state_dict(section, device='cpu', seed=0):
-    """The official layout filled with random values (distinct, so a misplaced tensor would show)."""
+def official_state_dict(layout, device='cpu', seed=0):
+    """An official layout filled with random values (distinct, so a misplaced tensor would show)."""
     generator = torch.Generator().manual_seed(seed)
     state_dict = {}
-    for key, (shape, dtype) in official_layout(section).items():
+    for key, (shape, dtype) in layout.items():
         if device == 'meta':
             state_dict[key] = torch.empty(shape, dtype=dtype, device='meta')
         elif dtype.is_floating_point:
@@ -65,18 +46,18 @@ def official_state_dict(section, device='cpu', seed=0):
 
 
 @pytest.fixture(scope='module')
-def sparnet_sd():
-    return official_state_dict('SPARNet (released')
+def sparnet_sd(official_key_listing):
+    return official_state_dict(official_key_listing(OFFICIAL_KEYS, 'SPARNet (released'))
 
 
 @pytest.mark.parametrize('section', list(SECTIONS))
-def test_every_official_network_is_recognised_checked_and_loads_strictly(section):
+def test_every_official_network_is_recognised_checked_and_loads_strictly(official_key_listing, section):
     name, num_tensors, num_params = SECTIONS[section]
-    layout = official_layout(section)
+    layout = official_key_listing(OFFICIAL_KEYS, section)
     assert len(layout) == num_tensors
     assert sum(torch.Size(shape).numel() for key, (shape, _) in layout.items()
                if not key.endswith(BUFFER_SUFFIXES)) == num_params
-    official = official_state_dict(section, device='meta')
+    official = official_state_dict(layout, device='meta')
     for state_dict in (official, {f'module.{key}': t for key, t in official.items()}):  # DataParallel prefixes
         converted, found = convert_official_checkpoint(state_dict)
         assert found.name == name
@@ -120,7 +101,7 @@ def test_plugin_checkpoints_of_other_configurations_round_trip(options, name):
     assert {k: t.shape for k, t in rebuilt.state_dict().items()} == {k: t.shape for k, t in state_dict.items()}
 
 
-def test_a_wrong_checkpoint_names_the_first_mismatched_key(sparnet_sd):
+def test_a_wrong_checkpoint_names_the_first_mismatched_key(official_key_listing, sparnet_sd):
     broken = dict(sparnet_sd)
     broken['res_layers.3.conv1.conv2d.weight'] = torch.zeros(128, 64, 3, 3)
     del broken['decoder.1.att_func.b3_2.norm.norm.bias']
@@ -133,7 +114,8 @@ def test_a_wrong_checkpoint_names_the_first_mismatched_key(sparnet_sd):
     broken = dict(sparnet_sd, **{'encoder.1.extra.weight': torch.zeros(1)})
     with pytest.raises(CheckpointConversionError, match="first mismatch: unexpected key 'encoder.1.extra.weight'"):
         convert_official_checkpoint(broken)
-    discriminator = official_state_dict('SPARNetHD MultiScaleDiscriminator', device='meta')
+    discriminator = official_state_dict(official_key_listing(OFFICIAL_KEYS, 'SPARNetHD MultiScaleDiscriminator'),
+                                        device='meta')
     del discriminator['D_pool.1.model.2.conv2d.weight_u']
     with pytest.raises(CheckpointConversionError, match="^Not an official SPARNetHD multi-scale discriminator state "
                                                         "dict: first mismatch: missing key 'D_pool.1.model.2.conv2d"):
@@ -170,24 +152,13 @@ def test_cli_output_names_the_network_and_refuses_a_wrong_checkpoint(tmp_path, s
     assert not (tmp_path / 'never.pth').exists()
 
 
-def test_infer_takes_raw_official_and_converted_sparnet_checkpoints(tmp_path, sparnet_sd):
+def test_infer_takes_raw_official_and_converted_sparnet_checkpoints(tmp_path, check_restores_like):
     torch.manual_seed(0)
-    model = SPARNet().eval()
+    model = SPARNet()
     raw, converted = tmp_path / 'raw.pth', tmp_path / 'converted.pth'
     torch.save({f'module.{key}': t for key, t in model.state_dict().items()}, raw)
     assert convert_main([str(raw), str(converted)]) == 0
-    lr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    with torch.no_grad():
-        expected = model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
-    expected = (expected.clamp(0, 1) * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
-
-    restorer = FaceRestorer(str(raw), device='cpu')  # no network options: the checkpoint names SPARNet x8
-    assert restorer.official_network.name == 'SPARNet' and restorer.options == {'type': 'SPARNet', 'upscale': 8}
-    np.testing.assert_array_equal(restorer.restore_image(lr), expected)
-
-    Image.fromarray(lr).save(tmp_path / 'face.png')
-    for checkpoint, arch in [(converted, []), (raw, ['--arch-json', json.dumps({'type': 'SPARNet'})])]:
-        output = tmp_path / f'out_{checkpoint.stem}'
-        assert infer_main([str(tmp_path / 'face.png'), '--output', str(output), '--checkpoint', str(checkpoint),
-                           '--device', 'cpu', *arch]) == 0
-        np.testing.assert_array_equal(np.asarray(Image.open(output / 'face.png')), expected)
+    # no network options: the checkpoint names SPARNet x8
+    restorer = check_restores_like(model, raw, 'SPARNet', infer_with=[
+        (converted, []), (raw, ['--arch-json', json.dumps({'type': 'SPARNet'})])])
+    assert restorer.options == {'type': 'SPARNet', 'upscale': 8}

@@ -2,18 +2,14 @@
 from the official key listing (``tests/data/ufsrnet_official_keys.txt``)."""
 import os
 
-import numpy as np
 import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
-from PIL import Image
 
 from sfmnet_plugin.archs.ufsrnet_arch import UFSRNet
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint
-from sfmnet_plugin.inference import FaceRestorer
 from sfmnet_plugin.tools.convert_official import main as convert_main
-from sfmnet_plugin.tools.infer import main as infer_main
 
 KEYS = os.path.join('tests', 'data', 'ufsrnet_official_keys.txt')
 
@@ -60,22 +56,13 @@ def test_cli_converts_and_basicsr_loads_it(tmp_path, official_sd, capsys):
     assert torch.equal(model.tail1.weight, official_sd['tail1.weight'])
 
 
-def test_face_restorer_and_sfmnet_infer_take_the_raw_official_checkpoint(tmp_path):
+def test_face_restorer_and_sfmnet_infer_take_the_raw_official_checkpoint(tmp_path, check_restores_like):
     torch.manual_seed(0)
-    model = UFSRNet().eval()
+    model = UFSRNet()
     raw = tmp_path / 'UFSRNet_official.pth'
     torch.save({f'module.{key}': t for key, t in model.state_dict().items()}, raw)
-    lr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    with torch.no_grad():
-        expected = model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
-    expected = (expected.clamp(0, 1) * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
-    restorer = FaceRestorer(str(raw), device='cpu')  # no network options: the checkpoint names UFSRNet x8
-    assert restorer.official_network.name == 'UFSRNet'
-    np.testing.assert_array_equal(restorer.restore_image(lr), expected)
-    Image.fromarray(lr).save(tmp_path / 'face.png')  # sfmnet-infer takes the raw file the same way
-    assert infer_main([str(tmp_path / 'face.png'), '--output', str(tmp_path / 'sr'), '--checkpoint', str(raw),
-                       '--device', 'cpu']) == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'sr' / 'face.png')), expected)
+    # no network options: the checkpoint names UFSRNet x8; sfmnet-infer takes the raw file the same way
+    check_restores_like(model, raw, 'UFSRNet', infer_with=[(raw, [])])
 
 
 def test_a_plugin_trained_ufsrnet_of_another_width_round_trips():
