@@ -125,10 +125,15 @@ def recognise_same_names(state_dict: Mapping[str, Any], markers: Iterable[str], 
 
     ``read_options`` reads the ``network_g`` options off the (``module.``-free) state dict's shapes; those equal to
     ``network``'s constructor defaults (the official sizes) are left out, and the rest follow its name, the class
-    name or ``base_name(options)``: ``'WFEN'``, ``'UFSRNet (num_feat=8)'``, ``'SISN x8 (num_feat=16)'``.
+    name or ``base_name(options)``: ``'WFEN'``, ``'UFSRNet (num_feat=8)'``, ``'SISN x8 (num_feat=16)'``. Markers
+    found without a key ``read_options`` needs is a damaged checkpoint of this network: CheckpointConversionError.
     """
     if not all(key in state_dict for key in markers):
         return None
-    options = without_defaults(read_options(state_dict), network)
+    try:
+        options = without_defaults(read_options(state_dict), network)
+    except KeyError as error:  # a key the network is sized by is missing: this network's, but incomplete
+        raise CheckpointConversionError(f'Not an official {network.__name__} state dict: missing key {error} (the '
+                                        'network is sized by it); the file is incomplete or damaged.') from None
     base = base_name(options) if base_name else network.__name__
     return same_names_network(network, options, network_name(base, options), check_values)
