@@ -32,8 +32,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset  # noqa: E402
 from sfmnet_cli.prepare_celeba import build_parser  # noqa: E402
+from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset  # noqa: E402
 from sfmnet_plugin.tools import prepare_celeba  # noqa: E402
 
 

@@ -88,7 +88,7 @@ def test_tiny_demo_from_an_empty_folder(installed, tmp_path, tiny_demo_presets, 
     script.write_text(textwrap.dedent(f'''
         import dataclasses, shutil
         from sfmnet_plugin.demo import end_to_end as demo
-        from sfmnet_plugin.tools import demo as demo_cli
+        from sfmnet_cli import demo as demo_cli
 
         def copy_faces(faces_dir, cache_dir=None, jitter=0, seed=0):
             shutil.copytree({str(tmp_path / 'faces')!r}, faces_dir, dirs_exist_ok=True)

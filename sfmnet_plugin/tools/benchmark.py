@@ -1,5 +1,7 @@
 """The body of ``sfmnet-benchmark`` (its command line and manual: :mod:`sfmnet_cli.benchmark`): the methods of
 the command line, :func:`sfmnet_plugin.benchmark.run_benchmark` on them, the table printed."""
+import argparse
+
 from sfmnet_plugin.benchmark import (
     BenchmarkError,
     Bicubic,
@@ -20,7 +22,7 @@ def to_method(option, values):
     return SrFolder(*values)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     methods = [to_method(option, values) for option, values in getattr(args, 'methods', None) or []]
     result = run_benchmark(TestSet(args.gt, args.lq, args.scale, args.downsampler, args.name), methods,
                            args.output, metrics=args.metrics, lpips_weights=args.lpips_weights,

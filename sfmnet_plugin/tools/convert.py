@@ -1,5 +1,6 @@
 """The body of ``sfmnet-convert`` (its command line and manual: :mod:`sfmnet_cli.convert`): rewrite one of the
 plugin's own checkpoints as ``.pth`` or ``.safetensors``, its stored options included."""
+import argparse
 import os
 import sys
 
@@ -22,7 +23,7 @@ def split_checkpoint(checkpoint):
     return state_dicts, options
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     def fail(message):
         print(f'sfmnet-convert: {message}', file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
 """The body of ``sfmnet-convert-official`` (its command line and manual: :mod:`sfmnet_cli.convert_official`):
 convert an official checkpoint to the plugin's names and say which network it is."""
+import argparse
 import os
 import sys
 
@@ -13,7 +14,7 @@ from sfmnet_plugin.utils.output_paths import output_write_error
 from sfmnet_plugin.utils.profiling import count_parameters
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     def fail(message):
         print(f'sfmnet-convert-official: {message}', file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
 """The body of ``sfmnet-export`` (its command line and manual: :mod:`sfmnet_cli.export`): write a trained face
 network as an ONNX file and compare ONNX Runtime's output with PyTorch's."""
+import argparse
 import os
 import sys
 from os import path as osp
@@ -25,7 +26,7 @@ def check_against_torch(net, onnx_path, lr_size):
     return difference, input_sensitivity(net, lr)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     lr_size = (args.lr_size[0], args.lr_size[-1])
     output = args.output or osp.splitext(args.checkpoint)[0] + '.onnx'
     plan = OutputPlan(inputs={'--checkpoint': args.checkpoint, '--opt': args.opt}, option='--output')

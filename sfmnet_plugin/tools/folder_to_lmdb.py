@@ -1,6 +1,8 @@
 """The body of ``sfmnet-folder-to-lmdb`` (its command line: :mod:`sfmnet_cli.folder_to_lmdb`): image folders ->
 BasicSR LMDBs with :func:`sfmnet_plugin.prep.folder.convert_folder` or, with ``--sfmnet-layout``,
 :func:`sfmnet_plugin.prep.folder.convert_sfmnet_layout`."""
+import argparse
+
 from sfmnet_plugin.prep.folder import convert_folder, convert_sfmnet_layout
 from sfmnet_plugin.prep.split_writer import DataPrepError
 
@@ -8,7 +10,7 @@ from sfmnet_plugin.prep.split_writer import DataPrepError
 USER_ERRORS = (DataPrepError, ValueError)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Convert a folder or an SFMNet layout; returns 0, or 1 when LR and HR LMDBs do not pair up."""
     if not args.sfmnet_layout:
         convert_folder(args.source, args.output, args.workers, args.overwrite, args.recursive, args.landmarks)

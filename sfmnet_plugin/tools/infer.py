@@ -1,6 +1,7 @@
 """The body of ``sfmnet-infer`` (its command line and manual: :mod:`sfmnet_cli.infer`): super-resolve LR face
 crops with a trained BasicSR network or an official checkpoint, through the output guard, with a report of every
 input skipped."""
+import argparse
 from os import path as osp
 
 import numpy as np
@@ -108,7 +109,7 @@ def plan_outputs(args, paths):
     return plan.check()
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     bad: list[tuple[str, str]] = []
     paths = common.collect_inputs(args.inputs, bad)
     with plan_outputs(args, paths) as plan:

@@ -1,5 +1,7 @@
 """The body of ``sfmnet-prepare-celeba`` (its command line: :mod:`sfmnet_cli.prepare_celeba`): crop CelebA faces
 and write HR and LR LMDBs with :func:`sfmnet_plugin.prep.celeba.prepare_celeba`."""
+import argparse
+
 from sfmnet_plugin.prep.celeba import prepare_celeba, protocol_defaults
 from sfmnet_plugin.prep.split_writer import DataPrepError, check_split_name
 from sfmnet_plugin.tools.common import spec_from_args
@@ -28,7 +30,7 @@ def split_lists_from_options(options):
     return split_lists
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Prepare the requested CelebA splits; returns the exit code (bad input raises DataPrepError)."""
     if args.min_crop_size is None:
         args.min_crop_size = protocol_defaults(args.protocol)[1]

@@ -2,6 +2,8 @@
 LR LMDBs with :func:`sfmnet_plugin.prep.helen.prepare_helen` or
 :func:`sfmnet_plugin.prep.helen.prepare_aligned_helen`."""
 
+import argparse
+
 from sfmnet_plugin.prep.helen import prepare_aligned_helen, prepare_helen
 from sfmnet_plugin.prep.split_writer import DataPrepError
 from sfmnet_plugin.tools.common import spec_from_args
@@ -10,7 +12,7 @@ from sfmnet_plugin.tools.common import spec_from_args
 USER_ERRORS = (DataPrepError, ValueError)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Prepare the Helen splits; returns the exit code (bad input raises DataPrepError)."""
     common = dict(spec=spec_from_args(args), workers=args.workers, save_png=args.save_png, overwrite=args.overwrite)
     if args.from_aligned:

@@ -1,5 +1,6 @@
 """The body of ``sfmnet-restore`` (its command line and manual: :mod:`sfmnet_cli.restore`): restore every face in
 ordinary photos, through the output guard, with a report of every photo or face left as it is."""
+import argparse
 import csv
 from os import path as osp
 
@@ -71,7 +72,7 @@ def restore_one(photo_restorer, path, stem, args):
     return result, skipped
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     bad: list[tuple[str, str]] = []
     paths = common.collect_inputs(args.inputs, bad)
     with plan_outputs(args, paths) as plan:

@@ -1,5 +1,6 @@
 """The body of ``sfmnet-verify-lmdb`` (its command line: :mod:`sfmnet_cli.verify_lmdb`): check LMDBs, HR/LR pairs and
 prepared splits with :func:`sfmnet_plugin.data.lmdb_reader.check_lmdb` and :mod:`sfmnet_plugin.prep.verify`."""
+import argparse
 from os import path as osp
 
 from sfmnet_plugin.data.lmdb_reader import check_lmdb, read_meta_info
@@ -18,7 +19,7 @@ def _report(title, problems):
     return not problems
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Check the given LMDBs and pairs; returns 0 if all are sound, else 1."""
     lmdbs, pairs, splits = [], [], []
     for path in args.paths:

@@ -10,10 +10,10 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
+from sfmnet_cli.convert_official import main as convert_main
 from sfmnet_plugin.archs.dic_arch import DIC
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint
 from sfmnet_plugin.inference import FaceRestorer
-from sfmnet_plugin.tools.convert_official import main as convert_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'dic_official_keys.txt')

@@ -14,6 +14,8 @@ from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 from PIL import Image
 
+from sfmnet_cli.convert_official import main as convert_main
+from sfmnet_cli.infer import main as infer_main
 from sfmnet_plugin.archs.sparnet_arch import SPARNet
 from sfmnet_plugin.checkpoints import (
     CheckpointConversionError,
@@ -21,8 +23,6 @@ from sfmnet_plugin.checkpoints import (
     recognise_official_checkpoint,
 )
 from sfmnet_plugin.inference import FaceRestorer
-from sfmnet_plugin.tools.convert_official import main as convert_main
-from sfmnet_plugin.tools.infer import main as infer_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'sparnet_official_keys.txt')

@@ -11,6 +11,8 @@ from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 from PIL import Image
 
+from sfmnet_cli.convert_official import main as convert_main
+from sfmnet_cli.infer import main as infer_main
 from sfmnet_plugin.archs.wfen_arch import WFEN
 from sfmnet_plugin.archs.wfen_blocks import haar_filters
 from sfmnet_plugin.checkpoints import (
@@ -20,8 +22,6 @@ from sfmnet_plugin.checkpoints import (
     recognise_official_checkpoint,
 )
 from sfmnet_plugin.inference import FaceRestorer
-from sfmnet_plugin.tools.convert_official import main as convert_main
-from sfmnet_plugin.tools.infer import main as infer_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'wfen_official_keys.txt')

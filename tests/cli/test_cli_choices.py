@@ -9,8 +9,18 @@ import argparse
 
 import pytest
 
-from sfmnet_cli import arguments, benchmark, convert, convert_official, demo, export, infer
-from sfmnet_cli import prepare_celeba, prepare_ffhq, prepare_helen
+from sfmnet_cli import (
+    arguments,
+    benchmark,
+    convert,
+    convert_official,
+    demo,
+    export,
+    infer,
+    prepare_celeba,
+    prepare_ffhq,
+    prepare_helen,
+)
 from sfmnet_cli import test as test_cli
 from sfmnet_cli import train as train_cli
 from sfmnet_plugin import benchmark as benchmark_library
