@@ -1,11 +1,8 @@
 """The body of ``sfmnet-demo`` (its command line and manual: :mod:`sfmnet_cli.demo`):
 :func:`sfmnet_plugin.demo.end_to_end.run_demo` with the command line's choices."""
-
 import argparse
 
-from sfmnet_plugin.demo.end_to_end import (
-    run_demo,
-)
+from sfmnet_plugin.demo.end_to_end import run_demo
 
 # a bad --threads or --iterations, an output the guard refuses: one line, as the plugin's error boundary prints it
 USER_ERRORS = (ValueError,)

@@ -1,6 +1,5 @@
 """The body of ``sfmnet-prepare-ffhq`` (its command line: :mod:`sfmnet_cli.prepare_ffhq`): the FFHQ release -> HR
 LMDBs with :func:`sfmnet_plugin.prep.ffhq.prepare_ffhq`."""
-
 import argparse
 
 from sfmnet_plugin.prep.ffhq import prepare_ffhq

@@ -1,7 +1,6 @@
 """The body of ``sfmnet-prepare-helen`` (its command line: :mod:`sfmnet_cli.prepare_helen`): Helen faces -> HR and
 LR LMDBs with :func:`sfmnet_plugin.prep.helen.prepare_helen` or
 :func:`sfmnet_plugin.prep.helen.prepare_aligned_helen`."""
-
 import argparse
 
 from sfmnet_plugin.prep.helen import prepare_aligned_helen, prepare_helen
