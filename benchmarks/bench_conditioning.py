@@ -20,7 +20,7 @@ import numpy as np
 
 
 def parse_args(argv=None):
-    from sfmnet_plugin.tools.common import add_network_arguments
+    from sfmnet_cli.arguments import add_network_arguments
 
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     add_network_arguments(parser, example='{"type": "SFMNet", "num_feat": 16, "num_heads": 2}')

@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from sfmnet_cli.prepare_celeba import build_parser  # noqa: E402
 from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset  # noqa: E402
 from sfmnet_plugin.tools import prepare_celeba  # noqa: E402
 
@@ -86,7 +87,7 @@ def time_preparation(root, out, protocol, workers, save_png=False):
     argv += ['--save-png'] if save_png else []
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert prepare_celeba.run(argv) == 0
+        assert prepare_celeba.run(build_parser().parse_args(argv)) == 0
     return time.perf_counter() - start
 
 

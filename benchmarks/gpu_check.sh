@@ -86,7 +86,7 @@ echo "==> sfmnet-export (small SFMNet) and ONNX Runtime parity"
 import sys, torch
 import sfmnet_plugin  # noqa: F401
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
-from sfmnet_plugin.tools.export import main
+from sfmnet_cli.export import main
 torch.manual_seed(0)
 torch.save({'params': SFMNet(num_feat=16, num_heads=2).state_dict()}, f'{sys.argv[1]}/small.pth')
 sys.exit(main(['--checkpoint', f'{sys.argv[1]}/small.pth', '--arch-json', '{"type": "SFMNet", "num_feat": 16, "num_heads": 2}',

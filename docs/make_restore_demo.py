@@ -27,11 +27,11 @@ import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import sfmnet_plugin  # noqa: E402,F401
+from sfmnet_cli.restore import main as restore_main  # noqa: E402
 from sfmnet_plugin.demo.photo_sources import gather_photos  # noqa: E402
 from sfmnet_plugin.faces.align import Jitter, warp_face  # noqa: E402
 from sfmnet_plugin.faces.detect import MtcnnDetector  # noqa: E402
 from sfmnet_plugin.inference.whole_photo import ffhq_transform  # noqa: E402
-from sfmnet_plugin.tools.restore import main as restore_main  # noqa: E402
 
 FACE_SIZE = 128
 HELD_OUT = ('astronaut', 'grace_hopper')

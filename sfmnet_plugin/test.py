@@ -1,4 +1,6 @@
-"""``sfmnet-test`` and ``python -m sfmnet_plugin.test``: testing with :mod:`sfmnet_plugin.launch.cli`."""
+"""``python -m sfmnet_plugin.test`` and ``python sfmnet_plugin/test.py``:
+testing with :mod:`sfmnet_plugin.launch.cli`, as ``sfmnet-test`` (:mod:`sfmnet_cli.test`, which answers
+``--help`` before torch is imported)."""
 import runpy
 import sys
 from os import path as osp

@@ -1,4 +1,6 @@
-"""``sfmnet-train`` and ``python -m sfmnet_plugin.train``: training with :mod:`sfmnet_plugin.launch.cli`."""
+"""``python -m sfmnet_plugin.train`` (torchrun's and the demo's command) and ``python sfmnet_plugin/train.py``:
+training with :mod:`sfmnet_plugin.launch.cli`, as ``sfmnet-train`` (:mod:`sfmnet_cli.train`, which answers
+``--help`` before torch is imported)."""
 import runpy
 import sys
 from os import path as osp

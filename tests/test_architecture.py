@@ -4,8 +4,12 @@ stated reason.
 
 The contracts (import-linter, run as ``lint-imports``) count imports inside functions as much as those at the top
 of a module: each folder imports only what its row of the README's table allows (``data`` never imports ``prep``,
-``archs`` import nothing above them, ...); the library never imports ``sfmnet_plugin.tools``; no import cycles,
-neither between subpackages nor between the modules of one; the console scripts never import each other.
+``archs`` import nothing above them, ...); the library never imports ``sfmnet_plugin.tools`` nor the command lines
+(``sfmnet_cli``, a second root package); no import cycles, neither between subpackages nor between the modules of
+one; the console scripts never import each other, neither their bodies (``sfmnet_plugin.tools``) nor their command
+lines (``sfmnet_cli``). Every console script is a command line in ``sfmnet_cli`` with a body in
+``sfmnet_plugin.tools`` (or the launcher); ``tests/cli/test_cli_startup.py`` checks that a command line imports
+nothing heavy before it runs.
 """
 import ast
 import configparser
@@ -20,6 +24,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / 'sfmnet_plugin'
+CLI = REPO / 'sfmnet_cli'
 TOP_LEVEL_MODULES = {'__init__.py', 'version.py', 'train.py', 'test.py'}
 MAX_LIBRARY_LINES = 400
 LENGTH_REASON = 'long because'  # the phrase a long module's docstring uses to give its reason
@@ -52,11 +57,15 @@ def test_the_import_contracts_pass():
     ('metrics/fid.py', 'from sfmnet_plugin.models import reports', 'metrics/ may import data/'),
     ('utils/atomic.py', 'from sfmnet_plugin.data import image_io', 'No import cycles'),
     ('tools/export.py', 'from sfmnet_plugin.tools.infer import read_image', 'never import each other'),
+    ('utils/atomic.py', 'from sfmnet_cli import arguments', 'sfmnet_plugin never imports the command lines'),
+    ('../sfmnet_cli/export.py', 'from sfmnet_cli.infer import PRECISIONS', 'Command lines never import each other'),
+    ('../sfmnet_cli/infer.py', 'from sfmnet_plugin.inference import FaceRestorer', 'sfmnet_cli/ may import tools/'),
 ])
 def test_a_forbidden_import_breaks_its_contract(tmp_path, module, added, contract):
     """Even inside a function, where it would not run at import time (the last case closes a utils <-> data cycle:
     data/image_io.py imports utils/atomic.py)."""
-    shutil.copytree(PACKAGE, tmp_path / 'sfmnet_plugin', ignore=shutil.ignore_patterns('__pycache__'))
+    for package in (PACKAGE, CLI):
+        shutil.copytree(package, tmp_path / package.name, ignore=shutil.ignore_patterns('__pycache__'))
     with open(tmp_path / 'sfmnet_plugin' / module, 'a', encoding='utf-8') as f:
         f.write(f'\n\ndef _added():\n    {added}  # noqa\n')
     shutil.copy(REPO / '.importlinter', tmp_path / '.importlinter')
@@ -162,7 +171,7 @@ def test_no_module_imports_one_that_imports_it_back():
     imports inside functions count (grimp, import-linter's graph, reads every import statement)."""
     import grimp
 
-    graph = grimp.build_graph('sfmnet_plugin', cache_dir=None)
+    graph = grimp.build_graph('sfmnet_plugin', 'sfmnet_cli', cache_dir=None)
     cycles = sorted(f'{module} -> {imported}' for module in graph.modules
                     for imported in graph.find_modules_directly_imported_by(module)
                     if graph.chain_exists(importer=imported, imported=module))
@@ -195,24 +204,37 @@ def test_long_library_modules_state_why():
     assert not too_long, f'split these, or say in the docstring why each is "{LENGTH_REASON}": {too_long}'
 
 
-def test_every_console_script_is_a_main_in_tools():
-    """setup.py's console scripts are the thin tools' mains (the library holds no command lines)."""
+def test_every_console_script_is_a_command_line_with_a_body():
+    """setup.py's console scripts are ``sfmnet_cli.<tool>:main`` (the library holds no command lines), and each
+    runs a body: ``run(args)`` in ``sfmnet_plugin.tools.<tool>``, or the launcher for ``sfmnet-train``/``-test``;
+    every body has its command line."""
     import importlib
 
-    scripts = re.findall(r"'([\w-]+) = (sfmnet_plugin[\w.]*):(\w+)'", (REPO / 'setup.py').read_text(encoding='utf-8'))
+    scripts = re.findall(r"'([\w-]+) = ([\w.]+):(\w+)'", (REPO / 'setup.py').read_text(encoding='utf-8'))
     assert {'sfmnet-prepare-celeba', 'sfmnet-folder-to-lmdb', 'sfmnet-verify-lmdb'} <= {name for name, _, _ in scripts}
+    tools = set()
     for name, module, function in scripts:
-        assert module.startswith('sfmnet_plugin.tools.') or module in ('sfmnet_plugin.train', 'sfmnet_plugin.test')
+        assert module.startswith('sfmnet_cli.') and function == 'main', name
         assert callable(getattr(importlib.import_module(module), function)), name
+        tool = module.removeprefix('sfmnet_cli.')
+        assert name == f"sfmnet-{tool.replace('_', '-')}"
+        if tool not in ('train', 'test'):
+            assert callable(importlib.import_module(f'sfmnet_plugin.tools.{tool}').run), name
+            tools.add(tool)
+    bodies = {path.stem for path in (PACKAGE / 'tools').glob('*.py')} - {'__init__', 'common'}
+    assert tools == bodies
+    fronts = {path.stem for path in CLI.glob('*.py')} - {'__init__', 'arguments', 'dispatch'}
+    assert fronts == tools | {'train', 'test'}
 
 
-def test_the_independence_contract_lists_every_tool():
-    """A new console script is covered by 'never import each other' only once .importlinter lists it."""
-    import configparser
-
+def test_the_independence_contracts_list_every_tool():
+    """A new console script is covered by 'never import each other' only once .importlinter lists its body and its
+    command line."""
     config = configparser.ConfigParser()
     config.read(REPO / '.importlinter', encoding='utf-8')
-    listed = set(config['importlinter:contract:tools-never-import-each-other']['modules'].split())
-    tools = {f'sfmnet_plugin.tools.{path.stem}' for path in (PACKAGE / 'tools').glob('*.py')
-             if path.stem not in ('__init__', 'common')}
-    assert listed == tools
+    for contract, package, shared in (('tools-never-import-each-other', PACKAGE / 'tools', ('__init__', 'common')),
+                                      ('command-lines-never-import-each-other', CLI,
+                                       ('__init__', 'arguments', 'dispatch'))):
+        listed = set(config[f'importlinter:contract:{contract}']['modules'].split())
+        prefix = 'sfmnet_plugin.tools' if package.name == 'tools' else 'sfmnet_cli'
+        assert listed == {f'{prefix}.{path.stem}' for path in package.glob('*.py') if path.stem not in shared}

@@ -1,6 +1,7 @@
 """The package's type hints hold: mypy (configured in ``mypy.ini``) finds no error, and every public function has
 them: what each subpackage's ``__init__`` exports (functions, and the public methods of exported classes), every
-console script's ``main`` and the two launchers' ``main``."""
+console script's ``main`` (``sfmnet_cli``) and its body's ``run`` (``sfmnet_plugin.tools``), the command lines'
+shared functions and the two launchers' ``main``."""
 import importlib
 import inspect
 import os
@@ -10,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / 'sfmnet_plugin'
+CLI = REPO / 'sfmnet_cli'
 
 
 def test_mypy_finds_no_error():
@@ -39,10 +41,17 @@ def public_api():
                         method = method.fget
                     if inspect.isfunction(method) and (not method_name.startswith('_') or method_name == '__init__'):
                         functions[f'{package.__name__}.{name}.{method_name}'] = method
-    mains = [f'sfmnet_plugin.tools.{path.stem}' for path in sorted((PACKAGE / 'tools').glob('*.py'))
-             if path.stem not in ('__init__', 'common')] + ['sfmnet_plugin.train', 'sfmnet_plugin.test']
+    mains = [f'sfmnet_cli.{path.stem}' for path in sorted(CLI.glob('*.py'))
+             if path.stem not in ('__init__', 'arguments', 'dispatch')] + ['sfmnet_plugin.train', 'sfmnet_plugin.test']
     for module in mains:
         functions[f'{module}.main'] = importlib.import_module(module).main
+    for path in sorted((PACKAGE / 'tools').glob('*.py')):
+        if path.stem not in ('__init__', 'common'):
+            functions[f'sfmnet_plugin.tools.{path.stem}.run'] = importlib.import_module(
+                f'sfmnet_plugin.tools.{path.stem}').run
+    for module in ('sfmnet_cli.arguments', 'sfmnet_cli.dispatch'):
+        functions.update({f'{module}.{name}': value for name, value in vars(importlib.import_module(module)).items()
+                          if inspect.isfunction(value) and value.__module__ == module and not name.startswith('_')})
     return functions
 
 
@@ -62,5 +71,6 @@ def test_every_public_function_has_type_hints():
 def test_the_public_api_is_found():
     names = public_api()
     assert {'sfmnet_plugin.inference.FaceRestorer.restore', 'sfmnet_plugin.benchmark.run_benchmark',
-            'sfmnet_plugin.checkpoints.convert_official_checkpoint', 'sfmnet_plugin.tools.infer.main',
-            'sfmnet_plugin.train.main'} <= set(names)
+            'sfmnet_plugin.checkpoints.convert_official_checkpoint', 'sfmnet_cli.infer.main',
+            'sfmnet_cli.arguments.add_network_arguments', 'sfmnet_cli.dispatch.run_tool',
+            'sfmnet_plugin.tools.infer.run', 'sfmnet_plugin.train.main'} <= set(names)

@@ -1,7 +1,7 @@
 """The package works from a wheel: built, installed without the repository on the path, and run from an empty folder
-(``sfmnet-infer --help``, a tiny training through ``python -m sfmnet_plugin.train`` that saves a safetensors network
-``sfmnet-infer`` then runs without an option file, a tiny ``sfmnet-demo``, and another BasicSR project whose own
-``train.py`` calls the plugin's ``train_pipeline``)."""
+(every console script's ``--help``, a tiny training through ``python -m sfmnet_plugin.train`` that saves a
+safetensors network ``sfmnet-infer`` then runs without an option file, a tiny ``sfmnet-demo``, and another BasicSR
+project whose own ``train.py`` calls the plugin's ``train_pipeline``)."""
 import os
 import re
 import shutil
@@ -57,6 +57,23 @@ def test_the_wheel_holds_the_demo_options_and_imports_from_its_install(installed
     assert usage.startswith('usage: sfmnet-infer')
 
 
+def test_every_console_script_of_the_wheel_answers_help_from_its_command_line(installed, repo_root):
+    """The wheel holds the command lines (sfmnet_cli) and pip's scripts run them: ``--help`` of every console script
+    of setup.py, without the library imported."""
+    target, _, run = installed
+    scripts = re.findall(r"'([\w-]+) = (sfmnet_cli\.\w+):main'", open(f'{repo_root}/setup.py', encoding='utf-8').read())
+    assert len(scripts) >= 14
+    for name, module in scripts:
+        assert (target / 'sfmnet_cli' / f"{module.split('.')[1]}.py").is_file()
+        assert run([str(target / 'bin' / name), '--help']).stdout.startswith('usage: ')
+    # the same from Python, reporting what the command line imported (the installed copy, nothing heavy)
+    statement = ('import sys, sfmnet_cli.infer as cli\ntry:\n    cli.main(["--help"])\nexcept SystemExit:\n    pass\n'
+                 'heavy = sorted({"torch", "basicsr", "sfmnet_plugin"} & set(sys.modules))\n'
+                 'print(cli.__file__, heavy, file=sys.stderr)')
+    location, imported = run([sys.executable, '-c', statement]).stderr.split(' ', 1)
+    assert location.startswith(str(target)) and imported.strip() == '[]'
+
+
 def test_tiny_training_from_an_empty_folder_then_inference_without_an_option_file(installed, tmp_path,
                                                                                   write_real_face_pairs, write_yaml):
     target, empty, run = installed
@@ -88,7 +105,7 @@ def test_tiny_demo_from_an_empty_folder(installed, tmp_path, tiny_demo_presets, 
     script.write_text(textwrap.dedent(f'''
         import dataclasses, shutil
         from sfmnet_plugin.demo import end_to_end as demo
-        from sfmnet_plugin.tools import demo as demo_cli
+        from sfmnet_cli import demo as demo_cli
 
         def copy_faces(faces_dir, cache_dir=None, jitter=0, seed=0):
             shutil.copytree({str(tmp_path / 'faces')!r}, faces_dir, dirs_exist_ok=True)

@@ -1,5 +1,5 @@
 """The demo's run: real faces gathered and aligned, LMDBs, each network trained as a user would train it, and the
-benchmark's table; ``sfmnet-demo`` (:mod:`sfmnet_plugin.tools.demo`) is its command line.
+benchmark's table; ``sfmnet-demo`` (:mod:`sfmnet_cli.demo`) is its command line.
 
 Before any work the outputs go through the plugin's output guard (no file under a link, no folder replaced that an
 earlier demo run did not make: its owner marker) and the output folder is locked with the training run lock, so a
@@ -158,7 +158,7 @@ def export_for_inference(output, label, checkpoint, lr_dir, python=sys.executabl
               f'#   {command}\n'
               'set -euo pipefail\n'
               f'cd {shlex.quote(base)}\n'
-              f'{shlex.join([python, "-m", "sfmnet_plugin.tools.infer", *arguments])} "$@"\n')
+              f'{shlex.join([python, "-m", "sfmnet_cli.infer", *arguments])} "$@"\n')
     # an executable file of its own (a link under this name is replaced, never followed or made executable)
     atomic_write_bytes(osp.join(output, f'infer_{label}.sh'), script.encode('utf-8'), executable=True)
     return model_path, command

@@ -13,11 +13,14 @@ All of them run :func:`main`: ``_base_`` and ``--force_yml`` merged, option keys
 pre-flight, the process's CPU settings, then BasicSR's pipeline inside the plugin's run
 (:mod:`sfmnet_plugin.launch.session`).
 
-The command line is parsed once, here, into a :class:`~sfmnet_plugin.launch.request.RunRequest`, so that
+The command line is parsed here into a :class:`~sfmnet_plugin.launch.request.RunRequest`, so that
 ``--help`` explains the command (BasicSR's bare parser offered ``--auto_resume`` for testing too) and a
-wrong argument is a usage error. Whatever stops a run before anything is created is printed without a
-traceback, with exit status 2: an option file that cannot be read or has unknown keys as one ``error:``
-line naming the file, a :class:`~sfmnet_plugin.launch.preflight.PreflightError` as one line per problem.
+wrong argument is a usage error. ``sfmnet-train``/``-test`` answer ``--help`` and usage errors before torch is
+imported with a copy of :func:`build_parser` (``sfmnet_cli/train.py``, ``test.py``; a test keeps the two the
+same), then hand the command line unchanged to :func:`train_pipeline`/:func:`test_pipeline`. Whatever stops a run
+before anything is created is printed without a traceback, with exit status 2: an option file that cannot be
+read or has unknown keys as one ``error:`` line naming the file, a
+:class:`~sfmnet_plugin.launch.preflight.PreflightError` as one line per problem.
 """
 import argparse
 import sys

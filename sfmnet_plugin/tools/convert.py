@@ -1,36 +1,19 @@
-"""``sfmnet-convert``: rewrite one of the plugin's own checkpoints as ``.pth`` or ``.safetensors``, options included.
-
-Usage::
-
-    sfmnet-convert IN OUT [--format pth|safetensors]
-
-IN is a checkpoint the plugin wrote (``net_g_*.pth``, ``net_g_*.safetensors``, a demo model, the output of
-``sfmnet-convert-official``): every state dict it holds (``params``, ``params_ema``) and the options stored with it
-(``network_g``, ``network_d``) go to OUT unchanged, so ``sfmnet-infer --checkpoint OUT`` needs no ``--opt``. OUT's
-format follows ``--format``, else its suffix (``.safetensors``, else ``.pth``). A ``.safetensors`` file cannot carry
-code (:mod:`sfmnet_plugin.checkpoints.io`). Official checkpoints go through ``sfmnet-convert-official``, which also
-renames their keys; nothing is overwritten.
-"""
+"""The body of ``sfmnet-convert`` (its command line and manual: :mod:`sfmnet_cli.convert`): rewrite one of the
+plugin's own checkpoints as ``.pth`` or ``.safetensors``, its stored options included."""
 import argparse
 import os
 import sys
 
-FORMATS = ('pth', 'safetensors')
+import torch
 
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog='sfmnet-convert', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('input', help="the plugin's checkpoint (.pth or .safetensors)")
-    parser.add_argument('output', help='where to write it (must not exist yet)')
-    parser.add_argument('--format', choices=FORMATS, help='format of OUTPUT (default: from its suffix)')
-    return parser
+from sfmnet_plugin.checkpoints import recognise_official_checkpoint, unwrap_checkpoint
+from sfmnet_plugin.checkpoints.io import load_checkpoint_file, save_checkpoint_file
+from sfmnet_plugin.utils.output_paths import output_write_error
+from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 
 def split_checkpoint(checkpoint):
     """``(state_dicts, options)`` of a plugin checkpoint: the tensor mappings and the stored network options."""
-    import torch
-
     if not isinstance(checkpoint, dict):
         return {}, {}
     state_dicts = {key: value for key, value in checkpoint.items()
@@ -40,17 +23,10 @@ def split_checkpoint(checkpoint):
     return state_dicts, options
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-
+def run(args: argparse.Namespace) -> int:
     def fail(message):
         print(f'sfmnet-convert: {message}', file=sys.stderr)
         return 1
-
-    from sfmnet_plugin.checkpoints import recognise_official_checkpoint, unwrap_checkpoint
-    from sfmnet_plugin.checkpoints.io import load_checkpoint_file, save_checkpoint_file
-    from sfmnet_plugin.utils.output_paths import output_write_error
-    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
     if os.path.exists(args.output):
         return fail(f'{args.output} already exists; choose another output path (nothing is overwritten).')
@@ -75,6 +51,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f'Wrote {args.output}: {", ".join(state_dicts)} ({tensors} tensors); {stored}')
     return 0
 
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,58 +1,23 @@
-"""``sfmnet-folder-to-lmdb`` (also ``datasets_prep/folder_to_lmdb.py``): image folders -> BasicSR LMDBs.
-
-The work is :func:`sfmnet_plugin.prep.folder.convert_folder` or, with ``--sfmnet-layout``,
-:func:`sfmnet_plugin.prep.folder.convert_sfmnet_layout`.
-"""
+"""The body of ``sfmnet-folder-to-lmdb`` (its command line: :mod:`sfmnet_cli.folder_to_lmdb`): image folders ->
+BasicSR LMDBs with :func:`sfmnet_plugin.prep.folder.convert_folder` or, with ``--sfmnet-layout``,
+:func:`sfmnet_plugin.prep.folder.convert_sfmnet_layout`."""
 import argparse
-import sys
 
 from sfmnet_plugin.prep.folder import convert_folder, convert_sfmnet_layout
-from sfmnet_plugin.tools.common import add_workers_argument, run_prep_tool
+from sfmnet_plugin.prep.split_writer import DataPrepError
+
+# a wrong input (DataPrepError) or value: one line, as the plugin's error boundary prints it, and exit status 2
+USER_ERRORS = (DataPrepError, ValueError)
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        description='Convert a folder of images (or the SFMNet HR/LR_* layout) into BasicSR LMDBs.',
-        epilog='Examples: python datasets_prep/folder_to_lmdb.py my_faces/ datasets/mine/HR.lmdb\n'
-               '          python datasets_prep/folder_to_lmdb.py --sfmnet-layout SFMNet_data/CelebA/test '
-               'datasets/CelebA_SFMNet/test',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('source', help='image folder (or, with --sfmnet-layout, the folder holding HR/ and LR_*/)')
-    parser.add_argument('output', help='LMDB path ending in .lmdb (or, with --sfmnet-layout, the output folder)')
-    parser.add_argument('--sfmnet-layout', action='store_true',
-                        help='convert HR/, LR_bicubic/, LR_x<s>_bicubic/ into HR.lmdb, LR_x8.lmdb, LR_x<s>.lmdb')
-    add_workers_argument(parser)
-    parser.add_argument('--recursive', action='store_true',
-                        help='also take images in subfolders, keyed by their relative path (person1/001); without it '
-                             'they are listed as skipped')
-    parser.add_argument('--landmarks', type=int, choices=[68], default=None,
-                        help="also store dlib's 68 landmarks of every face beside the LMDB (landmarks_68.txt, for "
-                             "DIC's heatmap loss; needs the face-metrics extra); faces without a detected face are "
-                             'listed in landmarks_68_missing.txt')
-    parser.add_argument('--overwrite', action='store_true', help='rebuild LMDBs that already exist (only LMDBs this '
-                                                                 'tool made are replaced)')
-    return parser
-
-
-def run(argv=None):
+def run(args: argparse.Namespace) -> int:
     """Convert a folder or an SFMNet layout; returns 0, or 1 when LR and HR LMDBs do not pair up."""
-    args = build_parser().parse_args(argv)
     if not args.sfmnet_layout:
         convert_folder(args.source, args.output, args.workers, args.overwrite, args.recursive, args.landmarks)
         return 0
-    if args.landmarks:
-        raise ValueError('--landmarks: with --sfmnet-layout, convert HR/ alone with --landmarks 68 (the LR folders '
-                         'need none).')
     problems = convert_sfmnet_layout(args.source, args.output, args.workers, args.overwrite, args.recursive)
     for problem in problems:
         print(f'pairing problem: {problem}')
     return 1 if problems else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point: errors print ``error: ...`` and exit with 2."""
-    return run_prep_tool(run, argv)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

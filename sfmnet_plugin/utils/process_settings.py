@@ -8,17 +8,16 @@ library (to use ``FaceRestorer`` inside its own application, say) keeps glibc's 
 
 Who applies them:
 
-* ``python sfmnet_plugin/train.py`` / ``test.py`` and ``python basicsr/train.py`` / ``test.py`` set the
-  OpenMP default before anything imports torch, so it takes effect at no cost: this module needs only the
-  standard library, and those scripts run it before the package (which imports torch) is imported;
-* ``sfmnet-train`` / ``sfmnet-test`` and ``python -m sfmnet_plugin.train`` have imported torch (through the
-  package) before their ``main`` runs: they call :func:`apply_process_settings` with ``restart=True``, which
-  re-executes the command once, with the variable set, before any run starts (a second start of the
-  interpreter; only when the user chose no OpenMP wait setting, and never twice);
-* the other console tools (``sfmnet-infer``, ``-restore``, ``-export``, ``-benchmark``, ``-demo``,
-  ``-convert-official``) call it without a restart: the allocator setting applies, the OpenMP default only
-  reaches the processes they start (the demo's training steps are launchers and get it anyway). Their work is
-  a few large operators, where spinning matters little; set ``GOMP_SPINCOUNT`` yourself to bound it there too.
+* every console script (``sfmnet-train``, ``sfmnet-infer``, ...), ``python sfmnet_plugin/train.py`` /
+  ``test.py`` and ``python basicsr/train.py`` / ``test.py`` apply them before anything imports torch, so the
+  OpenMP default takes effect at no cost: this module needs only the standard library, and those commands run
+  it from its file before the package (which imports torch) is imported (the console scripts' command lines,
+  ``sfmnet_cli``, through :func:`sfmnet_cli.dispatch.apply_process_settings`);
+* ``python -m sfmnet_plugin.train`` / ``test`` (torchrun's and the demo's command) and a BasicSR project's own
+  ``train.py`` have imported torch (through the package) before the launcher runs: it calls
+  :func:`apply_process_settings` with ``restart=True``, which re-executes the command once, with the variable
+  set, before any run starts (a second start of the interpreter; only when the user chose no OpenMP wait
+  setting, and never twice).
 
 A library user opts in with one call, best before importing torch (the OpenMP default then takes effect)::
 

@@ -10,6 +10,8 @@ import yaml
 from basicsr.archs import build_network
 from PIL import Image
 
+from sfmnet_cli import benchmark as benchmark_cli
+from sfmnet_cli import infer
 from sfmnet_plugin.benchmark import (
     BenchmarkError,
     Bicubic,
@@ -23,8 +25,6 @@ from sfmnet_plugin.metrics.face_identity_metric import calculate_identity_simila
 from sfmnet_plugin.metrics.face_landmark_metric import calculate_landmark_nme
 from sfmnet_plugin.metrics.face_psnr_ssim_metric import calculate_face_psnr, calculate_face_ssim
 from sfmnet_plugin.prep.folder import convert_folder
-from sfmnet_plugin.tools import benchmark as benchmark_cli
-from sfmnet_plugin.tools import infer
 from sfmnet_plugin.utils.profiling import count_macs_per_image
 
 TINY = {'type': 'SFMNet', 'upscale': 8, 'num_feat': 8, 'num_heads': 2, 'num_levels': 3}
@@ -218,7 +218,7 @@ def test_cli_order_errors_and_overwrite(setup, tmp_path, capsys, monkeypatch):
 
 def test_help_runs_as_a_module(python_executable):
     import subprocess
-    result = subprocess.run([python_executable, '-m', 'sfmnet_plugin.tools.benchmark', '--help'], capture_output=True,
+    result = subprocess.run([python_executable, '-m', 'sfmnet_cli.benchmark', '--help'], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and '--network' in result.stdout and 'table.md' in result.stdout
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sfmnet_cli.benchmark import main
 from sfmnet_plugin.benchmark.set_metrics import VerificationRun
-from sfmnet_plugin.tools.benchmark import main
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
+from sfmnet_cli.infer import main as infer_main
 from sfmnet_plugin.inference import FaceRestorer
-from sfmnet_plugin.tools.infer import main as infer_main
 
 
 def _check_restores_like(tmp_path, model, checkpoint, name, infer_with=()):

@@ -8,13 +8,13 @@ import torch
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 
+from sfmnet_cli import convert_official
+from sfmnet_cli.infer import main as infer_main
 from sfmnet_plugin.checkpoints.io import is_safetensors_file, load_checkpoint_file, save_checkpoint_file
 from sfmnet_plugin.compat.model_methods import plugin_model_class
 from sfmnet_plugin.compat.resume import load_resume_state
 from sfmnet_plugin.config.option_schema import option_key_problems
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
-from sfmnet_plugin.tools import convert_official
-from sfmnet_plugin.tools.infer import main as infer_main
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,

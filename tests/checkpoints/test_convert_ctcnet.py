@@ -7,9 +7,9 @@ import torch
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 
+from sfmnet_cli.convert_official import main as convert_main
 from sfmnet_plugin.archs.ctcnet_arch import CTCNet
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint
-from sfmnet_plugin.tools.convert_official import main as convert_main
 
 KEYS = os.path.join('tests', 'data', 'ctcnet_official_keys.txt')
 

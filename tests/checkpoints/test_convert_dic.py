@@ -9,10 +9,10 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
+from sfmnet_cli.convert_official import main as convert_main
 from sfmnet_plugin.archs.dic_arch import DIC
 from sfmnet_plugin.checkpoints import CheckpointConversionError, convert_official_checkpoint
 from sfmnet_plugin.inference import FaceRestorer
-from sfmnet_plugin.tools.convert_official import main as convert_main
 
 OFFICIAL_KEYS = os.path.join('tests', 'data', 'dic_official_keys.txt')
 TINY = dict(num_features=8, num_groups=2, num_steps=2, hg_num_feature=16, num_fusion_block=1)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from basicsr.models.base_model import BaseModel
 
+from sfmnet_cli.convert_official import main
 from sfmnet_plugin.archs.lightcnn_discriminator_arch import SFMNetFrequencyDiscriminator, SFMNetSpatialDiscriminator
 from sfmnet_plugin.archs.sfmnet_arch import SFMNet
 from sfmnet_plugin.checkpoints import CheckpointConversionError
@@ -17,7 +18,6 @@ from sfmnet_plugin.checkpoints.sfmnet import (
     is_official_state_dict,
     official_to_plugin_key_map,
 )
-from sfmnet_plugin.tools.convert_official import main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OFFICIAL_KEYS = os.path.join(REPO_ROOT, 'tests', 'data', 'sfmnet_official_keys.txt')

@@ -11,13 +11,13 @@ import torch
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 
+from sfmnet_cli.convert_official import main as convert_main
 from sfmnet_plugin.archs.sparnet_arch import SPARNet
 from sfmnet_plugin.checkpoints import (
     CheckpointConversionError,
     convert_official_checkpoint,
     recognise_official_checkpoint,
 )
-from sfmnet_plugin.tools.convert_official import main as convert_main
 
 OFFICIAL_KEYS = os.path.join('tests', 'data', 'sparnet_official_keys.txt')
 

@@ -8,6 +8,7 @@ import torch
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 
+from sfmnet_cli.convert_official import main as convert_main
 from sfmnet_plugin.archs.wfen_arch import WFEN
 from sfmnet_plugin.archs.wfen_blocks import haar_filters
 from sfmnet_plugin.checkpoints import (
@@ -16,7 +17,6 @@ from sfmnet_plugin.checkpoints import (
     convert_official_checkpoint,
     recognise_official_checkpoint,
 )
-from sfmnet_plugin.tools.convert_official import main as convert_main
 
 OFFICIAL_KEYS = os.path.join('tests', 'data', 'wfen_official_keys.txt')
 

@@ -16,8 +16,8 @@ from basicsr.archs import build_network
 from basicsr.models import base_model
 from PIL import Image
 
+from sfmnet_cli import benchmark, convert_official, export, infer, restore
 from sfmnet_plugin.checkpoints.io import save_checkpoint_file
-from sfmnet_plugin.tools import benchmark, convert_official, export, infer, restore
 from sfmnet_plugin.utils.safe_loading import NonFiniteWeightsError
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from sfmnet_plugin.data.paired_face_dataset import PairedFaceDataset
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter
-from sfmnet_plugin.tools import prepare_helen
+from sfmnet_cli import prepare_helen
 
 
 @pytest.fixture(scope='session')

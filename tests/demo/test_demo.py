@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+from sfmnet_cli import demo as demo_cli
 from sfmnet_plugin.checkpoints.io import load_checkpoint_file, save_checkpoint_file
 from sfmnet_plugin.config.option_files import apply_overrides, load_merged_options
 from sfmnet_plugin.demo import end_to_end as demo
 from sfmnet_plugin.demo.end_to_end import DEMO_NETWORKS, LR_INPUTS, export_for_inference, write_lr_inputs
-from sfmnet_plugin.tools import demo as demo_cli
 from sfmnet_plugin.utils.profiling import count_parameters
 
 SCALE, SIZE = 4, 32
@@ -77,7 +77,7 @@ def test_readme_example_for_the_demo_model_runs_as_written(demo_output, readme_c
     examples = readme_commands('sfmnet-infer demo_output/')
     assert examples == [command]  # the README shows what the demo writes, for the demo's first network
     arguments = shlex.split(examples[0])[1:]
-    subprocess.run([sys.executable, '-m', 'sfmnet_plugin.tools.infer', *arguments], cwd=tmp_path, check=True,
+    subprocess.run([sys.executable, '-m', 'sfmnet_cli.infer', *arguments], cwd=tmp_path, check=True,
                    capture_output=True, timeout=300)
     assert len(os.listdir(output / 'sr_SFMNet')) == 4
 

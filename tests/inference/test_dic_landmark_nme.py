@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+from sfmnet_cli.benchmark import main as benchmark_main
 from sfmnet_plugin.archs.dic_arch import DIC
 from sfmnet_plugin.checkpoints.io import save_checkpoint_file
 from sfmnet_plugin.inference import dic_landmarks as detector
 from sfmnet_plugin.metrics.face_landmark_metric import calculate_landmark_nme, inter_ocular_distance
-from sfmnet_plugin.tools.benchmark import main as benchmark_main
 
 TINY = {'type': 'DIC', 'upscale': 8, 'num_features': 4, 'num_groups': 1, 'num_steps': 2, 'hg_num_feature': 16,
         'num_fusion_block': 1}

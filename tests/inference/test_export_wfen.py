@@ -16,7 +16,7 @@ OPTIONS = {'type': 'WFEN', 'upscale': 8, 'min_ch': 4, 'res_depth': 2}
 
 def test_wfen_exports_and_onnx_runtime_matches_torch(tmp_path):
     pytest.importorskip('onnxruntime')
-    from sfmnet_plugin.tools.export import main
+    from sfmnet_cli.export import main
 
     torch.manual_seed(0)
     net = WFEN(**{k: v for k, v in OPTIONS.items() if k != 'type'}).eval()

@@ -156,7 +156,7 @@ def test_compiled_restorer_computes_the_same_images(tiny_checkpoint, real_faces)
 @pytest.fixture(scope='module')
 def exported(tiny_checkpoint, tmp_path_factory):
     pytest.importorskip('onnxruntime')
-    from sfmnet_plugin.tools.export import main
+    from sfmnet_cli.export import main
 
     net, options, checkpoint = tiny_checkpoint
     output = tmp_path_factory.mktemp('onnx') / 'tiny.onnx'
@@ -197,7 +197,7 @@ def test_export_refuses_to_overwrite_and_onnx_backend_errors(exported, tmp_path,
 
 
 def test_sfmnet_infer_with_the_onnxruntime_backend(exported, tmp_path, real_faces):
-    from sfmnet_plugin.tools.infer import main as infer
+    from sfmnet_cli.infer import main as infer
 
     net, _, onnx_path, _ = exported
     face = (real_faces(32)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -213,7 +213,7 @@ def test_sfmnet_infer_with_the_onnxruntime_backend(exported, tmp_path, real_face
 
 
 def test_sfmnet_infer_compile_and_bf16_write_the_same_faces(tiny_checkpoint, tmp_path, real_faces):
-    from sfmnet_plugin.tools.infer import main as infer
+    from sfmnet_cli.infer import main as infer
 
     net, options, checkpoint = tiny_checkpoint
     face = (real_faces(32)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

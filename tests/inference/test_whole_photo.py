@@ -15,6 +15,7 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
+from sfmnet_cli.restore import main as restore_main
 from sfmnet_plugin.faces.detect import DetectedFace
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
 from sfmnet_plugin.inference.whole_photo import (
@@ -25,7 +26,6 @@ from sfmnet_plugin.inference.whole_photo import (
     ffhq_transform,
     same_face,
 )
-from sfmnet_plugin.tools.restore import main as restore_main
 
 FACE_SIZE = 64
 TINY_HD = {'type': 'SPARNetHD', 'min_ch': 4, 'max_ch': 16, 'in_size': FACE_SIZE, 'out_size': FACE_SIZE,

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sfmnet_cli.benchmark import main as benchmark_main
 from sfmnet_plugin.archs.pil_resize import pil_bicubic_resize
 from sfmnet_plugin.benchmark import BenchmarkError, Bicubic, SrFolder, TestSet, run_benchmark
 from sfmnet_plugin.faces.align import align_face
@@ -24,7 +25,6 @@ from sfmnet_plugin.metrics.fid import (
 from sfmnet_plugin.metrics.no_reference import niqe, niqe_before_after, niqe_size_problem
 from sfmnet_plugin.metrics.verification import evaluate_verification
 from sfmnet_plugin.prep.lmdb_writer import LmdbWriter
-from sfmnet_plugin.tools.benchmark import main as benchmark_main
 
 
 def noise_faces(count, size=48, seed=0):

@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
+from sfmnet_cli.folder_to_lmdb import main as folder_to_lmdb
 from sfmnet_plugin.config.option_files import load_merged_options
-from sfmnet_plugin.tools.folder_to_lmdb import main as folder_to_lmdb
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_OPTIONS = os.path.join(REPO_ROOT, 'options', 'train_DIC_x8.yml')

@@ -9,9 +9,9 @@ import os
 import numpy as np
 from PIL import Image
 
+from sfmnet_cli import folder_to_lmdb, verify_lmdb
 from sfmnet_plugin.data.lmdb_reader import check_lmdb
 from sfmnet_plugin.prep import lmdb_writer
-from sfmnet_plugin.tools import folder_to_lmdb, verify_lmdb
 
 
 def test_a_second_preparation_of_the_same_output_is_refused_and_the_first_stays_intact(tmp_path, monkeypatch,

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sfmnet_cli import folder_to_lmdb, prepare_helen, verify_lmdb
 from sfmnet_plugin.data.lmdb_reader import check_lmdb, read_meta_info
 from sfmnet_plugin.prep import output_folders as atomic_output
 from sfmnet_plugin.prep import verify
-from sfmnet_plugin.tools import folder_to_lmdb, prepare_helen, verify_lmdb
 from sfmnet_plugin.utils import lmdb_env
 
 

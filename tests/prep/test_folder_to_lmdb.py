@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sfmnet_cli import folder_to_lmdb, verify_lmdb
 from sfmnet_plugin.data.lmdb_reader import check_lmdb
 from sfmnet_plugin.prep import folder as prep_folder
 from sfmnet_plugin.prep import verify
-from sfmnet_plugin.tools import folder_to_lmdb, verify_lmdb
 
 
 @pytest.fixture

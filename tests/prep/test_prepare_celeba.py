@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sfmnet_cli.prepare_celeba import main as prepare_celeba
 from sfmnet_plugin.prep.celeba import DEFAULT_MARGIN
 from sfmnet_plugin.prep.face_crop import (
     SkipImage,
@@ -21,7 +22,6 @@ from sfmnet_plugin.prep.face_crop import (
     square_from_five_points,
 )
 from sfmnet_plugin.prep.output_folders import OWNER_MARKER
-from sfmnet_plugin.tools.prepare_celeba import main as prepare_celeba
 
 SCALES = (4, 8, 16)
 SFMNET_FOLDERS = {'HR': 'HR', 'LR_x4': 'LR_x4_bicubic', 'LR_x8': 'LR_bicubic', 'LR_x16': 'LR_x16_bicubic'}

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sfmnet_cli.prepare_ffhq import main as cli
 from sfmnet_plugin.data.degraded_face_dataset import DegradedFaceDataset
 from sfmnet_plugin.prep.output_folders import OWNER_MARKER
-from sfmnet_plugin.tools.prepare_ffhq import main as cli
-from sfmnet_plugin.tools.prepare_ffhq import run as prepare_ffhq
 
 SIZE = 64
 
@@ -36,7 +35,7 @@ def test_splits_hold_pil_bicubic_resized_images_and_bad_files_are_reported(ffhq,
                                                                            read_lmdb_images):
     root, images = ffhq
     out = tmp_path / 'FFHQ'
-    assert prepare_ffhq(['--root', str(root), '--out', str(out), '--hr-size', str(SIZE), '--workers', '2']) == 0
+    assert cli(['--root', str(root), '--out', str(out), '--hr-size', str(SIZE), '--workers', '2']) == 0
     train, val = read_lmdb_images(out / 'train' / 'HR.lmdb'), read_lmdb_images(out / 'val' / 'HR.lmdb')
     assert sorted(train) == ['00000', '00001', '01001'] and sorted(val) == ['60000']
     for key, array in {**train, **val}.items():
@@ -64,10 +63,10 @@ def test_existing_splits_are_kept_leftovers_removed_and_metadata_splits(ffhq, tm
                                     for n in (0, 1, 2, 1001, 1002, 60000)}))
     args = ['--root', str(root / 'images1024x1024'), '--out', str(out), '--hr-size', str(SIZE), '--workers', '1',
             '--metadata', str(metadata)]
-    assert prepare_ffhq(args) == 0
+    assert cli(args) == 0
     assert sorted(read_lmdb_images(out / 'val' / 'HR.lmdb')) == ['01001', '60000']
     assert 'Removing' in capsys.readouterr().out and not (out / 'val.partial').exists()
-    assert prepare_ffhq(args) == 0  # a second run keeps both splits
+    assert cli(args) == 0  # a second run keeps both splits
     assert capsys.readouterr().out.count('already exists: skipped') == 2
 
 

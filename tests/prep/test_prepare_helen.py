@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sfmnet_plugin.tools import prepare_helen
+from sfmnet_cli import prepare_helen
 
 
 @pytest.fixture(scope='module')

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sfmnet_cli import prepare_helen
+from sfmnet_cli.folder_to_lmdb import main as folder_to_lmdb
 from sfmnet_plugin.data.face_landmarks import read_landmark_file
 from sfmnet_plugin.prep import landmarks as prep_landmarks
-from sfmnet_plugin.tools import prepare_helen
-from sfmnet_plugin.tools.folder_to_lmdb import main as folder_to_lmdb
 
 
 @pytest.fixture(scope='module')

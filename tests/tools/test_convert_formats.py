@@ -5,8 +5,8 @@ import sys
 import torch
 from basicsr.archs import build_network
 
+from sfmnet_cli.convert import main
 from sfmnet_plugin.checkpoints.io import is_safetensors_file, load_checkpoint_file, save_checkpoint_file
-from sfmnet_plugin.tools.convert import main
 
 NETWORK = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2,
            'keep_unused_attention': False}
@@ -50,6 +50,6 @@ def test_refuses_to_overwrite_and_points_official_checkpoints_to_their_converter
 
 
 def test_help_runs_as_a_module():
-    result = subprocess.run([sys.executable, '-m', 'sfmnet_plugin.tools.convert', '--help'], capture_output=True,
+    result = subprocess.run([sys.executable, '-m', 'sfmnet_cli.convert', '--help'], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0 and 'sfmnet-convert IN OUT' in result.stdout

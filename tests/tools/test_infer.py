@@ -10,9 +10,9 @@ from basicsr.archs import build_network
 from basicsr.utils import tensor2img
 from PIL import Image
 
+from sfmnet_cli.infer import main
 from sfmnet_plugin.checkpoints.sfmnet import official_to_plugin_key_map
 from sfmnet_plugin.data.image_io import read_rgb_image
-from sfmnet_plugin.tools.infer import main
 
 # num_levels 3: the HR size must be a multiple of 8, so a 7x5 input (28x20 at x4) is refused.
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 3}
@@ -153,7 +153,7 @@ def test_official_state_dict_is_converted_on_the_fly(setup, tmp_path, keep_unuse
 
 
 def test_help_runs_as_a_module(python_executable):
-    result = subprocess.run([python_executable, '-m', 'sfmnet_plugin.tools.infer', '--help'],
+    result = subprocess.run([python_executable, '-m', 'sfmnet_cli.infer', '--help'],
                             capture_output=True, text=True, timeout=60, check=True)
     assert '--side-by-side' in result.stdout and '--checkpoint' in result.stdout
 

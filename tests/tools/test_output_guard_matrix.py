@@ -21,8 +21,8 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
+from sfmnet_cli import benchmark, convert_official, demo, export, folder_to_lmdb, infer, restore
 from sfmnet_plugin.launch.cli import main as launch_main
-from sfmnet_plugin.tools import benchmark, convert_official, demo, export, folder_to_lmdb, infer, restore
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

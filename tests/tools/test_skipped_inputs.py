@@ -10,8 +10,8 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
+from sfmnet_cli import folder_to_lmdb, infer
 from sfmnet_plugin.checkpoints.io import save_checkpoint_file
-from sfmnet_plugin.tools import folder_to_lmdb, infer
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
 ODD = {'dangling.png': 'a dangling symbolic link (to nowhere.png, which does not exist)',
@@ -113,7 +113,7 @@ def test_odd_option_values_are_problems_before_anything_runs(options, expected):
 
 @pytest.mark.parametrize('content', [b'not a torch file', None], ids=['corrupt', 'another network'])
 def test_a_corrupt_or_wrong_lpips_or_fid_weight_file_is_one_line(tmp_path, capsys, content):
-    from sfmnet_plugin.tools import benchmark
+    from sfmnet_cli import benchmark
 
     (tmp_path / 'hr').mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / 'hr' / 'a.png')

@@ -8,8 +8,8 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
+from sfmnet_cli.infer import main
 from sfmnet_plugin.data.image_io import read_photo, read_rgb_image
-from sfmnet_plugin.tools.infer import main
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
 
@@ -112,7 +112,7 @@ def test_a_symlink_under_an_output_name_is_refused_never_written_through(tmp_pat
 
 @pytest.mark.parametrize('clash', ['--checkpoint', '--opt'])
 def test_export_never_writes_over_its_checkpoint_or_option_file(tmp_path, checkpoint, capsys, clash):
-    from sfmnet_plugin.tools.export import main as export
+    from sfmnet_cli.export import main as export
 
     options = tmp_path / 'net.yml'
     options.write_text('network_g: {type: SFMNet, upscale: 4, num_feat: 8, num_heads: 2, num_levels: 2}\n')

@@ -113,6 +113,19 @@ def test_script_launchers_set_the_spin_count_before_torch_loads(script, torch_lo
     assert loads == ['10000']
 
 
+@pytest.mark.parametrize('module, argv, status', [
+    ('sfmnet_cli.train', ['-opt', 'missing.yml'], 2),  # the launcher refuses the missing option file
+    ('sfmnet_cli.infer', ['missing.png', '--output', 'out', '--checkpoint', 'missing.pth'], 1),
+])
+def test_console_scripts_set_the_spin_count_before_torch_loads(module, argv, status, torch_load_spin_counts):
+    """The console scripts' command lines (sfmnet_cli) apply the settings before the library imports torch: the
+    OpenMP default takes effect, and sfmnet-train needs no restart for it (torch loads once)."""
+    statement = f'import sys; from {module} import main; sys.exit(main())'
+    loads, _, result = torch_load_spin_counts(statement, module, *argv)
+    assert result.returncode == status, result.stderr[-2000:]
+    assert loads == ['10000']
+
+
 def test_entry_points_never_override_a_user_setting():
     for user_setting in ({'OMP_WAIT_POLICY': 'PASSIVE'}, {'GOMP_SPINCOUNT': '0'}):
         environ = dict(user_setting, SFMNET_RETURN_FREED_MEMORY='1')

@@ -181,7 +181,7 @@ def test_basicsr_ordered_yaml_still_reads_ordered_plain_options(tmp_path):
 
 
 def test_sfmnet_infer_opt_never_runs_yaml_tags(tmp_path, capsys):
-    from sfmnet_plugin.tools.infer import main
+    from sfmnet_cli.infer import main
 
     marker = tmp_path / 'MARKER'
     evil = malicious_yaml(tmp_path / 'evil.yml', marker)
