@@ -10,7 +10,7 @@ from tqdm import tqdm
 from sfmnet_plugin.data.image_io import read_photo, write_png
 from sfmnet_plugin.faces.detect import DetectorUnavailable, MtcnnDetector
 from sfmnet_plugin.inference import FaceRestorer, InferenceError
-from sfmnet_plugin.inference.whole_photo import POSSIBLE_FACE, SECOND_PASS_MODES, PhotoError, WholePhotoRestorer
+from sfmnet_plugin.inference.whole_photo import POSSIBLE_FACE, PhotoError, WholePhotoRestorer
 from sfmnet_plugin.metrics.no_reference import niqe_before_after
 from sfmnet_plugin.tools import common
 from sfmnet_plugin.utils.atomic import atomic_write
