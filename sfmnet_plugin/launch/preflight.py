@@ -13,9 +13,9 @@ BasicSR's logger:
   or LMDB holds images; for the plugin's and BasicSR's paired datasets also the pairing by name;
 * that the training set gives at least one full batch per epoch (BasicSR drops the last partial batch,
   so a batch larger than the set trained zero iterations and reported success);
-* every pretrained file the run reads: ``path.pretrain_network_*`` and ``path.resume_state`` (and,
-  when testing, that a network is given at all: BasicSR would score a random one), the VGG weights of
-  the perceptual loss and the AlexNet/VGG weights of LPIPS.
+* every pretrained file the run reads: ``path.pretrain_network_*`` and ``path.resume_state`` with the network
+  files it resumes from (and, when testing, that a network is given at all: BasicSR would score a random one),
+  the VGG weights of the perceptual loss and the AlexNet/VGG weights of LPIPS.
 
 Each problem is one line naming the option, the path and the command that prepares it; all problems
 are reported together in a :class:`PreflightError`.
@@ -240,6 +240,31 @@ def network_file_problems(opt, stage, auto_resume):
     return problems
 
 
+def resume_state_problems(request):
+    """An explicit ``path.resume_state`` that does not load, or whose network files (``net_<x>_<iter>.pth`` or
+    ``.safetensors`` in the run's own ``models/`` folder, where BasicSR's ``check_resume`` looks) are missing."""
+    from sfmnet_plugin.compat.resume import explicit_state_problem
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+
+    opt = request.options
+    state_path = (opt.get('path') or {}).get('resume_state')
+    if request.stage != 'train' or request.auto_resume or not isinstance(state_path, str) or not state_path:
+        return []
+    state_path = osp.expanduser(state_path)
+    if not osp.isfile(state_path):
+        return []  # reported by network_file_problems
+    try:
+        state = load_torch_file(state_path, what='path.resume_state')
+    except (UnsafeOrInvalidFileError, OSError) as error:
+        return [str(error)]
+    name = str(opt.get('name'))
+    if request.debug and not name.startswith('debug'):  # as BasicSR's parse_options names a --debug run
+        name = f'debug_{name}'
+    models = osp.join(request.root_path, 'experiments', name, 'models')
+    problem = explicit_state_problem(opt, models, state_path, state.get('iter') if isinstance(state, dict) else None)
+    return [problem] if problem else []
+
+
 def _weights_problem(pretrained, explicit_path, option):
     from sfmnet_plugin.utils.pretrained import resolve_pretrained_file
 
@@ -315,6 +340,7 @@ def check_run(request):
     opt, stage = request.options, request.stage
     problems = dataset_problems(opt, stage, request.world_size)
     problems += network_file_problems(opt, stage, request.auto_resume)
+    problems += resume_state_problems(request)
     problems += backbone_weight_problems(opt, stage)
     problems += logger_problems(opt, stage)
     if not problems:  # the weights are read only once the files are there
