@@ -136,6 +136,9 @@ def load_fid_statistics(path):
         raise FidError(f'FID statistics {path}: expected an .npz with arrays "mu" and "sigma" ({error}).') from error
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise FidError(f'FID statistics {path}: mu {mu.shape} and sigma {sigma.shape} do not fit (D and DxD).')
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):  # as every weight file: the score would be NaN
+        raise FidError(f'FID statistics {path}: refused, mu or sigma holds NaN or inf values; compute the statistics '
+                       'again from the reference images.')
     return mu.astype(np.float64), sigma.astype(np.float64)
 
 

@@ -93,6 +93,9 @@ def test_fid_references_folder_lmdb_and_npz_give_the_same_statistics(random_ince
     with pytest.raises(FidError, match='expected an .npz with arrays "mu" and "sigma"'):
         np.savez(tmp_path / 'bad.npz', mean=statistics[0])
         reference_statistics(str(tmp_path / 'bad.npz'), random_inception)
+    with pytest.raises(FidError, match='nan.npz: refused, mu or sigma holds NaN or inf'):
+        np.savez(tmp_path / 'nan.npz', mu=statistics[0], sigma=np.full_like(statistics[1], np.nan))
+        reference_statistics(str(tmp_path / 'nan.npz'), random_inception)
 
 
 @pytest.mark.slow  # one 2048x2048 matrix square root (scipy.linalg.sqrtm): slow on a CPU
