@@ -251,19 +251,36 @@ def read_only_output(ws, tool):
     return TOOLS[tool][1](ws, output_in(mount, tool)), mount
 
 
-def full_output(ws, tool):
-    mount = ws / 'full'
-    _mount_tmpfs(mount)
-    if tool not in FILE_OUTPUTS:
-        os.makedirs(mount / 'out')
+def _fill(mount, leave_pages=0):
+    """Fill the file system at ``mount`` until every further block fails with ENOSPC, then give ``leave_pages``
+    pages back (a disk that fills up while the tool writes)."""
     filler = os.open(mount / 'filler', os.O_WRONLY | os.O_CREAT)
-    try:  # fill the disk: every further block fails with ENOSPC
+    try:
         while True:
             os.write(filler, b'\0' * 4096)
     except OSError:
         pass
     finally:
         os.close(filler)
+    if leave_pages:
+        os.truncate(mount / 'filler', os.path.getsize(mount / 'filler') - leave_pages * 4096)
+
+
+def full_output(ws, tool):
+    mount = ws / 'full'
+    _mount_tmpfs(mount)
+    if tool not in FILE_OUTPUTS:
+        os.makedirs(mount / 'out')
+    _fill(mount)
+    return TOOLS[tool][1](ws, output_in(mount, tool)), mount
+
+
+def disk_fills_while_writing(ws, tool):
+    mount = ws / 'full'
+    _mount_tmpfs(mount)
+    if tool not in FILE_OUTPUTS:
+        os.makedirs(mount / 'out')
+    _fill(mount, leave_pages=1)  # the pre-flight passes; the first file that needs a second page fails
     return TOOLS[tool][1](ws, output_in(mount, tool)), mount
 
 
@@ -277,7 +294,10 @@ HAZARDS = {
     'a folder the tool did not create': (a_folder_the_tool_did_not_create, ['folder-to-lmdb', 'demo']),
     'read-only output': (read_only_output, ['infer', 'restore', 'benchmark', 'export', 'convert', 'folder-to-lmdb',
                                             'demo', 'train', 'test']),
-    'full output': (full_output, ['infer', 'restore', 'benchmark', 'convert', 'folder-to-lmdb']),
+    'full output': (full_output, ['infer', 'restore', 'benchmark', 'export', 'convert', 'folder-to-lmdb', 'demo',
+                                  'train', 'test']),
+    'disk fills while writing': (disk_fills_while_writing, ['infer', 'restore', 'benchmark', 'convert',
+                                                            'folder-to-lmdb']),
     'corrupt weight file': (corrupt_weights, ['infer', 'restore', 'benchmark', 'export', 'convert', 'train',
                                               'test']),
 }
@@ -320,4 +340,10 @@ def test_every_tool_refuses_every_output_hazard_in_one_line_and_changes_nothing(
         assert 'error: ' in err, err
     assert len(lines) == 1 and 'Traceback' not in err, err
     assert str(named) in err or osp.realpath(named) in err, err
-    assert after == before  # every byte and link of the user's, and nothing left behind
+    if hazard == 'disk fills while writing':  # the outputs completed before the disk filled up are kept
+        new = {name for name in after if name not in before}
+        assert {name: after[name] for name in before} == before, err
+        assert all(name.startswith(osp.join('full', FILE_OUTPUTS.get(tool, 'out'))) for name in new), new
+        assert not [name for name in new if 'partial' in name or osp.basename(name).startswith('.')], new
+    else:
+        assert after == before  # every byte and link of the user's, and nothing left behind
