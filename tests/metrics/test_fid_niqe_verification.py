@@ -87,7 +87,10 @@ def test_fid_references_folder_lmdb_and_npz_give_the_same_statistics(random_ince
     for other in (reference_statistics(str(lmdb_path), random_inception),):
         np.testing.assert_allclose(other[0], statistics[0], rtol=1e-6)
         np.testing.assert_allclose(other[1], statistics[1], rtol=1e-6, atol=1e-18)
+    (tmp_path / 'victim.txt').write_text('kept')
+    (tmp_path / 'ref.npz.partial').symlink_to(tmp_path / 'victim.txt')  # never written through
     save_fid_statistics(str(tmp_path / 'ref.npz'), statistics)
+    assert (tmp_path / 'victim.txt').read_text() == 'kept'
     npz_statistics = reference_statistics(str(tmp_path / 'ref.npz'), random_inception)
     np.testing.assert_array_equal(npz_statistics[1], statistics[1])
     with pytest.raises(FidError, match='expected an .npz with arrays "mu" and "sigma"'):
