@@ -265,18 +265,38 @@ def resume_state_problems(request):
     return [problem] if problem else []
 
 
-def _weights_problem(pretrained, explicit_path, option):
+def _weights_problem(pretrained, explicit_path, option, read=False):
+    """Why the pretrained file of ``option`` cannot be used, or None; with ``read``, the file is also read (the
+    weights of a validation metric: a corrupt file would otherwise stop the run at its first validation)."""
     from sfmnet_plugin.utils.pretrained import resolve_pretrained_file
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
     try:
-        resolve_pretrained_file(pretrained, explicit_path, option_name=option)
+        path = resolve_pretrained_file(pretrained, explicit_path, option_name=option)
+        if read:
+            load_torch_file(path, what=option)
     except FileNotFoundError as error:
         return f'{option}: {error}' if not str(error).startswith(option) else str(error)
+    except UnsafeOrInvalidFileError as error:
+        return str(error)
+    return None
+
+
+def lpips_heads_problem(net, option):
+    """Why the ``lpips`` package's linear heads of ``net`` do not load, or None (read as the metric reads them)."""
+    from sfmnet_plugin.metrics.lpips_metric import linear_layers_file
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+
+    try:
+        load_torch_file(linear_layers_file(net), what=f'{option}: LPIPS-{net} linear layers')
+    except (UnsafeOrInvalidFileError, FileNotFoundError) as error:
+        return f'{error} The file comes with the lpips package: reinstall it (pip install --force-reinstall lpips).'
     return None
 
 
 def backbone_weight_problems(opt, stage):
-    """Missing VGG weights (perceptual loss) and AlexNet/VGG/SqueezeNet weights (LPIPS)."""
+    """Missing VGG weights (perceptual loss); missing or unreadable AlexNet/VGG/SqueezeNet weights and linear heads
+    (LPIPS, first used at the first validation)."""
     from sfmnet_plugin.metrics.lpips_metric import _TORCHVISION_TRUNKS
     from sfmnet_plugin.utils.pretrained import PretrainedFile
 
@@ -292,10 +312,13 @@ def backbone_weight_problems(opt, stage):
     for name, metric in metrics.items():
         if not isinstance(metric, dict) or metric.get('type') != 'calculate_lpips':
             continue
-        if metric.get('random_backbone_for_tests') or metric.get('net', 'alex') not in _TORCHVISION_TRUNKS:
+        net = metric.get('net', 'alex')
+        if net not in _TORCHVISION_TRUNKS:
             continue
-        problems.append(_weights_problem(PretrainedFile.torchvision(_TORCHVISION_TRUNKS[metric.get('net', 'alex')]),
-                                         metric.get('weights_path'), f'val.metrics.{name}.weights_path'))
+        problems.append(lpips_heads_problem(net, f'val.metrics.{name}'))
+        if not metric.get('random_backbone_for_tests'):
+            problems.append(_weights_problem(PretrainedFile.torchvision(_TORCHVISION_TRUNKS[net]),
+                                             metric.get('weights_path'), f'val.metrics.{name}.weights_path', read=True))
     return [problem for problem in problems if problem]
 
 
