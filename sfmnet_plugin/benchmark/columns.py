@@ -87,11 +87,12 @@ METRIC_NOTES = {
 
 
 def check_metric_available(column):
-    """None if the metric runs on a grey probe image, else why not (a missing weight file or extra), before any work."""
+    """None if the metric runs on a grey probe image, else why not, before any work: a missing, unreadable or corrupt
+    weight file (refused files are ValueErrors, unreadable ones OSErrors) or a missing extra."""
     probe = np.full((128, 128, 3), 128, np.uint8)
     try:
         calculate_metric({'img': probe, 'img2': probe}, column.options)
-    except (ImportError, FileNotFoundError, ValueError) as error:
+    except (ImportError, OSError, ValueError) as error:
         return str(error)
     return None
 

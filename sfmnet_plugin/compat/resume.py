@@ -226,20 +226,80 @@ def training_states_newest_first(states_dir):
     return [osp.join(states_dir, f'{i}.state') for i in sorted(iters, reverse=True)]
 
 
-def load_newest_complete_state(states_dir, map_location):
-    """(path, state) of the newest ``<iter>.state`` that loads (``weights_only``); (None, None) if there is none.
+def resume_network_files(opt, models_dir, iteration):
+    """``{pretrain_network_<x>: path}``: the network files a training state of ``iteration`` resumes from, as
+    BasicSR's ``check_resume`` names them (``net_<x>_<iter>.pth`` in ``models_dir`` for every ``network_<x>`` of
+    ``opt`` not in ``path.ignore_resume_networks``), each the file the run saved, ``.pth`` or ``.safetensors``."""
+    from sfmnet_plugin.checkpoints.io import existing_network_file
 
-    A newer state that is empty, truncated or not plain data is skipped with a warning that names it
-    (a disk that filled up, a copy that was cut short): resuming from the newest complete state
+    ignored = (opt.get('path') or {}).get('ignore_resume_networks') or ()
+    return {f'pretrain_{key}': existing_network_file(
+                osp.join(models_dir, f"net_{key[len('network_'):]}_{iteration}.pth"))
+            for key in opt if key.startswith('network_') and key not in ignored}
+
+
+def missing_network_file(opt, models_dir, iteration):
+    """Why a training state of ``iteration`` cannot be resumed from ``models_dir`` (a network file it needs is
+    missing or does not load), or None."""
+    from sfmnet_plugin.checkpoints.io import load_checkpoint_file
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
+
+    for path in resume_network_files(opt, models_dir, iteration).values():
+        if not osp.isfile(path):
+            return f'its network file {path} is missing (in either format, .pth or .safetensors)'
+        try:
+            load_checkpoint_file(path, what='network file')
+        except (UnsafeOrInvalidFileError, OSError) as error:
+            return f'its network file does not load ({error})'
+    return None
+
+
+def explicit_state_problem(opt, models_dir, state_path, iteration):
+    """One line saying why ``path.resume_state`` (``state_path``, saved at ``iteration``) cannot be resumed from
+    ``models_dir`` and how to fix it, or None."""
+    problem = missing_network_file(opt, models_dir, iteration)
+    if problem is None:
+        return None
+    return (f'path.resume_state: the training state {state_path} cannot be resumed: {problem}. Restore that file, '
+            'point path.resume_state at an older state whose network files exist, or use --auto_resume (it resumes '
+            'from the newest complete state).')
+
+
+def say(line):
+    """``line`` in the run's log (and on the terminal) once its logger exists; on stderr outside a launcher run.
+
+    Resume happens before BasicSR creates its logger (``train_pipeline`` warns against using it earlier), so a
+    launcher run keeps the line until :func:`sfmnet_plugin.launch.session.run_changes`'s logger logs it.
+    """
+    run = current_run()
+    if run is None:
+        print(f'warning: {line}', file=sys.stderr, flush=True)
+    else:
+        run.notices.append(line)
+
+
+def load_newest_complete_state(states_dir, map_location, opt):
+    """(path, state) of the newest complete ``<iter>.state``; (None, None) if there is none.
+
+    Complete: the state loads (``weights_only``) and every network file it resumes with the run's options ``opt``
+    (from ``path.models``) (:func:`resume_network_files`) exists and loads. A newer state that is empty, truncated, not
+    plain data or without its networks (a disk that filled up, a copy that was cut short, a deleted
+    ``net_g_<iter>.pth``) is passed over with one line naming it and why: resuming from the newest complete state
     loses some iterations, failing would lose the run.
     """
     from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
     for state_path in training_states_newest_first(states_dir):
         try:
-            return state_path, load_torch_file(state_path, map_location=map_location, what='training state')
+            state = load_torch_file(state_path, map_location=map_location, what='training state')
         except UnsafeOrInvalidFileError as error:
-            print(f'warning: --auto_resume skips {error}', file=sys.stderr, flush=True)
+            say(f'--auto_resume skips {error}')
+            continue
+        problem = missing_network_file(opt, opt['path'].get('models') or '', state.get('iter'))
+        if problem is None:
+            return state_path, state
+        say(f'--auto_resume skips the training state {state_path}: {problem}; resuming from an older complete '
+            'state.')
     return None, None
 
 
@@ -268,9 +328,9 @@ def load_resume_state(opt):
     on_gpu = torch.cuda.is_available() and opt['num_gpu'] != 0
     device = f'cuda:{torch.cuda.current_device()}' if on_gpu else 'cpu'
     if opt['auto_resume']:
-        state_path, resume_state = load_newest_complete_state(opt['path']['training_states'], device)
+        state_path, resume_state = load_newest_complete_state(opt['path']['training_states'], device, opt)
         if state_path is None:  # say so: a wrong root or name would otherwise restart silently at iteration 0
-            print(f"--auto_resume: no training state in {opt['path']['training_states']}; starting from "
+            print(f"--auto_resume: no complete training state in {opt['path']['training_states']}; starting from "
                   'iteration 0 (check the experiment name and $SFMNET_ROOT_PATH if a run should be resumed).',
                   file=sys.stderr, flush=True)
             return None
@@ -282,6 +342,9 @@ def load_resume_state(opt):
         if not osp.isfile(state_path):
             raise FileNotFoundError(f'path.resume_state: no training state at {state_path!r}.')
         resume_state = load_torch_file(state_path, map_location=device, what='path.resume_state')
+        problem = explicit_state_problem(opt, opt['path'].get('models') or '', state_path, resume_state.get('iter'))
+        if problem:  # the launchers' pre-flight reports this before anything runs; other callers get it here
+            raise FileNotFoundError(problem)
     check_resume(opt, resume_state['iter'])
     find_resumed_networks(opt)
     stream = current_stream()

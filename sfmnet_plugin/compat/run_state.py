@@ -25,6 +25,7 @@ class Run:
         self.steps = 0
         self.started = False
         self.validated_at_step = {}
+        self.notices = []  # lines for the run's log, said before BasicSR created its logger (e.g. by resume)
 
     def model_built(self, opt, model):
         """BasicSR built the run's ``model``: a stop signal now saves it."""

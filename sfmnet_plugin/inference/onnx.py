@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from sfmnet_plugin.utils.atomic import atomic_write
+from sfmnet_plugin.utils.nonfinite import first_nonfinite_onnx_weight
 from sfmnet_plugin.utils.profiling import count_parameters
 
 METADATA_KEY = 'sfmnet_plugin'
@@ -162,6 +163,11 @@ class OnnxNetwork:
             self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as error:  # onnxruntime raises its own exception types for a bad file
             raise ExportError(f'cannot load ONNX file {path}: {error}') from error
+        _require('onnx')
+        bad = first_nonfinite_onnx_weight(path)
+        if bad is not None:
+            raise ExportError(f'ONNX file {path}: refused, weight {bad} is not finite (NaN or inf): these are the '
+                              'weights of a run that diverged; export a sound checkpoint again.')
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         self.metadata = json.loads(raw) if raw else {}
         self.input_name = self.session.get_inputs()[0].name

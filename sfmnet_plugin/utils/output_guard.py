@@ -14,7 +14,9 @@ preparation tools) names its output folder and its inputs, then every file it wi
   link), and a folder to be written into that is a link below the output folder;
 * a file or folder the run would replace or remove that this tool did not create (:func:`remove_our_folder`:
   the preparation tools' owner marker :data:`OWNER_MARKER`, used by every tool that removes);
-* an output folder on a read-only file system or without write permission (probed, nothing left behind).
+* an output folder on a read-only file system, without write permission or on a full disk (probed, nothing
+  left behind); a disk that fills up while the tool writes is an error naming the file, and the unfinished file
+  is removed (:func:`~sfmnet_plugin.utils.atomic.atomic_write`).
 
 Files are then written by :func:`sfmnet_plugin.utils.atomic.atomic_write` (a temporary name, then a rename; the
 same permissions, 0666 less the umask, for every format). Folders the plan creates are recorded, and a run that
@@ -109,8 +111,8 @@ def _existing_ancestor(path):
 
 def probe_writable(folder, option='--output'):
     """Raise :class:`OutputPathError` if files cannot be created in ``folder`` (or in the nearest existing folder
-    above it, where ``folder`` will be created): a read-only file system, no permission, a full disk's inodes.
-    The probe is a temporary file, removed at once."""
+    above it, where ``folder`` will be created): a read-only file system, no permission, a full disk (no free
+    block or inode). The probe is a temporary file, removed at once."""
     existing = _existing_ancestor(folder)
     if not osp.isdir(existing):
         raise OutputPathError(f'{option} {folder}: {existing} is a file, not a folder; choose a folder.')
@@ -121,6 +123,10 @@ def probe_writable(folder, option='--output'):
                               ) from error
     os.close(handle)
     os.remove(probe)
+    disk = os.statvfs(existing)
+    if disk.f_bavail == 0:  # a full disk: say so now, not after the minutes of work that precede the first write
+        raise OutputPathError(f'{option} {folder}: the disk of {existing} is full (no free space); free some space '
+                              'or choose another disk.')
 
 
 class OutputPlan:

@@ -121,3 +121,29 @@ def test_non_finite_weights_are_refused_by_every_loader_in_both_formats(files, l
     assert path in err and 'not finite' in err and key.split('.')[-1] in err, err
     assert not (tmp_path / 'out').exists() and not (tmp_path / 'out.onnx').exists() \
         and not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('value', sorted(VALUES))
+def test_an_onnx_file_with_non_finite_weights_is_refused_by_both_onnx_loaders(tmp_path, value):
+    """The third format: ONNX Runtime would run the graph and return NaN images (sfmnet-infer's onnxruntime backend)
+    or NaN embeddings (the ArcFace identity metric)."""
+    onnx = pytest.importorskip('onnx')
+    pytest.importorskip('onnxruntime')
+    from onnx import helper, numpy_helper
+
+    from sfmnet_plugin.inference.onnx import ExportError, OnnxNetwork
+    from sfmnet_plugin.metrics.face_identity_metric import onnx_session
+
+    weight = torch.ones(3, 3, 1, 1).numpy()
+    weight[0, 0, 0, 0] = VALUES[value]
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['lr', 'conv.weight'], ['sr'])], 'tiny',
+        [helper.make_tensor_value_info('lr', onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info('sr', onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [numpy_helper.from_array(weight, 'conv.weight')])
+    path = tmp_path / 'bad.onnx'
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), str(path))
+    with pytest.raises(ExportError, match=f'{path}: refused, weight conv.weight is not finite'):
+        OnnxNetwork(str(path))
+    with pytest.raises(ValueError, match='refused, weight conv.weight is not finite'):
+        onnx_session(str(path))

@@ -20,4 +20,4 @@ def test_auto_resume_without_a_state_says_so(tmp_path, capsys):
     opt = {'auto_resume': True, 'num_gpu': 0, 'path': {'training_states': str(states)}}
     assert load_resume_state(opt) is None
     err = capsys.readouterr().err
-    assert f'--auto_resume: no training state in {states}; starting from iteration 0' in err
+    assert f'--auto_resume: no complete training state in {states}; starting from iteration 0' in err

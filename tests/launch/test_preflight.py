@@ -141,6 +141,27 @@ def test_missing_vgg_and_alexnet_weights(faces, tmp_path, monkeypatch, problems_
                                           'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth).']
 
 
+def test_damaged_lpips_weights_are_found_before_the_run_not_at_its_first_validation(faces, tmp_path, monkeypatch,
+                                                                                     problems_of, run_options):
+    from sfmnet_plugin.metrics import lpips_metric
+
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.delenv('SFMNET_PRETRAINED_DIR', raising=False)
+    alexnet = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'alexnet-owt-7be5be79.pth'
+    alexnet.parent.mkdir(parents=True)
+    alexnet.write_bytes(b'PK\x03\x04 cut short')
+    opt = run_options(faces)
+    opt['val']['metrics']['lpips'] = {'type': 'calculate_lpips', 'net': 'alex'}
+    problems = problems_of(tmp_path, opt)
+    assert len(problems) == 1 and str(alexnet) in problems[0] and 'val.metrics.lpips.weights_path' in problems[0]
+    heads = tmp_path / 'alex.pth'
+    heads.write_bytes(b'')
+    monkeypatch.setattr(lpips_metric, 'linear_layers_file', lambda net: str(heads))
+    opt['val']['metrics']['lpips']['random_backbone_for_tests'] = True
+    problems = problems_of(tmp_path, opt)
+    assert len(problems) == 1 and str(heads) in problems[0] and 'pip install --force-reinstall lpips' in problems[0]
+
+
 def test_force_yml_is_applied_before_checking(faces, tmp_path, write_yaml, run_options):
     opt = run_options(faces, datasets__train__dataroot_gt='nowhere/HR')
     path = write_yaml(tmp_path / 'run.yml', opt)

@@ -87,12 +87,18 @@ def test_fid_references_folder_lmdb_and_npz_give_the_same_statistics(random_ince
     for other in (reference_statistics(str(lmdb_path), random_inception),):
         np.testing.assert_allclose(other[0], statistics[0], rtol=1e-6)
         np.testing.assert_allclose(other[1], statistics[1], rtol=1e-6, atol=1e-18)
+    (tmp_path / 'victim.txt').write_text('kept')
+    (tmp_path / 'ref.npz.partial').symlink_to(tmp_path / 'victim.txt')  # never written through
     save_fid_statistics(str(tmp_path / 'ref.npz'), statistics)
+    assert (tmp_path / 'victim.txt').read_text() == 'kept'
     npz_statistics = reference_statistics(str(tmp_path / 'ref.npz'), random_inception)
     np.testing.assert_array_equal(npz_statistics[1], statistics[1])
     with pytest.raises(FidError, match='expected an .npz with arrays "mu" and "sigma"'):
         np.savez(tmp_path / 'bad.npz', mean=statistics[0])
         reference_statistics(str(tmp_path / 'bad.npz'), random_inception)
+    with pytest.raises(FidError, match='nan.npz: refused, mu or sigma holds NaN or inf'):
+        np.savez(tmp_path / 'nan.npz', mu=statistics[0], sigma=np.full_like(statistics[1], np.nan))
+        reference_statistics(str(tmp_path / 'nan.npz'), random_inception)
 
 
 @pytest.mark.slow  # one 2048x2048 matrix square root (scipy.linalg.sqrtm): slow on a CPU

@@ -21,7 +21,18 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
-from sfmnet_cli import benchmark, convert_official, demo, export, folder_to_lmdb, infer, restore
+from sfmnet_cli import (
+    benchmark,
+    convert_official,
+    demo,
+    export,
+    folder_to_lmdb,
+    infer,
+    prepare_celeba,
+    prepare_ffhq,
+    prepare_helen,
+    restore,
+)
 from sfmnet_plugin.launch.cli import main as launch_main
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
@@ -100,6 +111,40 @@ def lmdb_argv(ws, out, src=None, extra=()):
     return [str(src or ws / 'src'), str(out), '--workers', '1', *extra]
 
 
+# The preparation tools share folder-to-lmdb's writer; each console script is its own row, on a miniature release in
+# the layout it reads (two images; see tests/prep/ for full ones): CelebA's aligned images with a split list,
+# Helen's aligned test faces, FFHQ's numbered folders (tiny squares, with --min-crop-size to match).
+def prepare_release(ws, tool):
+    """The input folder of ``tool`` (made on first use) and the arguments that read it."""
+    if tool == 'prepare-celeba':
+        root = ws / 'celeba'
+        if not root.exists():
+            for i in range(2):
+                save_png(root / 'img_align_celeba' / f'00000{i + 1}.jpg', 64, 50 + i)
+            (ws / 'test_list.txt').write_text('000001.jpg\n000002.jpg\n')
+        return root, ['--root', str(root), '--protocol', 'aligned', '--aligned-crop-size', '64', '--split-list',
+                      f'test:{ws / "test_list.txt"}', '--scales', '4', '--min-crop-size', '16']
+    if tool == 'prepare-helen':
+        root = ws / 'helen_aligned'
+        if not root.exists():
+            for i in range(2):
+                save_png(root / f'{i}.png', 32, 52 + i)
+        return root, ['--from-aligned', str(root), '--hr-size', '32', '--scales', '4', '--min-crop-size', '16']
+    root = ws / 'ffhq'
+    if not root.exists():
+        for i in range(2):
+            save_png(root / 'images1024x1024' / '00000' / f'0000{i}.png', 32, 54 + i)
+    return root, ['--root', str(root), '--splits', 'train', '--hr-size', '16', '--min-crop-size', '16']
+
+
+def prepare_argv(tool):
+    def argv(ws, out, extra=()):
+        _, arguments = prepare_release(ws, tool)
+        return [*arguments, '--out', str(out), '--workers', '1', *extra]
+
+    return argv
+
+
 def demo_argv(ws, out, extra=()):
     return ['--output', str(out), *extra]
 
@@ -151,8 +196,12 @@ def evaluation_argv(ws, out, checkpoint=None):
 TOOLS = {'infer': (infer.main, infer_argv), 'restore': (restore.main, restore_argv),
          'benchmark': (benchmark.main, benchmark_argv), 'export': (export.main, export_argv),
          'convert': (convert_official.main, convert_argv), 'folder-to-lmdb': (folder_to_lmdb.main, lmdb_argv),
+         'prepare-celeba': (prepare_celeba.main, prepare_argv('prepare-celeba')),
+         'prepare-helen': (prepare_helen.main, prepare_argv('prepare-helen')),
+         'prepare-ffhq': (prepare_ffhq.main, prepare_argv('prepare-ffhq')),
          'demo': (demo.main, demo_argv), 'train': (launcher('train'), train_argv),
          'test': (launcher('test'), evaluation_argv)}
+PREPARATION = ('prepare-celeba', 'prepare-helen', 'prepare-ffhq')
 FILE_OUTPUTS = {'export': 'model.onnx', 'convert': 'converted.pth', 'folder-to-lmdb': 'out.lmdb'}
 
 
@@ -171,6 +220,9 @@ def output_is_an_input_folder(ws, tool):
     if tool == 'folder-to-lmdb':
         os.rename(ws / 'src', ws / 'src.lmdb')
         return lmdb_argv(ws, ws / 'src.lmdb', src=ws / 'src.lmdb'), ws / 'src.lmdb'
+    if tool in PREPARATION:  # the release's own folder as --out
+        root, _ = prepare_release(ws, tool)
+        return argv(ws, root), root
     return argv(ws, folder), folder
 
 
@@ -206,6 +258,11 @@ def two_outputs_with_one_name(ws, tool):
 def output_through_a_symlink(ws, tool):
     out = output_in(ws, tool)
     name = {'infer': '0.png', 'restore': 'p.png', 'benchmark': 'table.md', 'demo': 'models/SFMNet.safetensors'}
+    if tool in PREPARATION:  # a link to the user's folder where a split's folder would go
+        link = out / 'train' if tool == 'prepare-ffhq' else out / 'test'
+        os.makedirs(out)
+        os.symlink(ws / 'lr', link)
+        return TOOLS[tool][1](ws, out, extra=['--overwrite']), link
     if tool in FILE_OUTPUTS:
         link = out
         if tool == 'folder-to-lmdb':  # a link to the user's folder where the LMDB would go
@@ -222,6 +279,10 @@ def a_folder_the_tool_did_not_create(ws, tool):
     if tool == 'folder-to-lmdb':  # --overwrite onto the user's folder that happens to carry the name
         save_png(ws / 'out.lmdb' / 'holiday.png', 8, 43)
         return lmdb_argv(ws, ws / 'out.lmdb', extra=['--overwrite']), ws / 'out.lmdb'
+    if tool in PREPARATION:  # --overwrite onto the user's folder that carries a split's name
+        split = ws / 'out' / ('train' if tool == 'prepare-ffhq' else 'test')
+        save_png(split / 'holiday.png', 8, 45)
+        return TOOLS[tool][1](ws, ws / 'out', extra=['--overwrite']), split
     save_png(ws / 'out' / 'faces' / 'train' / 'mine.png', 8, 44)  # the demo replaces faces/train of its own runs
     return demo_argv(ws, ws / 'out'), ws / 'out' / 'faces' / 'train'
 
@@ -251,33 +312,53 @@ def read_only_output(ws, tool):
     return TOOLS[tool][1](ws, output_in(mount, tool)), mount
 
 
-def full_output(ws, tool):
-    mount = ws / 'full'
-    _mount_tmpfs(mount)
-    if tool not in FILE_OUTPUTS:
-        os.makedirs(mount / 'out')
+def _fill(mount, leave_pages=0):
+    """Fill the file system at ``mount`` until every further block fails with ENOSPC, then give ``leave_pages``
+    pages back (a disk that fills up while the tool writes)."""
     filler = os.open(mount / 'filler', os.O_WRONLY | os.O_CREAT)
-    try:  # fill the disk: every further block fails with ENOSPC
+    try:
         while True:
             os.write(filler, b'\0' * 4096)
     except OSError:
         pass
     finally:
         os.close(filler)
+    if leave_pages:
+        os.truncate(mount / 'filler', os.path.getsize(mount / 'filler') - leave_pages * 4096)
+
+
+def full_output(ws, tool):
+    mount = ws / 'full'
+    _mount_tmpfs(mount)
+    if tool not in FILE_OUTPUTS:
+        os.makedirs(mount / 'out')
+    _fill(mount)
+    return TOOLS[tool][1](ws, output_in(mount, tool)), mount
+
+
+def disk_fills_while_writing(ws, tool):
+    mount = ws / 'full'
+    _mount_tmpfs(mount)
+    if tool not in FILE_OUTPUTS:
+        os.makedirs(mount / 'out')
+    _fill(mount, leave_pages=1)  # the pre-flight passes; the first file that needs a second page fails
     return TOOLS[tool][1](ws, output_in(mount, tool)), mount
 
 
 HAZARDS = {
     'output is an input folder': (output_is_an_input_folder, ['infer', 'restore', 'benchmark', 'folder-to-lmdb',
-                                                              'demo']),
+                                                              *PREPARATION, 'demo']),
     'output name is an input': (output_name_is_an_input, ['infer', 'restore', 'benchmark', 'export', 'convert']),
     'two outputs with one name': (two_outputs_with_one_name, ['infer', 'restore']),
     'output through a symlink': (output_through_a_symlink, ['infer', 'restore', 'benchmark', 'export', 'convert',
-                                                            'folder-to-lmdb', 'demo']),
-    'a folder the tool did not create': (a_folder_the_tool_did_not_create, ['folder-to-lmdb', 'demo']),
+                                                            'folder-to-lmdb', *PREPARATION, 'demo']),
+    'a folder the tool did not create': (a_folder_the_tool_did_not_create, ['folder-to-lmdb', *PREPARATION, 'demo']),
     'read-only output': (read_only_output, ['infer', 'restore', 'benchmark', 'export', 'convert', 'folder-to-lmdb',
-                                            'demo', 'train', 'test']),
-    'full output': (full_output, ['infer', 'restore', 'benchmark', 'convert', 'folder-to-lmdb']),
+                                            *PREPARATION, 'demo', 'train', 'test']),
+    'full output': (full_output, ['infer', 'restore', 'benchmark', 'export', 'convert', 'folder-to-lmdb',
+                                  *PREPARATION, 'demo', 'train', 'test']),
+    'disk fills while writing': (disk_fills_while_writing, ['infer', 'restore', 'benchmark', 'convert',
+                                                            'folder-to-lmdb', *PREPARATION]),
     'corrupt weight file': (corrupt_weights, ['infer', 'restore', 'benchmark', 'export', 'convert', 'train',
                                               'test']),
 }
@@ -320,4 +401,10 @@ def test_every_tool_refuses_every_output_hazard_in_one_line_and_changes_nothing(
         assert 'error: ' in err, err
     assert len(lines) == 1 and 'Traceback' not in err, err
     assert str(named) in err or osp.realpath(named) in err, err
-    assert after == before  # every byte and link of the user's, and nothing left behind
+    if hazard == 'disk fills while writing':  # the outputs completed before the disk filled up are kept
+        new = {name for name in after if name not in before}
+        assert {name: after[name] for name in before} == before, err
+        assert all(name.startswith(osp.join('full', FILE_OUTPUTS.get(tool, 'out'))) for name in new), new
+        assert not [name for name in new if 'partial' in name or osp.basename(name).startswith('.')], new
+    else:
+        assert after == before  # every byte and link of the user's, and nothing left behind
