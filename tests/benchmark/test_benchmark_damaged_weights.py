@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
+from sfmnet_cli import benchmark as benchmark_cli
 from sfmnet_plugin.benchmark.columns import check_metric_available, metric_columns
 from sfmnet_plugin.metrics import face_models, lpips_metric
 from sfmnet_plugin.metrics.lpips_metric import calculate_lpips, lpips_network
-from sfmnet_cli import benchmark as benchmark_cli
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
 
 ALEXNET = 'alexnet-owt-7be5be79.pth'
