@@ -151,9 +151,11 @@ def _resample_uint8_axis(images: Tensor, dim: int, out_size: int) -> Tensor:
     else:
         sums = (taps.unflatten(-2, (out_size, ksize)) * coefficients[:, :, None]).sum(-2)
     # clip8: (sums + 2**21) >> 22 clipped to [0, 255]; clamping first makes the shift an exact division of a
-    # non-negative integer (ONNX Div truncates, and has no arithmetic shift)
+    # non-negative integer. floor_divide, not div(rounding_mode=...): both ONNX exporters turn floor_divide into
+    # ONNX's integer Div, while the dynamo exporter turns an integer div with a rounding mode into a float32
+    # division (24-bit mantissa: a sum near 2**30 rounds up to the next multiple of 2**22, even to 256).
     top = (256 << PRECISION_BITS) - 1
-    return torch.div((sums + (1 << (PRECISION_BITS - 1))).clamp(0, top), 1 << PRECISION_BITS, rounding_mode='trunc')
+    return torch.floor_divide((sums + (1 << (PRECISION_BITS - 1))).clamp(0, top), 1 << PRECISION_BITS)
 
 
 def pil_uint8_resize(images: Tensor, size) -> Tensor:
