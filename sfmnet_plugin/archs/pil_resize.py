@@ -96,7 +96,8 @@ def pil_bicubic_resize(images: Tensor, size) -> Tensor:
     if not images.is_floating_point():
         raise TypeError(f'pil_bicubic_resize needs a floating-point tensor, got {images.dtype}.')
     out_height, out_width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    in_height, in_width = images.shape[-2:]
+    # int(): a traced export sees the input size as a tensor; the weights are constants of the exported graph
+    in_height, in_width = int(images.shape[-2]), int(images.shape[-1])
     if (in_height, in_width) == (out_height, out_width):
         return images  # PIL returns an unchanged copy; both weight matrices would be the identity
     rows = _weights_on(in_height, out_height, images.device, images.dtype)
@@ -134,22 +135,25 @@ def pil_uint8_taps(in_size: int, out_size: int):
 @torch.compiler.disable  # a cache lookup, not graph code
 @functools.lru_cache(maxsize=64)
 def _taps_on(in_size: int, out_size: int, device: torch.device):
+    """:func:`pil_uint8_taps` on ``device``, one ``(indices, coefficients)`` pair of ``out_size`` int64 per tap."""
     with torch.inference_mode(False):
         indices, coefficients = pil_uint8_taps(in_size, out_size)
-        return (torch.from_numpy(indices.reshape(-1)).to(device),
-                torch.from_numpy(coefficients).to(device))
+        return tuple((torch.from_numpy(np.ascontiguousarray(indices[:, tap])).to(device),
+                      torch.from_numpy(np.ascontiguousarray(coefficients[:, tap])).to(device))
+                     for tap in range(indices.shape[1]))
 
 
 def _resample_uint8_axis(images: Tensor, dim: int, out_size: int) -> Tensor:
     """One PIL 8-bit pass along ``dim`` (-1: horizontal, -2: vertical) of an int64 ``... x H x W`` image in [0, 255]."""
     # int(): a traced export sees the input size as a tensor; the taps are constants of the exported graph
-    indices, coefficients = _taps_on(int(images.shape[dim]), out_size, images.device)
-    ksize = coefficients.shape[1]
-    taps = images.index_select(dim, indices)  # ... x (out_size * ksize) along dim
-    if dim == -1:
-        sums = (taps.unflatten(-1, (out_size, ksize)) * coefficients).sum(-1)
-    else:
-        sums = (taps.unflatten(-2, (out_size, ksize)) * coefficients[:, :, None]).sum(-2)
+    taps = _taps_on(int(images.shape[dim]), out_size, images.device)
+    # One gather per tap, summed (integer sums are exact in any order), not one gather of all taps unflattened to
+    # (out_size, ksize): the TorchScript ONNX exporter's shape inference gives that unflatten the traced batch as
+    # a fixed size, and every shape a network later takes from the image (its reshapes) is then that constant.
+    sums = None
+    for indices, coefficients in taps:
+        term = images.index_select(dim, indices) * (coefficients if dim == -1 else coefficients[:, None])
+        sums = term if sums is None else sums + term
     # clip8: (sums + 2**21) >> 22 clipped to [0, 255]; clamping first makes the shift an exact division of a
     # non-negative integer. floor_divide, not div(rounding_mode=...): both ONNX exporters turn floor_divide into
     # ONNX's integer Div, while the dynamo exporter turns an integer div with a rounding mode into a float32
