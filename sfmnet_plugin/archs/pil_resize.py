@@ -25,8 +25,8 @@ axis whose size does not change is skipped (its pass would be the identity anywa
 first unless the height shrinks by more than twice as many pixels as the width (Pillow 13's
 ``ImagingResampleInner``; earlier Pillow always ran it first): when upsampling, as the face networks do, every
 Pillow version gives the same image. :func:`pil_uint8_resize` does the same integer arithmetic in int64
-(gathers, products, sums, a clamp and an exact division by ``2**22``: no bit shifts, so it exports to ONNX),
-and equals PIL pixel for pixel.
+(gathers, products, sums, a clamp and an exact integer division by ``2**22``: no bit shifts, so both ONNX
+exporters write it exactly), and equals PIL pixel for pixel.
 The float version differs from it by the rounding of the intermediate and final images to 8 bits and the
 clipping of bicubic overshoot: on real faces up to a few grey levels, and far more on the network's output.
 """
