@@ -71,8 +71,22 @@ def pil_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
     return weights
 
 
-@torch.compiler.disable  # a cache lookup, not graph code (dynamo would trace the numpy loop instead)
-@functools.lru_cache(maxsize=64)
+def _cached_when_eager(build):
+    """``build`` behind an lru cache for eager calls (a training loop uploads its constants once), kept out of
+    compiled graphs (``torch.compiler.disable``: dynamo would trace the numpy loops instead). ``torch.export`` (the
+    dynamo ONNX exporter) runs such a function all the same, on fake tensors: there it is built afresh and
+    becomes a constant of the graph, because a fake tensor in the cache would be every later eager call's result."""
+    cached = functools.lru_cache(maxsize=64)(build)
+
+    @torch.compiler.disable
+    @functools.wraps(build)
+    def lookup(*args):
+        return build(*args) if torch.compiler.is_compiling() else cached(*args)
+
+    return lookup
+
+
+@_cached_when_eager
 def _weights_on(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     """:func:`pil_bicubic_weights` as a tensor, cached per (sizes, device, dtype) so a training loop uploads it once.
 
@@ -132,8 +146,7 @@ def pil_uint8_taps(in_size: int, out_size: int):
     return indices, coefficients
 
 
-@torch.compiler.disable  # a cache lookup, not graph code
-@functools.lru_cache(maxsize=64)
+@_cached_when_eager
 def _taps_on(in_size: int, out_size: int, device: torch.device):
     """:func:`pil_uint8_taps` on ``device``, one ``(indices, coefficients)`` pair of ``out_size`` int64 per tap."""
     with torch.inference_mode(False):

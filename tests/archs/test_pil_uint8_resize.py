@@ -94,12 +94,12 @@ def test_bad_lr_resize_and_float_images_are_rejected():
 class InputStep(torch.nn.Module):
     """The networks' default input step alone: float LR in [0, 1] -> PIL's 8-bit upsampled image / 255."""
 
-    def __init__(self, upscale):
+    def __init__(self, upscale, lr_resize='pil_uint8'):
         super().__init__()
-        self.upscale = upscale
+        self.upscale, self.lr_resize = upscale, lr_resize
 
     def forward(self, lr):
-        return upsample_lr_face(lr, self.upscale, 1, 'a test', 'SFMNet')
+        return upsample_lr_face(lr, self.upscale, 1, 'a test', 'SFMNet', lr_resize=self.lr_resize)
 
 
 @pytest.mark.parametrize('exporter', ['torchscript', 'dynamo'])
@@ -122,6 +122,19 @@ def test_both_onnx_exporters_give_pils_image_for_any_batch(tmp_path, exporter, l
     for rows in (slice(0, 3), slice(1, 2)):  # batch 3 and batch 1; the export traced batch 2
         up = onnx_step(lr[rows]).numpy().transpose(0, 2, 3, 1) * 255
         np.testing.assert_array_equal(np.rint(up).astype(np.uint8), expected[rows])
+
+
+def test_torch_export_on_a_cold_cache_leaves_the_eager_step_intact(golden_lr_face):
+    """torch.export (the dynamo exporter's first stage) runs the cached constant builders on fake tensors; none of
+    them may stay in the cache, or every later eager call would return a fake tensor."""
+    lr = torch.from_numpy(np.array(golden_lr_face)).permute(2, 0, 1)[None].float() / 255
+    lr = torch.nn.functional.interpolate(lr, size=(11, 13), mode='area')  # sizes no other test resizes from
+    for lr_resize in ('pil_uint8', 'pil_float'):
+        step = InputStep(7, lr_resize)
+        torch.export.export(step, (lr,))
+        eager = step(lr)
+        assert type(eager) is torch.Tensor and eager.shape == (1, 3, 77, 91)
+        assert torch.equal(eager, upsample_lr_face(lr, 7, 1, 'a test', 'SFMNet', lr_resize=lr_resize))
 
 
 def test_every_network_with_the_pil_input_step_offers_the_float_path():
