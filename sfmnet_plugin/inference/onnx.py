@@ -152,7 +152,6 @@ def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET, p
         progress(f'exporting {type(net).__name__} for {height}x{width} LR inputs ({how}) ...')
         started = time.perf_counter()
         with dft_by_matmul(net), torch.no_grad():
-            net(example)  # fills lru caches of constant tensors (PIL resize weights) with real tensors first
             used = _export_graph(net, example, temporary, opset, progress, exporter)
         progress(f'graph written by the {used} exporter in {time.perf_counter() - started:.1f} s; '
                  'checking the ONNX file ...')
