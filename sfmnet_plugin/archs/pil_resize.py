@@ -25,8 +25,8 @@ axis whose size does not change is skipped (its pass would be the identity anywa
 first unless the height shrinks by more than twice as many pixels as the width (Pillow 13's
 ``ImagingResampleInner``; earlier Pillow always ran it first): when upsampling, as the face networks do, every
 Pillow version gives the same image. :func:`pil_uint8_resize` does the same integer arithmetic in int64
-(gathers, products, sums, a clamp and an exact division by ``2**22``: no bit shifts, so it exports to ONNX),
-and equals PIL pixel for pixel.
+(gathers, products, sums, a clamp and an exact integer division by ``2**22``: no bit shifts, so both ONNX
+exporters write it exactly), and equals PIL pixel for pixel.
 The float version differs from it by the rounding of the intermediate and final images to 8 bits and the
 clipping of bicubic overshoot: on real faces up to a few grey levels, and far more on the network's output.
 """
@@ -71,8 +71,22 @@ def pil_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
     return weights
 
 
-@torch.compiler.disable  # a cache lookup, not graph code (dynamo would trace the numpy loop instead)
-@functools.lru_cache(maxsize=64)
+def _cached_when_eager(build):
+    """``build`` behind an lru cache for eager calls (a training loop uploads its constants once), kept out of
+    compiled graphs (``torch.compiler.disable``: dynamo would trace the numpy loops instead). ``torch.export`` (the
+    dynamo ONNX exporter) runs such a function all the same, on fake tensors: there it is built afresh and
+    becomes a constant of the graph, because a fake tensor in the cache would be every later eager call's result."""
+    cached = functools.lru_cache(maxsize=64)(build)
+
+    @torch.compiler.disable
+    @functools.wraps(build)
+    def lookup(*args):
+        return build(*args) if torch.compiler.is_compiling() else cached(*args)
+
+    return lookup
+
+
+@_cached_when_eager
 def _weights_on(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     """:func:`pil_bicubic_weights` as a tensor, cached per (sizes, device, dtype) so a training loop uploads it once.
 
@@ -96,7 +110,8 @@ def pil_bicubic_resize(images: Tensor, size) -> Tensor:
     if not images.is_floating_point():
         raise TypeError(f'pil_bicubic_resize needs a floating-point tensor, got {images.dtype}.')
     out_height, out_width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    in_height, in_width = images.shape[-2:]
+    # int(): a traced export sees the input size as a tensor; the weights are constants of the exported graph
+    in_height, in_width = int(images.shape[-2]), int(images.shape[-1])
     if (in_height, in_width) == (out_height, out_width):
         return images  # PIL returns an unchanged copy; both weight matrices would be the identity
     rows = _weights_on(in_height, out_height, images.device, images.dtype)
@@ -131,29 +146,33 @@ def pil_uint8_taps(in_size: int, out_size: int):
     return indices, coefficients
 
 
-@torch.compiler.disable  # a cache lookup, not graph code
-@functools.lru_cache(maxsize=64)
+@_cached_when_eager
 def _taps_on(in_size: int, out_size: int, device: torch.device):
+    """:func:`pil_uint8_taps` on ``device``, one ``(indices, coefficients)`` pair of ``out_size`` int64 per tap."""
     with torch.inference_mode(False):
         indices, coefficients = pil_uint8_taps(in_size, out_size)
-        return (torch.from_numpy(indices.reshape(-1)).to(device),
-                torch.from_numpy(coefficients).to(device))
+        return tuple((torch.from_numpy(np.ascontiguousarray(indices[:, tap])).to(device),
+                      torch.from_numpy(np.ascontiguousarray(coefficients[:, tap])).to(device))
+                     for tap in range(indices.shape[1]))
 
 
 def _resample_uint8_axis(images: Tensor, dim: int, out_size: int) -> Tensor:
     """One PIL 8-bit pass along ``dim`` (-1: horizontal, -2: vertical) of an int64 ``... x H x W`` image in [0, 255]."""
     # int(): a traced export sees the input size as a tensor; the taps are constants of the exported graph
-    indices, coefficients = _taps_on(int(images.shape[dim]), out_size, images.device)
-    ksize = coefficients.shape[1]
-    taps = images.index_select(dim, indices)  # ... x (out_size * ksize) along dim
-    if dim == -1:
-        sums = (taps.unflatten(-1, (out_size, ksize)) * coefficients).sum(-1)
-    else:
-        sums = (taps.unflatten(-2, (out_size, ksize)) * coefficients[:, :, None]).sum(-2)
+    taps = _taps_on(int(images.shape[dim]), out_size, images.device)
+    # One gather per tap, summed (integer sums are exact in any order), not one gather of all taps unflattened to
+    # (out_size, ksize): the TorchScript ONNX exporter's shape inference gives that unflatten the traced batch as
+    # a fixed size, and every shape a network later takes from the image (its reshapes) is then that constant.
+    sums = None
+    for indices, coefficients in taps:
+        term = images.index_select(dim, indices) * (coefficients if dim == -1 else coefficients[:, None])
+        sums = term if sums is None else sums + term
     # clip8: (sums + 2**21) >> 22 clipped to [0, 255]; clamping first makes the shift an exact division of a
-    # non-negative integer (ONNX Div truncates, and has no arithmetic shift)
+    # non-negative integer. floor_divide, not div(rounding_mode=...): both ONNX exporters turn floor_divide into
+    # ONNX's integer Div, while the dynamo exporter turns an integer div with a rounding mode into a float32
+    # division (24-bit mantissa: a sum near 2**30 rounds up to the next multiple of 2**22, even to 256).
     top = (256 << PRECISION_BITS) - 1
-    return torch.div((sums + (1 << (PRECISION_BITS - 1))).clamp(0, top), 1 << PRECISION_BITS, rounding_mode='trunc')
+    return torch.floor_divide((sums + (1 << (PRECISION_BITS - 1))).clamp(0, top), 1 << PRECISION_BITS)
 
 
 def pil_uint8_resize(images: Tensor, size) -> Tensor:

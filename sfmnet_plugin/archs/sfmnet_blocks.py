@@ -79,8 +79,18 @@ class DownSample(nn.Module):
         out_ch = self.channel_reduce.out_channels
         reduce = self.channel_reduce.weight.reshape(out_ch, -1, 2, 2)  # out x C x dy x dx
         return cast(Tensor, sum(
-            F.pad(torch.einsum('oc,cikl->oikl', reduce[:, :, dy, dx], self.conv.weight), (dx, 1 - dx, dy, 1 - dy))
+            _placed_in_4x4(torch.einsum('oc,cikl->oikl', reduce[:, :, dy, dx], self.conv.weight), dy, dx)
             for dy in (0, 1) for dx in (0, 1)))
+
+
+def _placed_in_4x4(kernel: Tensor, dy: int, dx: int) -> Tensor:
+    """``O x I x 3 x 3`` -> ``O x I x 4 x 4`` with ``kernel`` at offset ``(dy, dx)`` and zeros elsewhere: the values of
+    ``F.pad(kernel, (dx, 1 - dx, dy, 1 - dy))``, built by concatenation because the TorchScript ONNX exporter loses
+    the shape of a padded tensor and cannot export a convolution whose kernel shape it does not know."""
+    column = kernel.new_zeros(kernel.shape[0], kernel.shape[1], 3, 1)
+    kernel = torch.cat([column, kernel] if dx else [kernel, column], dim=3)
+    row = kernel.new_zeros(kernel.shape[0], kernel.shape[1], 1, 4)
+    return torch.cat([row, kernel] if dy else [kernel, row], dim=2)
 
 
 class UpSample(nn.Module):

@@ -8,9 +8,16 @@ FFT networks hold DFT matrices of their feature sizes) and returns the first out
 unclamped. Networks with FFT blocks are exported with their transforms as real DFT matmuls (any module with a
 ``dft_by_matmul`` attribute, see :mod:`sfmnet_plugin.archs.spectral`): ONNX has no complex tensors, and the exporter's
 DFT translation does not reproduce ``rfft2``/``irfft2`` (measured: outputs 2e-2 away). The file carries the network
-options, the LR size and the parameter count as metadata, which :class:`OnnxNetwork` reads back.
+options, the LR size, the parameter count and the exporter as metadata, which :class:`OnnxNetwork` reads back.
+
+Every registered face network is exported by the TorchScript-based exporter (tracing: seconds), which needs a graph
+whose shapes it can follow: a convolution kernel of known shape (SFMNet's folded down-sampling kernel is built by
+concatenation, not ``F.pad``) and no reshape whose batch its shape inference loses (the 8-bit input step gathers
+tap by tap, not through ``unflatten``). The dynamo exporter (minutes) remains the fallback for a network tracing
+cannot export, or exports with a fixed batch.
 """
 import json
+import time
 import warnings
 from contextlib import contextmanager
 from os import path as osp
@@ -67,48 +74,73 @@ def dft_by_matmul(net):
 
 def _traced_graph_runs_any_batch(temporary, example):
     """Whether the traced graph at ``temporary`` runs a batch other than the traced one. Tracing records a Python int
-    taken from a shape (e.g. ``b, c, h, w = x.shape`` fed to a reshape) as a constant, so a graph can come out fixed
-    to the example's batch; ONNX Runtime then fails on another batch. Without onnxruntime it cannot be checked."""
+    taken from a shape (e.g. ``b, c, h, w = x.shape`` fed to a reshape) as a constant, and the exporter's shape
+    inference can turn a shape it lost track of into the traced one, so a graph can come out fixed to the example's
+    batch; ONNX Runtime then fails (or broadcasts) on another batch. Without onnxruntime it cannot be checked."""
     try:
         import onnxruntime
     except ImportError:
         return True
     other = torch.rand(example.shape[0] + 1, *example.shape[1:]).numpy()
+    options = onnxruntime.SessionOptions()
+    # a graph fixed to one batch fails as it stands; the runtime's graph optimisations would only cost seconds
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        session = onnxruntime.InferenceSession(temporary, providers=['CPUExecutionProvider'])
+        session = onnxruntime.InferenceSession(temporary, options, providers=['CPUExecutionProvider'])
         (sr,) = session.run(None, {'lr': other})
     except Exception:  # ONNX Runtime's own error types: a reshape of the wrong size, above all
         return False
     return sr.shape[0] == other.shape[0]
 
 
-def _export_graph(net, example, temporary, opset, progress):
-    """The graph of ``net`` into ``temporary``: TorchScript tracing (seconds), or the dynamo exporter (``torch.export``
-    and onnxscript, minutes on a CPU) for a network tracing cannot export or exports with a fixed batch."""
-    common = dict(opset_version=opset, input_names=['lr'], output_names=['sr'], verbose=False)
+TORCHSCRIPT, DYNAMO = 'torchscript', 'dynamo'
+EXPORTERS = ('auto', TORCHSCRIPT, DYNAMO)
+
+
+def _why_tracing_fails(net, example, temporary, common):
+    """Export ``net`` into ``temporary`` by tracing; None when the graph is good, else why not (one line)."""
     try:
         with warnings.catch_warnings():  # tracing warns about every Python int taken from a shape: checked below
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
             torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=False,
                               dynamic_axes={'lr': {0: 'batch'}, 'sr': {0: 'batch'}}, **common)
-        why_not = (None if _traced_graph_runs_any_batch(temporary, example)
-                   else 'the traced graph is fixed to one batch size (a shape taken as a constant)')
     except Exception as error:  # the TorchScript exporter's own error types vary with the operator it lacks
-        why_not = f'the TorchScript exporter failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})'
-    if why_not:
+        return f'the TorchScript exporter failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})'
+    if not _traced_graph_runs_any_batch(temporary, example):
+        return 'the traced graph is fixed to one batch size (a shape taken as a constant)'
+    return None
+
+
+def _export_graph(net, example, temporary, opset, progress, exporter):
+    """The graph of ``net`` into ``temporary``; returns the exporter that wrote it: :data:`TORCHSCRIPT` (tracing,
+    seconds) or :data:`DYNAMO` (``torch.export`` and onnxscript, minutes on a CPU). ``exporter='auto'`` traces and
+    falls back to dynamo for a network that tracing cannot export or exports with a fixed batch (no registered face
+    network needs it); a named exporter is used as such (an ExportError when tracing fails)."""
+    common = dict(opset_version=opset, input_names=['lr'], output_names=['sr'], verbose=False)
+    if exporter != DYNAMO:
+        why_not = _why_tracing_fails(net, example, temporary, common)
+        if why_not is None:
+            return TORCHSCRIPT
+        if exporter == TORCHSCRIPT:
+            raise ExportError(f'cannot export {type(net).__name__} with the TorchScript exporter: {why_not}.')
         progress(f'{why_not}; exporting with torch.export (dynamo) instead, which takes minutes')
-        # batch 2: torch.export specialises a dimension of size 1, and the batch must stay dynamic
-        torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=True, external_data=False,
-                          dynamic_shapes={'lr': {0: torch.export.Dim('batch', min=1, max=1024)}}, **common)
+    # batch 2: torch.export specialises a dimension of size 1, and the batch must stay dynamic
+    torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=True, external_data=False,
+                      dynamic_shapes={'lr': {0: torch.export.Dim('batch', min=1, max=1024)}}, **common)
+    return DYNAMO
 
 
-def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET, progress=None):
+def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET, progress=None, exporter='auto'):
     """Write ``net`` (eval mode, float32, CPU) as an ONNX file at ``path``; returns ``path``.
 
     ``lr_size`` is ``(h, w)`` of the LR input; the batch dimension stays dynamic. The file is written to a
     temporary name next to ``path`` and renamed when complete, so an interrupted export leaves no partial file.
-    ``progress`` (a callable taking one line) hears each step.
+    ``progress`` (a callable taking one line) hears each step. ``exporter`` is one of :data:`EXPORTERS`: ``'auto'``
+    (the TorchScript-based exporter, dynamo where tracing fails), ``'torchscript'`` or ``'dynamo'``; the file's
+    metadata names the one that wrote the graph (``exporter``).
     """
+    if exporter not in EXPORTERS:
+        raise ExportError(f'exporter must be one of {EXPORTERS}, got {exporter!r}.')
     onnx = _require('onnx')
     progress = progress or (lambda message: None)
     height, width = lr_size
@@ -117,14 +149,16 @@ def export_onnx(net, path, lr_size, network_options=None, opset=DEFAULT_OPSET, p
     example = torch.rand(2, net_input_channels(net), height, width)
 
     def write(temporary):
-        progress(f'exporting {type(net).__name__} for {height}x{width} LR inputs (TorchScript-based exporter) ...')
+        how = 'torch.export (dynamo), which takes minutes' if exporter == DYNAMO else 'TorchScript-based exporter'
+        progress(f'exporting {type(net).__name__} for {height}x{width} LR inputs ({how}) ...')
+        started = time.perf_counter()
         with dft_by_matmul(net), torch.no_grad():
-            net(example)  # fills lru caches of constant tensors (PIL resize weights) with real tensors first
-            _export_graph(net, example, temporary, opset, progress)
-        progress('checking the ONNX file ...')
+            used = _export_graph(net, example, temporary, opset, progress, exporter)
+        progress(f'graph written by the {used} exporter in {time.perf_counter() - started:.1f} s; '
+                 'checking the ONNX file ...')
         model = onnx.load(temporary)
         metadata = {'network_g': network_options or {'type': type(net).__name__}, 'lr_size': [height, width],
-                    'num_parameters': count_parameters(net)}
+                    'num_parameters': count_parameters(net), 'exporter': used}
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
         onnx.checker.check_model(model)

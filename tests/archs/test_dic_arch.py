@@ -182,21 +182,6 @@ def test_float64_builds_on_meta_and_registry_and_bad_options():
         DIC(hg_num_keypoints=194)
 
 
-def test_onnx_export_matches_pytorch(tmp_path, lr_batch):
-    pytest.importorskip('onnxruntime')
-    from sfmnet_plugin.inference.onnx import OnnxNetwork, export_onnx
-
-    torch.manual_seed(0)
-    options = {'type': 'DIC', 'upscale': 8, **TINY}
-    net = build_network(dict(options)).eval()
-    path = export_onnx(net, str(tmp_path / 'dic.onnx'), (16, 16), options)
-    with torch.no_grad():
-        expected = net(lr_batch)
-    onnx_net = OnnxNetwork(path)
-    assert onnx_net.metadata['network_g'] == options and onnx_net.lr_size == (16, 16)
-    assert float((onnx_net(lr_batch) - expected).abs().max()) < 1e-4
-
-
 EVAL_GOLDEN = os.path.join(REPO_ROOT, 'tests', 'data', 'golden', 'dic_eval_hourglass.npz')
 
 

@@ -91,25 +91,50 @@ def test_bad_lr_resize_and_float_images_are_rejected():
         pil_uint8_resize(torch.rand(1, 3, 4, 4), 8)
 
 
-def test_exports_to_onnx_and_onnx_runtime_gives_pils_image(tmp_path, golden_lr_face):
-    onnx = pytest.importorskip('onnx')
-    ort = pytest.importorskip('onnxruntime')
+class InputStep(torch.nn.Module):
+    """The networks' default input step alone: float LR in [0, 1] -> PIL's 8-bit upsampled image / 255."""
 
-    class Upsample(torch.nn.Module):
-        def forward(self, lr):
-            return upsample_lr_face(lr, 8, 8, 'a test', 'SFMNet')
+    def __init__(self, upscale, lr_resize='pil_uint8'):
+        super().__init__()
+        self.upscale, self.lr_resize = upscale, lr_resize
 
+    def forward(self, lr):
+        return upsample_lr_face(lr, self.upscale, 1, 'a test', 'SFMNet', lr_resize=self.lr_resize)
+
+
+@pytest.mark.parametrize('exporter', ['torchscript', 'dynamo'])
+@pytest.mark.parametrize('lr_size, upscale', [(16, 8), (32, 4), (16, 4)])  # 16 -> 128, 32 -> 128, x4 from 16
+def test_both_onnx_exporters_give_pils_image_for_any_batch(tmp_path, exporter, lr_size, upscale, golden_lr_face):
+    """Integer arithmetic in the graph: each exporter's ONNX for the step gives PIL's image bit for bit."""
+    pytest.importorskip('onnxruntime')
+    from sfmnet_plugin.inference.onnx import OnnxNetwork, export_onnx
+
+    path = export_onnx(InputStep(upscale), str(tmp_path / 'step.onnx'), (lr_size, lr_size), exporter=exporter)
+    onnx_step = OnnxNetwork(path)
+    assert onnx_step.metadata['exporter'] == exporter
+    rng = np.random.default_rng(lr_size * 10 + upscale)
+    images = np.stack([rng.integers(0, 256, (lr_size, lr_size, 3), dtype=np.uint8),
+                       (rng.integers(0, 2, (lr_size, lr_size, 3)) * 255).astype(np.uint8),  # worst overshoot
+                       pil_resize_rgb(golden_lr_face, (lr_size, lr_size))])
+    hr_size = lr_size * upscale
+    expected = np.stack([pil_resize_rgb(image, (hr_size, hr_size)) for image in images])
+    lr = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    for rows in (slice(0, 3), slice(1, 2)):  # batch 3 and batch 1; the export traced batch 2
+        up = onnx_step(lr[rows]).numpy().transpose(0, 2, 3, 1) * 255
+        np.testing.assert_array_equal(np.rint(up).astype(np.uint8), expected[rows])
+
+
+def test_torch_export_on_a_cold_cache_leaves_the_eager_step_intact(golden_lr_face):
+    """torch.export (the dynamo exporter's first stage) runs the cached constant builders on fake tensors; none of
+    them may stay in the cache, or every later eager call would return a fake tensor."""
     lr = torch.from_numpy(np.array(golden_lr_face)).permute(2, 0, 1)[None].float() / 255
-    path = tmp_path / 'upsample.onnx'
-    torch.onnx.export(Upsample(), (lr,), str(path), dynamo=False, input_names=['lr'], output_names=['up'],
-                      dynamic_axes={'lr': {0: 'batch'}, 'up': {0: 'batch'}})
-    onnx.checker.check_model(str(path))
-    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    batch = torch.cat([lr, lr.flip(-1)]).numpy()
-    (up,) = session.run(None, {'lr': batch})
-    for image, result in zip((golden_lr_face, golden_lr_face[:, ::-1]), up):
-        np.testing.assert_array_equal(np.rint(result.transpose(1, 2, 0) * 255).astype(np.uint8),
-                                      pil_resize_rgb(image, (128, 128)))
+    lr = torch.nn.functional.interpolate(lr, size=(11, 13), mode='area')  # sizes no other test resizes from
+    for lr_resize in ('pil_uint8', 'pil_float'):
+        step = InputStep(7, lr_resize)
+        torch.export.export(step, (lr,))
+        eager = step(lr)
+        assert type(eager) is torch.Tensor and eager.shape == (1, 3, 77, 91)
+        assert torch.equal(eager, upsample_lr_face(lr, 7, 1, 'a test', 'SFMNet', lr_resize=lr_resize))
 
 
 def test_every_network_with_the_pil_input_step_offers_the_float_path():

@@ -226,23 +226,3 @@ def test_sfmnet_infer_compile_and_bf16_write_the_same_faces(tiny_checkpoint, tmp
     lr = torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255.
     assert np.abs(written['compiled'] - written['plain']).max() <= 1 + 255 * tolerance(net, lr)
     assert 10 * np.log10(255**2 / np.mean((written['bf16'] - written['plain'])**2)) > 35
-
-
-def test_export_is_generic_over_registered_networks(tmp_path, real_faces):
-    """SPARNet (no FFT) through the same exporter: ONNX Runtime matches PyTorch to float32 rounding."""
-    pytest.importorskip('onnxruntime')
-    from basicsr.archs import build_network
-
-    from sfmnet_plugin.inference.onnx import OnnxNetwork, export_onnx
-
-    torch.manual_seed(0)
-    options = {'type': 'SPARNet', 'upscale': 8, 'min_ch': 8, 'max_ch': 16, 'in_size': 64, 'out_size': 64,
-               'min_feat_size': 16, 'res_depth': 1}
-    net = build_network(dict(options)).eval()
-    path = export_onnx(net, str(tmp_path / 'sparnet.onnx'), (8, 8), options)
-    lr = real_faces(8)
-    with torch.no_grad():
-        expected = net(lr)
-    onnx_net = OnnxNetwork(path)
-    assert onnx_net.metadata['network_g'] == options and onnx_net.lr_size == (8, 8)
-    assert float((onnx_net(lr) - expected).abs().max()) <= tolerance(net, lr)
