@@ -104,6 +104,8 @@ def _why_tracing_fails(net, example, temporary, common):
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
             torch.onnx.export(_FirstOutput(net).eval(), (example,), temporary, dynamo=False,
                               dynamic_axes={'lr': {0: 'batch'}, 'sr': {0: 'batch'}}, **common)
+    except OSError:  # writing the file failed (a full or read-only disk): no other exporter would do better
+        raise
     except Exception as error:  # the TorchScript exporter's own error types vary with the operator it lacks
         return f'the TorchScript exporter failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})'
     if not _traced_graph_runs_any_batch(temporary, example):

@@ -93,3 +93,18 @@ def test_the_dynamo_exporter_gives_the_same_network(tmp_path):
                        exporter='dynamo')
     assert OnnxNetwork(path).metadata['exporter'] == 'dynamo' and 'dynamo' in lines[0]
     assert_matches_torch(net, path, lr_size)
+
+
+def test_a_disk_error_while_tracing_is_raised_not_taken_for_a_tracing_failure(tmp_path, monkeypatch):
+    """An OSError writing the traced graph (a full disk) ends the export: falling back to dynamo would spend minutes
+    to fail on the same disk."""
+    exporters = []
+
+    def full_disk(*args, dynamo, **kwargs):
+        exporters.append('dynamo' if dynamo else 'torchscript')
+        raise OSError(28, 'No space left on device', str(tmp_path / 'model.onnx'))
+
+    monkeypatch.setattr(torch.onnx, 'export', full_disk)
+    with pytest.raises(OSError, match='no space left'):
+        export_onnx(tiny_network('UFSRNet')[0], str(tmp_path / 'model.onnx'), (16, 16))
+    assert exporters == ['torchscript'] and list(tmp_path.iterdir()) == []

@@ -357,7 +357,7 @@ HAZARDS = {
                                             *PREPARATION, 'demo', 'train', 'test']),
     'full output': (full_output, ['infer', 'restore', 'benchmark', 'export', 'convert', 'folder-to-lmdb',
                                   *PREPARATION, 'demo', 'train', 'test']),
-    'disk fills while writing': (disk_fills_while_writing, ['infer', 'restore', 'benchmark', 'convert',
+    'disk fills while writing': (disk_fills_while_writing, ['infer', 'restore', 'benchmark', 'export', 'convert',
                                                             'folder-to-lmdb', *PREPARATION]),
     'corrupt weight file': (corrupt_weights, ['infer', 'restore', 'benchmark', 'export', 'convert', 'train',
                                               'test']),
@@ -399,6 +399,9 @@ def test_every_tool_refuses_every_output_hazard_in_one_line_and_changes_nothing(
         lines = lines[1:]
     else:
         assert 'error: ' in err, err
+    if hazard == 'disk fills while writing':  # refused mid-work: the progress lines before the error stay
+        lines = lines[-1:]
+        assert 'error: ' in lines[0] and err.count('error: ') == 1, err
     assert len(lines) == 1 and 'Traceback' not in err, err
     assert str(named) in err or osp.realpath(named) in err, err
     if hazard == 'disk fills while writing':  # the outputs completed before the disk filled up are kept
