@@ -84,24 +84,3 @@ def add_output_arguments(parser: argparse.ArgumentParser, default_out: str | Non
                              'in landmarks_68_missing.txt')
     add_workers_argument(parser, 'worker processes for decoding/cropping/encoding')
     parser.add_argument('--overwrite', action='store_true', help='rebuild splits that already exist')
-
-
-def launcher_parser(stage: str, prog: str | None, description: str, epilog: str) -> argparse.ArgumentParser:
-    """``sfmnet-train`` / ``sfmnet-test`` (``stage`` 'train' | 'test'): BasicSR's ``parse_options`` arguments as the
-    launcher (:func:`sfmnet_plugin.launch.cli.build_parser`) takes them, for ``--help`` and usage errors before
-    torch is imported; the launcher parses the same command line again."""
-    parser = tool_parser(prog, description, epilog)
-    parser.add_argument('-opt', required=True, metavar='OPTIONS.yml', help='BasicSR option file (YAML)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='distributed launcher: pytorch under torchrun (GPUs: nccl, CPUs: gloo) '
-                             '(default: %(default)s)')
-    if stage == 'train':
-        parser.add_argument('--auto_resume', action='store_true',
-                            help="continue from the newest state in experiments/<name>/training_states/")
-    parser.add_argument('--debug', action='store_true',
-                        help='BasicSR debug mode: name prefixed with debug_, frequent logs, no TensorBoard')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument('--force_yml', nargs='+', action='extend', metavar='KEY:KEY=VALUE',
-                        help='override existing options, e.g. train:total_iter=1000 '
-                             'datasets:train:batch_size_per_gpu=4')
-    return parser

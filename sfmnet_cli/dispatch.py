@@ -15,23 +15,29 @@ from collections.abc import Callable
 from typing import Any
 
 
-def process_settings() -> dict[str, Any]:
-    """The namespace of ``sfmnet_plugin/utils/process_settings.py``, run from its file.
+def library_module_from_file(relative_path: str) -> dict[str, Any]:
+    """The namespace of ``sfmnet_plugin/<relative_path>``, a module of the standard library only, run from its file.
 
-    The module needs only the standard library, but importing it as ``sfmnet_plugin.utils.process_settings`` would
-    first import the package, which imports torch (and libgomp reads its wait setting once, when torch loads it).
-    ``find_spec`` of a top-level package finds it without importing it.
+    Importing it as ``sfmnet_plugin.<...>`` would first import the package, which imports torch (and libgomp reads
+    its wait setting once, when torch loads it). ``find_spec`` of a top-level package finds it without importing it.
     """
     spec = importlib.util.find_spec('sfmnet_plugin')
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("No module named 'sfmnet_plugin': install the sfmnet-plugin package.")
     folder = list(spec.submodule_search_locations)[0]
-    return runpy.run_path(os.path.join(folder, 'utils', 'process_settings.py'))
+    return runpy.run_path(os.path.join(folder, *relative_path.split('/')))
+
+
+def launcher_parser(stage: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of ``sfmnet-train``/``-test`` (``stage``): the launcher's own
+    (:func:`sfmnet_plugin.launch.arguments.build_parser`), so the front accepts exactly what the launcher then parses
+    again."""
+    return library_module_from_file('launch/arguments.py')['build_parser'](stage, prog=prog)
 
 
 def apply_process_settings() -> None:
     """The plugin's process settings (allocator, OpenMP wait default), before anything imports torch."""
-    process_settings()['apply_process_settings']()
+    library_module_from_file('utils/process_settings.py')['apply_process_settings']()
 
 
 def run_tool(tool: str, args: argparse.Namespace, prog: str | None, status: int = 1) -> int | None:

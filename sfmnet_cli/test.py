@@ -1,27 +1,12 @@
-"""Test a trained network with BasicSR's tester: metrics per image and on average, with the
-bicubic baseline, SR images, a Markdown summary and a contact sheet.
-
-The option file (-opt) is a BasicSR YAML file, with optional `_base_` inheritance, whose datasets are
-the test sets and whose path.pretrain_network_g is the network to test. See options/test_SFMNet_x8.yml.
-Before anything is created, the test sets, the network file and metric weights are checked.
-
-Outputs: results/<name>/ (visualization/, <set>_metrics.csv, <set>_summary.md,
-<set>_contact_sheet.png and the log), under the repository root ($SFMNET_ROOT_PATH).
-"""
+"""``sfmnet-test``: test a trained network with BasicSR's tester. Its manual and parser are the launcher's
+(:mod:`sfmnet_plugin.launch.arguments`), read before torch is imported."""
 import sys
 
-from sfmnet_cli.arguments import launcher_parser
-from sfmnet_cli.dispatch import run_launcher
-
-EPILOG = """examples:
-  sfmnet-test -opt options/test_SFMNet_x8.yml
-  sfmnet-test -opt options/test_SFMNet_x8.yml \\
-      --force_yml path:pretrain_network_g=experiments/pretrained_models/SFMNet_x8.pth   # converted official weights
-  python basicsr/test.py -opt options/test_SFMNet_x8.yml               # the same, BasicSR's usual command"""
+from sfmnet_cli.dispatch import launcher_parser, run_launcher
 
 
 def build_parser():
-    return launcher_parser('test', 'sfmnet-test', (__doc__ or '').rstrip(), EPILOG)
+    return launcher_parser('test', 'sfmnet-test')
 
 
 def main(argv: list[str] | None = None) -> int | None:

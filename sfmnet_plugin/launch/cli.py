@@ -16,17 +16,17 @@ pre-flight, the process's CPU settings, then BasicSR's pipeline inside the plugi
 The command line is parsed here into a :class:`~sfmnet_plugin.launch.request.RunRequest`, so that
 ``--help`` explains the command (BasicSR's bare parser offered ``--auto_resume`` for testing too) and a
 wrong argument is a usage error. ``sfmnet-train``/``-test`` answer ``--help`` and usage errors before torch is
-imported with a copy of :func:`build_parser` (``sfmnet_cli/train.py``, ``test.py``; a test keeps the two the
-same), then hand the command line unchanged to :func:`train_pipeline`/:func:`test_pipeline`. Whatever stops a run
-before anything is created is printed without a traceback, with exit status 2: an option file that cannot be
+imported with the same parser (:mod:`sfmnet_plugin.launch.arguments`, the standard library only, which they run
+from its file), then hand the command line unchanged to :func:`train_pipeline`/:func:`test_pipeline`. Whatever
+stops a run before anything is created is printed without a traceback, with exit status 2: an option file that cannot be
 read or has unknown keys as one ``error:`` line naming the file, a
 :class:`~sfmnet_plugin.launch.preflight.PreflightError` as one line per problem.
 """
-import argparse
 import sys
 
 from sfmnet_plugin.config.option_files import ROOT_PATH_VARIABLE
 from sfmnet_plugin.config.option_schema import OptionKeyError, validate_options
+from sfmnet_plugin.launch.arguments import build_parser
 from sfmnet_plugin.launch.pipeline import run_basicsr_pipeline
 from sfmnet_plugin.launch.preflight import PreflightError, check_run
 from sfmnet_plugin.launch.request import RunRequest
@@ -35,62 +35,6 @@ from sfmnet_plugin.utils.output_guard import probe_writable
 from sfmnet_plugin.utils.output_paths import OutputPathError
 from sfmnet_plugin.utils.process_settings import apply_process_settings
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError
-
-DESCRIPTIONS = {
-    'train': '''Train a network with BasicSR's trainer and the plugin's components (SFMNet, PairedFaceDataset,
-FrequencyLoss, face metrics, ...).
-
-The option file (-opt) is a BasicSR YAML file, with optional `_base_` inheritance: name, model_type,
-scale, datasets (train, val), network_g, path, train, val, logger. See options/train_SFMNet_x8.yml
-and options/_base_/sfmnet_celeba_x8.yml. Before anything is created, the datasets and pretrained
-files it names are checked; a missing one is reported with the command that prepares it.
-
-Outputs: experiments/<name>/ (models, training_states, the log with the full options and network,
-the merged option file) and tb_logger/<name>/, under the repository root ($SFMNET_ROOT_PATH).''',
-    'test': '''Test a trained network with BasicSR's tester: metrics per image and on average, with the
-bicubic baseline, SR images, a Markdown summary and a contact sheet.
-
-The option file (-opt) is a BasicSR YAML file, with optional `_base_` inheritance, whose datasets are
-the test sets and whose path.pretrain_network_g is the network to test. See options/test_SFMNet_x8.yml.
-Before anything is created, the test sets, the network file and metric weights are checked.
-
-Outputs: results/<name>/ (visualization/, <set>_metrics.csv, <set>_summary.md,
-<set>_contact_sheet.png and the log), under the repository root ($SFMNET_ROOT_PATH).''',
-}
-
-EXAMPLES = {
-    'train': '''examples:
-  sfmnet-train -opt options/train_SFMNet_x8.yml
-  sfmnet-train -opt options/train_SFMNet_x8.yml --auto_resume          # continue from the newest state
-  sfmnet-train -opt options/demo_SFMNet_x8.yml --force_yml train:total_iter=100
-  python basicsr/train.py -opt options/train_SFMNet_x8.yml              # the same, BasicSR's usual command
-  torchrun --nproc_per_node=4 -m sfmnet_plugin.train -opt options/train_SFMNet_x8.yml --launcher pytorch''',
-    'test': '''examples:
-  sfmnet-test -opt options/test_SFMNet_x8.yml
-  sfmnet-test -opt options/test_SFMNet_x8.yml \\
-      --force_yml path:pretrain_network_g=experiments/pretrained_models/SFMNet_x8.pth   # converted official weights
-  python basicsr/test.py -opt options/test_SFMNet_x8.yml               # the same, BasicSR's usual command''',
-}
-
-
-def build_parser(stage, prog=None):
-    """The argument parser of the ``stage`` ('train' | 'test') launcher: BasicSR's arguments, documented."""
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTIONS[stage],
-                                     epilog=EXAMPLES[stage], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', required=True, metavar='OPTIONS.yml', help='BasicSR option file (YAML)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='distributed launcher: pytorch under torchrun (GPUs: nccl, CPUs: gloo) '
-                             '(default: %(default)s)')
-    if stage == 'train':
-        parser.add_argument('--auto_resume', action='store_true',
-                            help="continue from the newest state in experiments/<name>/training_states/")
-    parser.add_argument('--debug', action='store_true',
-                        help='BasicSR debug mode: name prefixed with debug_, frequent logs, no TensorBoard')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument('--force_yml', nargs='+', action='extend', metavar='KEY:KEY=VALUE',
-                        help='override existing options, e.g. train:total_iter=1000 '
-                             'datasets:train:batch_size_per_gpu=4')
-    return parser
 
 
 def parse_command_line(stage, argv, root_path=None, program=None):
