@@ -78,9 +78,14 @@ def add_output_arguments(parser: argparse.ArgumentParser, default_out: str | Non
     parser.add_argument('--save-png', action='store_true',
                         help='also write PNG folders in the official SFMNet layout '
                              '(HR/, LR_x4_bicubic/, LR_bicubic/ for x8, LR_x16_bicubic/)')
-    parser.add_argument('--landmarks', type=int, choices=[68], default=None,
-                        help="also store dlib's 68 landmarks of every HR face in HR.lmdb/landmarks_68.txt (DIC's "
-                             'heatmap loss; needs the face-metrics extra); faces where dlib finds no face are listed '
-                             'in landmarks_68_missing.txt')
+    add_landmarks_argument(parser, 'every HR face in HR.lmdb/landmarks_68.txt')
     add_workers_argument(parser, 'worker processes for decoding/cropping/encoding')
     parser.add_argument('--overwrite', action='store_true', help='rebuild splits that already exist')
+
+
+def add_landmarks_argument(parser: argparse.ArgumentParser, where: str) -> None:
+    """``--landmarks 68``: dlib's 68 landmarks of every face stored for DIC's heatmap loss (``where`` says where)."""
+    parser.add_argument('--landmarks', type=int, choices=[68], default=None,
+                        help=f"also store dlib's 68 landmarks of {where} (DIC's heatmap loss; needs the "
+                             'face-metrics extra); faces where dlib finds no face are listed in '
+                             'landmarks_68_missing.txt')

@@ -6,7 +6,7 @@ The work is :func:`sfmnet_plugin.prep.folder.convert_folder` or, with ``--sfmnet
 import argparse
 import sys
 
-from sfmnet_cli.arguments import add_workers_argument
+from sfmnet_cli.arguments import add_landmarks_argument, add_workers_argument
 from sfmnet_cli.dispatch import run_tool
 
 
@@ -25,10 +25,7 @@ def build_parser():
     parser.add_argument('--recursive', action='store_true',
                         help='also take images in subfolders, keyed by their relative path (person1/001); without it '
                              'they are listed as skipped')
-    parser.add_argument('--landmarks', type=int, choices=[68], default=None,
-                        help="also store dlib's 68 landmarks of every face beside the LMDB (landmarks_68.txt, for "
-                             "DIC's heatmap loss; needs the face-metrics extra); faces without a detected face are "
-                             'listed in landmarks_68_missing.txt')
+    add_landmarks_argument(parser, 'every face beside the LMDB (landmarks_68.txt)')
     parser.add_argument('--overwrite', action='store_true', help='rebuild LMDBs that already exist (only LMDBs this '
                                                                  'tool made are replaced)')
     return parser
