@@ -163,10 +163,11 @@ def _resample_uint8_axis(images: Tensor, dim: int, out_size: int) -> Tensor:
     # One gather per tap, summed (integer sums are exact in any order), not one gather of all taps unflattened to
     # (out_size, ksize): the TorchScript ONNX exporter's shape inference gives that unflatten the traced batch as
     # a fixed size, and every shape a network later takes from the image (its reshapes) is then that constant.
-    sums = None
-    for indices, coefficients in taps:
-        term = images.index_select(dim, indices) * (coefficients if dim == -1 else coefficients[:, None])
-        sums = term if sums is None else sums + term
+    terms = [images.index_select(dim, indices) * (coefficients if dim == -1 else coefficients[:, None])
+             for indices, coefficients in taps]
+    sums = terms[0]
+    for term in terms[1:]:
+        sums = sums + term
     # clip8: (sums + 2**21) >> 22 clipped to [0, 255]; clamping first makes the shift an exact division of a
     # non-negative integer. floor_divide, not div(rounding_mode=...): both ONNX exporters turn floor_divide into
     # ONNX's integer Div, while the dynamo exporter turns an integer div with a rounding mode into a float32

@@ -31,12 +31,11 @@ def aligned_faces(astronaut, grace_hopper, smooth_noise):
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory, aligned_faces):
     """HR.lmdb, LR_x4.lmdb, LR_x8.lmdb and the PNG folders, made by prepare_helen --from-aligned."""
-    root = tmp_path_factory.mktemp('dataset')
-    (root / 'aligned').mkdir()
+    root, aligned = tmp_path_factory.mktemp('dataset'), tmp_path_factory.mktemp('aligned')
     for name, face in aligned_faces().items():
-        Image.fromarray(face).save(root / 'aligned' / f'{name}.png')
+        Image.fromarray(face).save(aligned / f'{name}.png')
     for downsampler in ('pil_bicubic', 'matlab_bicubic'):
-        assert prepare_helen.main(['--from-aligned', str(root / 'aligned'), '--split-name', downsampler,
+        assert prepare_helen.main(['--from-aligned', str(aligned), '--split-name', downsampler,
                                    '--out', str(root), '--scales', '4', '8', '--downsampler', downsampler,
                                    '--save-png', '--workers', '1']) == 0
     return root
