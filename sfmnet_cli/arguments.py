@@ -6,6 +6,7 @@ against the library's value.
 """
 import argparse
 import os
+import sys
 
 # sfmnet_plugin.data.downsample.DOWNSAMPLERS
 DOWNSAMPLERS = ('matlab_bicubic', 'pil_bicubic')
@@ -48,6 +49,24 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f'expected a positive integer, got {text}')
     return value
+
+
+def existing_file(text: str) -> str:
+    """argparse type: the path of a file that exists (checked before the tool's work, not when first read)."""
+    if not os.path.isfile(os.path.expanduser(text)):
+        raise argparse.ArgumentTypeError(f'no file at {text}')
+    return text
+
+
+def existing_output(prog: str, path: str, overwrite_flag: str | None = None) -> bool:
+    """Say (one line) and return True when ``path`` exists (a dangling link too) and is not to be replaced: checked
+    before the library loads, so the refusal takes no start-up time."""
+    if not os.path.lexists(path):
+        return False
+    fix = f'choose another output path or pass {overwrite_flag}' if overwrite_flag else \
+        'choose another output path (nothing is overwritten)'
+    print(f'{prog}: error: {path} already exists; {fix}.', file=sys.stderr)
+    return True
 
 
 def add_workers_argument(parser: argparse.ArgumentParser, what: str = 'worker processes') -> None:

@@ -13,7 +13,7 @@ renames their keys; nothing is overwritten.
 """
 import sys
 
-from sfmnet_cli.arguments import tool_parser
+from sfmnet_cli.arguments import existing_output, tool_parser
 from sfmnet_cli.dispatch import run_tool
 
 # sfmnet_plugin.checkpoints.io.NETWORK_FORMATS
@@ -29,7 +29,10 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    return run_tool('convert', build_parser().parse_args(argv), 'sfmnet-convert')
+    args = build_parser().parse_args(argv)
+    if existing_output('sfmnet-convert', args.output):
+        return 1
+    return run_tool('convert', args, 'sfmnet-convert')
 
 
 if __name__ == '__main__':

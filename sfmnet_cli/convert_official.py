@@ -16,7 +16,7 @@ checkpoint gets an error naming the first mismatched key, and nothing is written
 """
 import sys
 
-from sfmnet_cli.arguments import tool_parser
+from sfmnet_cli.arguments import existing_output, tool_parser
 from sfmnet_cli.dispatch import run_tool
 
 # sfmnet_plugin.checkpoints.io.NETWORK_FORMATS
@@ -37,7 +37,10 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    return run_tool('convert_official', build_parser().parse_args(argv), 'sfmnet-convert-official')
+    args = build_parser().parse_args(argv)
+    if existing_output('sfmnet-convert-official', args.output):
+        return 1
+    return run_tool('convert_official', args, 'sfmnet-convert-official')
 
 
 if __name__ == '__main__':

@@ -25,7 +25,7 @@ last digit; another ``--threads`` value changes the last digits (the thread coun
 """
 import sys
 
-from sfmnet_cli.arguments import tool_parser
+from sfmnet_cli.arguments import existing_file, tool_parser
 from sfmnet_cli.dispatch import run_tool
 
 # sfmnet_plugin.demo.end_to_end's NETWORK_LABELS, DEFAULT_NETWORKS, FAMILY, PRESETS and DEFAULT_THREADS
@@ -60,6 +60,10 @@ def build_parser():
     parser.add_argument('--jitter', type=int, default=6, help='extra jittered crops per training face '
                         '(default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='face split and jitter (default: %(default)s)')
+    parser.add_argument('--lpips-weights', type=existing_file,
+                        help="local torchvision AlexNet weights (alexnet-owt-7be5be79.pth) for the table's LPIPS column"
+                        " (default: $SFMNET_PRETRAINED_DIR or torch's cache; without them the column is left out with "
+                        "a note)")
     return parser
 
 

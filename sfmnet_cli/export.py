@@ -11,9 +11,10 @@ checkpoints are converted on the fly). The graph has a dynamic batch and a fixed
 After writing, the tool runs the file with ONNX Runtime on a random batch and prints its largest difference to
 PyTorch next to PyTorch's own output change for a 1e-7 input change (the network's sensitivity).
 """
+import os
 import sys
 
-from sfmnet_cli.arguments import add_network_arguments, tool_parser
+from sfmnet_cli.arguments import add_network_arguments, existing_output, tool_parser
 from sfmnet_cli.dispatch import run_tool
 
 # sfmnet_plugin.inference.onnx.DEFAULT_OPSET
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int | None:
     args = build_parser().parse_args(argv)
     if len(args.lr_size) > 2 or min(args.lr_size) < 1:
         print('sfmnet-export: error: --lr-size takes one or two positive sizes (H [W]).', file=sys.stderr)
+        return 1
+    args.output = args.output or os.path.splitext(args.checkpoint)[0] + '.onnx'
+    if not args.overwrite and existing_output('sfmnet-export', args.output, '--overwrite'):
         return 1
     return run_tool('export', args, 'sfmnet-export')
 

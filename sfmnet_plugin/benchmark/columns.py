@@ -39,7 +39,8 @@ def metric_columns(metric, scale, lpips_weights=None, arcface_onnx=None, landmar
                                                              **crop}, True, 4)]
     if metric == 'lpips':
         return [Column('lpips', 'LPIPS', {'type': 'calculate_lpips', 'net': 'alex', 'protocol': 'standard',
-                                          'weights_path': lpips_weights}, False, 4)]
+                                          'weights_path': lpips_weights, 'weights_option': '--lpips-weights'},
+                       False, 4)]
     if metric == 'identity':
         return [Column('identity', 'ID sim. (dlib)', {'type': 'calculate_identity_similarity', 'backend': 'dlib'},
                        True, 4)]

@@ -19,7 +19,7 @@ import json
 import struct
 from os import path as osp
 
-from sfmnet_plugin.utils.atomic import atomic_write
+from sfmnet_plugin.utils.atomic import atomic_write, atomic_write_bytes
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_torch_file, refuse_nonfinite
 
 SAFETENSORS_SUFFIX = '.safetensors'
@@ -133,7 +133,7 @@ def save_checkpoint_file(state_dicts, path, options=None, network_format=None):
 
         atomic_write(path, lambda partial: torch.save({**state_dicts, **options}, partial))
         return
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if len(state_dicts) == 1:
         tensors = next(iter(state_dicts.values()))
@@ -143,7 +143,8 @@ def save_checkpoint_file(state_dicts, path, options=None, network_format=None):
                 **{key: json.dumps(value) for key, value in options.items()}}
     # safetensors refuses tensors that share memory or are not contiguous; a state dict may hold views
     tensors = {name: tensor.contiguous().clone() for name, tensor in tensors.items()}
-    atomic_write(path, lambda partial: save_file(tensors, partial, metadata=metadata))
+    # serialised in memory and written by Python: a failed write is an OSError like every other output's
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 def network_path(models_dir, label, network_format='pth'):

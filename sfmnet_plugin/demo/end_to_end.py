@@ -198,28 +198,29 @@ def train_network(network, overrides, lmdbs, root, env, python=sys.executable):
     return existing_network_file(osp.join(root, 'experiments', network.train_name, 'models', 'net_g_latest.pth'))
 
 
-def benchmark_family(output, test_lmdb, scale, models):
+def benchmark_family(output, test_lmdb, scale, models, lpips_weights=None):
     """Bicubic and every trained network on the held-out faces, one metric code: ``run_benchmark`` writes the
     table, per-image metrics, contact sheet and plot into ``output``. ``models``: label -> checkpoint (which
-    carries its ``network_g``). Latency is left out: it would make the table differ from run to run."""
+    carries its ``network_g``); ``lpips_weights``: a local AlexNet file for the LPIPS column. Latency is left
+    out: it would make the table differ from run to run."""
     from sfmnet_plugin.benchmark import Bicubic, Network, TestSet, run_benchmark
 
     methods = [Bicubic(), *(Network(label, checkpoint) for label, checkpoint in models.items())]
     print(f'\n==> Benchmark: bicubic and {", ".join(models)} on the held-out faces', flush=True)
     started = time.monotonic()
     result = run_benchmark(TestSet(test_lmdb, scale=scale, name=TEST_SET), methods, output, latency_repeats=0,
-                           overwrite=True)
+                           overwrite=True, lpips_weights=lpips_weights)
     print(f'    ({time.monotonic() - started:.0f} s)', flush=True)
     return result
 
 
-def plan_outputs(output, networks, cache_dir):
+def plan_outputs(output, networks, cache_dir, lpips_weights=None):
     """The output guard's plan of everything the demo writes into ``output``, checked before any work: no file
     under a link or over a folder, and every folder it replaces (the face splits, the LR inputs, the LMDBs) made
     by an earlier demo run."""
     from sfmnet_plugin.benchmark.outputs import OUTPUT_FILES
 
-    plan = OutputPlan(output, [('--cache-dir', cache_dir)], option='--output')
+    plan = OutputPlan(output, [('--cache-dir', cache_dir), ('--lpips-weights', lpips_weights)], option='--output')
     for network in networks:
         network_format = load_merged_options(network.train_options).get('path', {}).get('network_format', 'pth')
         plan.add(network_path(osp.join(output, 'models'), network.label, network_format))
@@ -235,12 +236,13 @@ def plan_outputs(output, networks, cache_dir):
 
 
 def run_demo(labels=DEFAULT_NETWORKS, output_name='demo_output', preset='cpu', iterations=None,
-             threads=DEFAULT_THREADS, cache_dir=None, jitter=6, seed=0):
+             threads=DEFAULT_THREADS, cache_dir=None, jitter=6, seed=0, lpips_weights=None):
     """Gather faces, write LMDBs, train each network of ``labels`` (see :data:`DEMO_NETWORKS`) with the ``preset``
     budget (or ``iterations``), benchmark them against bicubic and print where everything is.
 
     ``output_name`` is relative to the outputs root (:func:`~sfmnet_plugin.config.option_files.default_root_path`).
-    A bad ``threads`` or ``iterations`` is a ValueError.
+    ``lpips_weights``: a local AlexNet weight file for the table's LPIPS column (default: the pretrained folders;
+    without one the column is left out with a note). A bad ``threads`` or ``iterations`` is a ValueError.
     """
     if threads < 1:
         raise ValueError('--threads must be at least 1.')
@@ -249,13 +251,15 @@ def run_demo(labels=DEFAULT_NETWORKS, output_name='demo_output', preset='cpu', i
     networks = [network for label in dict.fromkeys(labels) for network in DEMO_NETWORKS if network.label == label]
     root = default_root_path()
     output = osp.join(root, output_name)
-    with plan_outputs(output, networks, cache_dir) as plan:
+    with plan_outputs(output, networks, cache_dir, lpips_weights) as plan:
         plan.make_folder()
         with FolderLock(output):  # the training run lock: one demo per output folder
-            _run_steps(networks, root, output, output_name, preset, iterations, threads, cache_dir, jitter, seed)
+            _run_steps(networks, root, output, output_name, preset, iterations, threads, cache_dir, jitter, seed,
+                       lpips_weights)
 
 
-def _run_steps(networks, root, output, output_name, preset, iterations, threads, cache_dir, jitter, seed):
+def _run_steps(networks, root, output, output_name, preset, iterations, threads, cache_dir, jitter, seed,
+               lpips_weights):
     """Every step of the demo (see the module docstring), once the outputs are planned and the folder locked."""
     env = step_environment(threads)
     started = time.monotonic()
@@ -278,7 +282,7 @@ def _run_steps(networks, root, output, output_name, preset, iterations, threads,
         checkpoint = train_network(network, overrides, lmdbs, root, env)
         models[network.label], command = export_for_inference(output, network.label, checkpoint, lr_dir)
         commands.append(command)
-    result = benchmark_family(output, lmdbs[1], scale, models)
+    result = benchmark_family(output, lmdbs[1], scale, models, lpips_weights)
 
     with open(result.files['table.md'], encoding='utf-8') as f:
         print('\n' + f.read())

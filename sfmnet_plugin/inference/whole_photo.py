@@ -61,7 +61,7 @@ FACE_BOX_SIDE = 0.55
 # square's centre lies inside the other (a small detection within a face).
 SAME_FACE_IOU = 0.3
 SECOND_PASS_MODES = ('report', 'restore', 'off')
-POSSIBLE_FACE = 'possible face, below the detection threshold: not restored'
+POSSIBLE_FACE = 'possible face, found only by the more sensitive second pass: not restored'
 
 
 def ffhq_transform(landmarks, size):

@@ -296,7 +296,7 @@ def lpips_heads_problem(net, option):
 
 def backbone_weight_problems(opt, stage):
     """Missing VGG weights (perceptual loss); missing or unreadable AlexNet/VGG/SqueezeNet weights and linear heads
-    (LPIPS, first used at the first validation)."""
+    (LPIPS) and FID Inception weights and reference (``val.fid``), first used at the first validation."""
     from sfmnet_plugin.metrics.lpips_metric import _TORCHVISION_TRUNKS
     from sfmnet_plugin.utils.pretrained import PretrainedFile
 
@@ -319,7 +319,25 @@ def backbone_weight_problems(opt, stage):
         if not metric.get('random_backbone_for_tests'):
             problems.append(_weights_problem(PretrainedFile.torchvision(_TORCHVISION_TRUNKS[net]),
                                              metric.get('weights_path'), f'val.metrics.{name}.weights_path', read=True))
+    if validates and (opt.get('val') or {}).get('fid'):
+        problems += fid_problems(opt['val']['fid'])
     return [problem for problem in problems if problem]
+
+
+def fid_problems(fid):
+    """Why ``val.fid`` cannot run (its Inception weights missing or unreadable, its reference missing), before the
+    run rather than at its first validation, hours in."""
+    from sfmnet_plugin.metrics.fid import FID_INCEPTION_WEIGHTS
+
+    if not isinstance(fid, dict):
+        return [f'val.fid: expected a mapping with reference (and weights_path), got {fid!r}.']
+    reference = fid.get('reference')
+    problems = [_weights_problem(FID_INCEPTION_WEIGHTS, fid.get('weights_path'), 'val.fid.weights_path', read=True)]
+    if not reference:
+        problems.append('val.fid.reference: not set; give a folder of images, an LMDB or an .npz of FID statistics.')
+    elif not (osp.isdir(reference) or (str(reference).endswith('.npz') and osp.isfile(reference))):
+        problems.append(f'val.fid.reference: no folder, LMDB or .npz of FID statistics at {reference!r}.')
+    return problems
 
 
 # ----------------------------------------------------------------------------- loggers

@@ -113,6 +113,7 @@ def calculate_lpips(img,
                     device=None,
                     random_backbone_for_tests=False,
                     input_order='HWC',
+                    weights_option='weights_path',
                     **kwargs):
     """LPIPS distance (lower is better) between two uint8 BGR images, as BasicSR passes them.
 
@@ -127,6 +128,8 @@ def calculate_lpips(img,
             paper tables, never with standard LPIPS.
         device (str, optional): Default: 'cuda' if available, else 'cpu'.
         random_backbone_for_tests (bool): Random trunk, for offline tests only (warns; meaningless values).
+        weights_option (str): the setting that gives ``weights_path`` where the caller reads it (an option-file key,
+            or a ``--flag``), named by the missing-file message.
     """
     if protocol not in LPIPS_PROTOCOLS:
         raise ValueError(f'Unknown LPIPS protocol {protocol!r}; choose one of {LPIPS_PROTOCOLS}.')
@@ -140,7 +143,7 @@ def calculate_lpips(img,
         resolved_path = None
     else:
         resolved_path = resolve_pretrained_file(
-            PretrainedFile.torchvision(_TORCHVISION_TRUNKS[net]), weights_path, option_name='weights_path')
+            PretrainedFile.torchvision(_TORCHVISION_TRUNKS[net]), weights_path, option_name=weights_option)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = lpips_network(net, resolved_path, device)
 

@@ -21,14 +21,14 @@ lists; :mod:`sfmnet_plugin.benchmark` embeds the faces and calls it.
 file order into 10 contiguous folds, which for LFW's ``pairs.txt`` (6,000 pairs) are its official folds of 600.
 When the count is not a multiple of 10 the folds differ in size by at most one pair (``numpy.array_split``).
 
-**10-fold accuracy** (:func:`ten_fold_accuracy`, LFW's "unrestricted" protocol as the papers run it): for each
-fold, the threshold is chosen on the other nine folds to maximise their accuracy, and the accuracy at that
-threshold is measured on the held-out fold; the result is the mean and the standard deviation (``numpy.std``,
-ddof 0, as insightface's and facenet's verification code report it) over the folds, and the standard error of
-the mean (LFW's README: sample standard deviation / sqrt(folds)). A pair is called "same" when its score
-(cosine similarity: higher = more alike) is strictly above the threshold. The candidate thresholds are -inf and
-the midpoints between consecutive distinct training scores and +inf, so tied scores always get the same call;
-when several candidates reach the highest training accuracy, the lowest is taken.
+**10-fold accuracy** (:func:`ten_fold_accuracy`, LFW's "unrestricted" protocol as the papers run it, with 10 folds
+or a list's own number): for each fold, the threshold is chosen on the other folds to maximise their accuracy, and
+the accuracy at that threshold is measured on the held-out fold; the result is the mean and the standard deviation
+(``numpy.std``, ddof 0, as insightface's and facenet's verification code report it) over the folds, and the
+standard error of the mean (LFW's README: sample standard deviation / sqrt(folds)). A pair is called "same" when
+its score (cosine similarity: higher = more alike) is strictly above the threshold. The candidate thresholds are
+-inf and the midpoints between consecutive distinct training scores and +inf, so tied scores always get the same
+call; when several candidates reach the highest training accuracy, the lowest is taken.
 
 **ROC and AUC** (:func:`roc_curve`) use all pairs together: one point per distinct score (ties move TAR and FAR
 at once), AUC by the trapezoidal rule, which equals the probability that a same-person pair scores above a

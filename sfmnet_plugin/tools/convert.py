@@ -1,7 +1,6 @@
 """The body of ``sfmnet-convert`` (its command line and manual: :mod:`sfmnet_cli.convert`): rewrite one of the
 plugin's own checkpoints as ``.pth`` or ``.safetensors``, its stored options included."""
 import argparse
-import os
 import sys
 
 import torch
@@ -25,11 +24,9 @@ def split_checkpoint(checkpoint):
 
 def run(args: argparse.Namespace) -> int:
     def fail(message):
-        print(f'sfmnet-convert: {message}', file=sys.stderr)
+        print(f'sfmnet-convert: error: {message}', file=sys.stderr)
         return 1
 
-    if os.path.exists(args.output):
-        return fail(f'{args.output} already exists; choose another output path (nothing is overwritten).')
     try:
         checkpoint = load_checkpoint_file(args.input, what='checkpoint')
     except (FileNotFoundError, UnsafeOrInvalidFileError) as error:

@@ -1,7 +1,6 @@
 """The body of ``sfmnet-convert-official`` (its command line and manual: :mod:`sfmnet_cli.convert_official`):
 convert an official checkpoint to the plugin's names and say which network it is."""
 import argparse
-import os
 import sys
 
 import torch
@@ -22,8 +21,6 @@ def run(args: argparse.Namespace) -> int:
     plan = OutputPlan(inputs={'input checkpoint': args.input}, option='output')
     plan.add(args.output)
     plan.check()  # never over the input, never through a link, never into a read-only folder
-    if os.path.lexists(args.output):
-        return fail(f'{args.output} already exists; choose another output path (nothing is overwritten).')
     # never runs code: a missing, empty, truncated, random or code-carrying file is one line naming it
     checkpoint = load_checkpoint_file(args.input, what='checkpoint')
     state_dict = unwrap_checkpoint(checkpoint)

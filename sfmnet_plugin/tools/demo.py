@@ -10,5 +10,5 @@ USER_ERRORS = (ValueError,)
 
 def run(args: argparse.Namespace) -> None:
     run_demo(args.networks, args.output, args.preset, args.iterations, args.threads, args.cache_dir, args.jitter,
-             args.seed)
+             args.seed, args.lpips_weights)
 

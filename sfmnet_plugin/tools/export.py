@@ -3,7 +3,6 @@ network as an ONNX file and compare ONNX Runtime's output with PyTorch's."""
 import argparse
 import os
 import sys
-from os import path as osp
 
 import torch
 
@@ -28,13 +27,10 @@ def check_against_torch(net, onnx_path, lr_size):
 
 def run(args: argparse.Namespace) -> int:
     lr_size = (args.lr_size[0], args.lr_size[-1])
-    output = args.output or osp.splitext(args.checkpoint)[0] + '.onnx'
+    output = args.output  # the front has named it, and refused an existing one without --overwrite
     plan = OutputPlan(inputs={'--checkpoint': args.checkpoint, '--opt': args.opt}, option='--output')
     plan.add(output)
     plan.check()  # never over an input, never through a link, never into a read-only folder
-    if osp.exists(output) and not args.overwrite:
-        print(f'sfmnet-export: error: {output} exists; choose another --output or pass --overwrite.', file=sys.stderr)
-        return 1
     restorer = FaceRestorer(args.checkpoint, network_options(args), scale=args.scale, param_key=args.param_key,
                             device='cpu')
     export_onnx(restorer.net, output, lr_size, restorer.options, opset=args.opset,

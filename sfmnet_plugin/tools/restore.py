@@ -114,8 +114,8 @@ def photo_report(path, result, counts):
     adds to ``counts`` (the summary's)."""
     second = sum(face.second_pass for face in result.faces)
     found = f' ({second} by the second pass)' if second else ''
-    possible = (f'; {len(result.possible_faces)} possible face(s) not restored (below the detection threshold)'
-                if result.possible_faces else '')
+    possible = (f'; {len(result.possible_faces)} possible face(s) not restored (found only by the more sensitive '
+                'second pass)' if result.possible_faces else '')
     lines = [f'{path}: {len(result.faces)} face(s) detected{found}: {len(result.restored_faces)} restored, '
              f'{len(result.skipped_faces)} left as they are{possible}']
     for face in result.faces:

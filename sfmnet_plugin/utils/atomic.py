@@ -6,11 +6,12 @@ downloaded demo photos). The temporary file is in the target's folder because a 
 only within one file system. Whole output folders (the prepared LMDB splits) are swapped by
 :func:`sfmnet_plugin.prep.output_folders.build_atomically`, a different mechanism for folders.
 """
+import errno
 import os
 import threading
 from os import path as osp
 
-from sfmnet_plugin.utils.output_paths import output_write_error
+from sfmnet_plugin.utils.output_paths import OutputWriteError, output_write_error
 
 PARTIAL_SUFFIX = '.partial'
 _UMASK_LOCK = threading.Lock()
@@ -39,8 +40,12 @@ def atomic_write(path, write, fsync=False, make_folder=False, executable=False):
     full disk, no permission) is an :class:`~sfmnet_plugin.utils.output_paths.OutputWriteError` naming ``path``
     and the cause in words.
     """
+    folder = osp.dirname(osp.abspath(path))
     if make_folder:
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
+    elif not osp.isdir(folder):  # said here, not by the writer: some (safetensors') report it without an errno
+        raise OutputWriteError(f'cannot write {path}: the folder {folder} does not exist; create it or choose '
+                               'another output path.', path, errno.ENOENT)
     partial = f'{path}{PARTIAL_SUFFIX}'
     if osp.islink(partial):  # a link under the temporary name: never write through it to a file elsewhere
         os.remove(partial)

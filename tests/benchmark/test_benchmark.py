@@ -202,7 +202,9 @@ def test_cli_order_errors_and_overwrite(setup, tmp_path, capsys, monkeypatch):
 
     assert benchmark_cli.main(['--gt', str(setup / 'HR'), '--output', str(tmp_path / 'o2'), '--bicubic',
                                '--metrics', 'lpips']) == 1
-    assert 'metric lpips cannot run: Pretrained weights alexnet' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'metric lpips cannot run: Pretrained weights alexnet' in err
+    assert 'pass --lpips-weights' in err and 'in the options' not in err  # the command's flag, not a YAML key
     assert not (tmp_path / 'o2').exists()
     assert benchmark_cli.main(['--gt', str(setup / 'HR'), '--output', str(tmp_path / 'o3'),
                                '--network', 'Tiny', str(tmp_path / 'missing.pth')]) == 1

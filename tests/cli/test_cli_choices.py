@@ -104,3 +104,42 @@ def test_the_launcher_front_takes_basicsr_options(stage, front):
     basicsr = {string for action in basicsr_parser(stage)._actions for string in action.option_strings}
     assert options - basicsr == {'--local-rank'}
     assert basicsr - options == ({'--auto_resume'} if stage == 'test' else set())
+
+
+# Flags of other programs that the library's messages name: pip's, torchrun's, pytorch-fid's.
+OTHER_PROGRAMS_FLAGS = {'--force-reinstall', '--no-binary', '--no-deps', '--only-binary', '--nproc_per_node',
+                        '--save-stats'}
+
+
+def _console_script_flags():
+    import importlib
+    import pkgutil
+
+    import sfmnet_cli
+    from sfmnet_cli.dispatch import launcher_parser
+
+    parsers = [launcher_parser(stage, stage) for stage in ('train', 'test')]
+    for module in pkgutil.iter_modules(sfmnet_cli.__path__):
+        front = importlib.import_module(f'sfmnet_cli.{module.name}')
+        if hasattr(front, 'build_parser'):
+            parsers.append(front.build_parser())
+    return {flag for parser in parsers for action in parser._actions for flag in action.option_strings}
+
+
+def test_every_flag_the_library_names_in_its_messages_exists():
+    """A message that tells the user to pass ``--x`` names a flag some command has (the LPIPS message once said
+    "set 'weights_path' in the options" to sfmnet-benchmark users, who have ``--lpips-weights``)."""
+    import ast
+    import pathlib
+    import re
+
+    library = pathlib.Path(launcher.__file__).parents[1]
+    flags = _console_script_flags() | OTHER_PROGRAMS_FLAGS
+    unknown = {}
+    for source in library.rglob('*.py'):
+        for node in ast.walk(ast.parse(source.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for flag in re.findall(r'(?<![\w-])--[a-z][a-z0-9_-]*[a-z0-9](?![\w-])', node.value):
+                    if flag not in flags and flag != '--flag':  # '--flag': a docstring's placeholder
+                        unknown.setdefault(flag, []).append(str(source.relative_to(library)))
+    assert not unknown, unknown

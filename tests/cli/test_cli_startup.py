@@ -97,6 +97,12 @@ def test_a_usage_error_exits_2_before_anything_heavy(name, module, function):
     ('sfmnet_cli.verify_lmdb', ['--pair', 'hr', 'lr', 'x8'], 2, 'SCALE must be a positive integer'),
     ('sfmnet_cli.convert', ['in.pth', 'out.pth', '--format', 'npz'], 2, "invalid choice: 'npz'"),
     ('sfmnet_cli.convert_official', ['in.pth'], 2, 'the following arguments are required: output'),
+    # an output that exists (here a file of the checkout, never written: the input is no checkpoint either)
+    ('sfmnet_cli.convert', ['setup.py', 'README.md'], 1, 'README.md already exists; choose another output path'),
+    ('sfmnet_cli.convert_official', ['setup.py', 'README.md'], 1, 'README.md already exists; choose another'),
+    ('sfmnet_cli.export', ['--checkpoint', 'setup.py', '--lr-size', '16', '--output', 'README.md'], 1,
+     'README.md already exists; choose another output path or pass --overwrite'),
+    ('sfmnet_cli.demo', ['--lpips-weights', 'no_alexnet.pth'], 2, 'argument --lpips-weights: no file at no_alexnet'),
 ])
 def test_wrong_arguments_are_refused_before_anything_heavy(module, argv, status, message):
     """Missing arguments, wrong choices and values the command line can judge alone: its status and one message."""

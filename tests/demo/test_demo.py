@@ -253,3 +253,19 @@ def test_a_zoo_network_trains_alone_and_gets_its_row(label, tmp_path, monkeypatc
     if reads_landmarks:  # its heatmap loss ran at every iteration (the tiny preset logs each one)
         log = next((tmp_path / 'experiments' / f'demo_{label}_x8').glob('train_*.log')).read_text()
         assert len(re.findall(r'l_heatmap: [0-9.e+-]+', log)) == 3
+
+
+def test_lpips_weights_are_checked_first_and_reach_the_benchmark(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv('SFMNET_ROOT_PATH', str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:  # a mistyped file: refused before anything is made
+        demo_cli.main(['--lpips-weights', str(tmp_path / 'alexnet.pth')])
+    assert exit_info.value.code == 2
+    assert f'--lpips-weights: no file at {tmp_path / "alexnet.pth"}' in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+    import sfmnet_plugin.benchmark
+
+    received = {}
+    monkeypatch.setattr(sfmnet_plugin.benchmark, 'run_benchmark', lambda *args, **kwargs: received.update(kwargs))
+    demo.benchmark_family(str(tmp_path / 'out'), 'test.lmdb', 8, {}, lpips_weights='alexnet.pth')
+    assert received['lpips_weights'] == 'alexnet.pth'

@@ -239,7 +239,7 @@ def test_restore_command_detects_faces_and_writes_photos(group_photo, tmp_path, 
     assert 'too large' in captured.err  # the 1.0-scale astronaut is found by MTCNN and reported
     # The 3% Grace Hopper (a face box of about 8 px) is below MTCNN's 20-px smallest face; the second pass finds it,
     # and it is listed and counted, not restored.
-    assert '; 1 possible face(s) not restored (below the detection threshold)' in captured.out
+    assert '; 1 possible face(s) not restored (found only by the more sensitive second pass)' in captured.out
     assert re.search(r'  possible face 5 at \(30\d, 20\d\) \(1\d px, score 0\.9\d\d, second pass\): ', captured.out)
     assert f'{POSSIBLE_FACE}; it would be left anyway: too small' in captured.out
     assert 'faces: 4 restored, 1 left as they are, 1 possible face(s) not restored.' in captured.out
@@ -393,10 +393,11 @@ def test_restore_command_second_pass_modes(group_photo, tmp_path, monkeypatch, c
     for mode in ('report', 'restore', 'off'):
         assert restore_main([*argv, '--output', str(tmp_path / mode), '--second-pass', mode, '--strict']) == 0
         printed[mode] = capsys.readouterr().out
-    assert ('6 face(s) detected: 6 restored, 0 left as they are; 1 possible face(s) not restored (below the '
-            'detection threshold)') in printed['report']
+    assert ('6 face(s) detected: 6 restored, 0 left as they are; 1 possible face(s) not restored (found only by '
+            'the more sensitive second pass)') in printed['report']
     assert re.search(r'\n  possible face 6 at \(409, 327\) \(3\d px, score 0\.970, second pass\): possible face, '
-                     r'below the detection threshold: not restored \(--second-pass restore restores it\)\n',
+                     r'found only by the more sensitive second pass: not restored '
+                     r'\(--second-pass restore restores it\)\n',
                      printed['report'])
     assert 'faces: 6 restored, 0 left as they are, 1 possible face(s) not restored.' in printed['report']
     assert '7 face(s) detected (1 by the second pass): 7 restored, 0 left as they are\n' in printed['restore']

@@ -162,6 +162,30 @@ def test_damaged_lpips_weights_are_found_before_the_run_not_at_its_first_validat
     assert len(problems) == 1 and str(heads) in problems[0] and 'pip install --force-reinstall lpips' in problems[0]
 
 
+def test_fid_weights_and_reference_are_checked_before_the_run_not_at_its_first_validation(
+        faces, tmp_path, monkeypatch, problems_of, run_options):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.delenv('SFMNET_PRETRAINED_DIR', raising=False)
+    opt = run_options(faces)
+    opt['val']['fid'] = {'reference': str(tmp_path / 'no_reference')}
+    problems = problems_of(tmp_path, opt)
+    assert len(problems) == 2
+    assert problems[0].startswith('val.fid.weights_path: Pretrained weights pt_inception-2015-12-05-6726825d.pth '
+                                  'not found')
+    assert problems[1] == f"val.fid.reference: no folder, LMDB or .npz of FID statistics at " \
+                          f"{str(tmp_path / 'no_reference')!r}."
+    damaged = tmp_path / 'inception.pth'
+    damaged.write_bytes(b'PK\x03\x04 cut short')
+    opt['val']['fid'] = {'reference': str(faces / 'val' / 'gt'), 'weights_path': str(damaged)}
+    problems = problems_of(tmp_path, opt)
+    assert len(problems) == 1 and str(damaged) in problems[0] and 'val.fid.weights_path' in problems[0]
+    opt['val']['fid'] = {}  # no FID: nothing to check
+    assert problems_of(tmp_path, opt) == []
+    opt['val']['fid'] = {'weights_path': str(damaged)}
+    assert 'val.fid.reference: not set' in problems_of(tmp_path, opt)[1]
+    assert any('val.fid.reference: not set' in p for p in problems_of(tmp_path, opt, stage='test'))  # it validates
+
+
 def test_force_yml_is_applied_before_checking(faces, tmp_path, write_yaml, run_options):
     opt = run_options(faces, datasets__train__dataroot_gt='nowhere/HR')
     path = write_yaml(tmp_path / 'run.yml', opt)

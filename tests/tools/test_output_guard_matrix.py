@@ -23,6 +23,7 @@ from PIL import Image
 
 from sfmnet_cli import (
     benchmark,
+    convert,
     convert_official,
     demo,
     export,
@@ -105,6 +106,11 @@ def convert_argv(ws, out, checkpoint=None):
     if checkpoint is None and not (ws / 'official_D.pth').exists():  # made only where used: 20 MB
         official_discriminator(ws / 'official_D.pth')
     return [str(checkpoint or ws / 'official_D.pth'), str(out)]
+
+
+def convert_format_argv(ws, out, checkpoint=None):
+    """sfmnet-convert: the plugin's own checkpoint to ``.safetensors`` (the row of the safetensors writer)."""
+    return [str(checkpoint or ws / 'tiny.pth'), str(out)]
 
 
 def lmdb_argv(ws, out, src=None, extra=()):
@@ -195,14 +201,16 @@ def evaluation_argv(ws, out, checkpoint=None):
 
 TOOLS = {'infer': (infer.main, infer_argv), 'restore': (restore.main, restore_argv),
          'benchmark': (benchmark.main, benchmark_argv), 'export': (export.main, export_argv),
-         'convert': (convert_official.main, convert_argv), 'folder-to-lmdb': (folder_to_lmdb.main, lmdb_argv),
+         'convert-official': (convert_official.main, convert_argv), 'convert': (convert.main, convert_format_argv),
+         'folder-to-lmdb': (folder_to_lmdb.main, lmdb_argv),
          'prepare-celeba': (prepare_celeba.main, prepare_argv('prepare-celeba')),
          'prepare-helen': (prepare_helen.main, prepare_argv('prepare-helen')),
          'prepare-ffhq': (prepare_ffhq.main, prepare_argv('prepare-ffhq')),
          'demo': (demo.main, demo_argv), 'train': (launcher('train'), train_argv),
          'test': (launcher('test'), evaluation_argv)}
 PREPARATION = ('prepare-celeba', 'prepare-helen', 'prepare-ffhq')
-FILE_OUTPUTS = {'export': 'model.onnx', 'convert': 'converted.pth', 'folder-to-lmdb': 'out.lmdb'}
+FILE_OUTPUTS = {'export': 'model.onnx', 'convert-official': 'converted.pth', 'convert': 'converted.safetensors',
+                'folder-to-lmdb': 'out.lmdb'}
 
 
 def output_in(folder, tool):
@@ -241,8 +249,10 @@ def output_name_is_an_input(ws, tool):
         return benchmark_argv(ws, out, extra=['--pairs', str(out / 'table.csv')]), out / 'table.csv'
     if tool == 'export':
         return export_argv(ws, ws / 'tiny.pth'), ws / 'tiny.pth'
-    if tool == 'convert':
+    if tool == 'convert-official':
         return convert_argv(ws, ws / 'official_D.pth'), ws / 'official_D.pth'
+    if tool == 'convert':
+        return convert_format_argv(ws, ws / 'tiny.pth'), ws / 'tiny.pth'
     raise AssertionError(tool)
 
 
@@ -285,6 +295,12 @@ def a_folder_the_tool_did_not_create(ws, tool):
         return TOOLS[tool][1](ws, ws / 'out', extra=['--overwrite']), split
     save_png(ws / 'out' / 'faces' / 'train' / 'mine.png', 8, 44)  # the demo replaces faces/train of its own runs
     return demo_argv(ws, ws / 'out'), ws / 'out' / 'faces' / 'train'
+
+
+def output_folder_missing(ws, tool):
+    """A file output in a folder that does not exist (a mistyped path): refused, not made, by the tools that write
+    one file the user names (sfmnet-export makes its folder, as --output's help says)."""
+    return TOOLS[tool][1](ws, output_in(ws / 'missing', tool)), ws / 'missing'
 
 
 def corrupt_weights(ws, tool):
@@ -345,22 +361,20 @@ def disk_fills_while_writing(ws, tool):
     return TOOLS[tool][1](ws, output_in(mount, tool)), mount
 
 
+FILE_TOOLS = ('export', 'convert-official', 'convert')
+WRITERS = ('infer', 'restore', 'benchmark', *FILE_TOOLS, 'folder-to-lmdb', *PREPARATION)
 HAZARDS = {
     'output is an input folder': (output_is_an_input_folder, ['infer', 'restore', 'benchmark', 'folder-to-lmdb',
                                                               *PREPARATION, 'demo']),
-    'output name is an input': (output_name_is_an_input, ['infer', 'restore', 'benchmark', 'export', 'convert']),
+    'output name is an input': (output_name_is_an_input, ['infer', 'restore', 'benchmark', *FILE_TOOLS]),
     'two outputs with one name': (two_outputs_with_one_name, ['infer', 'restore']),
-    'output through a symlink': (output_through_a_symlink, ['infer', 'restore', 'benchmark', 'export', 'convert',
-                                                            'folder-to-lmdb', *PREPARATION, 'demo']),
+    'output through a symlink': (output_through_a_symlink, [*WRITERS, 'demo']),
     'a folder the tool did not create': (a_folder_the_tool_did_not_create, ['folder-to-lmdb', *PREPARATION, 'demo']),
-    'read-only output': (read_only_output, ['infer', 'restore', 'benchmark', 'export', 'convert', 'folder-to-lmdb',
-                                            *PREPARATION, 'demo', 'train', 'test']),
-    'full output': (full_output, ['infer', 'restore', 'benchmark', 'export', 'convert', 'folder-to-lmdb',
-                                  *PREPARATION, 'demo', 'train', 'test']),
-    'disk fills while writing': (disk_fills_while_writing, ['infer', 'restore', 'benchmark', 'export', 'convert',
-                                                            'folder-to-lmdb', *PREPARATION]),
-    'corrupt weight file': (corrupt_weights, ['infer', 'restore', 'benchmark', 'export', 'convert', 'train',
-                                              'test']),
+    'output folder missing': (output_folder_missing, ['convert-official', 'convert']),
+    'read-only output': (read_only_output, [*WRITERS, 'demo', 'train', 'test']),
+    'full output': (full_output, [*WRITERS, 'demo', 'train', 'test']),
+    'disk fills while writing': (disk_fills_while_writing, list(WRITERS)),
+    'corrupt weight file': (corrupt_weights, ['infer', 'restore', 'benchmark', *FILE_TOOLS, 'train', 'test']),
 }
 CASES = [pytest.param(tool, hazard, id=f'{tool}-{hazard.replace(" ", "_")}')
          for hazard, (_, tools) in HAZARDS.items() for tool in tools]
