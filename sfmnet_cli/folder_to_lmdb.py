@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int | None:
         print('error: --landmarks: with --sfmnet-layout, convert HR/ alone with --landmarks 68 (the LR folders need '
               'none).', file=sys.stderr)
         return 2
-    return run_tool('folder_to_lmdb', args, None, status=2)
+    return run_tool('folder_to_lmdb', args, 'sfmnet-folder-to-lmdb', status=2)
 
 
 if __name__ == '__main__':

@@ -38,6 +38,9 @@ from sfmnet_cli.dispatch import run_tool
 PRECISIONS = ('bf16', 'fp16', 'fp32')
 
 
+MAX_INPUT_SIDE = 1024
+
+
 def build_parser():
     parser = tool_parser('sfmnet-infer', __doc__)
     add_inputs_and_output(parser, 'INPUT', 'LR face images and/or folders of them',
@@ -60,7 +63,7 @@ def build_parser():
                         help='also write <stem>_sbs.png: [bicubic-upsampled LR | SR]')
     parser.add_argument('--max-input-side', type=int, default=128, metavar='N',
                         help='refuse (after --size) inputs with a side above N: a photo instead of an LR face would '
-                             'make a huge SR image (default: %(default)s)')
+                             'make a huge SR image (default: %(default)s, at most 1024)')
     parser.add_argument('--strict', action='store_true', help='exit with status 1 if any input file is bad')
     return parser
 
@@ -69,6 +72,11 @@ def main(argv: list[str] | None = None) -> int | None:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or (args.size is not None and args.size < 1) or args.max_input_side < 1:
         print('sfmnet-infer: error: --batch-size, --size and --max-input-side must be positive.', file=sys.stderr)
+        return 1
+    if args.max_input_side > MAX_INPUT_SIDE:
+        print(f'sfmnet-infer: error: --max-input-side {args.max_input_side}: expected at most {MAX_INPUT_SIDE} (the '
+              'largest face input, SPARNetHD\'s, is 512; a larger image, super-resolved whole, would not fit in '
+              'memory): for whole photos use sfmnet-restore.', file=sys.stderr)
         return 1
     if args.size is not None and args.size > args.max_input_side:
         print(f'sfmnet-infer: error: --size {args.size} is larger than --max-input-side {args.max_input_side} (an LR '

@@ -33,7 +33,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int | None:
     """Console entry point: errors print ``error: ...`` and exit with 2."""
-    return run_tool('prepare_ffhq', build_parser().parse_args(argv), None, status=2)
+    return run_tool('prepare_ffhq', build_parser().parse_args(argv), 'sfmnet-prepare-ffhq', status=2)
 
 
 if __name__ == '__main__':

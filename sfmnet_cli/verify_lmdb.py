@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int | None:
     for hr_path, lr_path, scale in args.pair:
         if not scale.isdigit() or int(scale) < 1:
             parser.error(f'--pair {hr_path} {lr_path} {scale}: SCALE must be a positive integer')
-    return run_tool('verify_lmdb', args, None, status=2)
+    return run_tool('verify_lmdb', args, 'sfmnet-verify-lmdb', status=2)
 
 
 if __name__ == '__main__':

@@ -63,6 +63,10 @@ def _check_methods(methods):
     if repeated:
         raise BenchmarkError(f'method names must be unique; repeated: {", ".join(repeated)}.')
     for method in methods:
+        # a row of table.md and a column of pair_scores.csv: 'HR ' would stand beside the HR column as another
+        if not method.name.strip() or method.name != method.name.strip() or any(c in method.name for c in '|\n\r'):
+            raise BenchmarkError(f'method name {method.name!r}: expected a name without surrounding spaces, line '
+                                 "breaks or '|'; choose another name.")
         if method.name in RESERVED_METHOD_NAMES:
             raise BenchmarkError(f'method name {method.name!r} is reserved for {RESERVED_METHOD_NAMES[method.name]}; '
                                  'choose another name.')
@@ -134,6 +138,7 @@ def run_benchmark(test_set: TestSet, methods: Sequence[Bicubic | Network | SrFol
     columns, metric_groups = resolve_columns(None if metrics is None else list(metrics), test_set.scale,
                                              lpips_weights, arcface_onnx, notes, landmark_checkpoint)
     dataset = test_set.dataset()
+    notes += [f'{path}: skipped, {reason}' for path, reason in dataset.skipped]
     sizes = hr_sizes(dataset)
     _check_niqe_size(metric_groups, sizes)
     torch_device = 'cuda' if device != 'cpu' and torch.cuda.is_available() else 'cpu'

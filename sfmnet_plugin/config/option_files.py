@@ -19,6 +19,7 @@ from os import path as osp
 
 import yaml
 
+from sfmnet_plugin.utils.output_paths import OutputPathError
 from sfmnet_plugin.utils.safe_loading import UnsafeOrInvalidFileError, load_yaml_file, load_yaml_text
 
 BASE_KEY = '_base_'
@@ -160,7 +161,13 @@ def default_root_path():
     never inside site-packages.
     """
     if os.environ.get(ROOT_PATH_VARIABLE):
-        return osp.abspath(os.environ[ROOT_PATH_VARIABLE])
+        root = osp.abspath(os.environ[ROOT_PATH_VARIABLE])
+        try:
+            root.encode('utf-8')
+        except UnicodeEncodeError:  # bytes that are no UTF-8: the logs and option copies under it could not say it
+            raise OutputPathError(f'${ROOT_PATH_VARIABLE} {root.encode("utf-8", "surrogateescape")!r}: not valid '
+                                  'UTF-8; choose a folder whose name is.') from None
+        return root
     package_parent = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # <checkout>/sfmnet_plugin/config
     if osp.isfile(osp.join(package_parent, 'setup.py')) and osp.isdir(osp.join(package_parent, 'options')):
         return package_parent

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import torch
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, img2tensor
+from basicsr.utils import FileClient, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
@@ -20,7 +20,7 @@ from sfmnet_plugin.data.face_landmarks import (
 )
 from sfmnet_plugin.data.image_check import check_images_at_start
 from sfmnet_plugin.data.image_io import decode_rgb, list_image_files
-from sfmnet_plugin.data.lmdb_reader import read_meta_info
+from sfmnet_plugin.data.lmdb_reader import meta_info_problems, read_meta_info
 
 _SHOWN = 5
 
@@ -46,11 +46,20 @@ def resolve_backend(opt, roots):
     return backend, io_backend
 
 
-def keys_of_root(root, backend):
-    """Key -> what the FileClient reads (the key itself for LMDBs, the file path for folders)."""
+def keys_of_root(root, backend, skipped):
+    """Key -> what the FileClient reads (the key itself for LMDBs, the file path for folders); image names in a folder
+    that are no regular file (dangling links, FIFOs, devices) are appended to ``skipped`` as ``(path, reason)``.
+
+    An LMDB whose ``meta_info.txt`` disagrees with what it stores is a ValueError here, not when an image is first
+    drawn (hours into a run, or mid-benchmark).
+    """
     if backend == 'lmdb':
+        problems = meta_info_problems(root)
+        if problems:
+            raise ValueError(f'LMDB {root}: {"; ".join(problems)}. Check it with datasets_prep/verify_lmdb.py and '
+                             'rebuild it.')
         return {key: key for key in read_meta_info(root)}
-    return list_image_files(root)
+    return list_image_files(root, skipped=skipped)
 
 
 def pair_by_name(gt_keys, lq_keys, gt_root, lq_root):
@@ -144,8 +153,11 @@ class PairedFaceDataset(data.Dataset):
         roots = [self.gt_root] + ([self.lq_root] if self.lq_root else [])
         self.backend, self.backend_kwargs = resolve_backend(opt, roots)
 
-        self.gt_paths = keys_of_root(self.gt_root, self.backend)
-        self.lq_paths = keys_of_root(self.lq_root, self.backend) if self.lq_root else None
+        self.skipped = []  # (path, reason) of the image names that are no regular file: said, never read
+        self.gt_paths = keys_of_root(self.gt_root, self.backend, self.skipped)
+        self.lq_paths = keys_of_root(self.lq_root, self.backend, self.skipped) if self.lq_root else None
+        for path, reason in self.skipped:
+            get_root_logger().warning(f'{path}: skipped, {reason}')
         self.keys = (pair_by_name(self.gt_paths, self.lq_paths, self.gt_root, self.lq_root) if self.lq_root
                      else sorted(self.gt_paths))
         if opt.get('meta_info_file'):

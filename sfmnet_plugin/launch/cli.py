@@ -61,7 +61,7 @@ def main(stage, root_path=None, argv=None):
         # the outputs root ($SFMNET_ROOT_PATH): a folder where files can be created (probed, nothing left behind)
         probe_writable(request.root_path, option=f'the outputs root (${ROOT_PATH_VARIABLE} or the checkout)')
     except (UnsafeOrInvalidFileError, OptionKeyError, OutputPathError, OSError) as error:
-        print(f'error: {one_line(error)}', file=sys.stderr)  # one line naming the option file or the path
+        print(f'sfmnet-{stage}: error: {one_line(error)}', file=sys.stderr)  # one line naming the option file or the path
         sys.exit(2)
     except PreflightError as error:
         lines = error.problems
@@ -74,7 +74,7 @@ def main(stage, root_path=None, argv=None):
     try:
         run_basicsr_pipeline(request)
     except OSError as error:  # a folder that cannot be created or written (read-only, full, a file in the way)
-        print(f'error: {one_line(error)}', file=sys.stderr)
+        print(f'sfmnet-{stage}: error: {one_line(error)}', file=sys.stderr)
         sys.exit(1)
 
 

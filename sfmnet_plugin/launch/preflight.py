@@ -197,6 +197,22 @@ def dataset_problems(opt, stage, world_size=1):
             problem = batch_problem(prefix, dataset_opt, size, world_size)
             if problem:
                 problems.append(problem)
+    return problems + evaluated_name_problems(opt, stage)
+
+
+def evaluated_name_problems(opt, stage):
+    """Two sets the ``stage`` evaluates (a test run: every dataset; training: the ``val*`` ones) with one ``name``:
+    their metrics, summary and images are filed under the name, so the second would replace the first's."""
+    problems, first_with = [], {}
+    for phase, dataset_opt in (opt.get('datasets') or {}).items():
+        if not isinstance(dataset_opt, dict) or (stage == 'train' and not phase.startswith('val')):
+            continue
+        name = dataset_opt.get('name')
+        if name in first_with:
+            problems.append(f'datasets.{phase}.name: {name!r} is also the name of datasets.{first_with[name]}; give '
+                            'each evaluated set its own name (its metrics, summary and images are filed under it).')
+        else:
+            first_with[name] = phase
     return problems
 
 

@@ -6,9 +6,8 @@ moment leaves ``<final>`` holding either the old complete output or the new comp
 the exchange is not available, the old output is first renamed ``<final>.old`` and the next run
 (:func:`recover_interrupted_swap`) puts it back if the new one never arrived.
 
-A folder being built (or swapped out) carries an :data:`OWNER_MARKER` file; a finished output is
-recognised by its contents (only an LMDB's files, or only the entries an output of its kind
-holds: see :func:`looks_like_ours`). Nothing else is ever deleted, so a wrong ``--out`` or split
+A folder being built, swapped out or finished carries an :data:`OWNER_MARKER` file (the finished output keeps
+it): only such a folder is ever replaced or deleted, so a wrong ``--out`` or split
 name can never remove a user's folder. The run that builds ``<final>.partial`` holds the run lock on it (and on
 the old output it swaps out) until it is done: a second run on the same output is refused naming the first's PID,
 never deleting its folder as "left over" (:func:`sfmnet_plugin.utils.output_guard.lock_folder_being_built`).
@@ -22,6 +21,7 @@ from os import path as osp
 from sfmnet_plugin.utils.output_guard import (  # noqa: F401  (the ownership rules live in the output guard)
     OWNER_MARKER,
     NotOurOutputError,
+    delete_marker_last,
     lock_folder_being_built,
     looks_like_ours,
     mark_as_ours,
@@ -46,24 +46,23 @@ def _exchange(source, target):
     return result == 0
 
 
-def recover_interrupted_swap(final_path, is_own_output=None):
+def recover_interrupted_swap(final_path):
     """Finish or undo a swap that a kill interrupted (only where the exchange was unavailable)."""
     old = final_path + OLD_SUFFIX
     if not osp.exists(old):
         return
     if osp.exists(final_path):  # the new output arrived: the old one is garbage
-        remove_our_folder(old, is_own_output)
-    elif looks_like_ours(old, is_own_output):  # killed between the two renames: put the old output back
+        remove_our_folder(old)
+    elif looks_like_ours(old):  # killed between the two renames: put the old output back
         os.rename(old, final_path)
         print(f'Restored {final_path} from {old} (a rebuild was interrupted).')
 
 
 @contextmanager
-def build_atomically(final_path, is_own_output=None):
+def build_atomically(final_path):
     """Yield ``<final_path>.partial`` (marked as ours, locked) to build into; on success swap it into ``final_path``.
 
-    ``is_own_output`` tells a finished output of this kind by its entries (LMDBs are recognised
-    without it). A leftover ``.partial`` of an interrupted run is removed first (only if it is ours and no live run
+    A leftover ``.partial`` of an interrupted run is removed first (only if it is ours and no live run
     holds it: a live run's is :class:`~sfmnet_plugin.utils.run_lock.RunFolderInUseError`).
     On an exception the partial folder is removed; the old output is untouched.
     """
@@ -71,14 +70,14 @@ def build_atomically(final_path, is_own_output=None):
     with ExitStack() as locks:
         if osp.lexists(partial) and not osp.islink(partial) and osp.isdir(partial):
             leftover = locks.enter_context(lock_folder_being_built(partial))  # refused while a live run builds it
-            refuse_unless_ours(partial, is_own_output)
+            refuse_unless_ours(partial)
             print(f'Removing {partial}, left over from an interrupted run.')
-            shutil.rmtree(partial)
+            delete_marker_last(partial)
             leftover.release()
         elif osp.lexists(partial):
-            refuse_unless_ours(partial, is_own_output)
-        recover_interrupted_swap(final_path, is_own_output)
-        refuse_unless_ours(final_path, is_own_output, action='replace')
+            refuse_unless_ours(partial)
+        recover_interrupted_swap(final_path)
+        refuse_unless_ours(final_path, action='replace')
         os.mkdir(partial)  # only one of two runs started at once succeeds
         try:
             locks.enter_context(lock_folder_being_built(partial))
@@ -87,20 +86,19 @@ def build_atomically(final_path, is_own_output=None):
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        _swap_into_place(partial, final_path, is_own_output, locks)
+        _swap_into_place(partial, final_path, locks)
 
 
-def _swap_into_place(partial, final_path, is_own_output, locks):
-    os.remove(osp.join(partial, OWNER_MARKER))  # finished: recognised by its contents from now on
+def _swap_into_place(partial, final_path, locks):
     if not osp.exists(final_path):
         os.rename(partial, final_path)
         return
-    mark_as_ours(final_path)  # the old output is about to become garbage that the next run may delete
+    mark_as_ours(final_path)  # the old output, deleted below: its marker names this run, the lock's holder
     locks.enter_context(lock_folder_being_built(final_path))  # held until it is deleted below
     if _exchange(partial, final_path):
-        shutil.rmtree(partial)  # now the old output; a kill here leaves a marked leftover for the next run
+        delete_marker_last(partial)  # now the old output; a kill here leaves a marked leftover for the next run
         return
     old = final_path + OLD_SUFFIX
     os.rename(final_path, old)
     os.rename(partial, final_path)
-    shutil.rmtree(old)
+    delete_marker_last(old)

@@ -13,7 +13,6 @@ killed at any moment leaves the old complete output or the new complete one, and
 removes the leftover. Nothing is deleted that the tools did not create.
 """
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from os import path as osp
@@ -246,14 +245,6 @@ def check_output_root(out_root):
         raise DataPrepError(f'--out {out_root}: is a file, not a folder; choose a folder for the outputs.')
 
 
-_SPLIT_ENTRY = re.compile(r'^(HR|LR_bicubic|LR_x\d+_bicubic|HR\.lmdb|LR_x\d+\.lmdb)$')
-
-
-def is_split_output(entries):
-    """Whether folder entries are those of a finished split: its report, LMDBs and PNG folders, nothing else."""
-    return REPORT_NAME in entries and all(name == REPORT_NAME or _SPLIT_ENTRY.match(name) for name in entries)
-
-
 def contents_line(labels, save_png, count):
     """The report line that lists what a complete split holds: ``contents: 5 images in HR.lmdb, ..., HR/``."""
     outputs = [f'{label}.lmdb' for label in labels] + ([f'{sfmnet_png_folder(label)}/' for label in labels]
@@ -285,7 +276,7 @@ def prepare_split(out_root, split, jobs, spec, workers, save_png=False, overwrit
     check_output_root(out_root)
     check_output_root_holds_no_input(out_root, jobs)
     final_dir = osp.join(out_root, split)
-    recover_interrupted_swap(final_dir, is_split_output)
+    recover_interrupted_swap(final_dir)
     if output_exists(final_dir, overwrite):
         return None
     if not jobs:
@@ -294,7 +285,7 @@ def prepare_split(out_root, split, jobs, spec, workers, save_png=False, overwrit
         check_landmark_models(spec.landmarks)
     check_job_keys(jobs, f'split {split!r}')
     os.makedirs(out_root, exist_ok=True)
-    with build_atomically(final_dir, is_split_output) as partial_dir:
+    with build_atomically(final_dir) as partial_dir:
         summary = write_samples(jobs, spec, split_targets(partial_dir, spec.labels, save_png), workers, split)
         if summary.written == 0:
             raise DataPrepError(f'[{split}] none of the {len(jobs)} images could be used (see the messages above).')

@@ -39,8 +39,9 @@ def plan_outputs(args, paths):
     return plan.check()
 
 
-def restore_one(photo_restorer, path, stem, args):
-    """Restore one photo and write its files: ``(PhotoResult or None when nothing was written, [(what, reason)])``."""
+def restore_one(photo_restorer, path, stem, args, plan):
+    """Restore one photo and write its files: ``(PhotoResult or None when nothing was written, [(what, reason)])``.
+    Its face crops (``--save-faces``), named only now, join ``plan``: never over an input or another output."""
     try:
         image = read_photo(path)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
@@ -52,18 +53,16 @@ def restore_one(photo_restorer, path, stem, args):
     targets = {f'{stem}.png': result.restored}
     if not args.no_before_after:
         targets[f'{stem}_before_after.png'] = result.before_after()
+    crops = {}
     if args.save_faces:
         for face in result.restored_faces:
-            targets[f'{stem}_face{face.index}_input.png'] = face.input_crop
-            targets[f'{stem}_face{face.index}_restored.png'] = face.restored
-    targets = {osp.join(args.output, name): rgb for name, rgb in targets.items()}
-    crops = OutputPlan(args.output, [('input photo', path)])
-    for target in targets:
-        crops.add(target, path)
+            crops[f'{stem}_face{face.index}_input.png'] = face.input_crop
+            crops[f'{stem}_face{face.index}_restored.png'] = face.restored
     try:
-        crops.check(writable=False)
+        plan.add_during_run([(osp.join(args.output, name), path) for name in crops])
     except OutputPathError as error:
         return None, [(path, f'not written: {error}')]
+    targets = {osp.join(args.output, name): rgb for name, rgb in {**targets, **crops}.items()}
     for target, rgb in targets.items():
         write_png(target, rgb)
     skipped = [(f'{path} face {face.index}', face.skip_reason) for face in result.skipped_faces]
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 bad.append((path, f'same output name {stem}.png as {stems[stem]}'))
                 continue
             stems[stem] = path
-            result, problems = restore_one(photo_restorer, path, stem, args)
+            result, problems = restore_one(photo_restorer, path, stem, args, plan)
             if result is not None and args.niqe:
                 niqe_rows += face_niqe_rows(path, result)
             bad += problems

@@ -43,9 +43,10 @@ def atomic_write(path, write, fsync=False, make_folder=False, executable=False):
     folder = osp.dirname(osp.abspath(path))
     if make_folder:
         os.makedirs(folder, exist_ok=True)
-    elif not osp.isdir(folder):  # said here, not by the writer: some (safetensors') report it without an errno
-        raise OutputWriteError(f'cannot write {path}: the folder {folder} does not exist; create it or choose '
-                               'another output path.', path, errno.ENOENT)
+    elif not osp.isdir(folder):  # said here, not by the writer: torch's and safetensors' words are their own
+        what = 'is a file, not a folder' if osp.exists(folder) else 'does not exist'
+        raise OutputWriteError(f'cannot write {path}: {folder} {what}; create the folder or choose another output '
+                               'path.', path, errno.ENOENT)
     partial = f'{path}{PARTIAL_SUFFIX}'
     if osp.islink(partial):  # a link under the temporary name: never write through it to a file elsewhere
         os.remove(partial)

@@ -33,9 +33,9 @@ from os import path as osp
 from sfmnet_plugin.utils.output_paths import OutputPathError, output_write_error
 from sfmnet_plugin.utils.run_lock import FolderLock
 
-OWNER_MARKER = '.sfmnet_output'  # "made by an sfmnet-plugin tool", holding the PID of the run that made it
-# an LMDB's files, and the landmark files --landmarks 68 writes beside them (sfmnet_plugin.prep.landmarks)
-_LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt', 'landmarks_68.txt', 'landmarks_68_missing.txt'}
+# "made by an sfmnet-plugin tool", holding the PID of the run that made it; it stays in the finished output, the
+# only sign that a tool may replace or remove the folder (a user's folder holding a file named data.mdb is not ours)
+OWNER_MARKER = '.sfmnet_output'
 
 
 class NotOurOutputError(OutputPathError):
@@ -52,27 +52,34 @@ def mark_as_ours(folder):
         raise output_write_error(marker, error) from error
 
 
-def looks_like_ours(folder, is_own_output=None):
-    """True if ``folder`` (not a link) carries the marker, holds only an LMDB's files, or
-    ``is_own_output(set of entries)``."""
-    if not osp.isdir(folder) or osp.islink(folder):
-        return False
-    entries = set(os.listdir(folder))
-    if OWNER_MARKER in entries:
-        return True
-    return bool(entries) and (entries <= _LMDB_FILES or bool(is_own_output and is_own_output(entries)))
+def looks_like_ours(folder):
+    """True if ``folder`` (not a link) carries the owner marker."""
+    return osp.isdir(folder) and not osp.islink(folder) and osp.isfile(osp.join(folder, OWNER_MARKER))
 
 
-def refuse_unless_ours(folder, is_own_output=None, action='delete'):
+def refuse_unless_ours(folder, action='delete'):
     """Raise :class:`NotOurOutputError` if ``folder`` exists and was not made by a tool of the plugin."""
-    if osp.lexists(folder) and not looks_like_ours(folder, is_own_output):
+    if osp.lexists(folder) and not looks_like_ours(folder):
         raise NotOurOutputError(f'{folder} exists but was not created by this tool; refusing to {action} it. '
                                 'Move it away or choose another output.')
 
 
-def remove_our_folder(folder, is_own_output=None):
+def remove_our_folder(folder):
     """Delete ``folder`` if it is ours (see :func:`looks_like_ours`); otherwise raise :class:`NotOurOutputError`."""
-    refuse_unless_ours(folder, is_own_output)
+    refuse_unless_ours(folder)
+    delete_marker_last(folder)
+
+
+def delete_marker_last(folder):
+    """Delete our ``folder``, its owner marker last: a deletion killed half-way leaves a folder the next run still
+    recognises as ours and removes."""
+    for entry in os.scandir(folder):
+        if entry.name == OWNER_MARKER:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.remove(entry.path)
     shutil.rmtree(folder)
 
 
@@ -152,18 +159,29 @@ class OutputPlan:
         self.planned.append((path, source))
         return path
 
+    def add_during_run(self, outputs):
+        """Plan ``[(path, source)]`` whose names are known only mid-run (a file per detected face) and check them at
+        once against the inputs and every output planned before; refused ones (OutputPathError) are not planned."""
+        seen = {_real(path): source for path, source in self.planned}
+        for path, source in outputs:
+            self._check_name(path, source, seen)
+        self.planned += outputs
+
     def _check_names(self):
         seen = {}
         for path, source in self.planned:
-            key = _real(path)
-            if key in seen:
-                earlier_source = seen[key]
-                raise OutputPathError(
-                    f'{self.option}: two outputs of this run have the name {path}'
-                    + (f' (from {earlier_source} and {source})' if earlier_source or source else '')
-                    + '; the second would replace the first: rename one input or write them separately.')
-            seen[key] = source
-            self._check_file(path)
+            self._check_name(path, source, seen)
+
+    def _check_name(self, path, source, seen):
+        key = _real(path)
+        if key in seen:
+            earlier_source = seen[key]
+            raise OutputPathError(
+                f'{self.option}: two outputs of this run have the name {path}'
+                + (f' (from {earlier_source} and {source})' if earlier_source or source else '')
+                + '; the second would replace the first: rename one input or write them separately.')
+        seen[key] = source
+        self._check_file(path)
 
     def _check_file(self, path):
         for label, item in self.inputs:

@@ -28,6 +28,8 @@ def run(hr, out, *methods):
     (['--folder', 'HR', 'hr'], "method name 'HR' is reserved for the HR upper bound"),
     (['--bicubic', 'LR'], "method name 'LR' is reserved for the contact sheet's LR column"),
     (['--folder', 'Bicubic', 'hr'], "method name 'Bicubic' is reserved for the bicubic baseline"),
+    (['--folder', 'HR ', 'hr'], "method name 'HR ': expected a name without surrounding spaces, line breaks or '|'"),
+    (['--bicubic', 'A|B'], "method name 'A|B': expected a name without surrounding spaces"),
 ])
 def test_reserved_method_names_are_refused(hr, tmp_path, capsys, methods, expected):
     methods = [str(hr) if value == 'hr' else value for value in methods]

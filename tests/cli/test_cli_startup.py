@@ -80,6 +80,8 @@ def test_a_usage_error_exits_2_before_anything_heavy(name, module, function):
      '--batch-size, --size and --max-input-side must be positive'),
     ('sfmnet_cli.infer', ['in', '--output', 'out', '--checkpoint', 'c.pth', '--size', '200'], 1,
      '--size 200 is larger than --max-input-side 128'),
+    ('sfmnet_cli.infer', ['in', '--output', 'out', '--checkpoint', 'c.pth', '--max-input-side', '100000'], 1,
+     '--max-input-side 100000: expected at most 1024'),
     ('sfmnet_cli.restore', ['in', '--output', 'out', '--checkpoint', 'c.pth', '--upscale', '17'], 1,
      '--upscale 17: expected 1 to 16'),
     ('sfmnet_cli.export', ['--checkpoint', 'c.pth', '--lr-size', '0'], 1, '--lr-size takes one or two positive sizes'),

@@ -255,6 +255,15 @@ def test_restore_command_detects_faces_and_writes_photos(group_photo, tmp_path, 
     assert restore_main([str(photos), '--output', str(photos), '--checkpoint', str(checkpoint), '--arch-json',
                          json.dumps(TINY_HD)]) == 1
     assert 'is the input folder' in capsys.readouterr().err
+    # a face crop's name (known only after detection) that another photo's output has: the crop is refused, never
+    # written over the other photo's restored copy
+    other = tmp_path / 'other' / faces[0]
+    other.parent.mkdir()
+    Image.fromarray(photo[:64, :64]).save(other)
+    restore_main([str(photos / 'group.png'), str(other), '--output', str(tmp_path / 'out2'), '--checkpoint',
+                  str(checkpoint), '--arch-json', json.dumps(TINY_HD), '--device', 'cpu', '--save-faces'])
+    assert f'two outputs of this run have the name {tmp_path / "out2" / faces[0]}' in capsys.readouterr().err
+    assert np.array_equal(np.array(Image.open(tmp_path / 'out2' / faces[0])), photo[:64, :64])  # no face: unchanged
 
 
 def test_restore_command_without_the_detector_package_fails_cleanly(tmp_path, monkeypatch, capsys):

@@ -186,6 +186,21 @@ def test_fid_weights_and_reference_are_checked_before_the_run_not_at_its_first_v
     assert any('val.fid.reference: not set' in p for p in problems_of(tmp_path, opt, stage='test'))  # it validates
 
 
+def test_two_evaluated_sets_with_one_name_are_refused(faces, tmp_path, problems_of, run_options):
+    """Their metrics, summaries and images would be filed under one name: the second set's replace the first's."""
+    opt = run_options(faces)
+    opt['datasets']['val_2'] = dict(opt['datasets']['val'])
+    expected = ("datasets.val_2.name: 'faces_val' is also the name of datasets.val; give each evaluated set its own "
+                'name (its metrics, summary and images are filed under it).')
+    assert problems_of(tmp_path, opt) == [expected]
+    opt['datasets']['val_2']['name'] = 'faces_val_2'
+    assert problems_of(tmp_path, opt) == []
+    test_opt = {**opt, 'datasets': {'test_1': opt['datasets']['val'], 'test_2': dict(opt['datasets']['val'])},
+                'path': {**opt['path'], 'pretrain_network_g': str(faces / 'net.pth')}}
+    problems = problems_of(tmp_path, test_opt, stage='test')
+    assert any("datasets.test_2.name: 'faces_val' is also the name of datasets.test_1;" in p for p in problems)
+
+
 def test_force_yml_is_applied_before_checking(faces, tmp_path, write_yaml, run_options):
     opt = run_options(faces, datasets__train__dataroot_gt='nowhere/HR')
     path = write_yaml(tmp_path / 'run.yml', opt)

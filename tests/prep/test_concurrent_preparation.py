@@ -43,7 +43,8 @@ def test_a_second_preparation_of_the_same_output_is_refused_and_the_first_stays_
         assert err.count('\n') == 0 and 'Traceback' not in err, err
         assert f'{out}.partial is in use by a running process (PID {os.getpid()})' in err, err
     monkeypatch.undo()
-    assert sorted(os.listdir(out)) == ['data.mdb', 'lock.mdb', 'meta_info.txt']  # no marker, no lock file left
+    # the owner marker (this tool made it) and no lock file left
+    assert sorted(os.listdir(out)) == ['.sfmnet_output', 'data.mdb', 'lock.mdb', 'meta_info.txt']
     assert not (tmp_path / 'out.lmdb.partial').exists()
     assert check_lmdb(str(out), 1) == []  # every listed key is stored and decodes
     capsys.readouterr()

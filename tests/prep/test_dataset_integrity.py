@@ -40,7 +40,7 @@ def forget_lmdb_handles():
 def error_lines(stderr):
     """The ``error:`` lines of a run's stderr (progress bars also go there); there must be no traceback."""
     assert 'Traceback' not in stderr
-    return [line for line in stderr.splitlines() if line.startswith('error: ')]
+    return [line for line in stderr.splitlines() if ': error: ' in line]
 
 
 def verify_split(split_dir):

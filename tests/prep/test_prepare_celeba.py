@@ -56,7 +56,8 @@ def test_wild_run_writes_every_split_with_basicsr_meta_info(celeba, wild_run, re
     for split in ('train', 'val', 'test'):
         keys = celeba.expected_keys(split)
         assert sorted(os.listdir(out / split)) == sorted(
-            ['prepare_report.txt'] + [f'{label}.lmdb' for label in SFMNET_FOLDERS] + list(SFMNET_FOLDERS.values()))
+            ['.sfmnet_output', 'prepare_report.txt'] + [f'{label}.lmdb' for label in SFMNET_FOLDERS]
+            + list(SFMNET_FOLDERS.values()))
         for label, side in (('HR', 128), ('LR_x4', 32), ('LR_x8', 16), ('LR_x16', 8)):
             assert read_lines(out / split / f'{label}.lmdb' / 'meta_info.txt') == [
                 f'{key}.png ({side},{side},3) 1' for key in keys]
@@ -130,7 +131,7 @@ def test_aligned_protocol_with_split_lists(celeba, tmp_path, pil_downsample, rea
                             '--split-list', f'val:{tmp_path / "val.txt"}',
                             '--scales', '8', '--out', str(out), '--workers', '1']) == 0
     assert sorted(os.listdir(out)) == ['test', 'val']
-    assert sorted(os.listdir(out / 'test')) == ['HR.lmdb', 'LR_x8.lmdb', 'prepare_report.txt']
+    assert sorted(os.listdir(out / 'test')) == ['.sfmnet_output', 'HR.lmdb', 'LR_x8.lmdb', 'prepare_report.txt']
     hr = read_lmdb_images(out / 'test' / 'HR.lmdb')
     assert sorted(hr) == ['000001', '000003']  # 000007 is the truncated file
     assert sorted(read_lmdb_images(out / 'val' / 'HR.lmdb')) == ['000002']
@@ -225,7 +226,7 @@ def test_existing_output_is_kept_leftovers_removed_and_overwrite_rebuilds(celeba
 
     assert prepare_celeba(argv + ['--overwrite', '--scales', '4']) == 0
     assert sorted(os.listdir(out)) == ['test']
-    assert sorted(os.listdir(out / 'test')) == ['HR.lmdb', 'LR_x4.lmdb', 'prepare_report.txt']
+    assert sorted(os.listdir(out / 'test')) == ['.sfmnet_output', 'HR.lmdb', 'LR_x4.lmdb', 'prepare_report.txt']
 
 
 def test_killed_run_leaves_no_complete_looking_output_and_a_rerun_completes(tmp_path, make_many_celeba_images,

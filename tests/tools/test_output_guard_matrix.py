@@ -297,6 +297,27 @@ def a_folder_the_tool_did_not_create(ws, tool):
     return demo_argv(ws, ws / 'out'), ws / 'out' / 'faces' / 'train'
 
 
+def a_look_alike_of_its_output(ws, tool):
+    """The user's folder holding exactly the files the tool's output holds (a file named data.mdb, a split's report
+    and LMDB names), but no owner marker: still not the tool's to replace."""
+    def look_alike(folder, names):
+        os.makedirs(folder)
+        for name in names:
+            os.makedirs(folder / osp.dirname(name), exist_ok=True)
+            (folder / name).write_text('the user\'s file\n')
+        return folder
+
+    lmdb_files = ['data.mdb', 'lock.mdb', 'meta_info.txt']
+    if tool == 'folder-to-lmdb':
+        return lmdb_argv(ws, look_alike(ws / 'out.lmdb', lmdb_files), extra=['--overwrite']), ws / 'out.lmdb'
+    if tool in PREPARATION:
+        split = look_alike(ws / 'out' / ('train' if tool == 'prepare-ffhq' else 'test'),
+                           ['prepare_report.txt', *(f'HR.lmdb/{name}' for name in lmdb_files)])
+        return TOOLS[tool][1](ws, ws / 'out', extra=['--overwrite']), split
+    lmdb = look_alike(ws / 'out' / 'lmdb' / 'train_HR.lmdb', lmdb_files)
+    return demo_argv(ws, ws / 'out'), lmdb
+
+
 def output_folder_missing(ws, tool):
     """A file output in a folder that does not exist (a mistyped path): refused, not made, by the tools that write
     one file the user names (sfmnet-export makes its folder, as --output's help says)."""
@@ -370,6 +391,7 @@ HAZARDS = {
     'two outputs with one name': (two_outputs_with_one_name, ['infer', 'restore']),
     'output through a symlink': (output_through_a_symlink, [*WRITERS, 'demo']),
     'a folder the tool did not create': (a_folder_the_tool_did_not_create, ['folder-to-lmdb', *PREPARATION, 'demo']),
+    'a look-alike of its output': (a_look_alike_of_its_output, ['folder-to-lmdb', *PREPARATION, 'demo']),
     'output folder missing': (output_folder_missing, ['convert-official', 'convert']),
     'read-only output': (read_only_output, [*WRITERS, 'demo', 'train', 'test']),
     'full output': (full_output, [*WRITERS, 'demo', 'train', 'test']),

@@ -10,7 +10,7 @@ import torch
 from basicsr.archs import build_network
 from PIL import Image
 
-from sfmnet_cli import folder_to_lmdb, infer
+from sfmnet_cli import benchmark, folder_to_lmdb, infer
 from sfmnet_plugin.checkpoints.io import save_checkpoint_file
 
 TINY = {'type': 'SFMNet', 'upscale': 4, 'num_feat': 8, 'num_heads': 2, 'num_levels': 2}
@@ -63,6 +63,19 @@ def test_folder_to_lmdb_lists_them_as_skipped(folder, tmp_path, capsys):
     for name, reason in ODD.items():
         assert f'{folder / name}: skipped, {reason}' in out, out
     assert (tmp_path / 'out.lmdb' / 'meta_info.txt').read_text().startswith('good.png ')
+
+
+def test_the_benchmark_lists_them_in_its_notes(folder, tmp_path, capsys):
+    """A test set folder's odd entries are named in the table's notes (and logged), not silently fewer images."""
+    Image.open(folder / 'good.png').resize((32, 32)).save(folder / 'good.png')
+    assert benchmark.main(['--gt', str(folder), '--scale', '4', '--bicubic', '--output', str(tmp_path / 'out'),
+                           '--metrics', 'sfmnet', '--latency-repeats', '0', '--sheet-images', '0',
+                           '--no-progress']) == 0
+    captured = capsys.readouterr()
+    table = (tmp_path / 'out' / 'table.md').read_text()
+    for name, reason in ODD.items():
+        assert f'{folder / name}: skipped, {reason}' in table, table
+        assert f'{folder / name}: skipped, {reason}' in captured.err + captured.out
 
 
 def test_a_non_utf8_option_file_is_one_line(folder, tmp_path, checkpoint, capsys):
@@ -129,3 +142,22 @@ def test_a_corrupt_or_wrong_lpips_or_fid_weight_file_is_one_line(tmp_path, capsy
         err = capsys.readouterr().err.strip()
         assert status == 1 and err.count('\n') == 0 and 'Traceback' not in err and str(weights) in err, err
         assert not (tmp_path / 'out').exists()
+
+
+def test_a_test_set_lmdb_whose_meta_info_disagrees_is_one_line(tmp_path, capsys):
+    """The sizes meta_info.txt lists against the stored image: checked when the set is opened (it was a traceback
+    from the metric, "Image shapes are different", after the first image was super-resolved)."""
+    source = tmp_path / 'hr'
+    source.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(source / 'a.png')
+    lmdb = tmp_path / 'hr.lmdb'
+    assert folder_to_lmdb.main([str(source), str(lmdb), '--workers', '1']) == 0
+    meta_info = lmdb / 'meta_info.txt'
+    meta_info.write_text(meta_info.read_text().replace('(32,32,3)', '(16,16,3)'))
+    capsys.readouterr()
+    assert benchmark.main(['--gt', str(lmdb), '--scale', '4', '--bicubic', '--output', str(tmp_path / 'out'),
+                           '--metrics', 'sfmnet', '--latency-repeats', '0', '--no-progress']) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'Traceback' not in err, err
+    assert f'LMDB {lmdb}: image a is stored as 32x32x3 but meta_info.txt lists 16x16x3' in err, err
+    assert not (tmp_path / 'out').exists()
