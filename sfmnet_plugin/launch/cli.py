@@ -61,7 +61,8 @@ def main(stage, root_path=None, argv=None):
         # the outputs root ($SFMNET_ROOT_PATH): a folder where files can be created (probed, nothing left behind)
         probe_writable(request.root_path, option=f'the outputs root (${ROOT_PATH_VARIABLE} or the checkout)')
     except (UnsafeOrInvalidFileError, OptionKeyError, OutputPathError, OSError) as error:
-        print(f'sfmnet-{stage}: error: {one_line(error)}', file=sys.stderr)  # one line naming the option file or the path
+        # one line naming the option file or the path
+        print(f'sfmnet-{stage}: error: {one_line(error)}', file=sys.stderr)
         sys.exit(2)
     except PreflightError as error:
         lines = error.problems

@@ -73,7 +73,8 @@ def test_existing_splits_are_kept_leftovers_removed_and_metadata_splits(ffhq, tm
 def test_script_errors_are_one_line(ffhq, tmp_path, capsys, run_script):
     root, _ = ffhq
     result = run_script('prepare_ffhq', '--root', tmp_path / 'missing', '--out', tmp_path / 'out')
-    assert result.returncode == 2 and result.stderr.startswith('sfmnet-prepare-ffhq: error: ') and 'Traceback' not in result.stderr
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.startswith('sfmnet-prepare-ffhq: error: ')
     assert cli(['--root', str(root), '--out', str(tmp_path / 'out'), '--splits', 'all', 'train']) == 2
     assert 'do not combine' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
