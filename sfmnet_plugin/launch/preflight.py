@@ -15,10 +15,13 @@ BasicSR's logger:
   so a batch larger than the set trained zero iterations and reported success);
 * every pretrained file the run reads: ``path.pretrain_network_*`` and ``path.resume_state`` with the network
   files it resumes from (and, when testing, that a network is given at all: BasicSR would score a random one),
-  the VGG weights of the perceptual loss and the AlexNet/VGG weights of LPIPS.
+  the VGG weights of the perceptual loss, the AlexNet/VGG weights of LPIPS and the FID Inception weights and
+  reference;
+* that no two sets the run evaluates share a ``name`` (their results are filed under it).
 
 Each problem is one line naming the option, the path and the command that prepares it; all problems
-are reported together in a :class:`PreflightError`.
+are reported together in a :class:`PreflightError`. The module is long because it is the one checklist of what
+a run needs, read top to bottom in the order BasicSR would fail; split, each part would need the others' helpers.
 """
 import math
 import re

@@ -8,6 +8,7 @@ that a damaged install is one line naming the file (and refused if non-finite) i
 """
 import functools
 import re
+import warnings
 from os import path as osp
 
 import lpips
@@ -71,7 +72,9 @@ def load_linear_layers(lpips_model, net):
 @functools.cache
 def lpips_network(net, weights_path, device):
     """LPIPS v0.1 on ``device`` with its trunk from ``weights_path`` (None: random); one per process and key."""
-    model = lpips.LPIPS(pretrained=False, net=net, version='0.1', pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # lpips builds its trunk with torchvision's deprecated pretrained= arguments
+        warnings.filterwarnings('ignore', category=UserWarning, module='torchvision.models._utils')
+        model = lpips.LPIPS(pretrained=False, net=net, version='0.1', pnet_rand=True, verbose=False)
     load_linear_layers(model, net)
     if weights_path is None:
         warn_random_weights(f'LPIPS-{net}')  # here, so that it is said once and not for every image
