@@ -14,8 +14,7 @@ never deleting its folder as "left over" (:func:`sfmnet_plugin.utils.output_guar
 """
 import ctypes
 import os
-import shutil
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from os import path as osp
 
 from sfmnet_plugin.utils.output_guard import (  # noqa: F401  (the ownership rules live in the output guard)
@@ -84,7 +83,8 @@ def build_atomically(final_path):
             mark_as_ours(partial)
             yield partial
         except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
+            with suppress(OSError):  # marker last, as every deletion of ours: a second kill leaves it recognisable
+                delete_marker_last(partial)
             raise
         _swap_into_place(partial, final_path, locks)
 

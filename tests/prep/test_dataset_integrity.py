@@ -1,6 +1,7 @@
 """Preparation never deletes what it did not make, rebuilds survive SIGKILL at any moment, verify_lmdb checks a
 split against its report, failures are one line, subfolders are not ignored in silence."""
 import os
+import shutil
 import signal
 import sys
 from os import path as osp
@@ -125,10 +126,9 @@ KILL_MOMENTS = {
     'with the new output complete, before the swap': lambda mp: mp.setattr(atomic_output, '_swap_into_place',
                                                                            _kill_self),
     'just before the exchange': lambda mp: mp.setattr(atomic_output, '_exchange', _kill_self),
-    'after the exchange, before the old output is removed': lambda mp: mp.setattr(atomic_output.shutil, 'rmtree',
-                                                                                  _kill_self),
-    'while the old output is being removed': lambda mp: mp.setattr(atomic_output.shutil, 'rmtree',
-                                                                   _after_first_file_removed),
+    # the old output is deleted by the output guard's delete_marker_last, through shutil.rmtree
+    'after the exchange, before the old output is removed': lambda mp: mp.setattr(shutil, 'rmtree', _kill_self),
+    'while the old output is being removed': lambda mp: mp.setattr(shutil, 'rmtree', _after_first_file_removed),
     'between the two renames (no exchange available)': lambda mp: (
         mp.setattr(atomic_output, '_exchange', lambda *a: False),
         mp.setattr(atomic_output.os, 'rename', _kill_on_second_rename(os.rename))),
